@@ -67,6 +67,18 @@ impl TargetAddr {
         })
     }
 
+    /// Checks the rules the decoder applies (domain syntax, non-zero port), for targets built
+    /// field by field.
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        if let Address::Domain(d) = &self.addr {
+            validate_domain(d)?;
+        }
+        if self.port == 0 {
+            return Err(DecodeError::ZeroPort);
+        }
+        Ok(())
+    }
+
     /// The socket address, when the host is an IP address.
     pub fn to_socket_addr(&self) -> Option<SocketAddr> {
         match &self.addr {
@@ -81,7 +93,7 @@ impl TargetAddr {
         1 + match &self.addr {
             Address::Ipv4(_) => 4,
             Address::Ipv6(_) => 16,
-            Address::Domain(d) => 1 + d.len(),
+            Address::Domain(d) => 1 + domain_wire(d).len(),
         } + 2
     }
 
@@ -96,10 +108,10 @@ impl TargetAddr {
                 buf.put_slice(&ip.octets());
             }
             Address::Domain(d) => {
+                let name = domain_wire(d);
                 buf.put_u8(ATYP_DOMAIN);
-                // validate_domain keeps every constructed name within 255 bytes.
-                buf.put_u8(u8::try_from(d.len()).unwrap_or(u8::MAX));
-                buf.put_slice(d.as_bytes());
+                buf.put_u8(name.len() as u8);
+                buf.put_slice(name);
             }
         }
         buf.put_u16(self.port);
@@ -125,6 +137,12 @@ impl TargetAddr {
         }
         Ok(TargetAddr { addr, port })
     }
+}
+
+/// The bytes of a domain as encoded: a name built by hand past the 255-byte limit is cut so
+/// the frame stays well formed (the peer then refuses the name, not the framing).
+fn domain_wire(name: &str) -> &[u8] {
+    &name.as_bytes()[..name.len().min(MAX_DOMAIN_LEN)]
 }
 
 fn validate_domain(name: &str) -> Result<(), DecodeError> {

@@ -58,6 +58,9 @@ pub enum ApiError {
     /// The stream is waiting for STREAM_OPEN_ACK, or has been acknowledged already.
     #[error("stream {0} is not waiting to be accepted")]
     NotPending(StreamId),
+    /// Server: the stream must be accepted (STREAM_OPEN_ACK) before anything is sent on it.
+    #[error("stream {0} has not been accepted yet")]
+    NotAccepted(StreamId),
     /// The operation does not fit the stream's kind (data on UDP, datagram on TCP).
     #[error("stream {0} is of the other kind (tcp/udp)")]
     WrongKind(StreamId),

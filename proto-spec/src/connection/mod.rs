@@ -397,29 +397,21 @@ impl Connection {
     pub fn write(&mut self, id: StreamId, data: Bytes) -> Result<usize, ApiError> {
         self.require_established()?;
         let buffer = self.config.stream_send_buffer;
-        let stream = self
-            .streams
-            .get_mut(&id)
-            .ok_or(ApiError::UnknownStream(id))?;
-        if stream.kind != StreamKind::Tcp {
-            return Err(ApiError::WrongKind(id));
-        }
-        if !stream.can_write() {
-            return Err(ApiError::StreamFinished(id));
-        }
+        let stream = self.sendable_stream(id, StreamKind::Tcp)?;
         let room = buffer.saturating_sub(stream.queued);
         let taken = stream.send_credit.take(data.len().min(room));
-        if taken < data.len() {
-            stream.write_blocked = true;
-            self.stats.flow_control_stalls += 1;
-        }
+        let blocked = taken < data.len();
+        stream.write_blocked |= blocked;
+        let newly_ready = taken > 0 && stream.queued == 0;
         if taken > 0 {
-            let was_idle = stream.queued == 0;
             stream.send_queue.push_back(data.slice(..taken));
             stream.queued += taken;
-            if was_idle && !self.ready.contains(&id) {
-                self.ready.push_back(id);
-            }
+        }
+        if blocked {
+            self.stats.flow_control_stalls += 1;
+        }
+        if newly_ready && !self.ready.contains(&id) {
+            self.ready.push_back(id);
         }
         Ok(taken)
     }
@@ -427,13 +419,12 @@ impl Connection {
     /// Half-closes the stream: STREAM_FIN follows the data already written.
     pub fn finish(&mut self, id: StreamId) -> Result<(), ApiError> {
         self.require_established()?;
-        let stream = self
+        let kind = self
             .streams
-            .get_mut(&id)
-            .ok_or(ApiError::UnknownStream(id))?;
-        if !stream.can_write() {
-            return Err(ApiError::StreamFinished(id));
-        }
+            .get(&id)
+            .ok_or(ApiError::UnknownStream(id))?
+            .kind;
+        let stream = self.sendable_stream(id, kind)?;
         stream.fin_queued = true;
         if !self.ready.contains(&id) {
             self.ready.push_back(id);
@@ -503,13 +494,7 @@ impl Connection {
         data: Bytes,
     ) -> Result<(), ApiError> {
         self.require_established()?;
-        let stream = self.streams.get(&id).ok_or(ApiError::UnknownStream(id))?;
-        if stream.kind != StreamKind::Udp {
-            return Err(ApiError::WrongKind(id));
-        }
-        if !stream.can_write() {
-            return Err(ApiError::StreamFinished(id));
-        }
+        self.sendable_stream(id, StreamKind::Udp)?;
         let datagram = Datagram {
             stream_id: id,
             addr,
@@ -583,6 +568,26 @@ impl Connection {
             self.config.limits.stream_window,
             self.config.max_stream_window,
         )
+    }
+
+    /// The stream, if this side may still send on it with an operation of `kind`.
+    fn sendable_stream(&mut self, id: StreamId, kind: StreamKind) -> Result<&mut Stream, ApiError> {
+        let role = self.role;
+        let stream = self
+            .streams
+            .get_mut(&id)
+            .ok_or(ApiError::UnknownStream(id))?;
+        // The client learns of the stream from STREAM_OPEN_ACK; nothing may precede it.
+        if role == Role::Server && !stream.accepted {
+            return Err(ApiError::NotAccepted(id));
+        }
+        if stream.kind != kind {
+            return Err(ApiError::WrongKind(id));
+        }
+        if !stream.can_write() {
+            return Err(ApiError::StreamFinished(id));
+        }
+        Ok(stream)
     }
 
     fn write_room(&self, s: &Stream) -> usize {

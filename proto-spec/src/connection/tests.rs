@@ -29,7 +29,7 @@ impl Pair {
         pair.client
             .send_hello(ClientHello::new("dev-1", b"token".to_vec()))
             .unwrap();
-        pair.to_server();
+        pair.flush_to_server();
         match pair.server.poll_event() {
             Some(Event::HelloReceived(h)) => assert_eq!(h.device_id, "dev-1"),
             other => panic!("expected HELLO, got {other:?}"),
@@ -37,7 +37,7 @@ impl Pair {
         pair.server
             .accept_hello(AcceptHello::new([1; 16], b"resume".to_vec()))
             .unwrap();
-        pair.to_client();
+        pair.flush_to_client();
         assert!(matches!(
             pair.client.poll_event(),
             Some(Event::HelloAccepted(_))
@@ -50,7 +50,7 @@ impl Pair {
     }
 
     /// Moves every queued client message to the server; returns how many.
-    fn to_server(&mut self) -> usize {
+    fn flush_to_server(&mut self) -> usize {
         let mut n = 0;
         while let Some(msg) = self.client.poll_transmit(self.now) {
             self.server.handle_message(msg, self.now).unwrap();
@@ -59,7 +59,7 @@ impl Pair {
         n
     }
 
-    fn to_client(&mut self) -> usize {
+    fn flush_to_client(&mut self) -> usize {
         let mut n = 0;
         while let Some(msg) = self.server.poll_transmit(self.now) {
             self.client.handle_message(msg, self.now).unwrap();
@@ -69,7 +69,7 @@ impl Pair {
     }
 
     fn settle(&mut self) {
-        while self.to_server() + self.to_client() > 0 {}
+        while self.flush_to_server() + self.flush_to_client() > 0 {}
     }
 
     fn open_accepted(&mut self, kind: StreamKind) -> StreamId {
@@ -77,13 +77,13 @@ impl Pair {
             .client
             .open_stream(kind, target(), Bytes::new())
             .unwrap();
-        self.to_server();
+        self.flush_to_server();
         let Some(Event::StreamOpened(open)) = self.server.poll_event() else {
             panic!("no open")
         };
         assert_eq!(open.stream_id, id);
         self.server.accept_stream(id).unwrap();
-        self.to_client();
+        self.flush_to_client();
         assert_eq!(self.client.poll_event(), Some(Event::StreamAccepted(id)));
         id
     }
@@ -230,7 +230,7 @@ fn stream_round_trip_with_early_data_and_half_close() {
         )
         .unwrap();
     assert_eq!((id, taken), (StreamId(1), 18));
-    p.to_server();
+    p.flush_to_server();
     let Some(Event::StreamOpened(open)) = p.server.poll_event() else {
         panic!()
     };
@@ -245,7 +245,7 @@ fn stream_round_trip_with_early_data_and_half_close() {
     );
     p.server.finish(id).unwrap();
     assert_eq!(p.server.stream_state(id), Some(StreamState::Open));
-    p.to_client();
+    p.flush_to_client();
     let ev = events(&mut p.client);
     assert_eq!(ev[0], Event::StreamAccepted(id));
     assert_eq!(data_of(&ev, id), b"HTTP/1.1 200 OK\r\n\r\nhi");
@@ -261,7 +261,7 @@ fn stream_round_trip_with_early_data_and_half_close() {
     // The client may still send after the server's FIN.
     p.client.write(id, Bytes::from_static(b"more")).unwrap();
     p.client.finish(id).unwrap();
-    p.to_server();
+    p.flush_to_server();
     let ev = events(&mut p.server);
     assert_eq!(data_of(&ev, id), b"more");
     assert_eq!(ev.last(), Some(&Event::StreamFinished(id)));
@@ -296,7 +296,7 @@ fn writer_never_exceeds_credit_and_resumes_after_window_update() {
     assert_eq!(taken, 65_536, "only the client's stream window");
     assert_eq!(p.server.write(id, big.slice(taken..)).unwrap(), 0);
     assert_eq!(p.server.stats().flow_control_stalls, 2);
-    p.to_client();
+    p.flush_to_client();
     let ev = events(&mut p.client);
     let got = data_of(&ev, id);
     assert_eq!(got.len(), 65_536);
@@ -306,7 +306,7 @@ fn writer_never_exceeds_credit_and_resumes_after_window_update() {
     }));
     // Reading half the window grants credit again.
     p.client.consume(id, 32_768, p.now).unwrap();
-    p.to_server();
+    p.flush_to_server();
     assert_eq!(events(&mut p.server), vec![Event::StreamWritable(id)]);
     assert_eq!(p.server.writable_bytes(id), 32_768);
 }
@@ -353,7 +353,7 @@ fn session_window_is_shared_by_all_streams() {
     let b = p.open_accepted(StreamKind::Tcp);
     p.server.write(a, Bytes::from(vec![1u8; 100_000])).unwrap();
     p.server.write(b, Bytes::from(vec![2u8; 100_000])).unwrap();
-    p.to_client();
+    p.flush_to_client();
     let ev = events(&mut p.client);
     assert_eq!(data_of(&ev, a).len() + data_of(&ev, b).len(), 150_000);
     // Consuming returns session credit and the rest flows.
@@ -423,7 +423,7 @@ fn udp_stream_carries_datagrams_with_addresses() {
     p.client
         .send_datagram(udp, Some(dns.clone()), Bytes::from_static(b"query"))
         .unwrap();
-    p.to_server();
+    p.flush_to_server();
     let Some(Event::Datagram(d)) = p.server.poll_event() else {
         panic!()
     };
@@ -482,13 +482,13 @@ fn late_frames_after_reset_are_ignored_and_return_session_credit() {
     p.server.write(id, Bytes::from(vec![0u8; 40_000])).unwrap();
     p.client.reset(id, ResetCode::Cancel).unwrap();
     // The server's data crosses the client's RESET on the wire.
-    p.to_client();
+    p.flush_to_client();
     assert!(
         events(&mut p.client).is_empty(),
         "no data delivered on a reset stream"
     );
     assert_eq!(p.client.stats().late_frames, 2);
-    p.to_server();
+    p.flush_to_server();
     assert_eq!(
         events(&mut p.server),
         vec![Event::StreamReset {
@@ -504,7 +504,7 @@ fn late_frames_after_reset_are_ignored_and_return_session_credit() {
         p.server.write(id2, Bytes::from(vec![0u8; 65_536])).unwrap(),
         65_536
     );
-    p.to_client();
+    p.flush_to_client();
     assert_eq!(
         data_of(&events(&mut p.client), id2).len(),
         65_536 - 40_000 + 32_768
@@ -565,7 +565,7 @@ fn stream_limit_and_goaway_refuse_new_streams_but_not_old_ones() {
     p.server
         .go_away(ErrorCode::ShuttingDown, "restarting")
         .unwrap();
-    p.to_client();
+    p.flush_to_client();
     assert!(matches!(p.client.poll_event(), Some(Event::GoAway(g)) if g.last_stream_id == a2));
     assert_eq!(
         p.client
@@ -575,7 +575,7 @@ fn stream_limit_and_goaway_refuse_new_streams_but_not_old_ones() {
     p.server
         .write(a2, Bytes::from_static(b"still served"))
         .unwrap();
-    p.to_client();
+    p.flush_to_client();
     assert_eq!(data_of(&events(&mut p.client), a2), b"still served");
     let _ = a;
 }
@@ -609,9 +609,9 @@ fn goaway_resets_streams_above_the_last_id_on_the_client() {
 fn ping_measures_rtt() {
     let mut p = Pair::default();
     p.client.ping(p.now).unwrap();
-    p.to_server();
+    p.flush_to_server();
     p.now += Duration::from_millis(40);
-    p.to_client();
+    p.flush_to_client();
     assert_eq!(
         p.client.poll_event(),
         Some(Event::Pong {
@@ -625,9 +625,9 @@ fn ping_measures_rtt() {
 fn receive_window_grows_toward_the_bandwidth_delay_product() {
     let mut p = Pair::default();
     p.client.ping(p.now).unwrap();
-    p.to_server();
+    p.flush_to_server();
     p.now += Duration::from_millis(50);
-    p.to_client();
+    p.flush_to_client();
     p.client.poll_event();
     let id = p.open_accepted(StreamKind::Tcp);
     let start = p.client.stream_recv_window(id).unwrap();
@@ -635,10 +635,10 @@ fn receive_window_grows_toward_the_bandwidth_delay_product() {
     for _ in 0..8 {
         let n = p.server.writable_bytes(id);
         p.server.write(id, Bytes::from(vec![0u8; n])).unwrap();
-        p.to_client();
+        p.flush_to_client();
         let got = data_of(&events(&mut p.client), id).len();
         p.client.consume(id, got, p.now).unwrap();
-        p.to_server();
+        p.flush_to_server();
         p.now += Duration::from_millis(1);
     }
     let end = p.client.stream_recv_window(id).unwrap();
@@ -686,7 +686,7 @@ fn data_after_fin_and_data_before_ack_are_violations() {
     let mut p = Pair::default();
     let id = p.open_accepted(StreamKind::Tcp);
     p.client.finish(id).unwrap();
-    p.to_server();
+    p.flush_to_server();
     let late = Frame::StreamData(StreamData {
         stream_id: id,
         data: Bytes::from_static(b"x"),

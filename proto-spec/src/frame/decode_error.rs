@@ -35,6 +35,7 @@ pub enum Field {
     Increment,
     PingPayload,
     LastStreamId,
+    Reason,
 }
 
 impl Field {
@@ -69,6 +70,7 @@ impl Field {
             Increment => "increment",
             PingPayload => "opaque",
             LastStreamId => "last_stream_id",
+            Reason => "reason",
         }
     }
 }

@@ -22,7 +22,9 @@ pub struct Extension {
 }
 
 pub(crate) fn payload_len(exts: &[Extension]) -> usize {
-    exts.iter().map(|e| 4 + e.value.len()).sum()
+    exts.iter()
+        .map(|e| 4 + e.value.len().min(MAX_EXTENSION_LEN))
+        .sum()
 }
 
 pub(crate) fn encode(exts: &[Extension], buf: &mut BytesMut) {

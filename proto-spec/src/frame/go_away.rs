@@ -39,7 +39,7 @@ impl GoAway {
     pub(crate) fn decode(r: &mut Reader) -> Result<Self, DecodeError> {
         let last_stream_id = StreamId(r.u32(Field::LastStreamId)?);
         let code = ErrorCode::from(r.u16(Field::Code)?);
-        let reason = r.rest_utf8(Field::Message, MAX_MESSAGE_LEN)?;
+        let reason = r.rest_utf8(Field::Reason, MAX_MESSAGE_LEN)?;
         Ok(GoAway {
             last_stream_id,
             code,

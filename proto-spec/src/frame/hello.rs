@@ -18,7 +18,7 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{extension, put_bytes8, put_str8, DecodeError, Extension, Field};
+use super::{bytes8_len, extension, put_bytes8, put_str8, str8_len, DecodeError, Extension, Field};
 use crate::limits::Limits;
 use crate::reader::Reader;
 
@@ -77,19 +77,13 @@ pub struct Hello {
 
 impl Hello {
     pub(crate) fn payload_len(&self) -> usize {
-        1 + 2 * self.versions.len()
-            + 1
-            + self.device_id.len()
-            + 1
-            + self.device_token.0.len()
-            + 1
-            + self.client_name.len()
-            + 1
-            + self.client_version.len()
-            + 1
-            + self.resume_token.as_ref().map_or(0, |t| t.0.len())
-            + 1
-            + self.region.as_ref().map_or(0, String::len)
+        1 + 2 * self.versions.len().min(MAX_VERSIONS)
+            + str8_len(&self.device_id)
+            + bytes8_len(&self.device_token.0)
+            + str8_len(&self.client_name)
+            + str8_len(&self.client_version)
+            + bytes8_len(self.resume_token.as_ref().map_or(&[][..], |t| &t.0[..]))
+            + str8_len(self.region.as_deref().unwrap_or(""))
             + 12
             + extension::payload_len(&self.extensions)
     }
@@ -172,14 +166,13 @@ impl Hello {
             0,
             MAX_CLIENT_FIELD_LEN,
         )?;
-        let resume_len = self.resume_token.as_ref().map_or(0, |t| t.0.len());
-        check_len(Field::ResumeToken, resume_len, 0, MAX_RESUME_TOKEN_LEN)?;
-        check_len(
-            Field::Region,
-            self.region.as_ref().map_or(0, String::len),
-            0,
-            MAX_REGION_LEN,
-        )?;
+        // `Some` of an empty value would arrive as `None`: refuse it rather than change meaning.
+        if let Some(t) = &self.resume_token {
+            check_len(Field::ResumeToken, t.0.len(), 1, MAX_RESUME_TOKEN_LEN)?;
+        }
+        if let Some(r) = &self.region {
+            check_len(Field::Region, r.len(), 1, MAX_REGION_LEN)?;
+        }
         self.limits.validate()?;
         validate_extensions(&self.extensions)
     }

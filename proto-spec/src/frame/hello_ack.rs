@@ -16,7 +16,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::hello::{validate_extensions, Token, MAX_RESUME_TOKEN_LEN};
-use super::{extension, put_bytes8, DecodeError, Extension, Field};
+use super::{bytes8_len, extension, put_bytes8, DecodeError, Extension, Field};
 use crate::limits::Limits;
 use crate::reader::{check_len, Reader};
 
@@ -43,7 +43,7 @@ pub struct HelloAck {
 
 impl HelloAck {
     pub(crate) fn payload_len(&self) -> usize {
-        2 + 16 + 1 + self.resume_token.0.len() + 4 * 6 + extension::payload_len(&self.extensions)
+        2 + 16 + bytes8_len(&self.resume_token.0) + 4 * 6 + extension::payload_len(&self.extensions)
     }
 
     pub(crate) fn encode_payload(&self, buf: &mut BytesMut) {

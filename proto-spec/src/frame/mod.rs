@@ -367,7 +367,19 @@ pub(crate) fn put_header(buf: &mut BytesMut, frame_type: u8, flags: u8, stream_i
     buf.put_u32(stream_id.0);
 }
 
+/// Bytes [`put_str8`] writes for `s`.
+pub(crate) fn str8_len(s: &str) -> usize {
+    1 + truncate_utf8(s, 255).len()
+}
+
+/// Bytes [`put_bytes8`] writes for `b`.
+pub(crate) fn bytes8_len(b: &[u8]) -> usize {
+    1 + b.len().min(255)
+}
+
 /// Writes `s` with a one-byte length prefix, cut at a character boundary to fit in 255 bytes.
+/// Encoders cut every field to what its length prefix can express, so `encoded_len` always
+/// matches the bytes written; whether the peer accepts the values is `validate`'s job.
 pub(crate) fn put_str8(buf: &mut BytesMut, s: &str) {
     put_bytes8(buf, truncate_utf8(s, 255).as_bytes());
 }
