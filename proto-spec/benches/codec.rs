@@ -9,7 +9,10 @@ use httvps_proto::StreamId;
 const SIZES: [usize; 3] = [1024, 16 * 1024, 32 * 1024];
 
 fn data_frame(size: usize) -> Frame {
-    Frame::StreamData(StreamData { stream_id: StreamId(7), data: Bytes::from(vec![0xAB; size]) })
+    Frame::StreamData(StreamData {
+        stream_id: StreamId(7),
+        data: Bytes::from(vec![0xAB; size]),
+    })
 }
 
 fn encode(c: &mut Criterion) {

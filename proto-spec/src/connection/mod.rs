@@ -336,7 +336,7 @@ impl Connection {
     ) -> Result<(StreamId, usize), ApiError> {
         self.require_role(Role::Client)?;
         self.require_established()?;
-        if self.goaway_received.is_some() {
+        if self.goaway_received.is_some() || self.goaway_sent.is_some() {
             return Err(ApiError::GoingAway);
         }
         if self.live_streams() >= self.max_streams as usize {
@@ -535,7 +535,10 @@ impl Connection {
         if self.phase == Phase::Closed {
             return Err(ApiError::Closed);
         }
-        let last = self.highest_stream_id;
+        // A later GOAWAY may lower the last stream id, never raise it.
+        let last = self.goaway_sent.map_or(self.highest_stream_id, |prev| {
+            prev.min(self.highest_stream_id)
+        });
         self.goaway_sent = Some(last);
         self.control.push_back(Frame::GoAway(GoAway {
             last_stream_id: last,

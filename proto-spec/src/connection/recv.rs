@@ -218,7 +218,7 @@ impl Connection {
             ));
         }
         self.stats.data_bytes_received += early as u64;
-        let refusal = if self.goaway_sent.is_some() {
+        let refusal = if self.goaway_sent.is_some() || self.goaway_received.is_some() {
             Some(ResetCode::GoingAway)
         } else if self.live_streams() >= self.config.max_streams as usize {
             Some(ResetCode::StreamLimit)

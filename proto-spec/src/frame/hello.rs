@@ -174,8 +174,18 @@ impl Hello {
             check_len(Field::Region, r.len(), 1, MAX_REGION_LEN)?;
         }
         self.limits.validate()?;
-        validate_extensions(&self.extensions)
+        validate_extensions(&self.extensions)?;
+        validate_handshake_size(self.payload_len())
     }
+}
+
+/// Handshake frames travel before any limit is negotiated, so they must fit the minimum.
+pub(crate) fn validate_handshake_size(len: usize) -> Result<(), DecodeError> {
+    let max = crate::limits::MIN_MAX_FRAME_SIZE;
+    if len > max as usize {
+        return Err(DecodeError::FrameTooLarge { len, max });
+    }
+    Ok(())
 }
 
 pub(crate) fn validate_extensions(exts: &[Extension]) -> Result<(), DecodeError> {

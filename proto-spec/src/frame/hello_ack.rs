@@ -106,6 +106,7 @@ impl HelloAck {
             });
         }
         self.limits.validate()?;
-        validate_extensions(&self.extensions)
+        validate_extensions(&self.extensions)?;
+        super::hello::validate_handshake_size(self.payload_len())
     }
 }
