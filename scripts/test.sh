@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite: every crate's unit, integration, property and doc tests, against the real
+# PostgreSQL and Redis on this machine (see scripts/services.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+ensure_services
+export DATABASE_URL_TEST="${DATABASE_URL_TEST:-postgres://postgres@$PG_HOST:$PG_PORT/test}"
+export REDIS_URL_TEST="${REDIS_URL_TEST:-redis://$REDIS_HOST:$REDIS_PORT}"
+exec cargo test --workspace --locked "$@"
