@@ -1,0 +1,7 @@
+//! The httvps control plane: users, devices, plans, regions, the Outline/Shadowsocks node pool,
+//! sessions, usage and audit, served over REST to admins and gateways. See
+//! `docs/control-plane.md` for the API and `docs/architecture.md` for the map.
+
+pub mod model;
+pub mod quota;
+pub mod store;

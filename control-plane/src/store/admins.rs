@@ -1,0 +1,118 @@
+//! Admin accounts. Passwords arrive already hashed (argon2, see `auth::password`).
+
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use super::audit::{record, NewAudit};
+use super::row::RowExt;
+use super::{map_rows, Result, Store, StoreError};
+use crate::model::{now_ms, Admin, Role};
+
+const COLUMNS: &str = "id, username, role, disabled, created_at";
+
+fn from_row(r: &AnyRow) -> Result<Admin> {
+    Ok(Admin {
+        id: r.id("id")?,
+        username: r.text("username")?,
+        role: r.parsed("role")?,
+        disabled: r.flag("disabled")?,
+        created_at: r.int("created_at")?,
+    })
+}
+
+impl Store {
+    pub async fn create_admin(
+        &self,
+        actor: &str,
+        username: &str,
+        password_hash: &str,
+        role: Role,
+    ) -> Result<Admin> {
+        let id = Uuid::new_v4();
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO admins (id, username, password_hash, role, disabled, created_at) VALUES ($1, $2, $3, $4, FALSE, $5)")
+            .bind(id.to_string())
+            .bind(username)
+            .bind(password_hash)
+            .bind(role.as_str())
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        record(
+            &mut tx,
+            NewAudit {
+                actor,
+                action: "admin.create",
+                target_type: "admin",
+                target_id: Some(id.to_string()),
+                detail: serde_json::json!({"username": username, "role": role}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.get_admin(id).await
+    }
+
+    pub async fn get_admin(&self, id: Uuid) -> Result<Admin> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM admins WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(self.reader())
+            .await?
+            .ok_or(StoreError::NotFound("admin"))?;
+        from_row(&row)
+    }
+
+    /// The admin and its password hash, for login.
+    pub async fn admin_credentials(&self, username: &str) -> Result<Option<(Admin, String)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS}, password_hash FROM admins WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|r| Ok((from_row(&r)?, r.text("password_hash")?)))
+            .transpose()
+    }
+
+    pub async fn list_admins(&self) -> Result<Vec<Admin>> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM admins ORDER BY username"))
+            .fetch_all(self.reader())
+            .await?;
+        map_rows(rows, from_row)
+    }
+
+    pub async fn count_admins(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM admins")
+            .fetch_one(self.reader())
+            .await?;
+        row.int("n")
+    }
+
+    /// Changes an admin's role, disabled flag or password hash.
+    pub async fn update_admin(
+        &self,
+        actor: &str,
+        id: Uuid,
+        role: Option<Role>,
+        disabled: Option<bool>,
+        password_hash: Option<&str>,
+    ) -> Result<Admin> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE admins SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), \
+             password_hash = COALESCE($4, password_hash) WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(role.map(Role::as_str))
+        .bind(disabled)
+        .bind(password_hash)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("admin"));
+        }
+        record(&mut tx, NewAudit { actor, action: "admin.update", target_type: "admin", target_id: Some(id.to_string()), detail: serde_json::json!({"role": role, "disabled": disabled, "password_changed": password_hash.is_some()}) }).await?;
+        tx.commit().await?;
+        self.get_admin(id).await
+    }
+}

@@ -1,0 +1,84 @@
+//! The audit log: every admin change, written in the same transaction as the change itself.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+
+use super::row::RowExt;
+use super::{map_rows, Result, Store};
+use crate::model::{now_ms, AuditEntry, Millis};
+
+/// What an admin change records.
+#[derive(Clone, Debug)]
+pub struct NewAudit<'a> {
+    /// `admin:<name>`, `cli`, `system`, ...
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub target_type: &'a str,
+    pub target_id: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+/// Which entries to list.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub since: Option<Millis>,
+    pub limit: i64,
+}
+
+pub(crate) async fn record(tx: &mut Transaction<'static, Any>, entry: NewAudit<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor, action, target_type, target_id, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(now_ms())
+    .bind(entry.actor)
+    .bind(entry.action)
+    .bind(entry.target_type)
+    .bind(entry.target_id)
+    .bind(entry.detail.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn from_row(r: &AnyRow) -> Result<AuditEntry> {
+    let detail = r.text("detail")?;
+    Ok(AuditEntry {
+        id: r.int("id")?,
+        at: r.int("at")?,
+        actor: r.text("actor")?,
+        action: r.text("action")?,
+        target_type: r.text("target_type")?,
+        target_id: r.opt_text("target_id")?,
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+    })
+}
+
+impl Store {
+    /// Records an audit entry on its own (for changes made outside a store transaction).
+    pub async fn audit(&self, entry: NewAudit<'_>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        record(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Audit entries, newest first.
+    pub async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, target_type, target_id, detail FROM audit_log \
+             WHERE ($1 IS NULL OR target_type = $1) AND ($2 IS NULL OR target_id = $2) \
+               AND ($3 IS NULL OR at >= $3) \
+             ORDER BY id DESC LIMIT $4",
+        )
+        .bind(filter.target_type.clone())
+        .bind(filter.target_id.clone())
+        .bind(filter.since)
+        .bind(filter.limit.clamp(1, 1000))
+        .fetch_all(self.reader())
+        .await?;
+        map_rows(rows, from_row)
+    }
+}

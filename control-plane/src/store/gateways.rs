@@ -1,0 +1,246 @@
+//! Gateways and their service tokens. A token is stored as its SHA-256; rotating issues a new
+//! token and lets the old ones work until the end of an overlap, so gateways can be updated one
+//! by one.
+
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use super::audit::{record, NewAudit};
+use super::row::RowExt;
+use super::{map_rows, Result, Store, StoreError};
+use crate::model::{now_ms, Gateway, GatewayToken, Millis};
+
+/// An authenticated gateway.
+#[derive(Clone, Debug)]
+pub struct GatewayAuth {
+    pub gateway: Gateway,
+    pub token_id: Uuid,
+}
+
+const COLUMNS: &str = "id, name, created_at, last_seen_at, version";
+const TOKEN_COLUMNS: &str = "id, gateway_id, created_at, expires_at, revoked_at";
+
+fn from_row(r: &AnyRow) -> Result<Gateway> {
+    Ok(Gateway {
+        id: r.id("id")?,
+        name: r.text("name")?,
+        created_at: r.int("created_at")?,
+        last_seen_at: r.opt_int("last_seen_at")?,
+        version: r.opt_text("version")?,
+    })
+}
+
+fn token_from_row(r: &AnyRow) -> Result<GatewayToken> {
+    Ok(GatewayToken {
+        id: r.id("id")?,
+        gateway_id: r.id("gateway_id")?,
+        created_at: r.int("created_at")?,
+        expires_at: r.opt_int("expires_at")?,
+        revoked_at: r.opt_int("revoked_at")?,
+    })
+}
+
+impl Store {
+    /// Registers a gateway with its first token (given as a hash).
+    pub async fn create_gateway(
+        &self,
+        actor: &str,
+        name: &str,
+        token_hash: &str,
+    ) -> Result<(Gateway, GatewayToken)> {
+        let id = Uuid::new_v4();
+        let token_id = Uuid::new_v4();
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO gateways (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(id.to_string())
+            .bind(name)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO gateway_tokens (id, gateway_id, token_hash, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_id.to_string())
+            .bind(id.to_string())
+            .bind(token_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        record(
+            &mut tx,
+            NewAudit {
+                actor,
+                action: "gateway.create",
+                target_type: "gateway",
+                target_id: Some(id.to_string()),
+                detail: serde_json::json!({"name": name}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((
+            self.get_gateway(id).await?,
+            self.get_gateway_token(token_id).await?,
+        ))
+    }
+
+    /// Issues a new token; tokens already valid keep working until `now + overlap_ms`.
+    pub async fn rotate_gateway_token(
+        &self,
+        actor: &str,
+        gateway: Uuid,
+        token_hash: &str,
+        overlap_ms: Millis,
+    ) -> Result<GatewayToken> {
+        self.get_gateway(gateway).await?;
+        let now = now_ms();
+        let token_id = Uuid::new_v4();
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE gateway_tokens SET expires_at = $2 WHERE gateway_id = $1 AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(gateway.to_string())
+        .bind(now + overlap_ms.max(0))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO gateway_tokens (id, gateway_id, token_hash, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_id.to_string())
+            .bind(gateway.to_string())
+            .bind(token_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        record(
+            &mut tx,
+            NewAudit {
+                actor,
+                action: "gateway.rotate_token",
+                target_type: "gateway",
+                target_id: Some(gateway.to_string()),
+                detail: serde_json::json!({"token_id": token_id, "overlap_ms": overlap_ms}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.get_gateway_token(token_id).await
+    }
+
+    pub async fn revoke_gateway_token(
+        &self,
+        actor: &str,
+        gateway: Uuid,
+        token: Uuid,
+    ) -> Result<GatewayToken> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("UPDATE gateway_tokens SET revoked_at = $3 WHERE id = $1 AND gateway_id = $2 AND revoked_at IS NULL")
+            .bind(token.to_string())
+            .bind(gateway.to_string())
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("gateway token"));
+        }
+        record(
+            &mut tx,
+            NewAudit {
+                actor,
+                action: "gateway.revoke_token",
+                target_type: "gateway",
+                target_id: Some(gateway.to_string()),
+                detail: serde_json::json!({"token_id": token}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.get_gateway_token(token).await
+    }
+
+    pub async fn get_gateway(&self, id: Uuid) -> Result<Gateway> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM gateways WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(self.reader())
+            .await?
+            .ok_or(StoreError::NotFound("gateway"))?;
+        from_row(&row)
+    }
+
+    pub async fn gateway_by_name(&self, name: &str) -> Result<Gateway> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM gateways WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(self.reader())
+            .await?
+            .ok_or(StoreError::NotFound("gateway"))?;
+        from_row(&row)
+    }
+
+    pub async fn get_gateway_token(&self, id: Uuid) -> Result<GatewayToken> {
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM gateway_tokens WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(self.reader())
+        .await?
+        .ok_or(StoreError::NotFound("gateway token"))?;
+        token_from_row(&row)
+    }
+
+    pub async fn list_gateways(&self) -> Result<Vec<Gateway>> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM gateways ORDER BY name"))
+            .fetch_all(self.reader())
+            .await?;
+        map_rows(rows, from_row)
+    }
+
+    pub async fn list_gateway_tokens(&self, gateway: Uuid) -> Result<Vec<GatewayToken>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM gateway_tokens WHERE gateway_id = $1 ORDER BY created_at"
+        ))
+        .bind(gateway.to_string())
+        .fetch_all(self.reader())
+        .await?;
+        map_rows(rows, token_from_row)
+    }
+
+    /// The gateway whose valid (not revoked, not expired) token has this hash.
+    pub async fn authenticate_gateway(
+        &self,
+        token_hash: &str,
+        now: Millis,
+    ) -> Result<Option<GatewayAuth>> {
+        let row = sqlx::query(
+            "SELECT t.id AS token_id, g.id, g.name, g.created_at, g.last_seen_at, g.version \
+             FROM gateway_tokens t JOIN gateways g ON g.id = t.gateway_id \
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|r| {
+            Ok(GatewayAuth {
+                gateway: from_row(&r)?,
+                token_id: r.id("token_id")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records that a gateway is alive.
+    pub async fn gateway_heartbeat(
+        &self,
+        id: Uuid,
+        version: Option<&str>,
+        at: Millis,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE gateways SET last_seen_at = $2, version = COALESCE($3, version) WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(at)
+        .bind(version)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,195 @@
+//! Plans and the regions they allow.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+use uuid::Uuid;
+
+use super::audit::{record, NewAudit};
+use super::row::RowExt;
+use super::{Result, Store, StoreError};
+use crate::model::{now_ms, Plan, ResetStrategy};
+
+/// A plan to create.
+#[derive(Clone, Debug)]
+pub struct NewPlan {
+    pub name: String,
+    pub device_limit: i32,
+    pub session_limit: i32,
+    pub quota_bytes: Option<i64>,
+    pub reset_strategy: ResetStrategy,
+    pub duration_days: Option<i32>,
+    /// Region ids; empty = all regions.
+    pub allowed_regions: Vec<Uuid>,
+}
+
+/// Fields an update may change.
+#[derive(Clone, Debug, Default)]
+pub struct PlanUpdate {
+    pub name: Option<String>,
+    pub device_limit: Option<i32>,
+    pub session_limit: Option<i32>,
+    pub quota_bytes: Option<Option<i64>>,
+    pub reset_strategy: Option<ResetStrategy>,
+    pub duration_days: Option<Option<i32>>,
+    pub allowed_regions: Option<Vec<Uuid>>,
+}
+
+const COLUMNS: &str =
+    "id, name, device_limit, session_limit, quota_bytes, reset_strategy, duration_days, created_at";
+
+fn from_row(r: &AnyRow, allowed_regions: Vec<String>) -> Result<Plan> {
+    Ok(Plan {
+        id: r.id("id")?,
+        name: r.text("name")?,
+        device_limit: r.int32("device_limit")?,
+        session_limit: r.int32("session_limit")?,
+        quota_bytes: r.opt_int("quota_bytes")?,
+        reset_strategy: r.parsed("reset_strategy")?,
+        duration_days: r.opt_int32("duration_days")?,
+        allowed_regions,
+        created_at: r.int("created_at")?,
+    })
+}
+
+async fn set_regions(
+    tx: &mut Transaction<'static, Any>,
+    plan: Uuid,
+    regions: &[Uuid],
+) -> Result<()> {
+    sqlx::query("DELETE FROM plan_regions WHERE plan_id = $1")
+        .bind(plan.to_string())
+        .execute(&mut **tx)
+        .await?;
+    for region in regions {
+        sqlx::query("INSERT INTO plan_regions (plan_id, region_id) VALUES ($1, $2)")
+            .bind(plan.to_string())
+            .bind(region.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => {
+                    StoreError::Invalid(format!("region {region} does not exist"))
+                }
+                other => other,
+            })?;
+    }
+    Ok(())
+}
+
+impl Store {
+    pub async fn create_plan(&self, actor: &str, new: &NewPlan) -> Result<Plan> {
+        let id = Uuid::new_v4();
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO plans (id, name, device_limit, session_limit, quota_bytes, reset_strategy, duration_days, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id.to_string())
+        .bind(&new.name)
+        .bind(new.device_limit)
+        .bind(new.session_limit)
+        .bind(new.quota_bytes)
+        .bind(new.reset_strategy.as_str())
+        .bind(new.duration_days)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        set_regions(&mut tx, id, &new.allowed_regions).await?;
+        record(&mut tx, NewAudit { actor, action: "plan.create", target_type: "plan", target_id: Some(id.to_string()), detail: serde_json::json!({"name": new.name, "quota_bytes": new.quota_bytes, "reset_strategy": new.reset_strategy}) }).await?;
+        tx.commit().await?;
+        self.get_plan(id).await
+    }
+
+    pub async fn get_plan(&self, id: Uuid) -> Result<Plan> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM plans WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(self.reader())
+            .await?
+            .ok_or(StoreError::NotFound("plan"))?;
+        let regions = self.plan_region_codes(id).await?;
+        from_row(&row, regions)
+    }
+
+    pub async fn plan_by_name(&self, name: &str) -> Result<Plan> {
+        let row = sqlx::query("SELECT id FROM plans WHERE name = $1")
+            .bind(name)
+            .fetch_optional(self.reader())
+            .await?
+            .ok_or(StoreError::NotFound("plan"))?;
+        self.get_plan(row.id("id")?).await
+    }
+
+    async fn plan_region_codes(&self, plan: Uuid) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT r.code FROM plan_regions pr JOIN regions r ON r.id = pr.region_id WHERE pr.plan_id = $1 ORDER BY r.code")
+            .bind(plan.to_string())
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(|r| r.text("code")).collect()
+    }
+
+    pub async fn list_plans(&self) -> Result<Vec<Plan>> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM plans ORDER BY name"))
+            .fetch_all(self.reader())
+            .await?;
+        let mut plans = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let regions = self.plan_region_codes(row.id("id")?).await?;
+            plans.push(from_row(row, regions)?);
+        }
+        Ok(plans)
+    }
+
+    pub async fn update_plan(&self, actor: &str, id: Uuid, update: &PlanUpdate) -> Result<Plan> {
+        let current = self.get_plan(id).await?;
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE plans SET name = $2, device_limit = $3, session_limit = $4, quota_bytes = $5, \
+             reset_strategy = $6, duration_days = $7 WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(update.name.clone().unwrap_or(current.name))
+        .bind(update.device_limit.unwrap_or(current.device_limit))
+        .bind(update.session_limit.unwrap_or(current.session_limit))
+        .bind(update.quota_bytes.unwrap_or(current.quota_bytes))
+        .bind(
+            update
+                .reset_strategy
+                .unwrap_or(current.reset_strategy)
+                .as_str(),
+        )
+        .bind(update.duration_days.unwrap_or(current.duration_days))
+        .execute(&mut *tx)
+        .await?;
+        if let Some(regions) = &update.allowed_regions {
+            set_regions(&mut tx, id, regions).await?;
+        }
+        record(&mut tx, NewAudit { actor, action: "plan.update", target_type: "plan", target_id: Some(id.to_string()), detail: serde_json::json!({"name": update.name, "device_limit": update.device_limit, "session_limit": update.session_limit, "quota_bytes": update.quota_bytes, "reset_strategy": update.reset_strategy, "duration_days": update.duration_days}) }).await?;
+        tx.commit().await?;
+        self.get_plan(id).await
+    }
+
+    /// Deletes a plan nobody subscribes to (a conflict otherwise).
+    pub async fn delete_plan(&self, actor: &str, id: Uuid) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM plans WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("plan"));
+        }
+        record(
+            &mut tx,
+            NewAudit {
+                actor,
+                action: "plan.delete",
+                target_type: "plan",
+                target_id: Some(id.to_string()),
+                detail: serde_json::json!({}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,139 @@
+//! Regions that nodes live in and plans allow.
+
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use super::audit::{record, NewAudit};
+use super::row::RowExt;
+use super::{map_rows, Result, Store, StoreError};
+use crate::model::{now_ms, Region};
+
+/// A region to create or replace.
+#[derive(Clone, Debug)]
+pub struct NewRegion {
+    pub code: String,
+    pub name: String,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+}
+
+const COLUMNS: &str = "id, code, name, latitude, longitude, created_at";
+
+fn from_row(r: &AnyRow) -> Result<Region> {
+    Ok(Region {
+        id: r.id("id")?,
+        code: r.text("code")?,
+        name: r.text("name")?,
+        latitude: r.float_opt("latitude")?,
+        longitude: r.float_opt("longitude")?,
+        created_at: r.int("created_at")?,
+    })
+}
+
+impl Store {
+    pub async fn create_region(&self, actor: &str, new: &NewRegion) -> Result<Region> {
+        let id = Uuid::new_v4();
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO regions (id, code, name, latitude, longitude, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(id.to_string())
+            .bind(&new.code)
+            .bind(&new.name)
+            .bind(new.latitude)
+            .bind(new.longitude)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        record(
+            &mut tx,
+            NewAudit {
+                actor,
+                action: "region.create",
+                target_type: "region",
+                target_id: Some(id.to_string()),
+                detail: serde_json::json!({"code": new.code, "name": new.name}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.get_region(id).await
+    }
+
+    pub async fn update_region(&self, actor: &str, id: Uuid, new: &NewRegion) -> Result<Region> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE regions SET code = $2, name = $3, latitude = $4, longitude = $5 WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(&new.code)
+        .bind(&new.name)
+        .bind(new.latitude)
+        .bind(new.longitude)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("region"));
+        }
+        record(
+            &mut tx,
+            NewAudit {
+                actor,
+                action: "region.update",
+                target_type: "region",
+                target_id: Some(id.to_string()),
+                detail: serde_json::json!({"code": new.code, "name": new.name}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.get_region(id).await
+    }
+
+    pub async fn delete_region(&self, actor: &str, id: Uuid) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM regions WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("region"));
+        }
+        record(
+            &mut tx,
+            NewAudit {
+                actor,
+                action: "region.delete",
+                target_type: "region",
+                target_id: Some(id.to_string()),
+                detail: serde_json::json!({}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn get_region(&self, id: Uuid) -> Result<Region> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM regions WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(self.reader())
+            .await?
+            .ok_or(StoreError::NotFound("region"))?;
+        from_row(&row)
+    }
+
+    pub async fn region_by_code(&self, code: &str) -> Result<Region> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM regions WHERE code = $1"))
+            .bind(code)
+            .fetch_optional(self.reader())
+            .await?
+            .ok_or(StoreError::NotFound("region"))?;
+        from_row(&row)
+    }
+
+    pub async fn list_regions(&self) -> Result<Vec<Region>> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM regions ORDER BY code"))
+            .fetch_all(self.reader())
+            .await?;
+        map_rows(rows, from_row)
+    }
+}

@@ -1,0 +1,229 @@
+//! Sessions reported by gateways: start (under the plan's concurrent-session limit), heartbeat,
+//! end, admin kill, failover moves and reaping of sessions whose gateway went silent.
+
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use super::audit::{record, NewAudit};
+use super::row::RowExt;
+use super::{map_rows, Backend, Result, Store, StoreError};
+use crate::model::{now_ms, Millis, Session};
+
+/// A session a gateway starts.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    pub id: Uuid,
+    pub device_id: Uuid,
+    pub user_id: Uuid,
+    pub gateway_id: Uuid,
+    pub node_id: Option<Uuid>,
+    pub client_region: Option<String>,
+    /// Most live sessions the user may have, including this one.
+    pub session_limit: Option<i32>,
+}
+
+/// Which sessions to list.
+#[derive(Clone, Debug, Default)]
+pub struct SessionFilter {
+    pub live_only: bool,
+    pub user_id: Option<Uuid>,
+    pub device_id: Option<Uuid>,
+    pub gateway_id: Option<Uuid>,
+    pub node_id: Option<Uuid>,
+    pub limit: i64,
+}
+
+const COLUMNS: &str =
+    "id, device_id, user_id, gateway_id, node_id, client_region, started_at, last_heartbeat_at, \
+     ended_at, end_reason, kill_requested, bytes_up, bytes_down";
+
+fn from_row(r: &AnyRow) -> Result<Session> {
+    Ok(Session {
+        id: r.id("id")?,
+        device_id: r.id("device_id")?,
+        user_id: r.id("user_id")?,
+        gateway_id: r.id("gateway_id")?,
+        node_id: r.opt_id("node_id")?,
+        client_region: r.opt_text("client_region")?,
+        started_at: r.int("started_at")?,
+        last_heartbeat_at: r.int("last_heartbeat_at")?,
+        ended_at: r.opt_int("ended_at")?,
+        end_reason: r.opt_text("end_reason")?,
+        kill_requested: r.flag("kill_requested")?,
+        bytes_up: r.int("bytes_up")?,
+        bytes_down: r.int("bytes_down")?,
+    })
+}
+
+impl Store {
+    /// Starts a session. With a limit, the count of the user's live sessions and the insert are
+    /// one transaction, serialized per user, so concurrent starts cannot exceed it. Starting a
+    /// session id that exists already (a gateway retry) returns it unchanged.
+    pub async fn start_session(&self, new: &NewSession) -> Result<Session> {
+        if let Ok(existing) = self.get_session(new.id).await {
+            return Ok(existing);
+        }
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        if self.backend() == Backend::Postgres {
+            // Serializes session starts of one user (SQLite has a single writer anyway).
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+                .bind(new.user_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
+        if let Some(limit) = new.session_limit {
+            let live = sqlx::query(
+                "SELECT COUNT(*) AS n FROM sessions WHERE user_id = $1 AND ended_at IS NULL",
+            )
+            .bind(new.user_id.to_string())
+            .fetch_one(&mut *tx)
+            .await?
+            .int("n")?;
+            if live >= i64::from(limit) {
+                return Err(StoreError::Conflict(format!(
+                    "too many sessions: the plan allows {limit} at once"
+                )));
+            }
+        }
+        sqlx::query(&format!("INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, NULL, NULL, FALSE, 0, 0)"))
+            .bind(new.id.to_string())
+            .bind(new.device_id.to_string())
+            .bind(new.user_id.to_string())
+            .bind(new.gateway_id.to_string())
+            .bind(new.node_id.map(|n| n.to_string()))
+            .bind(new.client_region.clone())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.get_session(new.id).await
+    }
+
+    pub async fn get_session(&self, id: Uuid) -> Result<Session> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(self.reader())
+            .await?
+            .ok_or(StoreError::NotFound("session"))?;
+        from_row(&row)
+    }
+
+    /// Records a heartbeat from the session's gateway and returns the session (its node may
+    /// have been moved by failover, or an admin may have asked to end it).
+    pub async fn heartbeat_session(&self, id: Uuid, gateway: Uuid, at: Millis) -> Result<Session> {
+        let done = sqlx::query("UPDATE sessions SET last_heartbeat_at = $3 WHERE id = $1 AND gateway_id = $2 AND ended_at IS NULL")
+            .bind(id.to_string())
+            .bind(gateway.to_string())
+            .bind(at)
+            .execute(self.writer())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("live session of this gateway"));
+        }
+        self.get_session(id).await
+    }
+
+    /// Ends a session; ending an ended session changes nothing.
+    pub async fn end_session(
+        &self,
+        id: Uuid,
+        gateway: Uuid,
+        reason: &str,
+        at: Millis,
+    ) -> Result<Session> {
+        let done = sqlx::query("UPDATE sessions SET ended_at = COALESCE(ended_at, $3), end_reason = COALESCE(end_reason, $4) WHERE id = $1 AND gateway_id = $2")
+            .bind(id.to_string())
+            .bind(gateway.to_string())
+            .bind(at)
+            .bind(reason)
+            .execute(self.writer())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("session of this gateway"));
+        }
+        self.get_session(id).await
+    }
+
+    /// An admin asks for a session to end; its gateway closes it at the next heartbeat.
+    pub async fn kill_session(&self, actor: &str, id: Uuid) -> Result<Session> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE sessions SET kill_requested = TRUE WHERE id = $1 AND ended_at IS NULL",
+        )
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("live session"));
+        }
+        record(
+            &mut tx,
+            NewAudit {
+                actor,
+                action: "session.kill",
+                target_type: "session",
+                target_id: Some(id.to_string()),
+                detail: serde_json::json!({}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.get_session(id).await
+    }
+
+    pub async fn list_sessions(&self, f: &SessionFilter) -> Result<Vec<Session>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM sessions WHERE ($1 = FALSE OR ended_at IS NULL) \
+             AND ($2 IS NULL OR user_id = $2) AND ($3 IS NULL OR device_id = $3) \
+             AND ($4 IS NULL OR gateway_id = $4) AND ($5 IS NULL OR node_id = $5) \
+             ORDER BY started_at DESC LIMIT $6"
+        ))
+        .bind(f.live_only)
+        .bind(f.user_id.map(|u| u.to_string()))
+        .bind(f.device_id.map(|u| u.to_string()))
+        .bind(f.gateway_id.map(|u| u.to_string()))
+        .bind(f.node_id.map(|u| u.to_string()))
+        .bind(f.limit.clamp(1, 1000))
+        .fetch_all(self.reader())
+        .await?;
+        map_rows(rows, from_row)
+    }
+
+    /// Moves a live session to another node (failover); returns whether it was still live.
+    pub async fn move_session(&self, id: Uuid, to: Uuid) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE sessions SET node_id = $2 WHERE id = $1 AND ended_at IS NULL")
+                .bind(id.to_string())
+                .bind(to.to_string())
+                .execute(self.writer())
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Ends sessions whose gateway has not sent a heartbeat since `before`.
+    pub async fn reap_stale_sessions(&self, before: Millis, now: Millis) -> Result<u64> {
+        let done = sqlx::query("UPDATE sessions SET ended_at = $2, end_reason = 'stale' WHERE ended_at IS NULL AND last_heartbeat_at < $1")
+            .bind(before)
+            .bind(now)
+            .execute(self.writer())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Adds bytes to a session's running totals (from usage reports).
+    pub(crate) async fn add_session_bytes(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        id: Uuid,
+        up: i64,
+        down: i64,
+    ) -> Result<()> {
+        sqlx::query("UPDATE sessions SET bytes_up = bytes_up + $2, bytes_down = bytes_down + $3 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(up)
+            .bind(down)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}

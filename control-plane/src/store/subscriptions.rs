@@ -1,0 +1,331 @@
+//! Subscriptions: which plan a user has, from when to when, and how much of its quota is used.
+//! Resolving a user's entitlement also moves subscriptions along their life: an "on hold"
+//! subscription starts at first use, an expired one ends and the queued next one takes over.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+use uuid::Uuid;
+
+use super::audit::{record, NewAudit};
+use super::row::RowExt;
+use super::{map_rows, Result, Store, StoreError};
+use crate::model::{now_ms, Millis, Plan, Subscription, SubscriptionStatus};
+use crate::quota::current_period;
+
+const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
+
+/// How a new subscription starts.
+#[derive(Clone, Debug)]
+pub struct NewSubscription {
+    pub plan_id: Uuid,
+    /// The clock starts at the first connection instead of now.
+    pub on_hold: bool,
+    /// Start when the current subscription ends instead of now.
+    pub queued: bool,
+}
+
+/// A user's quota in the current period.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct QuotaStatus {
+    pub used_bytes: i64,
+    /// `null` = unlimited.
+    pub quota_bytes: Option<i64>,
+    /// `null` = unlimited.
+    pub remaining_bytes: Option<i64>,
+    pub period_start: Millis,
+    /// When the quota resets; `null` = never.
+    pub period_end: Option<Millis>,
+}
+
+const COLUMNS: &str = "id, user_id, plan_id, status, starts_at, ends_at, usage_reset_at, usage_reset_bytes, created_at";
+
+fn from_row(r: &AnyRow) -> Result<Subscription> {
+    Ok(Subscription {
+        id: r.id("id")?,
+        user_id: r.id("user_id")?,
+        plan_id: r.id("plan_id")?,
+        status: r.parsed("status")?,
+        starts_at: r.opt_int("starts_at")?,
+        ends_at: r.opt_int("ends_at")?,
+        usage_reset_at: r.opt_int("usage_reset_at")?,
+        created_at: r.int("created_at")?,
+    })
+}
+
+fn ends_at(plan: &Plan, starts_at: Millis) -> Option<Millis> {
+    plan.duration_days
+        .map(|d| starts_at + i64::from(d) * DAY_MS)
+}
+
+async fn set_status(
+    tx: &mut Transaction<'static, Any>,
+    id: Uuid,
+    status: SubscriptionStatus,
+    starts_at: Option<Millis>,
+    ends_at: Option<Millis>,
+) -> Result<()> {
+    sqlx::query("UPDATE subscriptions SET status = $2, starts_at = COALESCE($3, starts_at), ends_at = COALESCE($4, ends_at) WHERE id = $1")
+        .bind(id.to_string())
+        .bind(status.as_str())
+        .bind(starts_at)
+        .bind(ends_at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn create_subscription(
+        &self,
+        actor: &str,
+        user_id: Uuid,
+        new: &NewSubscription,
+    ) -> Result<Subscription> {
+        let plan = self.get_plan(new.plan_id).await?;
+        self.get_user(user_id).await?;
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        let current = sqlx::query("SELECT COUNT(*) AS n FROM subscriptions WHERE user_id = $1 AND status IN ('active', 'on_hold')")
+            .bind(user_id.to_string())
+            .fetch_one(&mut *tx)
+            .await?
+            .int("n")?;
+        let (status, starts_at, ends) = if new.queued {
+            (SubscriptionStatus::Queued, None, None)
+        } else if current > 0 {
+            return Err(StoreError::Conflict(
+                "the user already has a subscription in force; queue the new one or cancel the current one".into(),
+            ));
+        } else if new.on_hold {
+            (SubscriptionStatus::OnHold, None, None)
+        } else {
+            (SubscriptionStatus::Active, Some(now), ends_at(&plan, now))
+        };
+        let id = Uuid::new_v4();
+        sqlx::query(&format!(
+            "INSERT INTO subscriptions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL, 0, $7)"
+        ))
+        .bind(id.to_string())
+        .bind(user_id.to_string())
+        .bind(plan.id.to_string())
+        .bind(status.as_str())
+        .bind(starts_at)
+        .bind(ends)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        record(&mut tx, NewAudit { actor, action: "subscription.create", target_type: "subscription", target_id: Some(id.to_string()), detail: serde_json::json!({"user_id": user_id, "plan": plan.name, "status": status}) }).await?;
+        tx.commit().await?;
+        self.get_subscription(id).await
+    }
+
+    pub async fn get_subscription(&self, id: Uuid) -> Result<Subscription> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM subscriptions WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(self.reader())
+        .await?
+        .ok_or(StoreError::NotFound("subscription"))?;
+        from_row(&row)
+    }
+
+    pub async fn list_subscriptions(&self, user_id: Uuid) -> Result<Vec<Subscription>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM subscriptions WHERE user_id = $1 ORDER BY created_at"
+        ))
+        .bind(user_id.to_string())
+        .fetch_all(self.reader())
+        .await?;
+        map_rows(rows, from_row)
+    }
+
+    pub async fn cancel_subscription(&self, actor: &str, id: Uuid) -> Result<Subscription> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("UPDATE subscriptions SET status = 'cancelled', ends_at = COALESCE(ends_at, $2) WHERE id = $1 AND status IN ('active', 'on_hold', 'queued')")
+            .bind(id.to_string())
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("subscription in force"));
+        }
+        record(
+            &mut tx,
+            NewAudit {
+                actor,
+                action: "subscription.cancel",
+                target_type: "subscription",
+                target_id: Some(id.to_string()),
+                detail: serde_json::json!({}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.get_subscription(id).await
+    }
+
+    /// Starts the subscription's quota afresh: usage so far in the period no longer counts.
+    pub async fn reset_usage(&self, actor: &str, id: Uuid) -> Result<QuotaStatus> {
+        let sub = self.get_subscription(id).await?;
+        let plan = self.get_plan(sub.plan_id).await?;
+        let now = now_ms();
+        let (period_start, _) =
+            current_period(plan.reset_strategy, sub.starts_at.unwrap_or(now), now);
+        let raw = self.raw_usage_since(sub.user_id, period_start).await?;
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE subscriptions SET usage_reset_at = $2, usage_reset_bytes = $3 WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(now)
+        .bind(raw)
+        .execute(&mut *tx)
+        .await?;
+        record(
+            &mut tx,
+            NewAudit {
+                actor,
+                action: "subscription.reset_usage",
+                target_type: "subscription",
+                target_id: Some(id.to_string()),
+                detail: serde_json::json!({"bytes_forgiven": raw}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        let sub = self.get_subscription(id).await?;
+        self.quota_status(&sub, &plan, now).await
+    }
+
+    /// The subscription in force for a user at `now`, moving subscriptions along: an expired one
+    /// ends (and the oldest queued one starts), an on-hold one starts its clock when
+    /// `first_use` is set. `None` when the user has nothing in force.
+    pub async fn resolve_subscription(
+        &self,
+        user_id: Uuid,
+        now: Millis,
+        first_use: bool,
+    ) -> Result<Option<(Subscription, Plan)>> {
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM subscriptions WHERE user_id = $1 AND status IN ('active', 'on_hold', 'queued') ORDER BY created_at"
+        ))
+        .bind(user_id.to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        let subs = map_rows(rows, from_row)?;
+        let mut chosen = None;
+        let mut expired_any = false;
+        for sub in subs
+            .iter()
+            .filter(|s| s.status != SubscriptionStatus::Queued)
+        {
+            if sub.status == SubscriptionStatus::Active && sub.ends_at.is_some_and(|e| e <= now) {
+                set_status(&mut tx, sub.id, SubscriptionStatus::Ended, None, None).await?;
+                expired_any = true;
+                continue;
+            }
+            chosen = Some(sub.clone());
+            break;
+        }
+        if chosen.is_none()
+            && (expired_any || subs.iter().all(|s| s.status == SubscriptionStatus::Queued))
+        {
+            if let Some(next) = subs.iter().find(|s| s.status == SubscriptionStatus::Queued) {
+                let plan = self.get_plan(next.plan_id).await?;
+                set_status(
+                    &mut tx,
+                    next.id,
+                    SubscriptionStatus::Active,
+                    Some(now),
+                    ends_at(&plan, now),
+                )
+                .await?;
+                chosen = Some(Subscription {
+                    status: SubscriptionStatus::Active,
+                    starts_at: Some(now),
+                    ends_at: ends_at(&plan, now),
+                    ..next.clone()
+                });
+            }
+        }
+        if let Some(sub) = chosen.as_mut() {
+            if sub.status == SubscriptionStatus::OnHold && first_use {
+                let plan = self.get_plan(sub.plan_id).await?;
+                let ends = ends_at(&plan, now);
+                set_status(&mut tx, sub.id, SubscriptionStatus::Active, Some(now), ends).await?;
+                sub.status = SubscriptionStatus::Active;
+                sub.starts_at = Some(now);
+                sub.ends_at = ends;
+            }
+        }
+        tx.commit().await?;
+        match chosen {
+            Some(sub) => {
+                let plan = self.get_plan(sub.plan_id).await?;
+                Ok(Some((sub, plan)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Ends every active subscription whose time is up; returns the users affected (so that
+    /// their sessions can be told).
+    pub async fn expire_subscriptions(&self, now: Millis) -> Result<Vec<Uuid>> {
+        let rows = sqlx::query("SELECT DISTINCT user_id FROM subscriptions WHERE status = 'active' AND ends_at IS NOT NULL AND ends_at <= $1")
+            .bind(now)
+            .fetch_all(self.reader())
+            .await?;
+        let users: Vec<Uuid> = rows
+            .iter()
+            .map(|r| r.id("user_id"))
+            .collect::<Result<_>>()?;
+        for user in &users {
+            // Resolving ends the expired subscription and starts a queued one, if any.
+            self.resolve_subscription(*user, now, false).await?;
+        }
+        Ok(users)
+    }
+
+    /// Bytes used by the user since `since` according to the hot counters (hour precision).
+    pub(crate) async fn raw_usage_since(&self, user_id: Uuid, since: Millis) -> Result<i64> {
+        let row = sqlx::query("SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) AS used FROM usage_counters WHERE user_id = $1 AND hour_start >= $2")
+            .bind(user_id.to_string())
+            .bind(since.div_euclid(HOUR_MS) * HOUR_MS)
+            .fetch_one(self.reader())
+            .await?;
+        row.int("used")
+    }
+
+    /// The quota of a subscription at `now`.
+    pub async fn quota_status(
+        &self,
+        sub: &Subscription,
+        plan: &Plan,
+        now: Millis,
+    ) -> Result<QuotaStatus> {
+        let (period_start, period_end) =
+            current_period(plan.reset_strategy, sub.starts_at.unwrap_or(now), now);
+        let raw = self.raw_usage_since(sub.user_id, period_start).await?;
+        let row = sqlx::query(
+            "SELECT usage_reset_at, usage_reset_bytes FROM subscriptions WHERE id = $1",
+        )
+        .bind(sub.id.to_string())
+        .fetch_one(self.reader())
+        .await?;
+        let forgiven = match row.opt_int("usage_reset_at")? {
+            Some(at) if at >= period_start => row.int("usage_reset_bytes")?,
+            _ => 0,
+        };
+        let used = (raw - forgiven).max(0);
+        Ok(QuotaStatus {
+            used_bytes: used,
+            quota_bytes: plan.quota_bytes,
+            remaining_bytes: plan.quota_bytes.map(|q| (q - used).max(0)),
+            period_start,
+            period_end,
+        })
+    }
+}
