@@ -3,5 +3,6 @@
 //! `docs/control-plane.md` for the API and `docs/architecture.md` for the map.
 
 pub mod model;
+pub mod pool;
 pub mod quota;
 pub mod store;

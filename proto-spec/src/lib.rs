@@ -43,6 +43,7 @@ mod connection;
 mod flow;
 pub mod frame;
 mod limits;
+pub mod link;
 mod reader;
 mod stream;
 

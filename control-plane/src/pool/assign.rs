@@ -1,0 +1,646 @@
+//! Node selection for a new session (pure: no I/O, randomness supplied by the caller).
+
+use std::cmp::Ordering;
+
+use rand::Rng;
+use uuid::Uuid;
+
+/// A pool node as seen by the balancer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeCandidate {
+    /// Node id.
+    pub id: Uuid,
+    /// Region code of the node, if it has one.
+    pub region: Option<String>,
+    /// Latitude of the node's region, in degrees.
+    pub latitude: Option<f64>,
+    /// Longitude of the node's region, in degrees.
+    pub longitude: Option<f64>,
+    /// Node groups the node belongs to (failover prefers the failed node's groups).
+    pub groups: Vec<Uuid>,
+    /// Relative share of new sessions under [`Strategy::Weighted`].
+    pub weight: u32,
+    /// Maximum live sessions.
+    pub capacity: u32,
+    /// Live sessions across all gateways.
+    pub load: u32,
+    /// Passing health checks.
+    pub healthy: bool,
+    /// Enabled by an operator.
+    pub active: bool,
+}
+
+impl NodeCandidate {
+    /// Healthy, enabled and below capacity.
+    pub fn accepts_sessions(&self) -> bool {
+        self.healthy && self.active && self.load < self.capacity
+    }
+
+    fn location(&self) -> Option<(f64, f64)> {
+        Some((self.latitude?, self.longitude?))
+    }
+
+    fn in_region(&self, code: &str) -> bool {
+        self.region
+            .as_deref()
+            .is_some_and(|r| r.eq_ignore_ascii_case(code))
+    }
+}
+
+/// What the session asking for a node allows and prefers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssignRequest {
+    /// Regions the device's plan allows (`None`: all, including nodes without a region).
+    pub allowed_regions: Option<Vec<String>>,
+    /// Region the client asked for in HELLO.
+    pub preferred_region: Option<String>,
+    /// Client (latitude, longitude) in degrees, e.g. from GeoIP.
+    pub client_location: Option<(f64, f64)>,
+    /// The device's sticky node, kept when still eligible.
+    pub sticky_node: Option<Uuid>,
+    /// Nodes not to use (e.g. one that just failed for this client).
+    pub exclude: Vec<Uuid>,
+}
+
+/// How to choose among eligible nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// Random, proportional to weight (uniform if every eligible weight is 0).
+    #[default]
+    Weighted,
+    /// Lowest load / capacity; ties to higher weight, then lower id.
+    LeastConnections,
+}
+
+/// Why no node could be assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AssignError {
+    /// No healthy, active, non-excluded node exists.
+    #[error("no healthy node is available")]
+    NoNodes,
+    /// Healthy nodes exist, but none in a region the plan allows.
+    #[error("no healthy node in an allowed region")]
+    RegionNotAllowed,
+    /// Every otherwise eligible node is at capacity.
+    #[error("every eligible node is at capacity")]
+    AllAtCapacity,
+}
+
+/// Picks a node for a session.
+///
+/// Order of rules: healthy + active + not excluded, region allowed, below capacity; the sticky
+/// node if it passes; else the preferred region if it has eligible nodes; else the region nearest
+/// the client (great-circle) that has eligible nodes; then `strategy`.
+pub fn assign<R: Rng + ?Sized>(
+    candidates: &[NodeCandidate],
+    request: &AssignRequest,
+    strategy: Strategy,
+    rng: &mut R,
+) -> Result<Uuid, AssignError> {
+    let eligible = eligible_nodes(candidates, request)?;
+    if let Some(sticky) = request.sticky_node {
+        if eligible.iter().any(|n| n.id == sticky) {
+            return Ok(sticky);
+        }
+    }
+    let narrowed = narrow_by_location(eligible, request);
+    let chosen = match strategy {
+        Strategy::Weighted => pick_weighted(&narrowed, rng),
+        Strategy::LeastConnections => pick_least_loaded(&narrowed),
+    };
+    chosen.map(|n| n.id).ok_or(AssignError::NoNodes)
+}
+
+/// Nodes passing the hard rules, or the reason none does.
+fn eligible_nodes<'a>(
+    candidates: &'a [NodeCandidate],
+    request: &AssignRequest,
+) -> Result<Vec<&'a NodeCandidate>, AssignError> {
+    let usable: Vec<&NodeCandidate> = candidates
+        .iter()
+        .filter(|n| n.healthy && n.active && !request.exclude.contains(&n.id))
+        .collect();
+    if usable.is_empty() {
+        return Err(AssignError::NoNodes);
+    }
+    let allowed: Vec<&NodeCandidate> = usable
+        .into_iter()
+        .filter(|n| region_allowed(n, request.allowed_regions.as_deref()))
+        .collect();
+    if allowed.is_empty() {
+        return Err(AssignError::RegionNotAllowed);
+    }
+    let with_room: Vec<&NodeCandidate> = allowed
+        .into_iter()
+        .filter(|n| n.load < n.capacity)
+        .collect();
+    if with_room.is_empty() {
+        return Err(AssignError::AllAtCapacity);
+    }
+    Ok(with_room)
+}
+
+fn region_allowed(node: &NodeCandidate, allowed: Option<&[String]>) -> bool {
+    match allowed {
+        None => true,
+        Some(codes) => codes.iter().any(|code| node.in_region(code)),
+    }
+}
+
+/// Restricts to the preferred region, else to the region nearest the client, when possible.
+fn narrow_by_location<'a>(
+    eligible: Vec<&'a NodeCandidate>,
+    request: &AssignRequest,
+) -> Vec<&'a NodeCandidate> {
+    if let Some(preferred) = request.preferred_region.as_deref() {
+        let in_preferred: Vec<_> = eligible
+            .iter()
+            .copied()
+            .filter(|n| n.in_region(preferred))
+            .collect();
+        if !in_preferred.is_empty() {
+            return in_preferred;
+        }
+    }
+    let Some(client) = request.client_location else {
+        return eligible;
+    };
+    let nearest = eligible
+        .iter()
+        .copied()
+        .filter_map(|n| n.location().map(|loc| (n, great_circle_km(client, loc))))
+        .min_by(|(_, a), (_, b)| a.total_cmp(b))
+        .map(|(n, _)| n);
+    match nearest {
+        Some(nearest) => eligible
+            .into_iter()
+            .filter(|n| same_region(n, nearest))
+            .collect(),
+        None => eligible,
+    }
+}
+
+/// Same region code, or (for nodes without a code) the same coordinates.
+fn same_region(a: &NodeCandidate, b: &NodeCandidate) -> bool {
+    match (&a.region, &b.region) {
+        (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+        (None, None) => a.location() == b.location(),
+        _ => false,
+    }
+}
+
+/// Great-circle distance in kilometres between two (latitude, longitude) points in degrees.
+pub fn great_circle_km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    const EARTH_RADIUS_KM: f64 = 6371.0;
+    let (lat1, lon1) = (a.0.to_radians(), a.1.to_radians());
+    let (lat2, lon2) = (b.0.to_radians(), b.1.to_radians());
+    let h = ((lat2 - lat1) / 2.0).sin().powi(2)
+        + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
+}
+
+fn pick_weighted<'a, R: Rng + ?Sized>(
+    nodes: &[&'a NodeCandidate],
+    rng: &mut R,
+) -> Option<&'a NodeCandidate> {
+    if nodes.is_empty() {
+        return None;
+    }
+    let total: u64 = nodes.iter().map(|n| u64::from(n.weight)).sum();
+    if total == 0 {
+        return nodes.get(rng.gen_range(0..nodes.len())).copied();
+    }
+    let mut ticket = rng.gen_range(0..total);
+    for node in nodes {
+        let weight = u64::from(node.weight);
+        if ticket < weight {
+            return Some(node);
+        }
+        ticket -= weight;
+    }
+    nodes.last().copied()
+}
+
+/// Lowest load ratio first; ties to higher weight, then lower id. Each side is a node with
+/// the load to compare it at (failover adds its planned moves to the live load).
+pub(crate) fn least_loaded_order(a: (&NodeCandidate, u32), b: (&NodeCandidate, u32)) -> Ordering {
+    let ((a, load_a), (b, load_b)) = (a, b);
+    compare_load_ratio(load_a, a.capacity, load_b, b.capacity)
+        .then_with(|| b.weight.cmp(&a.weight))
+        .then_with(|| a.id.cmp(&b.id))
+}
+
+/// Compares `load_a / cap_a` with `load_b / cap_b` exactly (no floats); capacity 0 is full.
+pub(crate) fn compare_load_ratio(load_a: u32, cap_a: u32, load_b: u32, cap_b: u32) -> Ordering {
+    match (cap_a, cap_b) {
+        (0, 0) => Ordering::Equal,
+        (0, _) => Ordering::Greater,
+        (_, 0) => Ordering::Less,
+        _ => (u64::from(load_a) * u64::from(cap_b)).cmp(&(u64::from(load_b) * u64::from(cap_a))),
+    }
+}
+
+fn pick_least_loaded<'a>(nodes: &[&'a NodeCandidate]) -> Option<&'a NodeCandidate> {
+    nodes
+        .iter()
+        .copied()
+        .min_by(|a, b| least_loaded_order((a, a.load), (b, b.load)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+    use std::collections::HashMap;
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    fn node(n: u128, region: &str) -> NodeCandidate {
+        NodeCandidate {
+            id: id(n),
+            region: Some(region.to_owned()),
+            latitude: None,
+            longitude: None,
+            groups: Vec::new(),
+            weight: 1,
+            capacity: 100,
+            load: 0,
+            healthy: true,
+            active: true,
+        }
+    }
+
+    fn located(n: u128, region: &str, lat: f64, lon: f64) -> NodeCandidate {
+        NodeCandidate {
+            latitude: Some(lat),
+            longitude: Some(lon),
+            ..node(n, region)
+        }
+    }
+
+    fn rng() -> StdRng {
+        StdRng::seed_from_u64(7)
+    }
+
+    fn least(nodes: &[NodeCandidate], request: &AssignRequest) -> Result<Uuid, AssignError> {
+        assign(nodes, request, Strategy::LeastConnections, &mut rng())
+    }
+
+    #[test]
+    fn no_nodes_when_none_healthy_active_or_all_excluded() {
+        let req = AssignRequest::default();
+        assert_eq!(least(&[], &req), Err(AssignError::NoNodes));
+        let sick = NodeCandidate {
+            healthy: false,
+            ..node(1, "de")
+        };
+        let off = NodeCandidate {
+            active: false,
+            ..node(2, "de")
+        };
+        assert_eq!(least(&[sick, off], &req), Err(AssignError::NoNodes));
+        let excluded = AssignRequest {
+            exclude: vec![id(3)],
+            ..Default::default()
+        };
+        assert_eq!(
+            least(&[node(3, "de")], &excluded),
+            Err(AssignError::NoNodes)
+        );
+    }
+
+    #[test]
+    fn skips_unhealthy_inactive_and_excluded_nodes() {
+        let nodes = [
+            NodeCandidate {
+                healthy: false,
+                ..node(1, "de")
+            },
+            NodeCandidate {
+                active: false,
+                ..node(2, "de")
+            },
+            node(3, "de"),
+            node(4, "de"),
+        ];
+        let req = AssignRequest {
+            exclude: vec![id(3)],
+            ..Default::default()
+        };
+        for _ in 0..50 {
+            assert_eq!(
+                assign(&nodes, &req, Strategy::Weighted, &mut rng()),
+                Ok(id(4))
+            );
+        }
+    }
+
+    #[test]
+    fn capacity_is_skipped_and_reported() {
+        let full = NodeCandidate {
+            load: 100,
+            ..node(1, "de")
+        };
+        let zero_cap = NodeCandidate {
+            capacity: 0,
+            ..node(2, "de")
+        };
+        let req = AssignRequest::default();
+        assert_eq!(
+            least(&[full.clone(), zero_cap.clone()], &req),
+            Err(AssignError::AllAtCapacity)
+        );
+        let spare = NodeCandidate {
+            load: 99,
+            ..node(3, "de")
+        };
+        assert_eq!(least(&[full, zero_cap, spare], &req), Ok(id(3)));
+    }
+
+    #[test]
+    fn region_filter_and_not_allowed_error() {
+        let nodes = [
+            node(1, "de"),
+            node(2, "us"),
+            NodeCandidate {
+                region: None,
+                ..node(3, "x")
+            },
+        ];
+        let only_us = AssignRequest {
+            allowed_regions: Some(vec!["US".into()]),
+            ..Default::default()
+        };
+        assert_eq!(least(&nodes, &only_us), Ok(id(2)));
+        let only_jp = AssignRequest {
+            allowed_regions: Some(vec!["jp".into()]),
+            ..Default::default()
+        };
+        assert_eq!(least(&nodes, &only_jp), Err(AssignError::RegionNotAllowed));
+        let none_allowed = AssignRequest {
+            allowed_regions: Some(vec![]),
+            ..Default::default()
+        };
+        assert_eq!(
+            least(&nodes, &none_allowed),
+            Err(AssignError::RegionNotAllowed)
+        );
+        // a region-less node is only usable when every region is allowed.
+        let unrestricted = AssignRequest {
+            exclude: vec![id(1), id(2)],
+            ..Default::default()
+        };
+        assert_eq!(least(&nodes, &unrestricted), Ok(id(3)));
+    }
+
+    #[test]
+    fn sticky_node_wins_when_eligible() {
+        let nodes = [
+            NodeCandidate {
+                load: 90,
+                ..node(1, "de")
+            },
+            node(2, "de"),
+            node(3, "us"),
+        ];
+        let sticky = AssignRequest {
+            sticky_node: Some(id(1)),
+            preferred_region: Some("us".into()),
+            ..Default::default()
+        };
+        assert_eq!(least(&nodes, &sticky), Ok(id(1)));
+        assert_eq!(
+            assign(&nodes, &sticky, Strategy::Weighted, &mut rng()),
+            Ok(id(1))
+        );
+    }
+
+    #[test]
+    fn sticky_node_is_dropped_when_not_eligible() {
+        let base = [
+            node(1, "de"),
+            NodeCandidate {
+                load: 50,
+                ..node(2, "de")
+            },
+        ];
+        let cases = [
+            NodeCandidate {
+                healthy: false,
+                ..node(9, "de")
+            },
+            NodeCandidate {
+                active: false,
+                ..node(9, "de")
+            },
+            NodeCandidate {
+                load: 100,
+                ..node(9, "de")
+            },
+            node(9, "jp"), // outside allowed regions
+        ];
+        for sticky_node in cases {
+            let mut nodes = base.to_vec();
+            nodes.push(sticky_node.clone());
+            let req = AssignRequest {
+                sticky_node: Some(id(9)),
+                allowed_regions: Some(vec!["de".into()]),
+                ..Default::default()
+            };
+            assert_eq!(least(&nodes, &req), Ok(id(1)), "{sticky_node:?}");
+        }
+        let excluded = AssignRequest {
+            sticky_node: Some(id(1)),
+            exclude: vec![id(1)],
+            ..Default::default()
+        };
+        assert_eq!(least(&base, &excluded), Ok(id(2)));
+    }
+
+    #[test]
+    fn preferred_region_restricts_when_it_has_nodes() {
+        let nodes = [
+            node(1, "de"),
+            NodeCandidate {
+                load: 80,
+                ..node(2, "us")
+            },
+        ];
+        let prefer_us = AssignRequest {
+            preferred_region: Some("us".into()),
+            ..Default::default()
+        };
+        assert_eq!(least(&nodes, &prefer_us), Ok(id(2)));
+        // preferred region full: fall back to the rest.
+        let full_us = [
+            node(1, "de"),
+            NodeCandidate {
+                load: 100,
+                ..node(2, "us")
+            },
+        ];
+        assert_eq!(least(&full_us, &prefer_us), Ok(id(1)));
+    }
+
+    #[test]
+    fn nearest_region_to_the_client() {
+        let frankfurt = (50.11, 8.68);
+        let nodes = [
+            located(1, "us-east", 39.04, -77.49),
+            located(2, "de", 50.11, 8.68),
+            located(3, "de", 50.11, 8.68),
+            located(4, "sg", 1.35, 103.82),
+        ];
+        let paris = AssignRequest {
+            client_location: Some((48.86, 2.35)),
+            ..Default::default()
+        };
+        for _ in 0..20 {
+            let chosen = assign(&nodes, &paris, Strategy::Weighted, &mut rng()).unwrap();
+            assert!(chosen == id(2) || chosen == id(3));
+        }
+        let tokyo = AssignRequest {
+            client_location: Some((35.68, 139.69)),
+            ..Default::default()
+        };
+        assert_eq!(least(&nodes, &tokyo), Ok(id(4)));
+        // nearest region without room: next nearest.
+        let mut busy = nodes.to_vec();
+        busy[3].load = busy[3].capacity;
+        assert!(matches!(least(&busy, &tokyo), Ok(n) if n == id(2) || n == id(3)));
+        // preferred region beats geography.
+        let prefer = AssignRequest {
+            preferred_region: Some("us-east".into()),
+            ..tokyo
+        };
+        assert_eq!(least(&nodes, &prefer), Ok(id(1)));
+        assert!(great_circle_km(frankfurt, (48.86, 2.35)) < 500.0);
+    }
+
+    #[test]
+    fn great_circle_distance_is_sane() {
+        // London to New York is about 5570 km.
+        let d = great_circle_km((51.5074, -0.1278), (40.7128, -74.0060));
+        assert!((d - 5570.0).abs() < 30.0, "{d}");
+        assert_eq!(great_circle_km((10.0, 20.0), (10.0, 20.0)), 0.0);
+        // antipodes: half the circumference.
+        let half = great_circle_km((0.0, 0.0), (0.0, 180.0));
+        assert!((half - std::f64::consts::PI * 6371.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn weighted_distribution_is_proportional() {
+        let nodes = [
+            NodeCandidate {
+                weight: 1,
+                ..node(1, "de")
+            },
+            NodeCandidate {
+                weight: 3,
+                ..node(2, "de")
+            },
+            NodeCandidate {
+                weight: 6,
+                ..node(3, "de")
+            },
+            NodeCandidate {
+                weight: 0,
+                ..node(4, "de")
+            },
+        ];
+        let mut rng = rng();
+        let mut counts: HashMap<Uuid, u32> = HashMap::new();
+        let draws = 10_000;
+        for _ in 0..draws {
+            let chosen = assign(
+                &nodes,
+                &AssignRequest::default(),
+                Strategy::Weighted,
+                &mut rng,
+            )
+            .unwrap();
+            *counts.entry(chosen).or_default() += 1;
+        }
+        for (n, share) in [(1, 0.1), (2, 0.3), (3, 0.6)] {
+            let got = f64::from(counts.get(&id(n)).copied().unwrap_or(0)) / f64::from(draws);
+            assert!((got - share).abs() < 0.02, "node {n}: {got} vs {share}");
+        }
+        assert_eq!(counts.get(&id(4)), None, "weight 0 is never drawn");
+    }
+
+    #[test]
+    fn all_zero_weights_are_uniform() {
+        let nodes = [
+            NodeCandidate {
+                weight: 0,
+                ..node(1, "de")
+            },
+            NodeCandidate {
+                weight: 0,
+                ..node(2, "de")
+            },
+        ];
+        let mut rng = rng();
+        let ones = (0..2000)
+            .filter(|_| {
+                assign(
+                    &nodes,
+                    &AssignRequest::default(),
+                    Strategy::Weighted,
+                    &mut rng,
+                ) == Ok(id(1))
+            })
+            .count();
+        assert!((800..1200).contains(&ones), "{ones}");
+    }
+
+    #[test]
+    fn least_connections_uses_load_ratio_then_weight_then_id() {
+        // 30/100 = 0.3 beats 4/10 = 0.4 although its absolute load is higher.
+        let nodes = [
+            NodeCandidate {
+                load: 4,
+                capacity: 10,
+                ..node(1, "de")
+            },
+            NodeCandidate {
+                load: 30,
+                capacity: 100,
+                ..node(2, "de")
+            },
+        ];
+        assert_eq!(least(&nodes, &AssignRequest::default()), Ok(id(2)));
+        // equal ratio: the heavier weight wins.
+        let nodes = [
+            NodeCandidate {
+                load: 1,
+                capacity: 10,
+                weight: 1,
+                ..node(1, "de")
+            },
+            NodeCandidate {
+                load: 10,
+                capacity: 100,
+                weight: 5,
+                ..node(2, "de")
+            },
+        ];
+        assert_eq!(least(&nodes, &AssignRequest::default()), Ok(id(2)));
+        // equal ratio and weight: the lower id wins, whatever the input order.
+        let nodes = [node(8, "de"), node(5, "de"), node(9, "de")];
+        assert_eq!(least(&nodes, &AssignRequest::default()), Ok(id(5)));
+    }
+
+    #[test]
+    fn load_ratio_comparison_is_exact() {
+        assert_eq!(compare_load_ratio(1, 3, 2, 6), Ordering::Equal);
+        assert_eq!(
+            compare_load_ratio(u32::MAX - 1, u32::MAX, 1, 2),
+            Ordering::Greater
+        );
+        assert_eq!(compare_load_ratio(0, 0, 5, 5), Ordering::Greater);
+    }
+}
