@@ -2,7 +2,15 @@
 //! sessions, usage and audit, served over REST to admins and gateways. See
 //! `docs/control-plane.md` for the API and `docs/architecture.md` for the map.
 
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod jobs;
 pub mod model;
+pub mod node_pool;
 pub mod pool;
 pub mod quota;
 pub mod store;

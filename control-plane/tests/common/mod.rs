@@ -3,6 +3,9 @@
 //! silently skips it.
 #![allow(dead_code)]
 
+pub mod app;
+pub mod ss;
+
 use httvps_control_plane::store::{Store, StoreOptions};
 
 /// The PostgreSQL server tests create their databases on.
@@ -14,6 +17,8 @@ pub fn postgres_admin_url() -> String {
 /// A store and what keeps its database alive.
 pub struct TestDb {
     pub store: Store,
+    /// The database's URL, for starting a service on it.
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
     pg_name: Option<String>,
 }
@@ -28,6 +33,7 @@ impl TestDb {
         store.migrate().await.expect("migrate sqlite");
         TestDb {
             store,
+            url,
             _dir: Some(dir),
             pg_name: None,
         }
@@ -57,6 +63,7 @@ impl TestDb {
         store.migrate().await.expect("migrate postgres");
         TestDb {
             store,
+            url,
             _dir: None,
             pg_name: Some(name),
         }

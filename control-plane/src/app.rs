@@ -1,0 +1,190 @@
+//! Wiring: the application state every handler gets, the router, and starting and stopping the
+//! whole service (HTTP server plus periodic jobs). `main` and the tests both start it here.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::jwt::JwtKeys;
+use crate::auth::token;
+use crate::config::ServeConfig;
+use crate::http;
+use crate::store::{Store, StoreError, StoreOptions};
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<ServeConfig>,
+    pub jwt: JwtKeys,
+    pub metrics: PrometheusHandle,
+    /// Sessions being moved off failed nodes right now.
+    pub migrations_in_flight: Arc<AtomicUsize>,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// The process-wide Prometheus recorder (installed once; every app in a process shares it).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new();
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (e.g. by an embedding process); then
+            // our metrics go there and /metrics shows only what this handle sees.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+impl AppState {
+    /// Opens the store, runs the migrations and prepares the state.
+    pub async fn new(config: ServeConfig) -> Result<AppState, StartError> {
+        let options = StoreOptions {
+            max_connections: config.db_max_connections,
+            ..StoreOptions::default()
+        };
+        let store = Store::connect(&config.database_url, &options).await?;
+        store.migrate().await?;
+        let secret = match &config.jwt_secret {
+            Some(s) if s.len() >= 32 => s.clone().into_bytes(),
+            Some(_) => {
+                return Err(StartError::Config(
+                    "HTTVPS_CP_JWT_SECRET must have at least 32 bytes".into(),
+                ))
+            }
+            None => {
+                tracing::warn!("no HTTVPS_CP_JWT_SECRET: using a random one; admin sessions end at restart and replicas cannot share them");
+                token::generate().into_bytes()
+            }
+        };
+        let jwt = JwtKeys::new(&secret, config.jwt_ttl_secs);
+        Ok(AppState {
+            store,
+            config: Arc::new(config),
+            jwt,
+            metrics: metrics_handle(),
+            migrations_in_flight: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+}
+
+/// The whole HTTP API.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    http::routes()
+        .layer(axum::middleware::from_fn(record_request))
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Counts requests and their durations by route and status.
+async fn record_request(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("httvps_cp_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!("httvps_cp_http_request_duration_seconds", "method" => method, "route" => route).record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// A running control plane.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<()>,
+    jobs: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets requests in flight finish, stops the jobs.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.server.await;
+        for job in self.jobs {
+            let _ = tokio::time::timeout(Duration::from_secs(5), job).await;
+        }
+        self.state.store.close().await;
+    }
+
+    /// A receiver that turns true at shutdown.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+}
+
+/// Starts the service: HTTP on `config.listen` and, unless `run_jobs` is false, the periodic
+/// jobs (health checks, failover, roll-ups, expiry).
+pub async fn start(config: ServeConfig, run_jobs: bool) -> Result<Running, StartError> {
+    let listen = config.listen;
+    let state = AppState::new(config).await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: listen,
+        source,
+    })?;
+    let (shutdown, mut rx) = watch::channel(false);
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let server = tokio::spawn(async move {
+        let stop = async move { while rx.changed().await.is_ok() && !*rx.borrow() {} };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    let jobs = if run_jobs {
+        crate::jobs::spawn_all(&state, shutdown.subscribe())
+    } else {
+        Vec::new()
+    };
+    tracing::info!(%addr, backend = ?state.store.backend(), "control plane listening");
+    Ok(Running {
+        addr,
+        state,
+        shutdown,
+        server,
+        jobs,
+    })
+}

@@ -1,0 +1,28 @@
+//! The REST API: one module per audience (public, gateway, admin), composed here with the
+//! OpenAPI document and its interactive docs.
+
+pub mod admin;
+pub mod extract;
+pub mod gateway;
+pub mod openapi;
+pub mod public;
+
+use axum::routing::get;
+use axum::Router;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// Every route of the service.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(public::healthz))
+        .route("/readyz", get(public::readyz))
+        .route("/metrics", get(public::metrics))
+        .merge(gateway::routes())
+        .merge(admin::routes())
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
+        .fallback(|| async { ApiError::NotFound("route".into()) })
+}

@@ -1,0 +1,42 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{admin, gateway, public};
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "httvps control plane", description = "Users, devices, plans, the node pool, sessions, usage and audit. Errors are RFC 7807 problem documents with a stable `code`."),
+    paths(
+        public::healthz, public::readyz, public::metrics,
+        gateway::validate_device, gateway::assign_node, gateway::start_session, gateway::session_heartbeat,
+        gateway::end_session, gateway::report_usage, gateway::pool_snapshot, gateway::gateway_heartbeat,
+    ),
+    nest((path = "/", api = admin::AdminApi)),
+    components(schemas(crate::error::Problem)),
+    modifiers(&SecuritySchemes),
+    tags((name = "public"), (name = "gateway", description = "For gateways, with their service token"), (name = "admin", description = "For operators, with a JWT from /v1/admin/login"))
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "gateway_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "admin_jwt",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
