@@ -208,6 +208,20 @@ impl Store {
         now: Millis,
         first_use: bool,
     ) -> Result<Option<(Subscription, Plan)>> {
+        // Fast path, no write: an active subscription that has not run out.
+        let active = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM subscriptions WHERE user_id = $1 AND status = 'active' ORDER BY created_at LIMIT 1"
+        ))
+        .bind(user_id.to_string())
+        .fetch_optional(self.reader())
+        .await?;
+        if let Some(row) = active {
+            let sub = from_row(&row)?;
+            if sub.ends_at.is_none_or(|e| e > now) {
+                let plan = self.get_plan(sub.plan_id).await?;
+                return Ok(Some((sub, plan)));
+            }
+        }
         let mut tx = self.begin().await?;
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM subscriptions WHERE user_id = $1 AND status IN ('active', 'on_hold', 'queued') ORDER BY created_at"
