@@ -71,6 +71,9 @@ impl AppState {
             max_connections: config.db_max_connections,
             ..StoreOptions::default()
         };
+        // A link setting that cannot make a valid connection link is a start-up error, not a
+        // 500 at the first device creation.
+        crate::link::check_config(&config).map_err(|e| StartError::Config(e.to_string()))?;
         let store = Store::connect(&config.database_url, &options).await?;
         store.migrate().await?;
         let secret = match &config.jwt_secret {

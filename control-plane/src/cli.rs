@@ -12,7 +12,8 @@ use crate::config::ServeConfig;
 use crate::model::{now_ms, ResetStrategy, Role};
 use crate::pool::parse_access_key;
 use crate::store::{
-    NewNode, NewPlan, NewRegion, NewSubscription, Store, StoreOptions, UsageGroupBy, UsageQuery,
+    NewDevice, NewNode, NewPlan, NewRegion, NewSubscription, Store, StoreOptions, UsageGroupBy,
+    UsageQuery,
 };
 
 const ACTOR: &str = "cli";
@@ -52,6 +53,9 @@ pub enum Command {
     /// Users and their subscriptions.
     #[command(subcommand)]
     User(UserCmd),
+    /// Devices: create one and print its connection link and QR code.
+    #[command(subcommand)]
+    Device(DeviceCmd),
     /// Nodes of the Outline/Shadowsocks pool.
     #[command(subcommand)]
     Node(NodeCmd),
@@ -141,6 +145,29 @@ pub enum UserCmd {
         #[arg(long)]
         queued: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCmd {
+    /// Create a device; prints its token (once), connection link and QR code. The link uses
+    /// HTTVPS_CP_PUBLIC_GATEWAY, HTTVPS_CP_GATEWAY_CERT_SHA256 and HTTVPS_CP_GATEWAY_SNI.
+    Create {
+        /// User name or id.
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        name: String,
+        /// Do not print the QR code.
+        #[arg(long)]
+        no_qr: bool,
+    },
+    List {
+        /// User name or id.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a device for good.
+    Revoke { id: Uuid },
 }
 
 #[derive(Debug, Subcommand)]
@@ -450,6 +477,50 @@ async fn operate(store: &Store, command: Command) -> anyhow::Result<()> {
                 )
                 .await?;
             println!("subscription {} ({}) to {}", s.id, s.status, plan.name);
+            Ok(())
+        }
+        Command::Device(DeviceCmd::Create { user, name, no_qr }) => {
+            let user = user_id(store, &user).await?;
+            let config = ServeConfig::for_database("sqlite::memory:");
+            crate::link::check_config(&config)?;
+            let secret = token::generate();
+            let device = store
+                .create_device(
+                    ACTOR,
+                    &NewDevice {
+                        user_id: user,
+                        name: name.clone(),
+                        token_hash: token::hash(&secret),
+                    },
+                )
+                .await?;
+            let link = crate::link::device_link(&config, device.id, &secret, &name)?.to_string();
+            println!("device {} created: {}", device.name, device.id);
+            println!("token (shown once): {secret}");
+            println!("connection link: {link}");
+            if !no_qr {
+                println!("{}", crate::link::qr_terminal(&link)?);
+            }
+            Ok(())
+        }
+        Command::Device(DeviceCmd::List { user }) => {
+            let user = match user {
+                Some(u) => Some(user_id(store, &u).await?),
+                None => None,
+            };
+            for d in store.list_devices(user).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\tlast seen {:?}",
+                    d.id, d.user_id, d.name, d.status, d.last_seen_at
+                );
+            }
+            Ok(())
+        }
+        Command::Device(DeviceCmd::Revoke { id }) => {
+            let d = store
+                .update_device(ACTOR, id, Some(crate::model::DeviceStatus::Revoked), None)
+                .await?;
+            println!("device {} revoked", d.id);
             Ok(())
         }
         Command::Node(NodeCmd::Import {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod link;
 pub mod model;
 pub mod node_pool;
 pub mod pool;

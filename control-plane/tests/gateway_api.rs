@@ -631,8 +631,6 @@ async fn maintenance_rolls_up_and_reaps(app: &TestApp) {
     httvps_control_plane::jobs::maintenance_round(app.state())
         .await
         .unwrap();
-    let (_, s1) = call(app.admin(Method::GET, "/v1/admin/sessions?live=true")).await;
-    let _ = s1;
     let session_id = Uuid::parse_str(session["id"].as_str().unwrap()).unwrap();
     let stored = app.store().get_session(session_id).await.unwrap();
     assert_eq!(
@@ -775,5 +773,48 @@ async fn health_checks_through_a_real_shadowsocks_node_drive_failover() {
         ]
     );
     server.abort();
+    app.stop().await;
+}
+
+/// Liveness, readiness, metrics and the API documents answer without credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_endpoints_answer() {
+    let app = TestApp::sqlite().await;
+    let (status, _) = call(app.http.get(app.url("/healthz"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(app.http.get(app.url("/readyz"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, _) = call(app.gateway(Method::GET, "/v1/gateway/pool")).await;
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("httvps_cp_http_requests_total"),
+        "{metrics}"
+    );
+    let (status, doc) = call(app.http.get(app.url("/openapi.json"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["paths"]["/v1/gateway/devices/validate"]["post"].is_object());
+    let docs = app.http.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(
+        docs.text().await.unwrap().contains("swagger"),
+        "interactive docs are served"
+    );
+    let (status, problem) = call(app.http.get(app.url("/no/such/route"))).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    // Readiness follows the database.
+    app.store().close().await;
+    let (status, _) = call(app.http.get(app.url("/readyz"))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     app.stop().await;
 }

@@ -750,3 +750,58 @@ async fn concurrent_usage_writes_never_fail(store: &Store) {
         );
     }
 }
+
+/// Periodic work is exclusive across replicas on PostgreSQL: a second replica cannot take a job
+/// lock while the first holds it, and can once it is released (or its connection is gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_locks_are_exclusive_across_replicas_on_postgres() {
+    let db = TestDb::postgres().await;
+    let replica_a = db.store.clone();
+    let replica_b = Store::connect(
+        &db.url,
+        &httvps_control_plane::store::StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    let held = replica_a
+        .try_job_lock("maintenance")
+        .await
+        .unwrap()
+        .expect("first replica gets the lock");
+    assert!(
+        replica_b
+            .try_job_lock("maintenance")
+            .await
+            .unwrap()
+            .is_none(),
+        "second replica skips the round"
+    );
+    assert!(
+        replica_b
+            .try_job_lock("health_check")
+            .await
+            .unwrap()
+            .is_some(),
+        "other jobs are independent"
+    );
+    held.release().await.unwrap();
+    let again = replica_b
+        .try_job_lock("maintenance")
+        .await
+        .unwrap()
+        .expect("free after release");
+    // Dropping without release closes the connection, which frees the lock too.
+    drop(again);
+    let mut freed = false;
+    for _ in 0..50 {
+        if let Some(lock) = replica_a.try_job_lock("maintenance").await.unwrap() {
+            lock.release().await.unwrap();
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(freed);
+    replica_b.close().await;
+    db.cleanup().await;
+}

@@ -54,5 +54,5 @@ pub use connection::{
     Stats,
 };
 pub use frame::{DecodeError, Frame, FrameType, StreamKind};
-pub use limits::{Limits, PROTOCOL_VERSION, SUBPROTOCOL};
+pub use limits::{Limits, HEADER_LEN, PROTOCOL_VERSION, SUBPROTOCOL};
 pub use stream::{StreamId, StreamState};

@@ -9,7 +9,6 @@ pub mod public;
 
 use axum::routing::get;
 use axum::Router;
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::app::AppState;
@@ -23,6 +22,6 @@ pub fn routes() -> Router<AppState> {
         .route("/metrics", get(public::metrics))
         .merge(gateway::routes())
         .merge(admin::routes())
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::ApiDoc::openapi()))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
         .fallback(|| async { ApiError::NotFound("route".into()) })
 }

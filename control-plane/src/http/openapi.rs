@@ -13,12 +13,18 @@ use super::{admin, gateway, public};
         gateway::validate_device, gateway::assign_node, gateway::start_session, gateway::session_heartbeat,
         gateway::end_session, gateway::report_usage, gateway::pool_snapshot, gateway::gateway_heartbeat,
     ),
-    nest((path = "/", api = admin::AdminApi)),
     components(schemas(crate::error::Problem)),
     modifiers(&SecuritySchemes),
     tags((name = "public"), (name = "gateway", description = "For gateways, with their service token"), (name = "admin", description = "For operators, with a JWT from /v1/admin/login"))
 )]
 pub struct ApiDoc;
+
+/// The whole document: the public and gateway routes plus the admin API.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(admin::AdminApi::openapi());
+    doc
+}
 
 struct SecuritySchemes;
 

@@ -171,6 +171,19 @@ impl Store {
     /// Deletes a plan nobody subscribes to (a conflict otherwise).
     pub async fn delete_plan(&self, actor: &str, id: Uuid) -> Result<()> {
         let mut tx = self.begin().await?;
+        // Checked here rather than left to the foreign key: SQLite reports a RESTRICT violation
+        // as a generic constraint error, which would not read as a conflict.
+        let subscriptions =
+            sqlx::query("SELECT COUNT(*) AS n FROM subscriptions WHERE plan_id = $1")
+                .bind(id.to_string())
+                .fetch_one(&mut *tx)
+                .await?
+                .int("n")?;
+        if subscriptions > 0 {
+            return Err(StoreError::Conflict(format!(
+                "the plan has {subscriptions} subscriptions; cancel or move them first"
+            )));
+        }
         let done = sqlx::query("DELETE FROM plans WHERE id = $1")
             .bind(id.to_string())
             .execute(&mut *tx)

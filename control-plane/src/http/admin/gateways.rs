@@ -1,0 +1,189 @@
+//! Gateways and their service tokens. Registering a gateway and rotating its token show the
+//! new token once; rotation lets the older tokens work for an overlap so gateways can be
+//! updated one by one; a token can also be revoked at once. Reading needs any role; changing
+//! needs the admin role.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{text, AdminOnly, JsonOrEmpty, MAX_NAME};
+use crate::app::AppState;
+use crate::auth::token;
+use crate::error::{ApiError, ApiResult};
+use crate::http::extract::{AdminCaller, ApiJson, ApiPath};
+use crate::model::{Gateway, GatewayToken};
+use crate::store::StoreError;
+
+/// Default overlap of a rotation, in seconds.
+pub const DEFAULT_OVERLAP_SECS: i64 = 3600;
+/// Longest overlap of a rotation (a week), in seconds.
+pub const MAX_OVERLAP_SECS: i64 = 604_800;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGateway {
+    /// Unique, 1 to 64 of `A-Z a-z 0-9 . _ -`.
+    pub name: String,
+}
+
+/// A new gateway and its first service token (shown once).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedGateway {
+    pub gateway: Gateway,
+    pub token_id: Uuid,
+    /// The service token; only its hash is kept.
+    pub token: String,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateToken {
+    /// How long the gateway's current tokens keep working, 0 to 604800 seconds (default 3600).
+    pub overlap_secs: Option<i64>,
+}
+
+/// A new service token (shown once).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuedToken {
+    #[serde(flatten)]
+    pub meta: GatewayToken,
+    /// The service token; only its hash is kept.
+    pub token: String,
+}
+
+fn gateway_name(value: &str) -> ApiResult<String> {
+    let name = text("name", value, MAX_NAME)?;
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return Err(ApiError::Validation(
+            "name may only contain letters, digits, '.', '_' and '-'".into(),
+        ));
+    }
+    Ok(name)
+}
+
+/// Registers a gateway and issues its first service token.
+#[utoipa::path(post, path = "/v1/admin/gateways", tag = "admin", request_body = CreateGateway,
+    responses((status = 201, body = CreatedGateway), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("admin_jwt" = [])))]
+pub async fn create_gateway(
+    State(state): State<AppState>,
+    AdminOnly(caller): AdminOnly,
+    ApiJson(req): ApiJson<CreateGateway>,
+) -> ApiResult<(StatusCode, Json<CreatedGateway>)> {
+    let name = gateway_name(&req.name)?;
+    let secret = token::generate();
+    let (gateway, tok) = state
+        .store
+        .create_gateway(&caller.actor(), &name, &token::hash(&secret))
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                ApiError::Conflict(format!("a gateway named {name:?} exists already"))
+            }
+            other => other.into(),
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedGateway {
+            gateway,
+            token_id: tok.id,
+            token: secret,
+        }),
+    ))
+}
+
+/// Lists gateways with when each was last seen.
+#[utoipa::path(get, path = "/v1/admin/gateways", tag = "admin", responses((status = 200, body = Vec<Gateway>)), security(("admin_jwt" = [])))]
+pub async fn list_gateways(
+    State(state): State<AppState>,
+    _caller: AdminCaller,
+) -> ApiResult<Json<Vec<Gateway>>> {
+    Ok(Json(state.store.list_gateways().await?))
+}
+
+/// Reads one gateway.
+#[utoipa::path(get, path = "/v1/admin/gateways/{id}", tag = "admin", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Gateway), (status = 404, body = crate::error::Problem)), security(("admin_jwt" = [])))]
+pub async fn get_gateway(
+    State(state): State<AppState>,
+    _caller: AdminCaller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Gateway>> {
+    Ok(Json(state.store.get_gateway(id).await?))
+}
+
+/// Issues a new service token; the gateway's current tokens expire after the overlap.
+#[utoipa::path(post, path = "/v1/admin/gateways/{id}/tokens", tag = "admin", params(("id" = Uuid, Path)), request_body(content = RotateToken, description = "optional"),
+    responses((status = 201, body = IssuedToken), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("admin_jwt" = [])))]
+pub async fn rotate_token(
+    State(state): State<AppState>,
+    AdminOnly(caller): AdminOnly,
+    ApiPath(id): ApiPath<Uuid>,
+    JsonOrEmpty(req): JsonOrEmpty<RotateToken>,
+) -> ApiResult<(StatusCode, Json<IssuedToken>)> {
+    let overlap = req.overlap_secs.unwrap_or(DEFAULT_OVERLAP_SECS);
+    if !(0..=MAX_OVERLAP_SECS).contains(&overlap) {
+        return Err(ApiError::Validation(format!(
+            "overlap_secs must be between 0 and {MAX_OVERLAP_SECS}"
+        )));
+    }
+    let secret = token::generate();
+    let meta = state
+        .store
+        .rotate_gateway_token(&caller.actor(), id, &token::hash(&secret), overlap * 1000)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedToken {
+            meta,
+            token: secret,
+        }),
+    ))
+}
+
+/// Lists a gateway's tokens (never the tokens themselves).
+#[utoipa::path(get, path = "/v1/admin/gateways/{id}/tokens", tag = "admin", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Vec<GatewayToken>), (status = 404, body = crate::error::Problem)), security(("admin_jwt" = [])))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    _caller: AdminCaller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Vec<GatewayToken>>> {
+    state.store.get_gateway(id).await?;
+    Ok(Json(state.store.list_gateway_tokens(id).await?))
+}
+
+/// Revokes one of a gateway's tokens at once.
+#[utoipa::path(delete, path = "/v1/admin/gateways/{id}/tokens/{token_id}", tag = "admin", params(("id" = Uuid, Path), ("token_id" = Uuid, Path)),
+    responses((status = 200, body = GatewayToken), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)),
+    security(("admin_jwt" = [])))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    AdminOnly(caller): AdminOnly,
+    ApiPath((id, token_id)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<Json<GatewayToken>> {
+    let tok = state.store.get_gateway_token(token_id).await?;
+    if tok.gateway_id != id {
+        return Err(ApiError::NotFound("gateway token".into()));
+    }
+    if tok.revoked_at.is_some() {
+        return Err(ApiError::Conflict("the token is already revoked".into()));
+    }
+    let tok = state
+        .store
+        .revoke_gateway_token(&caller.actor(), id, token_id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => ApiError::Conflict("the token is already revoked".into()),
+            other => other.into(),
+        })?;
+    Ok(Json(tok))
+}

@@ -1,0 +1,197 @@
+//! Subscriptions: give a user a plan (now, on hold until first use, or queued after the current
+//! one), list them, cancel one, reset its usage, and read the user's current quota.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{unknown_ref, Operator};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::http::extract::{AdminCaller, ApiJson, ApiPath};
+use crate::model::{now_ms, Millis, Subscription, SubscriptionStatus};
+use crate::store::{NewSubscription, QuotaStatus, StoreError};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSubscription {
+    /// The plan by id (give this or `plan`).
+    pub plan_id: Option<Uuid>,
+    /// The plan by name (give this or `plan_id`).
+    pub plan: Option<String>,
+    /// The clock starts at the first connection instead of now.
+    #[serde(default)]
+    pub on_hold: bool,
+    /// Starts when the current subscription ends.
+    #[serde(default)]
+    pub queued: bool,
+}
+
+/// A user's quota in the current period of the subscription in force.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserQuota {
+    pub subscription_id: Uuid,
+    pub plan_id: Uuid,
+    pub plan: String,
+    pub status: SubscriptionStatus,
+    /// When the subscription ends; `null` = never (or not started).
+    pub expires_at: Option<Millis>,
+    pub used_bytes: i64,
+    /// `null` = unlimited.
+    pub quota_bytes: Option<i64>,
+    /// `null` = unlimited.
+    pub remaining_bytes: Option<i64>,
+    pub period_start: Millis,
+    /// When the quota resets; `null` = never.
+    pub period_end: Option<Millis>,
+}
+
+/// Gives a user a plan.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/subscriptions", tag = "admin", params(("id" = Uuid, Path, description = "user id")),
+    request_body = CreateSubscription,
+    responses((status = 201, body = Subscription), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("admin_jwt" = [])))]
+pub async fn create_subscription(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    ApiPath(user_id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<CreateSubscription>,
+) -> ApiResult<(StatusCode, Json<Subscription>)> {
+    if req.on_hold && req.queued {
+        return Err(ApiError::Validation("on_hold and queued cannot both be set: a queued subscription starts when the current one ends".into()));
+    }
+    state.store.get_user(user_id).await?;
+    let plan = match (req.plan_id, req.plan.as_deref()) {
+        (Some(id), None) => state
+            .store
+            .get_plan(id)
+            .await
+            .map_err(ApiError::from)
+            .map_err(unknown_ref("plan", id))?,
+        (None, Some(name)) => state
+            .store
+            .plan_by_name(&super::text("plan", name, super::MAX_NAME)?)
+            .await
+            .map_err(ApiError::from)
+            .map_err(unknown_ref("plan", format!("{name:?}")))?,
+        _ => {
+            return Err(ApiError::Validation(
+                "give exactly one of plan_id and plan".into(),
+            ))
+        }
+    };
+    let sub = state
+        .store
+        .create_subscription(
+            &caller.actor(),
+            user_id,
+            &NewSubscription {
+                plan_id: plan.id,
+                on_hold: req.on_hold,
+                queued: req.queued,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(sub)))
+}
+
+/// Lists a user's subscriptions, oldest first.
+#[utoipa::path(get, path = "/v1/admin/users/{id}/subscriptions", tag = "admin", params(("id" = Uuid, Path, description = "user id")),
+    responses((status = 200, body = Vec<Subscription>), (status = 404, body = crate::error::Problem)), security(("admin_jwt" = [])))]
+pub async fn list_subscriptions(
+    State(state): State<AppState>,
+    _caller: AdminCaller,
+    ApiPath(user_id): ApiPath<Uuid>,
+) -> ApiResult<Json<Vec<Subscription>>> {
+    state.store.get_user(user_id).await?;
+    Ok(Json(state.store.list_subscriptions(user_id).await?))
+}
+
+/// Reads one subscription.
+#[utoipa::path(get, path = "/v1/admin/subscriptions/{id}", tag = "admin", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Subscription), (status = 404, body = crate::error::Problem)), security(("admin_jwt" = [])))]
+pub async fn get_subscription(
+    State(state): State<AppState>,
+    _caller: AdminCaller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Subscription>> {
+    Ok(Json(state.store.get_subscription(id).await?))
+}
+
+/// Cancels a subscription that is active, on hold or queued.
+#[utoipa::path(post, path = "/v1/admin/subscriptions/{id}/cancel", tag = "admin", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Subscription), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("admin_jwt" = [])))]
+pub async fn cancel_subscription(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Subscription>> {
+    let sub = state.store.get_subscription(id).await?;
+    if matches!(
+        sub.status,
+        SubscriptionStatus::Ended | SubscriptionStatus::Cancelled
+    ) {
+        return Err(ApiError::Conflict(format!(
+            "the subscription is already {}",
+            sub.status
+        )));
+    }
+    let sub = state
+        .store
+        .cancel_subscription(&caller.actor(), id)
+        .await
+        .map_err(|e| match e {
+            // Ended or cancelled between the read and the write.
+            StoreError::NotFound(_) => {
+                ApiError::Conflict("the subscription is no longer in force".into())
+            }
+            other => other.into(),
+        })?;
+    Ok(Json(sub))
+}
+
+/// Starts the subscription's quota period afresh: usage so far no longer counts.
+#[utoipa::path(post, path = "/v1/admin/subscriptions/{id}/reset-usage", tag = "admin", params(("id" = Uuid, Path)),
+    responses((status = 200, body = QuotaStatus), (status = 404, body = crate::error::Problem)), security(("admin_jwt" = [])))]
+pub async fn reset_usage(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<QuotaStatus>> {
+    Ok(Json(state.store.reset_usage(&caller.actor(), id).await?))
+}
+
+/// The user's quota under the subscription in force (404 when there is none).
+#[utoipa::path(get, path = "/v1/admin/users/{id}/quota", tag = "admin", params(("id" = Uuid, Path, description = "user id")),
+    responses((status = 200, body = UserQuota), (status = 404, body = crate::error::Problem)), security(("admin_jwt" = [])))]
+pub async fn user_quota(
+    State(state): State<AppState>,
+    _caller: AdminCaller,
+    ApiPath(user_id): ApiPath<Uuid>,
+) -> ApiResult<Json<UserQuota>> {
+    state.store.get_user(user_id).await?;
+    let now = now_ms();
+    let Some((sub, plan)) = state
+        .store
+        .resolve_subscription(user_id, now, false)
+        .await?
+    else {
+        return Err(ApiError::NotFound("subscription in force".into()));
+    };
+    let q = state.store.quota_status(&sub, &plan, now).await?;
+    Ok(Json(UserQuota {
+        subscription_id: sub.id,
+        plan_id: plan.id,
+        plan: plan.name,
+        status: sub.status,
+        expires_at: sub.ends_at,
+        used_bytes: q.used_bytes,
+        quota_bytes: q.quota_bytes,
+        remaining_bytes: q.remaining_bytes,
+        period_start: q.period_start,
+        period_end: q.period_end,
+    }))
+}

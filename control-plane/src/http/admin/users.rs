@@ -1,0 +1,150 @@
+//! Users (customers): create, list, read, update (including disable / enable through
+//! `status`), delete.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{email, limit, nullable, text, Operator, MAX_NAME};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::http::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
+use crate::model::{User, UserStatus};
+use crate::store::{StoreError, UserUpdate};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// Unique, 1 to 64 characters.
+    pub name: String,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    pub name: Option<String>,
+    /// `null` removes the address.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub email: Option<Option<String>>,
+    /// `disabled` stops the user's devices from connecting; `active` lets them again.
+    pub status: Option<UserStatus>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListUsers {
+    /// 1 to 1000 (default 100).
+    pub limit: Option<i64>,
+    /// Rows to skip (default 0).
+    pub offset: Option<i64>,
+}
+
+fn conflict(name: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {
+    move |e| match e {
+        StoreError::Conflict(_) => {
+            ApiError::Conflict(format!("a user named {name:?} exists already"))
+        }
+        other => other.into(),
+    }
+}
+
+/// Creates a user.
+#[utoipa::path(post, path = "/v1/admin/users", tag = "admin", request_body = CreateUser,
+    responses((status = 201, body = User), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("admin_jwt" = [])))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    ApiJson(req): ApiJson<CreateUser>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    let name = text("name", &req.name, MAX_NAME)?;
+    let mail = req.email.as_deref().map(email).transpose()?;
+    let user = state
+        .store
+        .create_user(&caller.actor(), &name, mail.as_deref())
+        .await
+        .map_err(conflict(&name))?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Lists users by name.
+#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", params(ListUsers),
+    responses((status = 200, body = Vec<User>)), security(("admin_jwt" = [])))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    _caller: AdminCaller,
+    ApiQuery(q): ApiQuery<ListUsers>,
+) -> ApiResult<Json<Vec<User>>> {
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::Validation("offset must not be negative".into()));
+    }
+    Ok(Json(state.store.list_users(limit(q.limit)?, offset).await?))
+}
+
+/// Reads one user.
+#[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "admin", params(("id" = Uuid, Path)),
+    responses((status = 200, body = User), (status = 404, body = crate::error::Problem)), security(("admin_jwt" = [])))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    _caller: AdminCaller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<User>> {
+    Ok(Json(state.store.get_user(id).await?))
+}
+
+/// Renames a user, changes the e-mail address, or disables / enables the user.
+#[utoipa::path(patch, path = "/v1/admin/users/{id}", tag = "admin", params(("id" = Uuid, Path)), request_body = UpdateUser,
+    responses((status = 200, body = User), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("admin_jwt" = [])))]
+pub async fn update_user(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<UpdateUser>,
+) -> ApiResult<Json<User>> {
+    if req.name.is_none() && req.email.is_none() && req.status.is_none() {
+        return Err(ApiError::Validation(
+            "nothing to change: give name, email or status".into(),
+        ));
+    }
+    let name = req
+        .name
+        .as_deref()
+        .map(|n| text("name", n, MAX_NAME))
+        .transpose()?;
+    let mail = match &req.email {
+        Some(Some(e)) => Some(Some(email(e)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    let update = UserUpdate {
+        name: name.clone(),
+        email: mail,
+        status: req.status,
+    };
+    let user = state
+        .store
+        .update_user(&caller.actor(), id, &update)
+        .await
+        .map_err(conflict(name.as_deref().unwrap_or_default()))?;
+    Ok(Json(user))
+}
+
+/// Deletes a user with their devices, subscriptions and sessions.
+#[utoipa::path(delete, path = "/v1/admin/users/{id}", tag = "admin", params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 404, body = crate::error::Problem)), security(("admin_jwt" = [])))]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_user(&caller.actor(), id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

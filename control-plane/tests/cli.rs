@@ -1,0 +1,151 @@
+//! The operator CLI as an operator runs it: the real binary against an SQLite file, from the first
+//! admin to a device's connection link.
+
+use std::process::{Command, Output};
+
+use httvps_proto::link::ConnectionLink;
+
+fn cli(db: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_httvps-control-plane"))
+        .args(args)
+        .env("DATABASE_URL", db)
+        .env("HTTVPS_ADMIN_PASSWORD", "a long enough password")
+        .env("HTTVPS_CP_PUBLIC_GATEWAY", "vpn.example.com:443/s3cret")
+        .env("HTTVPS_CP_GATEWAY_CERT_SHA256", "ab".repeat(32))
+        .env_remove("HTTVPS_CP_GATEWAY_SNI")
+        .output()
+        .expect("run the CLI")
+}
+
+fn ok(db: &str, args: &[&str]) -> String {
+    let out = cli(db, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn an_operator_sets_up_a_working_service_without_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("cp.db").display());
+    assert!(ok(&db, &["migrate"]).contains("migrations applied"));
+    assert!(ok(
+        &db,
+        &["admin", "create", "--username", "root", "--role", "admin"]
+    )
+    .contains("admin root (admin) created"));
+    ok(
+        &db,
+        &[
+            "region",
+            "create",
+            "--code",
+            "eu-west",
+            "--name",
+            "EU West",
+            "--latitude",
+            "50.1",
+            "--longitude",
+            "-8.7",
+        ],
+    );
+    let plan = ok(
+        &db,
+        &[
+            "plan",
+            "create",
+            "--name",
+            "basic",
+            "--quota",
+            "100GiB",
+            "--days",
+            "30",
+            "--regions",
+            "eu-west",
+            "--device-limit",
+            "1",
+        ],
+    );
+    assert!(plan.contains("plan basic created"));
+    assert!(ok(&db, &["plan", "list"]).contains(&format!("{} bytes/calendar_month", 100u64 << 30)));
+    let user = ok(
+        &db,
+        &["user", "create", "--name", "alice", "--plan", "basic"],
+    );
+    assert!(user.contains("subscribed to basic (active)"), "{user}");
+
+    let device = ok(
+        &db,
+        &[
+            "device",
+            "create",
+            "--user",
+            "alice",
+            "--name",
+            "Alice's phone",
+        ],
+    );
+    let link_line = device
+        .lines()
+        .find_map(|l| l.strip_prefix("connection link: "))
+        .expect("a link line");
+    let link = ConnectionLink::parse(link_line).expect("the printed link parses");
+    assert_eq!(
+        (link.host.as_str(), link.port, link.path.as_str()),
+        ("vpn.example.com", 443, "/s3cret")
+    );
+    assert_eq!(link.fingerprint, Some([0xab; 32]));
+    let token_line = device
+        .lines()
+        .find_map(|l| l.strip_prefix("token (shown once): "))
+        .unwrap();
+    assert_eq!(link.token, token_line);
+    assert!(
+        device.contains('█') || device.contains('▀'),
+        "a QR code is drawn in the terminal"
+    );
+    // The plan allows one device.
+    let refused = cli(
+        &db,
+        &["device", "create", "--user", "alice", "--name", "second"],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("device limit"));
+
+    let key = "ss://Y2hhY2hhMjAtaWV0Zi1wb2x5MTMwNTpzZWNyZXQ@203.0.113.5:8388/?outline=1#fra-1";
+    assert!(ok(&db, &["node", "import", key, "--region", "eu-west"])
+        .contains("node fra-1 (203.0.113.5:8388 chacha20-ietf-poly1305) added"));
+    let bad = cli(
+        &db,
+        &[
+            "node",
+            "import",
+            "ss://YWVzLTE5Mi1nY206c2VjcmV0@203.0.113.5:8388",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("aes-192-gcm"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+
+    let gw = ok(&db, &["gateway", "create", "--name", "gw-1"]);
+    assert!(gw
+        .lines()
+        .any(|l| l.starts_with("service token (shown once): ") && l.len() > 40));
+    assert!(
+        ok(&db, &["gateway", "rotate", "--name", "gw-1"]).contains("new service token for gw-1")
+    );
+    assert!(ok(&db, &["usage", "--by", "user"]).starts_with("bucket_start\tuser"));
+    let bad_unit = cli(
+        &db,
+        &["plan", "create", "--name", "x", "--quota", "12 parsecs"],
+    );
+    assert!(String::from_utf8_lossy(&bad_unit.stderr).contains("unknown size unit"));
+}

@@ -1,0 +1,158 @@
+//! TCP, then TLS (pinned or web PKI), then the WebSocket upgrade with the `httvps.v1`
+//! subprotocol. Credentials never go into the URL; they go into HELLO.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::config::{GatewayEndpoint, Trust};
+use crate::error::Error;
+
+/// The WebSocket over TLS over TCP that carries one session.
+pub(crate) type Ws = WebSocketStream<TlsStream<TcpStream>>;
+
+/// Accepts exactly the certificate with the pinned SHA-256, and checks the handshake signatures
+/// made with its key.
+#[derive(Debug)]
+struct PinnedCertificate {
+    fingerprint: [u8; 32],
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedCertificate {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let seen: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
+        if seen == self.fingerprint {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "the gateway's certificate does not match the pinned fingerprint".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+fn tls_config(trust: &Trust) -> Result<rustls::ClientConfig, Error> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS: {e}")))?;
+    let mut config = match trust {
+        Trust::WebPki => {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        Trust::Pinned(fingerprint) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedCertificate {
+                fingerprint: *fingerprint,
+                provider,
+            }))
+            .with_no_client_auth(),
+    };
+    // Look like a browser speaking HTTP/1.1 before the upgrade.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Connects to the gateway and completes the WebSocket upgrade.
+pub(crate) async fn connect(gateway: &GatewayEndpoint, max_message: usize) -> Result<Ws, Error> {
+    let unreachable = |what: &str, e: &dyn std::fmt::Display| {
+        Error::Unreachable(format!("{gateway}: {what}: {e}"))
+    };
+    let tcp = TcpStream::connect((gateway.host.as_str(), gateway.port))
+        .await
+        .map_err(|e| unreachable("TCP", &e))?;
+    let _ = tcp.set_nodelay(true);
+    let connector = TlsConnector::from(Arc::new(tls_config(&gateway.trust)?));
+    let name = ServerName::try_from(gateway.server_name().to_owned())
+        .map_err(|e| Error::Config(format!("server name {:?}: {e}", gateway.server_name())))?;
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| unreachable("TLS", &e))?;
+    let host = if gateway.server_name().contains(':') {
+        format!("[{}]", gateway.server_name())
+    } else {
+        gateway.server_name().to_owned()
+    };
+    let url = format!("wss://{host}:{}{}", gateway.port, gateway.path);
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| Error::Config(format!("gateway URL: {e}")))?;
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static(httvps_proto::SUBPROTOCOL),
+    );
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message));
+    let (ws, response) = tokio_tungstenite::client_async_with_config(request, tls, Some(ws_config))
+        .await
+        .map_err(|e| unreachable("WebSocket upgrade", &e))?;
+    let agreed = response
+        .headers()
+        .get("Sec-WebSocket-Protocol")
+        .and_then(|v| v.to_str().ok());
+    if agreed != Some(httvps_proto::SUBPROTOCOL) {
+        return Err(Error::Unreachable(format!(
+            "{gateway}: the server did not agree to {}",
+            httvps_proto::SUBPROTOCOL
+        )));
+    }
+    Ok(ws)
+}
