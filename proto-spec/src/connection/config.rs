@@ -28,6 +28,9 @@ pub struct SessionConfig {
     pub stream_send_buffer: usize,
     /// Outbound datagrams queued at most; the oldest is dropped beyond this.
     pub datagram_queue: usize,
+    /// Control frames queued at most; a peer that makes us queue more (a PING flood while our
+    /// socket is blocked) ends the session with `protocol_error`.
+    pub max_queued_control_frames: usize,
 }
 
 impl Default for SessionConfig {
@@ -42,6 +45,7 @@ impl Default for SessionConfig {
             send_chunk: 32 * 1024,
             stream_send_buffer: 512 * 1024,
             datagram_queue: 256,
+            max_queued_control_frames: 4096,
         }
     }
 }

@@ -548,18 +548,42 @@ impl Connection {
         Ok(())
     }
 
-    /// Ends the session with an ERROR frame (the last frame sent). Everything queued is dropped.
+    /// Ends the session with an ERROR frame, the last frame sent. Control frames already queued
+    /// (a GOAWAY, resets, credit) still go out before it; queued stream data and datagrams are
+    /// dropped.
     pub fn close(&mut self, code: ErrorCode, message: &str) {
         if self.phase == Phase::Closed {
             return;
         }
-        self.fail_with(code, message);
+        self.datagrams.clear();
+        self.ready.clear();
+        self.streams.clear();
+        self.control
+            .push_back(Frame::Error(ErrorFrame::new(code, message)));
+        self.phase = Phase::Closed;
     }
 
     /// Whether the session is draining after a GOAWAY either way and has no live streams left,
     /// so the driver can close it.
     pub fn is_drained(&self) -> bool {
-        (self.goaway_sent.is_some() || self.goaway_received.is_some()) && self.streams.is_empty()
+        self.phase != Phase::Closed
+            && (self.goaway_sent.is_some() || self.goaway_received.is_some())
+            && self.streams.is_empty()
+    }
+
+    /// Session credit the peer granted that is not yet spent on sent data.
+    pub fn session_send_credit(&self) -> u64 {
+        self.session_send.available()
+    }
+
+    /// Stream data written by the application and not yet transmitted, over all streams.
+    pub fn queued_bytes(&self) -> usize {
+        self.streams.values().map(|s| s.queued).sum()
+    }
+
+    /// Control frames waiting to be sent (PONGs, credit, resets, ...).
+    pub fn queued_control_frames(&self) -> usize {
+        self.control.len()
     }
 
     // ---- helpers ----

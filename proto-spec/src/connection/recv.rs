@@ -78,6 +78,12 @@ impl Connection {
             Frame::WindowUpdate(update) => self.on_window_update(update),
             Frame::Datagram(datagram) => self.on_datagram(datagram),
             Frame::Ping(payload) => {
+                if self.control.len() >= self.config.max_queued_control_frames {
+                    return Err(violation(
+                        ErrorCode::ProtocolError,
+                        "too many frames awaiting an answer (PING flood)",
+                    ));
+                }
                 self.control.push_back(Frame::Pong(payload));
                 Ok(())
             }

@@ -735,3 +735,35 @@ fn ignorable_unknown_frames_are_skipped_and_peer_error_closes() {
     );
     assert!(p.client.is_closed());
 }
+
+#[test]
+fn close_keeps_a_queued_goaway_and_drained_is_false_once_closed() {
+    let mut p = Pair::default();
+    p.server.go_away(ErrorCode::ShuttingDown, "bye").unwrap();
+    assert!(p.server.is_drained());
+    p.server.close(ErrorCode::ShuttingDown, "done");
+    assert!(
+        !p.server.is_drained(),
+        "a closed session is not 'drained and waiting'"
+    );
+    let frames: Vec<Frame> = std::iter::from_fn(|| p.server.poll_transmit(p.now))
+        .map(|m| Frame::decode(m, u32::MAX).unwrap())
+        .collect();
+    assert!(matches!(frames[0], Frame::GoAway(_)));
+    assert!(matches!(frames.last(), Some(Frame::Error(_))));
+}
+
+#[test]
+fn a_ping_flood_is_bounded() {
+    let cfg = SessionConfig {
+        max_queued_control_frames: 8,
+        ..SessionConfig::default()
+    };
+    let mut p = Pair::new(SessionConfig::default(), cfg);
+    let ping = Frame::Ping(PingPayload([0; 8])).to_bytes();
+    for _ in 0..8 {
+        p.server.handle_message(ping.clone(), p.now).unwrap();
+    }
+    let err = p.server.handle_message(ping, p.now).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ProtocolError);
+}

@@ -1,0 +1,108 @@
+//! Throughput and stream-open latency through gateway → Shadowsocks node → target, all on
+//! loopback in one process. Prints figures; asserts nothing.
+//!
+//! ```sh
+//! CARGO_TARGET_DIR=/work/target cargo run --release -p httvps-gateway --example bench
+//! ```
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use httvps_proto::StreamKind;
+
+const T: Duration = Duration::from_secs(120);
+
+#[tokio::main]
+async fn main() {
+    let gw = TestGateway::start(test_config()).await;
+    println!(
+        "gateway {} (self-signed, fp {}…)",
+        gw.addr(),
+        &gw.fingerprint()[..16]
+    );
+
+    // Download: one stream, then 16 streams at once.
+    for (streams, per_stream) in [(1usize, 256usize << 20), (16, 32 << 20)] {
+        let (source, _) = source_server(per_stream).await;
+        let client = gw.client().await;
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..streams {
+            let mut s = client.open(StreamKind::Tcp, source, b"").await;
+            tasks.push(tokio::spawn(async move {
+                s.accepted().await.unwrap();
+                s.read_to_end(T).await.len()
+            }));
+        }
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap();
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "download {streams:>2} stream(s): {:>7.1} MiB in {secs:.2} s = {:>7.1} MiB/s ({:.0} Mbit/s)",
+            total as f64 / 1048576.0,
+            total as f64 / 1048576.0 / secs,
+            total as f64 * 8.0 / 1e6 / secs
+        );
+    }
+
+    // Upload + echo on one stream.
+    let echo = echo_server().await;
+    let client = gw.client().await;
+    let mut s = client.open(StreamKind::Tcp, echo, b"").await;
+    s.accepted().await.unwrap();
+    let data = pattern(64 << 20);
+    let started = Instant::now();
+    let len = data.len();
+    let reader = tokio::spawn(async move {
+        let mut events = s.take_events();
+        let writer = async {
+            s.write(&data).await;
+            s.finish();
+        };
+        let mut got = 0;
+        let read = async {
+            while let Some(StreamEv::Data(d)) = events.recv().await {
+                got += d.len();
+            }
+        };
+        tokio::join!(writer, read);
+        got
+    });
+    let got = reader.await.unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "echo      1 stream : {:>7.1} MiB each way in {secs:.2} s = {:>7.1} MiB/s each way ({got} of {len} bytes back)",
+        len as f64 / 1048576.0,
+        len as f64 / 1048576.0 / secs
+    );
+
+    // Stream-open latency: STREAM_OPEN with early data → first echoed byte.
+    let client = gw.client().await;
+    let mut samples = Vec::new();
+    for _ in 0..500 {
+        let started = Instant::now();
+        let mut s = client.open(StreamKind::Tcp, echo, b"x").await;
+        s.accepted().await.unwrap();
+        loop {
+            if let Some(StreamEv::Data(_)) = s.next(T).await {
+                break;
+            }
+        }
+        samples.push(started.elapsed());
+        s.reset();
+    }
+    samples.sort();
+    let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
+    println!(
+        "stream open → first byte ({} samples): p50 {:?}  p99 {:?}  max {:?}",
+        samples.len(),
+        pct(0.50),
+        pct(0.99),
+        samples[samples.len() - 1]
+    );
+}

@@ -1,0 +1,109 @@
+//! `httvps-gateway`: parses the configuration, wires the gateway and runs it until SIGTERM.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use httvps_gateway::authority::DeviceAuthority;
+use httvps_gateway::control_plane::ControlPlaneClient;
+use httvps_gateway::upstream::NodeSource;
+use httvps_gateway::{Gateway, GatewayConfig, StaticAuthority, StaticNodes, TlsSource};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = GatewayConfig::parse();
+    init_tracing(config.log_json);
+    config.validate()?;
+
+    if let Some(addr) = config.metrics_listen {
+        httvps_gateway::metrics::install_exporter(addr)?;
+        tracing::info!(%addr, "metrics listening");
+    }
+
+    let tls = Arc::new(match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => TlsSource::from_files(cert, key)?,
+        _ => TlsSource::self_signed(&config.self_signed_names)?,
+    });
+
+    let control_plane = match (&config.control_plane_url, &config.control_plane_token) {
+        (Some(url), Some(token)) => Some(Arc::new(ControlPlaneClient::new(
+            url.clone(),
+            token.clone(),
+            config.control_plane_timeout,
+        )?)),
+        _ => None,
+    };
+    let authority: Arc<dyn DeviceAuthority> = match (&control_plane, config.dev_devices.is_empty())
+    {
+        (Some(cp), _) => cp.clone(),
+        (None, false) => {
+            tracing::warn!("using --dev-device credentials: development only");
+            Arc::new(StaticAuthority::from_pairs(&config.dev_devices)?)
+        }
+        (None, true) => anyhow::bail!(
+            "set --control-plane-url and --control-plane-token (or --dev-device for development)"
+        ),
+    };
+    let nodes: Arc<dyn NodeSource> = if !config.nodes.is_empty() {
+        Arc::new(StaticNodes::from_urls(&config.nodes).context("--node")?)
+    } else if let Some(cp) = &control_plane {
+        cp.clone()
+    } else {
+        anyhow::bail!("no node source: set --control-plane-url or --node");
+    };
+
+    let path = config.path.clone();
+    let gateway = Gateway::start(config, tls.clone(), authority, nodes).await?;
+    let addr = gateway.local_addr();
+    if tls.is_self_signed() {
+        println!(
+            "self-signed certificate, SHA-256 fingerprint: {}",
+            gateway.fingerprint()
+        );
+    }
+    println!(
+        "connect with: httvps://DEVICE_ID:TOKEN@HOST:{}{}?fp={}",
+        addr.port(),
+        path,
+        gateway.fingerprint()
+    );
+
+    wait_for_termination().await;
+    tracing::info!("shutting down: GOAWAY to every session");
+    gateway.shutdown().await;
+    tracing::info!("bye");
+    Ok(())
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn wait_for_termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,53 @@
+//! Prometheus metrics: names in one place, recorded through the `metrics` facade, exported by
+//! metrics-exporter-prometheus on a listener of its own (never on the public TLS port).
+
+use std::net::SocketAddr;
+
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+use crate::GatewayError;
+
+/// Sessions currently established (gauge).
+pub const SESSIONS_ACTIVE: &str = "httvps_gateway_sessions_active";
+/// Sessions ended, by how they ended (`result`).
+pub const SESSIONS_TOTAL: &str = "httvps_gateway_sessions_total";
+/// Streams currently live, by `kind` (tcp, udp).
+pub const STREAMS_ACTIVE: &str = "httvps_gateway_streams_active";
+/// STREAM_OPENs by `kind` and `result` (ok or the reset code).
+pub const STREAM_OPENS_TOTAL: &str = "httvps_gateway_stream_opens_total";
+/// Payload bytes relayed, by `direction` (up: client to target, down: target to client).
+pub const BYTES_TOTAL: &str = "httvps_gateway_bytes_total";
+/// Datagrams relayed, by `direction`.
+pub const DATAGRAMS_TOTAL: &str = "httvps_gateway_datagrams_total";
+/// Time from HELLO received to HELLO_ACK or HELLO_ERROR queued, by `result`.
+pub const HELLO_SECONDS: &str = "httvps_gateway_hello_duration_seconds";
+/// Time to connect through a node and send the Shadowsocks header, by `node`.
+pub const NODE_CONNECT_SECONDS: &str = "httvps_gateway_node_connect_duration_seconds";
+/// Node connection failures, by `node`.
+pub const NODE_FAILURES_TOTAL: &str = "httvps_gateway_node_failures_total";
+/// Times a stream could not read its upstream for lack of client credit, plus the protocol
+/// crate's own stall counter.
+pub const FLOW_CONTROL_STALLS_TOTAL: &str = "httvps_gateway_flow_control_stalls_total";
+/// Bytes held by the gateway for all sessions: read from upstreams and not yet sent, or
+/// received from clients and not yet written upstream (gauge).
+pub const BUFFERED_BYTES: &str = "httvps_gateway_buffered_bytes";
+/// UDP sockets toward nodes (NAT entries) currently open (gauge).
+pub const UDP_SOCKETS_ACTIVE: &str = "httvps_gateway_udp_sockets_active";
+/// HELLOs refused by the failed-HELLO rate limiter.
+pub const HELLO_RATE_LIMITED_TOTAL: &str = "httvps_gateway_hello_rate_limited_total";
+/// Session violations answered with ERROR, by `code`.
+pub const PROTOCOL_ERRORS_TOTAL: &str = "httvps_gateway_protocol_errors_total";
+/// HTTP requests answered with the decoy site or 404, by `status`.
+pub const DECOY_RESPONSES_TOTAL: &str = "httvps_gateway_decoy_responses_total";
+
+/// Installs the global Prometheus recorder and serves `/metrics` on `addr`.
+pub fn install_exporter(addr: SocketAddr) -> Result<(), GatewayError> {
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets(&[
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ])
+        .map_err(|e| GatewayError::Metrics(e.to_string()))?
+        .install()
+        .map_err(|e| GatewayError::Metrics(e.to_string()))
+}

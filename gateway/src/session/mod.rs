@@ -1,0 +1,716 @@
+//! One task per session: it owns the `httvps_proto::Connection` and the WebSocket, and talks to
+//! one small task per stream (see [`crate::upstream`]).
+//!
+//! The loop waits on, at once: the WebSocket sink becoming ready for the one frame pulled from
+//! `poll_transmit` (no further frame is pulled until the sink took it, so a client that stops
+//! reading stops the session's output; its input is still read, but only a bounded number of
+//! non-data messages, so it cannot grow the control queue), the next WebSocket message, reports from stream tasks (a bounded channel), the timers (handshake, idle,
+//! lifetime, drain), the WebSocket ping interval and the gateway's drain signal.
+//!
+//! - [`handshake`]: HELLO → rate limits → device authority → HELLO_ACK or HELLO_ERROR.
+//! - [`streams`]: the table of live streams and their flow-control bookkeeping.
+//! - [`close`]: the WebSocket close codes of SPEC §2.6.
+
+pub mod close;
+mod handshake;
+pub mod streams;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use httvps_proto::frame::StreamOpen;
+use httvps_proto::{Connection, ErrorCode, Event, ResetCode, Role, StreamId, StreamKind};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_tungstenite::tungstenite::error::Error as WsError;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::gateway::Shared;
+use crate::metrics as m;
+use crate::stats::SessionStatsGuard;
+use crate::upstream::tcp::TcpRelay;
+use crate::upstream::udp::{OutboundDatagram, UdpRelay};
+use crate::upstream::upload::UploadQueue;
+use crate::upstream::{SessionNode, StreamEvent};
+use streams::{StreamEntry, StreamIo, StreamTable};
+
+/// Reports from stream tasks waiting for the session at most; a full channel makes stream
+/// tasks wait, never the session.
+const STREAM_EVENT_QUEUE: usize = 256;
+/// Datagrams from the client queued for one UDP stream's node socket; more are dropped.
+const DATAGRAM_QUEUE: usize = 64;
+/// Largest single read from an upstream.
+const UPSTREAM_READ_CHUNK: usize = 32 * 1024;
+/// Read credit is handed to a stream task in steps of at least this much (unless it has none).
+const MIN_GRANT: usize = 8 * 1024;
+/// Messages other than STREAM_DATA read while the sink is blocked, before reading pauses.
+/// Each may queue a control frame (PONG, STREAM_RESET, ...), so this bounds that queue for a
+/// client that floods without reading; STREAM_DATA is bounded by its credit instead.
+const MAX_CONTROL_READS_WHILE_BLOCKED: usize = 256;
+/// How long the close handshake may take once the session is over.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs one session over an upgraded WebSocket until it ends.
+pub async fn run_session<S>(ws: WebSocketStream<S>, peer: SocketAddr, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let stats = shared.stats.register_session();
+    let now = Instant::now();
+    let (events_tx, events_rx) = mpsc::channel(STREAM_EVENT_QUEUE);
+    let lifetime = shared.config.max_lifetime + jitter(shared.config.max_lifetime_jitter);
+    let session = Session {
+        conn: Connection::new(Role::Server, shared.session_config.clone(), now),
+        handshake_deadline: Some(now + shared.config.handshake_timeout),
+        idle_deadline: None,
+        lifetime_deadline: now + lifetime,
+        drain: None,
+        shutdown_seen: false,
+        close_code: None,
+        peer_gone: false,
+        streams: StreamTable::default(),
+        events_tx,
+        events_rx,
+        node: None,
+        device_id: None,
+        established_at: None,
+        written_down: 0,
+        proto_stalls: 0,
+        reported_streams: (0, 0),
+        peer,
+        stats,
+        shared,
+    };
+    session.run(ws).await;
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    conn: Connection,
+    streams: StreamTable,
+    events_tx: mpsc::Sender<StreamEvent>,
+    events_rx: mpsc::Receiver<StreamEvent>,
+    /// The session's node slot, from HELLO_ACK on.
+    node: Option<Arc<SessionNode>>,
+    device_id: Option<String>,
+    established_at: Option<Instant>,
+    handshake_deadline: Option<Instant>,
+    idle_deadline: Option<Instant>,
+    lifetime_deadline: Instant,
+    /// Draining after our GOAWAY: its code and when to give up on the remaining streams.
+    drain: Option<(ErrorCode, Instant)>,
+    shutdown_seen: bool,
+    /// Set when the session decided to end: the close code for the WebSocket.
+    close_code: Option<u16>,
+    /// The WebSocket is gone or the peer closed it.
+    peer_gone: bool,
+    /// STREAM_DATA bytes handed to `Connection::write` (minus what it sent = queued there).
+    written_down: u64,
+    proto_stalls: u64,
+    /// Live (tcp, udp) streams last added to the gateway-wide counters.
+    reported_streams: (usize, usize),
+    stats: SessionStatsGuard,
+}
+
+impl Session {
+    async fn run<S>(mut self, ws: WebSocketStream<S>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let (mut sink, mut source) = ws.split();
+        let mut outgoing: Option<Message> = None;
+        let mut needs_flush = false;
+        let mut ping_due = false;
+        let mut control_reads_while_blocked = 0usize;
+        let ping_every = self.shared.config.ws_ping_interval;
+        let mut ws_ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        ws_ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let drain_signal = self.shared.drain.clone();
+
+        loop {
+            if outgoing.is_none() {
+                if ping_due {
+                    outgoing = Some(Message::Ping(Bytes::new()));
+                    ping_due = false;
+                } else if let Some(frame) = self.conn.poll_transmit(Instant::now()) {
+                    outgoing = Some(Message::Binary(frame));
+                } else if self.drain.is_some()
+                    && !self.conn.is_closed()
+                    && self.conn.is_drained()
+                    && self.streams.is_empty()
+                {
+                    // Only once everything queued (the GOAWAY included) went out: `close`
+                    // drops whatever is still queued.
+                    self.end(ErrorCode::NoError, "drained");
+                    continue;
+                }
+            }
+            if self.peer_gone || (outgoing.is_none() && self.conn.is_closed()) {
+                break;
+            }
+            let deadline = tokio::time::Instant::from_std(self.next_deadline());
+            let sink_busy = outgoing.is_some() || needs_flush;
+            let can_read = !self.conn.is_closed()
+                && (outgoing.is_none()
+                    || control_reads_while_blocked < MAX_CONTROL_READS_WHILE_BLOCKED);
+            tokio::select! {
+                sent = drive_sink(&mut sink, &mut outgoing, &mut needs_flush), if sink_busy => {
+                    if sent.is_err() {
+                        self.peer_gone = true;
+                    }
+                    control_reads_while_blocked = 0;
+                }
+                msg = source.next(), if can_read => {
+                    // tungstenite queues Pong and Close replies; the next flush sends them.
+                    needs_flush = true;
+                    let is_data = matches!(&msg, Some(Ok(Message::Binary(b))) if b.first() == Some(&0x06));
+                    if outgoing.is_some() && !is_data {
+                        control_reads_while_blocked += 1;
+                    }
+                    self.on_ws_message(msg);
+                }
+                Some(event) = self.events_rx.recv() => self.on_stream_event(event),
+                _ = tokio::time::sleep_until(deadline) => self.on_timer(),
+                _ = ws_ping.tick() => ping_due = true,
+                _ = drain_signal.cancelled(), if !self.shutdown_seen => {
+                    self.shutdown_seen = true;
+                    self.start_drain(ErrorCode::ShuttingDown, self.shared.config.shutdown_grace);
+                }
+            }
+            self.after_io().await;
+        }
+        self.finish(sink, source).await;
+    }
+
+    /// Processes what the last input produced: protocol events, read credit for streams,
+    /// the end of a drain, statistics.
+    async fn after_io(&mut self) {
+        while let Some(event) = self.conn.poll_event() {
+            self.on_proto_event(event).await;
+        }
+        if self.conn.is_closed() {
+            return;
+        }
+        self.grant_read_credit();
+        self.update_stats();
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        [
+            self.handshake_deadline,
+            self.idle_deadline,
+            Some(self.lifetime_deadline),
+            self.drain.map(|(_, at)| at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(far)
+    }
+
+    fn on_timer(&mut self) {
+        let now = Instant::now();
+        if self.handshake_deadline.is_some_and(|at| now >= at) {
+            self.handshake_deadline = None;
+            self.end(ErrorCode::HandshakeTimeout, "no HELLO in time");
+        } else if self.idle_deadline.is_some_and(|at| now >= at) {
+            self.end(ErrorCode::IdleTimeout, "idle");
+        } else if self.drain.is_some_and(|(_, at)| now >= at) {
+            let code = self.drain.map_or(ErrorCode::ShuttingDown, |(c, _)| c);
+            self.end(code, "drain period over");
+        } else if now >= self.lifetime_deadline {
+            // Only once: afterwards the drain deadline governs.
+            self.lifetime_deadline = now + Duration::from_secs(365 * 86_400);
+            self.start_drain(ErrorCode::MaxLifetime, self.shared.config.drain_timeout);
+        }
+    }
+
+    /// Sends GOAWAY and lets the streams finish for at most `grace`.
+    fn start_drain(&mut self, code: ErrorCode, grace: Duration) {
+        if !self.conn.is_established() {
+            self.end(code, "the gateway is going away");
+            return;
+        }
+        if self.drain.is_some() {
+            return;
+        }
+        let reason = match code {
+            ErrorCode::MaxLifetime => "maximum connection lifetime reached",
+            _ => "gateway shutting down",
+        };
+        if self.conn.go_away(code, reason).is_ok() {
+            self.drain = Some((code, Instant::now() + grace));
+        }
+    }
+
+    /// Ends the session with an ERROR frame and remembers the close code.
+    fn end(&mut self, code: ErrorCode, message: &str) {
+        if self.conn.is_closed() {
+            return;
+        }
+        self.conn.close(code, message);
+        self.close_code = Some(close::for_error(code));
+    }
+
+    fn on_ws_message(&mut self, msg: Option<Result<Message, WsError>>) {
+        let now = Instant::now();
+        match msg {
+            Some(Ok(Message::Binary(data))) => {
+                self.touch(now);
+                if let Err(e) = self.conn.handle_message(data, now) {
+                    let code = e.code();
+                    metrics::counter!(m::PROTOCOL_ERRORS_TOTAL, "code" => code.name()).increment(1);
+                    tracing::debug!(peer = %self.peer, error = %e, "session violation");
+                    self.close_code = Some(close::for_error(code));
+                }
+            }
+            Some(Ok(Message::Text(_))) => {
+                metrics::counter!(m::PROTOCOL_ERRORS_TOTAL, "code" => "protocol_error")
+                    .increment(1);
+                self.end(ErrorCode::ProtocolError, "text messages are not allowed");
+            }
+            Some(Ok(Message::Close(_))) | None => self.peer_gone = true,
+            Some(Ok(_)) => {} // Ping, Pong: tungstenite answers pings itself.
+            Some(Err(WsError::Capacity(e))) => {
+                metrics::counter!(m::PROTOCOL_ERRORS_TOTAL, "code" => "frame_size").increment(1);
+                tracing::debug!(peer = %self.peer, error = %e, "oversized WebSocket message");
+                self.end(ErrorCode::FrameSize, "message larger than max_frame_size");
+            }
+            Some(Err(WsError::Protocol(e))) => {
+                tracing::debug!(peer = %self.peer, error = %e, "WebSocket protocol error");
+                self.end(ErrorCode::ProtocolError, "WebSocket protocol error");
+            }
+            Some(Err(e)) => {
+                tracing::debug!(peer = %self.peer, error = %e, "WebSocket lost");
+                self.peer_gone = true;
+            }
+        }
+    }
+
+    /// Any received frame resets the idle timer (SPEC §8).
+    fn touch(&mut self, now: Instant) {
+        if self.idle_deadline.is_some() {
+            self.idle_deadline = Some(now + self.shared.config.idle_timeout);
+        }
+    }
+
+    async fn on_proto_event(&mut self, event: Event) {
+        match event {
+            Event::HelloReceived(hello) => {
+                self.handshake_deadline = None;
+                self.on_hello(hello).await;
+            }
+            Event::StreamOpened(open) => self.open_stream(open),
+            Event::StreamData { stream_id, data } => {
+                let len = data.len();
+                match self.streams.get_mut(stream_id) {
+                    Some(entry) => {
+                        entry.unconsumed += len;
+                        if let StreamIo::Tcp { upload, .. } = &entry.io {
+                            upload.push(data);
+                        }
+                    }
+                    // No upstream to give it to: return the credit at once.
+                    None => {
+                        let _ = self.conn.consume(stream_id, len, Instant::now());
+                    }
+                }
+            }
+            Event::StreamFinished(id) => self.on_client_fin(id),
+            Event::StreamReset { stream_id, code } => {
+                tracing::debug!(stream = %stream_id, code = %code, "client reset stream");
+                self.streams.remove(stream_id);
+            }
+            Event::Datagram(datagram) => {
+                if let Some(entry) = self.streams.get_mut(datagram.stream_id) {
+                    if let StreamIo::Udp {
+                        datagrams: Some(tx),
+                    } = &entry.io
+                    {
+                        // A full queue drops the datagram, as UDP may (SPEC §7).
+                        let _ = tx.try_send(OutboundDatagram {
+                            addr: datagram.addr,
+                            data: datagram.data,
+                        });
+                    }
+                }
+            }
+            Event::PeerError(error) => {
+                tracing::debug!(peer = %self.peer, code = %error.code, message = %error.message, "client ended the session");
+            }
+            Event::GoAway(_) => tracing::debug!(peer = %self.peer, "client is draining"),
+            // Client-side events, and credit the grant logic picks up anyway.
+            Event::StreamWritable(_)
+            | Event::HelloAccepted(_)
+            | Event::HelloRejected(_)
+            | Event::StreamAccepted(_)
+            | Event::Pong { .. } => {}
+        }
+    }
+
+    fn on_client_fin(&mut self, id: StreamId) {
+        let Some(entry) = self.streams.get_mut(id) else {
+            return;
+        };
+        match &mut entry.io {
+            StreamIo::Tcp { upload, .. } => upload.finish(),
+            StreamIo::Udp { datagrams } => {
+                // The client sends no more datagrams: end the stream both ways.
+                *datagrams = None;
+                if entry.acked {
+                    let _ = self.conn.finish(id);
+                }
+            }
+        }
+    }
+
+    fn open_stream(&mut self, open: StreamOpen) {
+        let id = open.stream_id;
+        let kind = open.kind;
+        if self.streams.pending_opens() >= self.shared.config.max_pending_opens {
+            self.refuse(id, kind, ResetCode::StreamLimit);
+            return;
+        }
+        let Some(node) = self.node.clone() else {
+            self.refuse(id, kind, ResetCode::Internal);
+            return;
+        };
+        let upstreams = self.shared.upstreams.clone();
+        let events = self.events_tx.clone();
+        let early_len = open.early_data.len();
+        let (io, task) = match kind {
+            StreamKind::Tcp => {
+                let upload = Arc::new(UploadQueue::default());
+                let read_credit = Arc::new(Semaphore::new(0));
+                let relay = TcpRelay {
+                    id,
+                    target: open.target.clone(),
+                    early_data: open.early_data,
+                    upload: upload.clone(),
+                    read_credit: read_credit.clone(),
+                    events,
+                    upstreams,
+                    node,
+                    read_chunk: UPSTREAM_READ_CHUNK,
+                };
+                let task = tokio::spawn(relay.run()).abort_handle();
+                let io = StreamIo::Tcp {
+                    upload,
+                    read_credit,
+                    granted: 0,
+                    download_done: false,
+                    stalled: false,
+                };
+                (io, task)
+            }
+            StreamKind::Udp => {
+                let (tx, rx) = mpsc::channel(DATAGRAM_QUEUE);
+                let relay = UdpRelay {
+                    id,
+                    target: open.target.clone(),
+                    datagrams: rx,
+                    events,
+                    upstreams,
+                    node,
+                    idle_timeout: self.shared.config.udp_idle_timeout,
+                    stats: self.shared.stats.clone(),
+                };
+                let task = tokio::spawn(relay.run()).abort_handle();
+                (
+                    StreamIo::Udp {
+                        datagrams: Some(tx),
+                    },
+                    task,
+                )
+            }
+        };
+        let mut entry = StreamEntry::new(open.target, io, task);
+        // Early data counts as received and is consumed once written upstream.
+        entry.unconsumed = early_len;
+        self.streams.insert(id, entry);
+    }
+
+    fn refuse(&mut self, id: StreamId, kind: StreamKind, code: ResetCode) {
+        let _ = self.conn.reset(id, code);
+        self.shared
+            .stats
+            .streams_refused
+            .fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(m::STREAM_OPENS_TOTAL, "kind" => kind.name(), "result" => code.name())
+            .increment(1);
+    }
+
+    fn on_stream_event(&mut self, event: StreamEvent) {
+        let now = Instant::now();
+        match event {
+            StreamEvent::Connected { id } => {
+                let Some(entry) = self.streams.get_mut(id) else {
+                    return;
+                };
+                entry.acked = true;
+                let kind = if entry.is_tcp() { "tcp" } else { "udp" };
+                let udp_finished = matches!(entry.io, StreamIo::Udp { datagrams: None });
+                if self.conn.accept_stream(id).is_err() {
+                    self.streams.remove(id);
+                    return;
+                }
+                if udp_finished {
+                    let _ = self.conn.finish(id);
+                }
+                self.shared
+                    .stats
+                    .streams_accepted
+                    .fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(m::STREAM_OPENS_TOTAL, "kind" => kind, "result" => "ok")
+                    .increment(1);
+            }
+            StreamEvent::OpenFailed { id, code } => {
+                let kind = match self.streams.remove(id) {
+                    Some(e) if e.is_tcp() => StreamKind::Tcp,
+                    Some(_) => StreamKind::Udp,
+                    None => return,
+                };
+                tracing::debug!(stream = %id, code = %code, "stream refused");
+                self.refuse(id, kind, code);
+            }
+            StreamEvent::Data { id, data } => {
+                let len = data.len();
+                let Some(entry) = self.streams.get_mut(id) else {
+                    return;
+                };
+                if let StreamIo::Tcp { granted, .. } = &mut entry.io {
+                    *granted = granted.saturating_sub(len);
+                }
+                match self.conn.write(id, data) {
+                    Ok(taken) if taken == len => {
+                        self.written_down += len as u64;
+                        self.stats
+                            .stats()
+                            .bytes_down
+                            .fetch_add(len as u64, Ordering::Relaxed);
+                        metrics::counter!(m::BYTES_TOTAL, "direction" => "down")
+                            .increment(len as u64);
+                    }
+                    Ok(taken) => {
+                        // Grants never exceed writable_bytes, so this is a bug; fail the
+                        // stream rather than corrupt it.
+                        tracing::error!(stream = %id, taken, len, "write took less than granted");
+                        self.written_down += taken as u64;
+                        self.streams.remove(id);
+                        let _ = self.conn.reset(id, ResetCode::Internal);
+                    }
+                    Err(_) => {
+                        // The client reset or finished the stream meanwhile.
+                        self.streams.remove(id);
+                    }
+                }
+            }
+            StreamEvent::Eof { id } => {
+                if let Some(entry) = self.streams.get_mut(id) {
+                    if let StreamIo::Tcp { download_done, .. } = &mut entry.io {
+                        *download_done = true;
+                    }
+                    let _ = self.conn.finish(id);
+                }
+            }
+            StreamEvent::Consumed { id, bytes } => {
+                if let Some(entry) = self.streams.get_mut(id) {
+                    entry.unconsumed = entry.unconsumed.saturating_sub(bytes);
+                }
+                let _ = self.conn.consume(id, bytes, now);
+                self.stats
+                    .stats()
+                    .bytes_up
+                    .fetch_add(bytes as u64, Ordering::Relaxed);
+                metrics::counter!(m::BYTES_TOTAL, "direction" => "up").increment(bytes as u64);
+            }
+            StreamEvent::Datagram { id, from, data } => {
+                if let Some(entry) = self.streams.get_mut(id) {
+                    let addr = from.filter(|f| *f != entry.target);
+                    // Too large or queue full: dropped, as UDP may.
+                    let _ = self.conn.send_datagram(id, addr, data);
+                }
+            }
+            StreamEvent::Failed { id, code } => {
+                if self.streams.remove(id).is_some() {
+                    let _ = self.conn.reset(id, code);
+                }
+            }
+            StreamEvent::Done { id } => {
+                self.streams.remove(id);
+            }
+        }
+    }
+
+    /// Hands each TCP stream task the read credit it may use: what `Connection::write` would
+    /// accept now, minus what it was already granted, within the session's share.
+    fn grant_read_credit(&mut self) {
+        if !self.conn.is_established() {
+            return;
+        }
+        let queued = self
+            .written_down
+            .saturating_sub(self.conn.stats().data_bytes_sent) as usize;
+        let (_, granted_total) = self.streams.held_bytes();
+        // Session-wide bound: never hold more for the client than its session window, even
+        // when every stream has stream credit left (the proto API shows no session credit).
+        let session_cap = self.conn.peer_limits().session_window as usize;
+        let mut session_room = session_cap.saturating_sub(queued + granted_total);
+        let mut new_stalls = 0u64;
+        for (id, entry) in self.streams.iter_mut() {
+            if !entry.acked {
+                continue;
+            }
+            let StreamIo::Tcp {
+                read_credit,
+                granted,
+                download_done,
+                stalled,
+                ..
+            } = &mut entry.io
+            else {
+                continue;
+            };
+            if *download_done {
+                continue;
+            }
+            let writable = self.conn.writable_bytes(*id);
+            let room = writable.saturating_sub(*granted).min(session_room);
+            if room > 0 && (room >= MIN_GRANT || *granted == 0) {
+                read_credit.add_permits(room);
+                *granted += room;
+                session_room -= room;
+            }
+            let now_stalled = *granted == 0;
+            if now_stalled && !*stalled {
+                new_stalls += 1;
+            }
+            *stalled = now_stalled;
+        }
+        let proto_stalls = self.conn.stats().flow_control_stalls;
+        new_stalls += proto_stalls.saturating_sub(self.proto_stalls);
+        self.proto_stalls = proto_stalls;
+        if new_stalls > 0 {
+            metrics::counter!(m::FLOW_CONTROL_STALLS_TOTAL).increment(new_stalls);
+        }
+    }
+
+    fn update_stats(&mut self) {
+        let queued = self
+            .written_down
+            .saturating_sub(self.conn.stats().data_bytes_sent) as usize;
+        let (up, granted) = self.streams.held_bytes();
+        let held = queued + up + granted;
+        let before = self.stats.stats().buffered_bytes.load(Ordering::Relaxed);
+        self.stats.stats().set_buffered(held);
+        if held != before {
+            metrics::gauge!(m::BUFFERED_BYTES).increment(held as f64 - before as f64);
+        }
+        let (tcp, udp) = self.streams.count_by_kind();
+        let (old_tcp, old_udp) = self.reported_streams;
+        if (tcp, udp) != (old_tcp, old_udp) {
+            metrics::gauge!(m::STREAMS_ACTIVE, "kind" => "tcp")
+                .increment(tcp as f64 - old_tcp as f64);
+            metrics::gauge!(m::STREAMS_ACTIVE, "kind" => "udp")
+                .increment(udp as f64 - old_udp as f64);
+            let active = &self.shared.stats.streams_active;
+            active.fetch_add(tcp + udp, Ordering::Relaxed);
+            active.fetch_sub(old_tcp + old_udp, Ordering::Relaxed);
+            self.reported_streams = (tcp, udp);
+        }
+    }
+
+    /// Flushes the last frames, sends the WebSocket Close and waits briefly for the peer's.
+    async fn finish<Tx, Rx>(mut self, mut sink: Tx, mut source: Rx)
+    where
+        Tx: futures_util::Sink<Message, Error = WsError> + Unpin,
+        Rx: futures_util::Stream<Item = Result<Message, WsError>> + Unpin,
+    {
+        self.streams = StreamTable::default();
+        // Whatever is still queued is dropped with the session.
+        self.written_down = self.conn.stats().data_bytes_sent;
+        self.update_stats();
+        let code = self.close_code.unwrap_or(if self.conn.is_established() {
+            close::NORMAL
+        } else {
+            // A HELLO_ERROR the connection queued itself (unsupported version).
+            close::POLICY
+        });
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            while let Some(frame) = self.conn.poll_transmit(Instant::now()) {
+                if sink.feed(Message::Binary(frame)).await.is_err() {
+                    return;
+                }
+            }
+            if !self.peer_gone {
+                let close = CloseFrame {
+                    code: code.into(),
+                    reason: "".into(),
+                };
+                let _ = sink.send(Message::Close(Some(close))).await;
+                // Wait for the peer's Close so the TCP connection ends cleanly.
+                while let Some(Ok(msg)) = source.next().await {
+                    if matches!(msg, Message::Close(_)) {
+                        break;
+                    }
+                }
+            }
+            let _ = sink.close().await;
+        })
+        .await;
+        if let Some(at) = self.established_at {
+            metrics::gauge!(m::SESSIONS_ACTIVE).decrement(1.0);
+            tracing::info!(
+                peer = %self.peer,
+                device = self.device_id.as_deref().unwrap_or("-"),
+                duration_ms = at.elapsed().as_millis() as u64,
+                close_code = code,
+                "session ended"
+            );
+        }
+        metrics::counter!(m::SESSIONS_TOTAL, "close_code" => code.to_string()).increment(1);
+    }
+}
+
+/// Moves the waiting frame into the sink once it is ready, or flushes when nothing waits.
+/// Readiness and the send happen in one poll, so cancelling this future never loses a frame.
+async fn drive_sink<S>(
+    sink: &mut S,
+    outgoing: &mut Option<Message>,
+    needs_flush: &mut bool,
+) -> Result<(), WsError>
+where
+    S: futures_util::Sink<Message, Error = WsError> + Unpin,
+{
+    futures_util::future::poll_fn(|cx| {
+        if outgoing.is_some() {
+            std::task::ready!(sink.poll_ready_unpin(cx))?;
+            if let Some(msg) = outgoing.take() {
+                sink.start_send_unpin(msg)?;
+            }
+            *needs_flush = true;
+        } else {
+            std::task::ready!(sink.poll_flush_unpin(cx))?;
+            *needs_flush = false;
+        }
+        std::task::Poll::Ready(Ok(()))
+    })
+    .await
+}
+
+/// A random extra lifetime in `0..=max`.
+fn jitter(max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(rand::random::<u64>() % (max.as_millis() as u64 + 1))
+}

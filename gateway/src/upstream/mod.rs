@@ -1,0 +1,301 @@
+//! Upstreams: stream targets reached through Shadowsocks pool nodes.
+//!
+//! - [`nodes`]: the [`Node`] type and the [`NodeSource`] seam (control plane or a fixed list).
+//! - [`policy`]: which targets are allowed.
+//! - [`tcp`] and [`udp`]: the per-stream tasks that own the upstream sockets.
+//!
+//! Domain targets are resolved **here**, on the gateway, when the target policy is in force:
+//! every resolved address is checked and the node is given the checked IP literal, so a name
+//! cannot re-resolve to a forbidden address behind our back (DNS rebinding). When the operator
+//! allows private targets the name goes to the node unresolved, which then resolves it itself.
+
+pub mod nodes;
+pub mod policy;
+pub mod tcp;
+pub mod udp;
+pub mod upload;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use httvps_proto::{Address as ProtoHost, ResetCode, StreamId, TargetAddr};
+use shadowsocks::context::SharedContext;
+use shadowsocks::net::{TcpStream as ShadowTcpStream, UdpSocket as ShadowUdpSocket};
+use shadowsocks::relay::tcprelay::proxy_stream::ProxyClientStream;
+use shadowsocks::relay::udprelay::ProxySocket;
+use shadowsocks::relay::Address;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Mutex;
+
+pub use nodes::{AssignRequest, NoNode, Node, NodeSource, StaticNodes};
+pub use policy::TargetPolicy;
+
+/// A TCP connection to a target through a node.
+pub type NodeStream = ProxyClientStream<ShadowTcpStream>;
+/// A UDP association with a node.
+pub type NodeSocket = ProxySocket<ShadowUdpSocket>;
+
+/// What a stream task tells its session.
+#[derive(Debug)]
+pub enum StreamEvent {
+    /// The target is connected (tcp) or the node association is ready (udp): send
+    /// STREAM_OPEN_ACK.
+    Connected {
+        /// The stream.
+        id: StreamId,
+    },
+    /// The stream could not be opened: send STREAM_RESET with this code.
+    OpenFailed {
+        /// The stream.
+        id: StreamId,
+        /// Why.
+        code: ResetCode,
+    },
+    /// Bytes read from the upstream, within the credit granted.
+    Data {
+        /// The stream.
+        id: StreamId,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// The upstream closed its side: send STREAM_FIN.
+    Eof {
+        /// The stream.
+        id: StreamId,
+    },
+    /// Client bytes were written upstream: return their credit.
+    Consumed {
+        /// The stream.
+        id: StreamId,
+        /// How many.
+        bytes: usize,
+    },
+    /// A datagram from the node.
+    Datagram {
+        /// The stream.
+        id: StreamId,
+        /// Where it came from.
+        from: Option<TargetAddr>,
+        /// Its payload.
+        data: Bytes,
+    },
+    /// The upstream failed after opening: send STREAM_RESET with this code.
+    Failed {
+        /// The stream.
+        id: StreamId,
+        /// Why.
+        code: ResetCode,
+    },
+    /// Both directions finished normally; the task has ended.
+    Done {
+        /// The stream.
+        id: StreamId,
+    },
+}
+
+/// How long a local name resolution may take before the stream is refused.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything a stream needs to reach its target: the Shadowsocks context (created once), the
+/// node source, the target policy and the connect timeout.
+#[derive(Debug)]
+pub struct Upstreams {
+    ss: SharedContext,
+    nodes: Arc<dyn NodeSource>,
+    policy: TargetPolicy,
+    connect_timeout: Duration,
+}
+
+/// The node a session uses. Its streams share it, so a failover moves all of them.
+#[derive(Debug)]
+pub struct SessionNode {
+    device_id: String,
+    session_id: String,
+    region: Option<String>,
+    current: Mutex<Option<Node>>,
+}
+
+impl SessionNode {
+    /// No node yet; one is assigned at the first stream.
+    pub fn new(device_id: String, session_id: String, region: Option<String>) -> Self {
+        SessionNode {
+            device_id,
+            session_id,
+            region,
+            current: Mutex::new(None),
+        }
+    }
+}
+
+impl Upstreams {
+    /// Creates the shared Shadowsocks client context.
+    pub fn new(
+        nodes: Arc<dyn NodeSource>,
+        policy: TargetPolicy,
+        connect_timeout: Duration,
+    ) -> Self {
+        Upstreams {
+            ss: shadowsocks::context::Context::new_shared(shadowsocks::config::ServerType::Local),
+            nodes,
+            policy,
+            connect_timeout,
+        }
+    }
+
+    /// The target policy.
+    pub fn policy(&self) -> &TargetPolicy {
+        &self.policy
+    }
+
+    /// Applies the target policy and turns the target into the address given to the node.
+    pub async fn resolve(&self, target: &TargetAddr) -> Result<Address, ResetCode> {
+        match &target.addr {
+            ProtoHost::Ipv4(ip) => self.literal(SocketAddr::new((*ip).into(), target.port)),
+            ProtoHost::Ipv6(ip) => self.literal(SocketAddr::new((*ip).into(), target.port)),
+            ProtoHost::Domain(name) => {
+                if !self.policy.allows_name(name) {
+                    return Err(ResetCode::NotAllowed);
+                }
+                if let Ok(ip) = name.parse::<std::net::IpAddr>() {
+                    return self.literal(SocketAddr::new(ip, target.port));
+                }
+                if self.policy.allows_private() {
+                    return Ok(Address::DomainNameAddress(name.clone(), target.port));
+                }
+                let lookup = tokio::net::lookup_host((name.as_str(), target.port));
+                let addrs: Vec<SocketAddr> =
+                    match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+                        Ok(Ok(addrs)) => addrs.collect(),
+                        Ok(Err(_)) => return Err(ResetCode::NameNotResolved),
+                        Err(_) => return Err(ResetCode::Timeout),
+                    };
+                if addrs.is_empty() {
+                    return Err(ResetCode::NameNotResolved);
+                }
+                // Every address must pass: a name that also points inside is refused outright.
+                if addrs.iter().any(|a| !self.policy.allows_ip(a.ip())) {
+                    return Err(ResetCode::NotAllowed);
+                }
+                Ok(Address::SocketAddress(addrs[0]))
+            }
+        }
+    }
+
+    fn literal(&self, addr: SocketAddr) -> Result<Address, ResetCode> {
+        if self.policy.allows_ip(addr.ip()) {
+            Ok(Address::SocketAddress(addr))
+        } else {
+            Err(ResetCode::NotAllowed)
+        }
+    }
+
+    /// Connects to `target` through the session's node and sends the Shadowsocks header with
+    /// `early_data` in the same write. A node that fails is reported and the connection tried
+    /// once more on another node.
+    pub async fn connect_tcp(
+        &self,
+        session: &SessionNode,
+        target: &Address,
+        early_data: &[u8],
+    ) -> Result<NodeStream, ResetCode> {
+        let mut exclude = Vec::new();
+        let mut last = ResetCode::NodeUnavailable;
+        for _attempt in 0..2 {
+            let node = self.node_for(session, &exclude).await?;
+            let started = Instant::now();
+            let attempt = tokio::time::timeout(self.connect_timeout, async {
+                let mut stream =
+                    NodeStream::connect(self.ss.clone(), &node.config, target.clone()).await?;
+                // Nothing goes out before the first write; an empty write sends the header
+                // alone so the node starts connecting the target at once.
+                if early_data.is_empty() {
+                    let _ = stream.write(&[]).await?;
+                } else {
+                    stream.write_all(early_data).await?;
+                }
+                stream.flush().await?;
+                Ok::<_, io::Error>(stream)
+            })
+            .await;
+            match attempt {
+                Ok(Ok(stream)) => {
+                    metrics::histogram!(crate::metrics::NODE_CONNECT_SECONDS, "node" => node.id.clone())
+                        .record(started.elapsed().as_secs_f64());
+                    return Ok(stream);
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(node = %node.id, error = %e, "connecting through node failed");
+                    last = ResetCode::NodeUnavailable;
+                }
+                Err(_) => {
+                    tracing::warn!(node = %node.id, "connecting through node timed out");
+                    last = ResetCode::Timeout;
+                }
+            }
+            self.node_failed(session, &node).await;
+            exclude.push(node.id);
+        }
+        Err(last)
+    }
+
+    /// Opens a UDP association with the session's node (with one failover, as for TCP).
+    pub async fn bind_udp(&self, session: &SessionNode) -> Result<(NodeSocket, Node), ResetCode> {
+        let mut exclude = Vec::new();
+        for _attempt in 0..2 {
+            let node = self.node_for(session, &exclude).await?;
+            let bind = NodeSocket::connect(self.ss.clone(), &node.config);
+            match tokio::time::timeout(self.connect_timeout, bind).await {
+                Ok(Ok(socket)) => return Ok((socket, node)),
+                Ok(Err(e)) => tracing::warn!(node = %node.id, error = %e, "UDP association failed"),
+                Err(_) => tracing::warn!(node = %node.id, "UDP association timed out"),
+            }
+            self.node_failed(session, &node).await;
+            exclude.push(node.id);
+        }
+        Err(ResetCode::NodeUnavailable)
+    }
+
+    async fn node_for(&self, session: &SessionNode, exclude: &[String]) -> Result<Node, ResetCode> {
+        let mut current = session.current.lock().await;
+        if let Some(node) = current.as_ref().filter(|n| !exclude.contains(&n.id)) {
+            return Ok(node.clone());
+        }
+        let request = AssignRequest {
+            device_id: &session.device_id,
+            session_id: &session.session_id,
+            region: session.region.as_deref(),
+            exclude,
+        };
+        match self.nodes.assign(request).await {
+            Ok(node) => {
+                *current = Some(node.clone());
+                Ok(node)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no node for session");
+                Err(ResetCode::NodeUnavailable)
+            }
+        }
+    }
+
+    async fn node_failed(&self, session: &SessionNode, node: &Node) {
+        metrics::counter!(crate::metrics::NODE_FAILURES_TOTAL, "node" => node.id.clone())
+            .increment(1);
+        self.nodes.report_failure(&node.id).await;
+        let mut current = session.current.lock().await;
+        if current.as_ref().is_some_and(|n| n.id == node.id) {
+            *current = None;
+        }
+    }
+}
+
+/// The HTTVPS target for an address a node reported.
+pub fn target_of(addr: &Address) -> Option<TargetAddr> {
+    match addr {
+        Address::SocketAddress(sa) => TargetAddr::socket(*sa).ok(),
+        Address::DomainNameAddress(name, port) => TargetAddr::domain(name.clone(), *port).ok(),
+    }
+}

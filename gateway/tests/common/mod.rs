@@ -1,0 +1,756 @@
+//! Shared harness of the gateway integration tests: a real Shadowsocks server in process as the
+//! pool node, real TCP/UDP targets on 127.0.0.1, the gateway on a random port with a
+//! self-signed certificate, and a test client built on `httvps_proto::Connection` that speaks to
+//! it over real TLS (pinned to the fingerprint) and a real WebSocket.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use httvps_gateway::{Gateway, GatewayConfig, Node, StaticAuthority, StaticNodes, TlsSource};
+use httvps_proto::frame::{ErrorFrame, Frame, HelloError};
+use httvps_proto::{
+    ClientHello, Connection, Event, ResetCode, Role, SessionConfig, StreamId, StreamKind,
+    TargetAddr,
+};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use shadowsocks::config::{Mode, ServerConfig};
+use shadowsocks::crypto::CipherKind;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+pub const DEVICE: &str = "dev-1";
+pub const TOKEN: &[u8] = b"token-of-dev-1-0123456789";
+pub const REVOKED_DEVICE: &str = "dev-revoked";
+pub const PATH: &str = "/s3cr3t";
+
+pub type Ws = WebSocketStream<TlsStream<TcpStream>>;
+
+/// A Shadowsocks server (TCP and UDP on the same port) running in this process.
+pub async fn start_node() -> Node {
+    for _ in 0..20 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut cfg =
+            ServerConfig::new(addr, "node-password-1", CipherKind::CHACHA20_POLY1305).unwrap();
+        cfg.set_mode(Mode::TcpAndUdp);
+        let Ok(server) = shadowsocks_service::server::ServerBuilder::new(cfg.clone())
+            .build()
+            .await
+        else {
+            continue;
+        };
+        tokio::spawn(server.run());
+        return Node {
+            id: format!("node-{port}"),
+            name: "test node".into(),
+            config: Arc::new(cfg),
+        };
+    }
+    panic!("no free port for the Shadowsocks node");
+}
+
+/// A node address nothing listens on (for failover tests).
+pub fn dead_node() -> Node {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut cfg = ServerConfig::new(addr, "x", CipherKind::CHACHA20_POLY1305).unwrap();
+    cfg.set_mode(Mode::TcpAndUdp);
+    Node {
+        id: "dead-node".into(),
+        name: "dead".into(),
+        config: Arc::new(cfg),
+    }
+}
+
+/// A TCP echo server.
+pub async fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// A server that greets every connection with `len` bytes of a deterministic pattern, then
+/// closes. Reports through the channel how many bytes it managed to write, when done or
+/// stopped.
+pub async fn source_server(len: usize) -> (SocketAddr, mpsc::UnboundedReceiver<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let data = pattern(len);
+                let mut written = 0;
+                for chunk in data.chunks(16 * 1024) {
+                    if s.write_all(chunk).await.is_err() {
+                        break;
+                    }
+                    written += chunk.len();
+                    let _ = tx.send(written);
+                }
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// A UDP responder that answers every datagram with `b"re:" + datagram` (DNS-like).
+pub async fn udp_responder() -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let mut reply = b"re:".to_vec();
+            reply.extend_from_slice(&buf[..n]);
+            let _ = socket.send_to(&reply, from).await;
+        }
+    });
+    addr
+}
+
+/// Deterministic bytes.
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).into()
+}
+
+/// Test defaults: loopback targets allowed (the targets run on 127.0.0.1).
+pub fn test_config() -> GatewayConfig {
+    GatewayConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        metrics_listen: None,
+        path: PATH.into(),
+        allow_private_targets: true,
+        connect_timeout: Duration::from_secs(5),
+        shutdown_grace: Duration::from_secs(5),
+        ..GatewayConfig::default()
+    }
+}
+
+pub struct TestGateway {
+    pub gateway: Gateway,
+    pub node: Node,
+}
+
+impl TestGateway {
+    pub async fn start(config: GatewayConfig) -> TestGateway {
+        let node = start_node().await;
+        Self::start_with_nodes(config, vec![node.clone()], node).await
+    }
+
+    pub async fn start_with_nodes(config: GatewayConfig, nodes: Vec<Node>, node: Node) -> Self {
+        let tls = Arc::new(TlsSource::self_signed(&["localhost".into()]).unwrap());
+        let authority = StaticAuthority::new()
+            .with_device(DEVICE, TOKEN)
+            .with_device("dev-2", b"token-2".to_vec())
+            .with_device(REVOKED_DEVICE, b"token-r".to_vec())
+            .with_revoked(REVOKED_DEVICE);
+        let gateway = Gateway::start(
+            config,
+            tls,
+            Arc::new(authority),
+            Arc::new(StaticNodes::new(nodes)),
+        )
+        .await
+        .unwrap();
+        TestGateway { gateway, node }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.gateway.local_addr()
+    }
+
+    pub fn fingerprint(&self) -> String {
+        self.gateway.fingerprint()
+    }
+
+    pub async fn client(&self) -> TestClient {
+        TestClient::connect(self, DEVICE, TOKEN).await
+    }
+}
+
+// ---- TLS pinned to the fingerprint ----
+
+#[derive(Debug)]
+struct PinnedCert {
+    fingerprint: String,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if httvps_gateway::tls::fingerprint(end_entity) == self.fingerprint {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General("fingerprint mismatch".into()))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+pub async fn tls_connect(addr: SocketAddr, fingerprint: &str) -> TlsStream<TcpStream> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedCert {
+            fingerprint: fingerprint.to_owned(),
+            provider,
+        }))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// A raw HTTP/1.1 request over TLS; returns the whole response text (headers and body).
+pub async fn http_request(gw: &TestGateway, request: &str) -> String {
+    let mut tls = tls_connect(gw.addr(), &gw.fingerprint()).await;
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), tls.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A WebSocket to the gateway with the httvps.v1 subprotocol.
+pub async fn ws_connect(gw: &TestGateway) -> Ws {
+    let tls = tls_connect(gw.addr(), &gw.fingerprint()).await;
+    let mut request = format!("wss://localhost{PATH}")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "httvps.v1".parse().unwrap());
+    let config = WebSocketConfig::default().max_message_size(Some(64 << 20));
+    let (ws, response) = tokio_tungstenite::client_async_with_config(request, tls, Some(config))
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers().get("sec-websocket-protocol").unwrap(),
+        "httvps.v1"
+    );
+    ws
+}
+
+/// The bytes of a valid HELLO.
+pub fn hello_bytes(device: &str, token: &[u8]) -> Bytes {
+    let mut c = Connection::new(Role::Client, SessionConfig::default(), Instant::now());
+    c.send_hello(ClientHello::new(device, token.to_vec()))
+        .unwrap();
+    c.poll_transmit(Instant::now()).unwrap()
+}
+
+/// How a raw session ended: the last HTTVPS frame and the close code.
+#[derive(Debug)]
+pub struct Ending {
+    pub frames: Vec<Frame>,
+    pub close_code: Option<u16>,
+}
+
+impl Ending {
+    pub fn error(&self) -> Option<&ErrorFrame> {
+        self.frames.iter().rev().find_map(|f| match f {
+            Frame::Error(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    pub fn hello_error(&self) -> Option<&HelloError> {
+        self.frames.iter().find_map(|f| match f {
+            Frame::HelloError(e) => Some(e),
+            _ => None,
+        })
+    }
+}
+
+/// Reads every frame until the server closes (with a deadline).
+pub async fn read_until_close(ws: &mut Ws, within: Duration) -> Ending {
+    let mut frames = Vec::new();
+    let mut close_code = None;
+    let _ = tokio::time::timeout(within, async {
+        while let Some(msg) = ws.next().await {
+            match msg {
+                Ok(Message::Binary(b)) => {
+                    if let Ok(f) = Frame::decode(b, 16 << 20) {
+                        frames.push(f);
+                    }
+                }
+                Ok(Message::Close(frame)) => {
+                    close_code = frame.map(|f| u16::from(f.code));
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    })
+    .await;
+    Ending { frames, close_code }
+}
+
+// ---- the test client: a small driver of Connection(Role::Client) ----
+
+/// What a stream of the test client reports.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamEv {
+    Accepted,
+    Data(Bytes),
+    Fin,
+    Reset(ResetCode),
+    Datagram(Option<TargetAddr>, Bytes),
+}
+
+enum Cmd {
+    Open {
+        kind: StreamKind,
+        target: TargetAddr,
+        early: Bytes,
+        auto_consume: bool,
+        reply: oneshot::Sender<Result<(StreamId, mpsc::UnboundedReceiver<StreamEv>), String>>,
+    },
+    Write(StreamId, Bytes, oneshot::Sender<()>),
+    Finish(StreamId),
+    Reset(StreamId),
+    Consume(StreamId, usize),
+    Datagram(StreamId, Option<TargetAddr>, Bytes),
+    Ping,
+}
+
+/// A session, as a client sees it. A background task owns the connection and the socket.
+pub struct TestClient {
+    cmd: mpsc::UnboundedSender<Cmd>,
+    session_events: mpsc::UnboundedReceiver<Event>,
+}
+
+/// One stream of the test client.
+pub struct ClientStream {
+    pub id: StreamId,
+    client: mpsc::UnboundedSender<Cmd>,
+    pub events: mpsc::UnboundedReceiver<StreamEv>,
+}
+
+/// Bytes waiting for credit, and who to tell when they are all written (empty = deferred FIN).
+type PendingWrite = (Bytes, Option<oneshot::Sender<()>>);
+
+struct Driver {
+    conn: Connection,
+    streams: HashMap<StreamId, (mpsc::UnboundedSender<StreamEv>, bool)>,
+    /// Writes waiting for credit.
+    pending: HashMap<StreamId, std::collections::VecDeque<PendingWrite>>,
+    session_events: mpsc::UnboundedSender<Event>,
+}
+
+impl TestClient {
+    pub async fn connect(gw: &TestGateway, device: &str, token: &[u8]) -> TestClient {
+        Self::try_connect(gw, device, token).await.unwrap()
+    }
+
+    pub async fn try_connect(
+        gw: &TestGateway,
+        device: &str,
+        token: &[u8],
+    ) -> Result<TestClient, HelloError> {
+        let ws = ws_connect(gw).await;
+        let (mut sink, mut source) = ws.split();
+        let mut conn = Connection::new(Role::Client, SessionConfig::default(), Instant::now());
+        conn.send_hello(ClientHello::new(device, token.to_vec()))
+            .unwrap();
+        while let Some(m) = conn.poll_transmit(Instant::now()) {
+            sink.send(Message::Binary(m)).await.unwrap();
+        }
+        loop {
+            let msg = source.next().await.unwrap().unwrap();
+            if let Message::Binary(b) = msg {
+                conn.handle_message(b, Instant::now()).unwrap();
+                match conn.poll_event() {
+                    Some(Event::HelloAccepted(_)) => break,
+                    Some(Event::HelloRejected(e)) => return Err(e),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<Cmd>();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
+        // The writer runs on its own so reading never waits for writing.
+        tokio::spawn(async move {
+            while let Some(m) = out_rx.recv().await {
+                if sink.send(m).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut driver = Driver {
+            conn,
+            streams: HashMap::new(),
+            pending: HashMap::new(),
+            session_events: ev_tx,
+        };
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    cmd = cmd_rx.recv() => match cmd {
+                        Some(cmd) => driver.on_cmd(cmd),
+                        None => break,
+                    },
+                    msg = source.next() => match msg {
+                        Some(Ok(Message::Binary(b))) => {
+                            if driver.conn.handle_message(b, Instant::now()).is_err() {
+                                driver.flush(&out_tx);
+                                break;
+                            }
+                        }
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                        Some(Ok(_)) => {}
+                    },
+                }
+                driver.on_events();
+                driver.flush(&out_tx);
+                if driver.conn.is_closed() {
+                    break;
+                }
+            }
+            for (tx, _) in driver.streams.values() {
+                let _ = tx.send(StreamEv::Reset(ResetCode::Cancel));
+            }
+        });
+        Ok(TestClient {
+            cmd: cmd_tx,
+            session_events: ev_rx,
+        })
+    }
+
+    pub async fn open(&self, kind: StreamKind, target: SocketAddr, early: &[u8]) -> ClientStream {
+        self.open_with(kind, TargetAddr::socket(target).unwrap(), early, true)
+            .await
+    }
+
+    pub async fn open_with(
+        &self,
+        kind: StreamKind,
+        target: TargetAddr,
+        early: &[u8],
+        auto_consume: bool,
+    ) -> ClientStream {
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(Cmd::Open {
+                kind,
+                target,
+                early: Bytes::copy_from_slice(early),
+                auto_consume,
+                reply,
+            })
+            .unwrap();
+        let (id, events) = rx.await.unwrap().unwrap();
+        ClientStream {
+            id,
+            client: self.cmd.clone(),
+            events,
+        }
+    }
+
+    pub fn ping(&self) {
+        let _ = self.cmd.send(Cmd::Ping);
+    }
+
+    /// The next session-level event (GOAWAY, ERROR, PONG).
+    pub async fn session_event(&mut self, within: Duration) -> Option<Event> {
+        tokio::time::timeout(within, self.session_events.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+impl ClientStream {
+    /// Waits for STREAM_OPEN_ACK; `Err(code)` if reset instead.
+    pub async fn accepted(&mut self) -> Result<(), ResetCode> {
+        match self.next(Duration::from_secs(10)).await {
+            Some(StreamEv::Accepted) => Ok(()),
+            Some(StreamEv::Reset(code)) => Err(code),
+            other => panic!("expected accept, got {other:?}"),
+        }
+    }
+
+    pub async fn next(&mut self, within: Duration) -> Option<StreamEv> {
+        tokio::time::timeout(within, self.events.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Writes all bytes, waiting for credit as needed.
+    pub async fn write(&self, data: &[u8]) {
+        let (tx, rx) = oneshot::channel();
+        self.client
+            .send(Cmd::Write(self.id, Bytes::copy_from_slice(data), tx))
+            .unwrap();
+        let _ = rx.await;
+    }
+
+    /// Takes the event receiver, so one task can write while another reads.
+    pub fn take_events(&mut self) -> mpsc::UnboundedReceiver<StreamEv> {
+        std::mem::replace(&mut self.events, mpsc::unbounded_channel().1)
+    }
+
+    pub fn finish(&self) {
+        let _ = self.client.send(Cmd::Finish(self.id));
+    }
+
+    pub fn reset(&self) {
+        let _ = self.client.send(Cmd::Reset(self.id));
+    }
+
+    pub fn consume(&self, n: usize) {
+        let _ = self.client.send(Cmd::Consume(self.id, n));
+    }
+
+    pub fn datagram(&self, addr: Option<TargetAddr>, data: &[u8]) {
+        let _ = self
+            .client
+            .send(Cmd::Datagram(self.id, addr, Bytes::copy_from_slice(data)));
+    }
+
+    /// Reads data until FIN; panics on reset or timeout.
+    pub async fn read_to_end(&mut self, within: Duration) -> Vec<u8> {
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(StreamEv::Data(d))) => out.extend_from_slice(&d),
+                Ok(Some(StreamEv::Fin)) => return out,
+                Ok(Some(StreamEv::Accepted)) => {}
+                other => panic!(
+                    "stream {} ended with {other:?} after {} bytes",
+                    self.id,
+                    out.len()
+                ),
+            }
+        }
+    }
+}
+
+impl Driver {
+    fn on_cmd(&mut self, cmd: Cmd) {
+        let now = Instant::now();
+        match cmd {
+            Cmd::Open {
+                kind,
+                target,
+                early,
+                auto_consume,
+                reply,
+            } => {
+                let result = self
+                    .conn
+                    .open_stream(kind, target, early.clone())
+                    .map_err(|e| e.to_string());
+                match result {
+                    Ok((id, taken)) => {
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        self.streams.insert(id, (tx, auto_consume));
+                        if taken < early.len() {
+                            self.pending
+                                .entry(id)
+                                .or_default()
+                                .push_back((early.slice(taken..), None));
+                        }
+                        let _ = reply.send(Ok((id, rx)));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Cmd::Write(id, data, done) => {
+                self.pending
+                    .entry(id)
+                    .or_default()
+                    .push_back((data, Some(done)));
+                self.pump(id);
+            }
+            Cmd::Finish(id) => {
+                if self.pending.get(&id).is_some_and(|q| !q.is_empty()) {
+                    self.pending
+                        .entry(id)
+                        .or_default()
+                        .push_back((Bytes::new(), None));
+                } else {
+                    let _ = self.conn.finish(id);
+                }
+            }
+            Cmd::Reset(id) => {
+                self.pending.remove(&id);
+                self.streams.remove(&id);
+                let _ = self.conn.reset(id, ResetCode::Cancel);
+            }
+            Cmd::Consume(id, n) => {
+                let _ = self.conn.consume(id, n, now);
+            }
+            Cmd::Datagram(id, addr, data) => {
+                let _ = self.conn.send_datagram(id, addr, data);
+            }
+            Cmd::Ping => {
+                let _ = self.conn.ping(now);
+            }
+        }
+    }
+
+    /// Writes queued data as credit allows; an empty entry is a deferred FIN.
+    fn pump(&mut self, id: StreamId) {
+        let Some(queue) = self.pending.get_mut(&id) else {
+            return;
+        };
+        while let Some((data, _)) = queue.front_mut() {
+            if data.is_empty() {
+                queue.pop_front();
+                let _ = self.conn.finish(id);
+                continue;
+            }
+            let Ok(n) = self.conn.write(id, data.clone()) else {
+                queue.clear();
+                return;
+            };
+            let _ = data.split_to(n);
+            if data.is_empty() {
+                if let Some((_, Some(done))) = queue.pop_front() {
+                    let _ = done.send(());
+                }
+            } else {
+                return;
+            }
+        }
+    }
+
+    fn on_events(&mut self) {
+        let now = Instant::now();
+        while let Some(event) = self.conn.poll_event() {
+            match event {
+                Event::StreamAccepted(id) => {
+                    self.send(id, StreamEv::Accepted);
+                    self.pump(id);
+                }
+                Event::StreamData { stream_id, data } => {
+                    let n = data.len();
+                    let auto = self.streams.get(&stream_id).is_some_and(|(_, a)| *a);
+                    self.send(stream_id, StreamEv::Data(data));
+                    if auto {
+                        let _ = self.conn.consume(stream_id, n, now);
+                    }
+                }
+                Event::StreamFinished(id) => self.send(id, StreamEv::Fin),
+                Event::StreamReset { stream_id, code } => {
+                    self.send(stream_id, StreamEv::Reset(code));
+                    self.streams.remove(&stream_id);
+                    self.pending.remove(&stream_id);
+                }
+                Event::StreamWritable(id) => self.pump(id),
+                Event::Datagram(d) => self.send(d.stream_id, StreamEv::Datagram(d.addr, d.data)),
+                other => {
+                    let _ = self.session_events.send(other);
+                }
+            }
+        }
+        // Session credit may have come back for any stream.
+        let ids: Vec<StreamId> = self.pending.keys().copied().collect();
+        for id in ids {
+            self.pump(id);
+        }
+    }
+
+    fn send(&self, id: StreamId, ev: StreamEv) {
+        if let Some((tx, _)) = self.streams.get(&id) {
+            let _ = tx.send(ev);
+        }
+    }
+
+    fn flush(&mut self, out: &mpsc::UnboundedSender<Message>) {
+        while let Some(m) = self.conn.poll_transmit(Instant::now()) {
+            let _ = out.send(Message::Binary(m));
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! Session rules over the real listener: camouflage, handshake, bad input, timeouts, drain.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use futures_util::SinkExt;
+use httvps_gateway::GatewayConfig;
+use httvps_proto::frame::Frame;
+use httvps_proto::{ErrorCode, Event, HelloErrorCode, StreamKind};
+use tokio_tungstenite::tungstenite::Message;
+
+const T: Duration = Duration::from_secs(10);
+
+fn upgrade_request(path: &str, protocol: Option<&str>) -> String {
+    let protocol = protocol.map_or(String::new(), |p| {
+        format!("Sec-WebSocket-Protocol: {p}\r\n")
+    });
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{protocol}Connection: close\r\n\r\n"
+    )
+}
+
+/// The response with the Date header removed (it changes between requests).
+fn without_date(response: &str) -> String {
+    response
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("date:"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn anything_but_a_valid_upgrade_gets_the_plain_404() {
+    let gw = TestGateway::start(test_config()).await;
+    let plain = http_request(
+        &gw,
+        "GET /index.html HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(plain.starts_with("HTTP/1.1 404 Not Found"), "{plain}");
+    assert!(!plain.to_ascii_lowercase().contains("sec-websocket"));
+    assert!(plain.contains("server: nginx"), "{plain}");
+    for request in [
+        upgrade_request("/wrong", Some("httvps.v1")),
+        upgrade_request(PATH, None),
+        upgrade_request(PATH, Some("chat")),
+        upgrade_request(&format!("{PATH}?q=1"), Some("httvps.v1")),
+        format!("GET {PATH} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+        format!("POST {PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+    ] {
+        let response = http_request(&gw, &request).await;
+        let path = request.split(' ').nth(1).unwrap();
+        let reference = http_request(
+            &gw,
+            &format!("GET {path}-not-here HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(without_date(&response), without_date(&reference), "{request}");
+    }
+}
+
+#[tokio::test]
+async fn decoy_site_serves_files_and_head() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<h1>Welcome</h1>").unwrap();
+    std::fs::write(dir.path().join("style.css"), "body{}").unwrap();
+    let config = GatewayConfig {
+        decoy_dir: Some(dir.path().to_owned()),
+        ..test_config()
+    };
+    let gw = TestGateway::start(config).await;
+    let index = http_request(
+        &gw,
+        "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(index.starts_with("HTTP/1.1 200 OK"), "{index}");
+    assert!(index.contains("content-type: text/html"));
+    assert!(index.ends_with("<h1>Welcome</h1>"));
+    let css = http_request(
+        &gw,
+        "HEAD /style.css HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        css.contains("content-type: text/css") && css.contains("content-length: 6"),
+        "{css}"
+    );
+    assert!(!css.contains("body{}"));
+    let escape = http_request(
+        &gw,
+        "GET /../../etc/passwd HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(escape.starts_with("HTTP/1.1 404"), "{escape}");
+}
+
+#[tokio::test]
+async fn wrong_token_and_revoked_device_get_hello_error_and_1008() {
+    let gw = TestGateway::start(test_config()).await;
+    for (device, token, code) in [
+        (DEVICE, &b"wrong"[..], HelloErrorCode::AuthFailed),
+        ("nobody", &b"x"[..], HelloErrorCode::AuthFailed),
+        (REVOKED_DEVICE, &b"token-r"[..], HelloErrorCode::Revoked),
+    ] {
+        let mut ws = ws_connect(&gw).await;
+        ws.send(Message::Binary(hello_bytes(device, token)))
+            .await
+            .unwrap();
+        let ending = read_until_close(&mut ws, T).await;
+        assert_eq!(ending.hello_error().map(|e| e.code), Some(code), "{device}");
+        assert_eq!(ending.close_code, Some(1008));
+    }
+}
+
+#[tokio::test]
+async fn failed_hellos_are_rate_limited_per_device() {
+    let config = GatewayConfig {
+        hello_failures_per_device: 2,
+        ..test_config()
+    };
+    let gw = TestGateway::start(config).await;
+    for _ in 0..2 {
+        let err = TestClient::try_connect(&gw, "dev-2", b"bad")
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.code, HelloErrorCode::AuthFailed);
+    }
+    let err = TestClient::try_connect(&gw, "dev-2", b"token-2")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.code, HelloErrorCode::RateLimited);
+    assert!(err.retry_after_ms > 0);
+    // Another device from the same address is not affected yet.
+    TestClient::connect(&gw, DEVICE, TOKEN).await;
+}
+
+#[tokio::test]
+async fn hello_timeout_ends_with_handshake_timeout() {
+    let config = GatewayConfig {
+        handshake_timeout: Duration::from_millis(300),
+        ..test_config()
+    };
+    let gw = TestGateway::start(config).await;
+    let mut ws = ws_connect(&gw).await;
+    let ending = read_until_close(&mut ws, T).await;
+    assert_eq!(
+        ending.error().map(|e| e.code),
+        Some(ErrorCode::HandshakeTimeout)
+    );
+    assert_eq!(ending.close_code, Some(1001));
+}
+
+#[tokio::test]
+async fn idle_session_ends_with_idle_timeout() {
+    let config = GatewayConfig {
+        idle_timeout: Duration::from_millis(400),
+        ..test_config()
+    };
+    let gw = TestGateway::start(config).await;
+    let mut client = gw.client().await;
+    match client.session_event(T).await {
+        Some(Event::PeerError(e)) => assert_eq!(e.code, ErrorCode::IdleTimeout),
+        other => panic!("expected ERROR idle_timeout, got {other:?}"),
+    }
+}
+
+/// Sends `messages` after a valid HELLO (or instead of it) and checks the ERROR code, while
+/// a second, healthy session on the same gateway keeps relaying.
+async fn expect_error(
+    gw: &TestGateway,
+    hello_first: bool,
+    messages: Vec<Message>,
+    code: ErrorCode,
+    close: u16,
+) {
+    let healthy = gw.client().await;
+    let echo = echo_server().await;
+    let mut ws = ws_connect(gw).await;
+    if hello_first {
+        ws.send(Message::Binary(hello_bytes(DEVICE, TOKEN)))
+            .await
+            .unwrap();
+    }
+    for m in messages {
+        if ws.send(m).await.is_err() {
+            break;
+        }
+    }
+    let ending = read_until_close(&mut ws, T).await;
+    assert_eq!(
+        ending.error().map(|e| e.code),
+        Some(code),
+        "frames: {:?}",
+        ending.frames
+    );
+    assert_eq!(ending.close_code, Some(close));
+    let mut s = healthy.open(StreamKind::Tcp, echo, b"still here").await;
+    s.accepted().await.unwrap();
+    s.finish();
+    assert_eq!(s.read_to_end(T).await, b"still here");
+}
+
+fn raw(bytes: &[u8]) -> Message {
+    Message::Binary(Bytes::copy_from_slice(bytes))
+}
+
+#[tokio::test]
+async fn bad_input_gets_its_error_code_and_other_sessions_are_untouched() {
+    let gw = TestGateway::start(test_config()).await;
+    // Garbage before HELLO: unknown frame type.
+    expect_error(
+        &gw,
+        false,
+        vec![raw(b"\xff\x00garbage")],
+        ErrorCode::UnknownFrame,
+        1002,
+    )
+    .await;
+    // Truncated header.
+    expect_error(
+        &gw,
+        true,
+        vec![raw(&[0x0b, 0, 0, 0])],
+        ErrorCode::ProtocolError,
+        1002,
+    )
+    .await;
+    // Data before HELLO.
+    expect_error(
+        &gw,
+        false,
+        vec![raw(&[0x06, 0, 0, 0, 0, 1, 0x41])],
+        ErrorCode::ProtocolError,
+        1002,
+    )
+    .await;
+    // Text message.
+    expect_error(
+        &gw,
+        true,
+        vec![Message::Text("hello".into())],
+        ErrorCode::ProtocolError,
+        1002,
+    )
+    .await;
+    // Oversize frame within the WebSocket limit but above max_frame_size before the handshake.
+    let mut big = vec![0x06, 0, 0, 0, 0, 1];
+    big.resize(6 + 20_000, 0x41);
+    expect_error(&gw, false, vec![raw(&big)], ErrorCode::FrameSize, 1002).await;
+    // Oversize WebSocket message, refused by the WebSocket layer before buffering.
+    let mut huge = vec![0x06, 0, 0, 0, 0, 1];
+    huge.resize(6 + 1_000_000, 0x41);
+    expect_error(&gw, true, vec![raw(&huge)], ErrorCode::FrameSize, 1002).await;
+    // Stream frame on stream 0.
+    expect_error(
+        &gw,
+        true,
+        vec![raw(&[0x06, 0, 0, 0, 0, 0, 0x41])],
+        ErrorCode::StreamId,
+        1002,
+    )
+    .await;
+    // Reused stream id.
+    let open = |id: u8| raw(&[0x04, 0, 0, 0, 0, id, 0x01, 0x01, 127, 0, 0, 1, 0, 9]);
+    expect_error(&gw, true, vec![open(5), open(5)], ErrorCode::StreamId, 1002).await;
+    // Data on a stream never opened.
+    expect_error(
+        &gw,
+        true,
+        vec![raw(&[0x06, 0, 0, 0, 0, 9, 0x41])],
+        ErrorCode::StreamId,
+        1002,
+    )
+    .await;
+    // Data beyond credit (256 KiB stream window; 9 frames of 32 KiB).
+    let mut flood = vec![open(1)];
+    let mut data = vec![0x06, 0, 0, 0, 0, 1];
+    data.resize(6 + 32_768, 0x42);
+    flood.extend((0..9).map(|_| raw(&data)));
+    expect_error(&gw, true, flood, ErrorCode::FlowControl, 1002).await;
+}
+
+#[tokio::test]
+async fn a_flood_of_opens_is_refused_per_stream_not_per_session() {
+    let config = GatewayConfig {
+        max_streams: 4,
+        ..test_config()
+    };
+    let gw = TestGateway::start(config).await;
+    let echo = echo_server().await;
+    let client = gw.client().await;
+    let mut accepted = Vec::new();
+    for _ in 0..4 {
+        let mut s = client.open(StreamKind::Tcp, echo, b"").await;
+        s.accepted().await.unwrap();
+        accepted.push(s);
+    }
+    // The client library itself refuses beyond max_streams, so speak raw for the fifth.
+    let mut ws = ws_connect(&gw).await;
+    ws.send(Message::Binary(hello_bytes(DEVICE, TOKEN)))
+        .await
+        .unwrap();
+    for id in 1..=6u8 {
+        ws.send(raw(&[
+            0x04, 0, 0, 0, 0, id, 0x01, 0x01, 10, 255, 255, 1, 0, 9,
+        ]))
+        .await
+        .unwrap();
+    }
+    let mut limited = 0;
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        use futures_util::StreamExt;
+        while let Some(Ok(Message::Binary(b))) = ws.next().await {
+            if let Ok(Frame::StreamReset(r)) = Frame::decode(b, 1 << 20) {
+                if r.code == httvps_proto::ResetCode::StreamLimit {
+                    limited += 1;
+                    if limited == 2 {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert_eq!(limited, 2, "opens 5 and 6 exceed max_streams 4");
+}
+
+#[tokio::test]
+async fn shutdown_sends_goaway_and_lets_streams_finish() {
+    let gw = TestGateway::start(test_config()).await;
+    let echo = echo_server().await;
+    let mut client = gw.client().await;
+    let mut stream = client.open(StreamKind::Tcp, echo, b"").await;
+    stream.accepted().await.unwrap();
+    let TestGateway { gateway, .. } = gw;
+    let shutdown = tokio::spawn(gateway.shutdown());
+    match client.session_event(T).await {
+        Some(Event::GoAway(g)) => assert_eq!(g.code, ErrorCode::ShuttingDown),
+        other => panic!("expected GOAWAY, got {other:?}"),
+    }
+    // The stream opened before the GOAWAY still works and completes.
+    stream.write(b"in flight").await;
+    stream.finish();
+    assert_eq!(stream.read_to_end(T).await, b"in flight");
+    match client.session_event(T).await {
+        Some(Event::PeerError(e)) => assert_eq!(e.code, ErrorCode::NoError),
+        other => panic!("expected ERROR no_error after the drain, got {other:?}"),
+    }
+    tokio::time::timeout(T, shutdown).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn max_lifetime_sends_goaway_max_lifetime() {
+    let config = GatewayConfig {
+        max_lifetime: Duration::from_millis(300),
+        max_lifetime_jitter: Duration::ZERO,
+        ..test_config()
+    };
+    let gw = TestGateway::start(config).await;
+    let mut client = gw.client().await;
+    match client.session_event(T).await {
+        Some(Event::GoAway(g)) => assert_eq!(g.code, ErrorCode::MaxLifetime),
+        other => panic!("expected GOAWAY, got {other:?}"),
+    }
+    // No streams: the drain completes at once.
+    match client.session_event(T).await {
+        Some(Event::PeerError(e)) => assert_eq!(e.code, ErrorCode::NoError),
+        other => panic!("expected ERROR no_error, got {other:?}"),
+    }
+}
