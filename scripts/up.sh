@@ -1,15 +1,8 @@
 #!/usr/bin/env bash
-# Starts the whole httvps stack on this machine with embedded defaults.
-#
-# The gateway is not in the workspace yet, so a working stack cannot be started: this script says
-# so, then runs the in-memory protocol demo (a client and a server session back to back).
+# Starts the whole httvps stack on this machine with embedded defaults: the control plane on an
+# SQLite file (.httvps-local/), a gateway with a self-signed certificate on 127.0.0.1:8443, and an
+# embedded Shadowsocks pool node, with a demo device whose connection link it prints together with
+# the command that starts httvps-client. Extra flags go to httvps-local-stack (see --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cat <<'MSG'
-httvps: what exists today
-  - httvps-proto: the HTTVPS/1 codec and session state machine (proto-spec/)
-  - httvps-control-plane (cargo run -p httvps-control-plane -- serve), httvps-sdk, httvps-client
-not in the workspace yet: the gateway, so no end-to-end stack can start
-Running the in-memory protocol demo instead:
-MSG
-exec cargo run --release --locked -q -p httvps-proto --example loopback "$@"
+exec cargo run --release --locked -q -p httvps-local-stack -- "$@"

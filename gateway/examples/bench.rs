@@ -1,4 +1,4 @@
-//! Throughput and stream-open latency through gateway → Shadowsocks node → target, all on
+//! Throughput and stream-open latency (with and without pre-warmed node connections) through gateway → Shadowsocks node → target, all on
 //! loopback in one process. Prints figures; asserts nothing.
 //!
 //! ```sh
@@ -17,7 +17,7 @@ const T: Duration = Duration::from_secs(120);
 
 #[tokio::main]
 async fn main() {
-    let gw = TestGateway::start(test_config()).await;
+    let gw = TestGateway::start_static(test_config()).await;
     println!(
         "gateway {} (self-signed, fp {}…)",
         gw.addr(),
@@ -81,28 +81,45 @@ async fn main() {
         len as f64 / 1048576.0 / secs
     );
 
-    // Stream-open latency: STREAM_OPEN with early data → first echoed byte.
-    let client = gw.client().await;
-    let mut samples = Vec::new();
-    for _ in 0..500 {
-        let started = Instant::now();
-        let mut s = client.open(StreamKind::Tcp, echo, b"x").await;
-        s.accepted().await.unwrap();
-        loop {
-            if let Some(StreamEv::Data(_)) = s.next(T).await {
-                break;
+    // Stream-open latency: STREAM_OPEN with early data → first echoed byte, without and with
+    // pre-warmed node connections (a fresh gateway each, same node).
+    for prewarm in [0usize, 2] {
+        let config = httvps_gateway::GatewayConfig {
+            node_prewarm: prewarm,
+            ..test_config()
+        };
+        let gw =
+            TestGateway::start_with_nodes(config, vec![gw.node.clone()], gw.node.clone()).await;
+        let client = gw.client().await;
+        let mut samples = Vec::new();
+        for i in 0..1100 {
+            // Pause like an application between opens, so the pool can refill.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let started = Instant::now();
+            let mut s = client.open(StreamKind::Tcp, echo, b"x").await;
+            s.accepted().await.unwrap();
+            loop {
+                if let Some(StreamEv::Data(_)) = s.next(T).await {
+                    break;
+                }
             }
+            if i >= 100 {
+                samples.push(started.elapsed());
+            }
+            s.reset();
         }
-        samples.push(started.elapsed());
-        s.reset();
+        samples.sort();
+        let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
+        let stats = gw.gateway.upstreams().prewarm().stats();
+        println!(
+            "stream open → first byte, node_prewarm={prewarm} ({} samples): p50 {:?}  p90 {:?}  p99 {:?}  max {:?}  (pool hits {}, misses {})",
+            samples.len(),
+            pct(0.50),
+            pct(0.90),
+            pct(0.99),
+            samples[samples.len() - 1],
+            stats.hits.load(std::sync::atomic::Ordering::Relaxed),
+            stats.misses.load(std::sync::atomic::Ordering::Relaxed),
+        );
     }
-    samples.sort();
-    let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
-    println!(
-        "stream open → first byte ({} samples): p50 {:?}  p99 {:?}  max {:?}",
-        samples.len(),
-        pct(0.50),
-        pct(0.99),
-        samples[samples.len() - 1]
-    );
 }

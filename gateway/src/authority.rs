@@ -54,6 +54,8 @@ pub struct Entitlement {
     pub remaining_bytes: Option<u64>,
     /// Concurrent sessions allowed.
     pub session_limit: Option<u32>,
+    /// When the subscription ends (Unix ms); `None` = never.
+    pub expires_at_ms: Option<i64>,
 }
 
 /// The authority's answer to a HELLO.
@@ -85,6 +87,12 @@ pub trait DeviceAuthority: Send + Sync + fmt::Debug {
         &'a self,
         check: DeviceCheck<'a>,
     ) -> BoxFuture<'a, Result<Verdict, AuthorityUnavailable>>;
+
+    /// Drops whatever the authority remembers about `device_id` (its session was refused or
+    /// ended as revoked or expired). Authorities without a cache ignore it.
+    fn forget(&self, device_id: &str) {
+        let _ = device_id;
+    }
 }
 
 /// Development and test authority: a fixed map of device ids to tokens.

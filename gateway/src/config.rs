@@ -1,19 +1,33 @@
 //! Gateway settings: every limit and timeout is a named flag with an environment variable
-//! (`HTTVPS_GATEWAY_*`) and a documented default. Flags win over the environment.
+//! (`HTTVPS_GATEWAY_*`), a key in the optional TOML file (`--config`, keys named like the flags
+//! with `-` or `_`) and a documented default. Flags win over the environment, the environment
+//! over the file, the file over the defaults. The control-plane token is never a flag (flags are
+//! visible to every local user): environment, token file or config file only.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, Parser};
 use httvps_proto::{Limits, SessionConfig};
 
+use crate::control_plane::Secret;
+use crate::entitlements::CacheLimits;
 use crate::GatewayError;
+
+/// Environment variable of the control-plane token.
+pub const TOKEN_ENV: &str = "HTTVPS_GATEWAY_CONTROL_PLANE_TOKEN";
 
 /// Command line and environment configuration of `httvps-gateway`.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "httvps-gateway", version, about = "HTTVPS/1 gateway")]
 pub struct GatewayConfig {
+    /// Optional TOML configuration file (flags and environment variables win over it).
+    #[arg(long = "config", env = "HTTVPS_GATEWAY_CONFIG")]
+    pub config_file: Option<PathBuf>,
+
     /// Address the TLS listener binds.
     #[arg(long, env = "HTTVPS_GATEWAY_LISTEN", default_value = "0.0.0.0:8443")]
     pub listen: SocketAddr,
@@ -61,21 +75,69 @@ pub struct GatewayConfig {
     #[arg(long, env = "HTTVPS_GATEWAY_SERVER_HEADER", default_value = "nginx")]
     pub server_header: String,
 
-    /// Base URL of the control plane (gateway API). Needs `--control-plane-token`.
-    #[arg(
-        long,
-        env = "HTTVPS_GATEWAY_CONTROL_PLANE_URL",
-        requires = "control_plane_token"
-    )]
+    /// Base URL of the control plane (gateway API), e.g. `http://control-plane:8080/`.
+    #[arg(long, env = "HTTVPS_GATEWAY_CONTROL_PLANE_URL")]
     pub control_plane_url: Option<url::Url>,
 
-    /// This gateway's service token for the control plane.
+    /// This gateway's service token: from `HTTVPS_GATEWAY_CONTROL_PLANE_TOKEN`, the token file
+    /// or the config file's `control_plane_token`; never a flag, never logged.
+    #[arg(skip)]
+    pub control_plane_token: Option<Secret>,
+
+    /// A file holding the service token (e.g. a mounted Kubernetes secret).
+    #[arg(long, env = "HTTVPS_GATEWAY_CONTROL_PLANE_TOKEN_FILE")]
+    pub control_plane_token_file: Option<PathBuf>,
+
+    /// Most allowed devices kept in the entitlement cache.
     #[arg(
         long,
-        env = "HTTVPS_GATEWAY_CONTROL_PLANE_TOKEN",
-        hide_env_values = true
+        env = "HTTVPS_GATEWAY_ENTITLEMENT_CACHE_ENTRIES",
+        default_value_t = 100_000
     )]
-    pub control_plane_token: Option<String>,
+    pub entitlement_cache_entries: usize,
+
+    /// Longest time an allow is cached (the control plane's `cache_ttl_secs` is capped by it;
+    /// a device keeps connecting this long when the control plane is unreachable).
+    #[arg(long, env = "HTTVPS_GATEWAY_ENTITLEMENT_CACHE_TTL", default_value = "60s", value_parser = parse_duration)]
+    pub entitlement_cache_ttl: Duration,
+
+    /// Most denials kept in the cache.
+    #[arg(
+        long,
+        env = "HTTVPS_GATEWAY_DENIAL_CACHE_ENTRIES",
+        default_value_t = 100_000
+    )]
+    pub denial_cache_entries: usize,
+
+    /// Longest time a denial is cached.
+    #[arg(long, env = "HTTVPS_GATEWAY_DENIAL_CACHE_TTL", default_value = "10s", value_parser = parse_duration)]
+    pub denial_cache_ttl: Duration,
+
+    /// Interval of each session's heartbeat to the control plane (kills, revocations and
+    /// failovers arrive with it).
+    #[arg(long, env = "HTTVPS_GATEWAY_SESSION_HEARTBEAT_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub session_heartbeat_interval: Duration,
+
+    /// How often byte counts are batched into a usage report.
+    #[arg(long, env = "HTTVPS_GATEWAY_USAGE_REPORT_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub usage_report_interval: Duration,
+
+    /// Unsent usage reports kept at most (counts of a never-sent report are merged, so this
+    /// only fills in a long outage); beyond, the oldest is dropped and counted.
+    #[arg(
+        long,
+        env = "HTTVPS_GATEWAY_USAGE_QUEUE_REPORTS",
+        default_value_t = 1000
+    )]
+    pub usage_queue_reports: usize,
+
+    /// At shutdown, how long to keep trying to deliver usage.
+    #[arg(long, env = "HTTVPS_GATEWAY_USAGE_FLUSH_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub usage_flush_timeout: Duration,
+
+    /// Interval of the gateway registry heartbeat (with the version).
+    #[arg(long, env = "HTTVPS_GATEWAY_REGISTRY_HEARTBEAT_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub registry_heartbeat_interval: Duration,
 
     /// Timeout of each control-plane request.
     #[arg(long, env = "HTTVPS_GATEWAY_CONTROL_PLANE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
@@ -99,6 +161,26 @@ pub struct GatewayConfig {
         hide_env_values = true
     )]
     pub dev_devices: Vec<String>,
+
+    /// Development only, off by default: TCP streams connect to their targets straight from the
+    /// gateway, without a Shadowsocks node (UDP streams are refused). Refused together with a
+    /// control plane unless `--dev-allow-direct-with-control-plane` is given too.
+    #[arg(long, env = "HTTVPS_GATEWAY_DEV_DIRECT_UPSTREAM")]
+    pub dev_direct_upstream: bool,
+
+    /// Development only: allow `--dev-direct-upstream` together with `--control-plane-url`.
+    #[arg(long, env = "HTTVPS_GATEWAY_DEV_ALLOW_DIRECT_WITH_CONTROL_PLANE")]
+    pub dev_allow_direct_with_control_plane: bool,
+
+    /// Idle pre-warmed TCP connections kept per recently used node (handshake done, nothing
+    /// sent), so a stream open skips the TCP connect; 0 turns the pool off. At most 64.
+    #[arg(long, env = "HTTVPS_GATEWAY_NODE_PREWARM", default_value_t = 2)]
+    pub node_prewarm: usize,
+
+    /// A pre-warmed connection unused this long is closed, and a node unused this long is no
+    /// longer pre-warmed.
+    #[arg(long, env = "HTTVPS_GATEWAY_NODE_PREWARM_IDLE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub node_prewarm_idle_timeout: Duration,
 
     /// Time a client has after the upgrade to send a complete HELLO.
     #[arg(long, env = "HTTVPS_GATEWAY_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
@@ -221,11 +303,104 @@ impl Default for GatewayConfig {
         config.tls_key = None;
         config.control_plane_url = None;
         config.control_plane_token = None;
+        config.control_plane_token_file = None;
+        config.config_file = None;
+        config.dev_direct_upstream = false;
+        config.dev_allow_direct_with_control_plane = false;
         config
     }
 }
 
 impl GatewayConfig {
+    /// Reads the configuration of the process: its arguments, the environment, and the file
+    /// named by `--config` / `HTTVPS_GATEWAY_CONFIG`. Exits on `--help`/`--version` and on
+    /// malformed flags, like any clap program.
+    pub fn load() -> Result<Self, GatewayError> {
+        Self::load_from(std::env::args_os())
+    }
+
+    /// [`Self::load`] with explicit arguments (the first is the program name).
+    pub fn load_from<I, T>(args: I) -> Result<Self, GatewayError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let command = Self::command();
+        let matches = command.clone().get_matches_from(args.clone());
+        let mut file_token = None;
+        if let Some(path) = matches.get_one::<PathBuf>("config_file") {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| GatewayError::Config(format!("reading {}: {e}", path.display())))?;
+            let table: toml::Table = text
+                .parse()
+                .map_err(|e| GatewayError::Config(format!("parsing {}: {e}", path.display())))?;
+            for (key, value) in table {
+                let id = key.replace('-', "_");
+                if id == "control_plane_token" {
+                    file_token = Some(scalar(&key, &value)?);
+                    continue;
+                }
+                let arg = command
+                    .get_arguments()
+                    .find(|a| {
+                        id != "config_file"
+                            && (a.get_id().as_str() == id
+                                || a.get_long().is_some_and(|l| l.replace('-', "_") == id))
+                    })
+                    .ok_or_else(|| {
+                        GatewayError::Config(format!("{}: unknown setting {key:?}", path.display()))
+                    })?;
+                let arg_id = arg.get_id().as_str().to_owned();
+                let explicit = matches!(
+                    matches.value_source(&arg_id),
+                    Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+                );
+                if explicit {
+                    continue;
+                }
+                let Some(long) = arg.get_long() else {
+                    continue;
+                };
+                match &value {
+                    toml::Value::Boolean(true) => args.push(format!("--{long}").into()),
+                    toml::Value::Boolean(false) => {}
+                    toml::Value::Array(items) => {
+                        let items: Result<Vec<String>, _> =
+                            items.iter().map(|v| scalar(&key, v)).collect();
+                        args.push(format!("--{long}={}", items?.join(",")).into());
+                    }
+                    other => args.push(format!("--{long}={}", scalar(&key, other)?).into()),
+                }
+            }
+        }
+        let mut config =
+            Self::try_parse_from(args).map_err(|e| GatewayError::Config(e.to_string()))?;
+        config.control_plane_token = match std::env::var(TOKEN_ENV) {
+            Ok(t) if !t.trim().is_empty() => Some(Secret::new(t.trim())),
+            _ => match &config.control_plane_token_file {
+                Some(path) => {
+                    let t = std::fs::read_to_string(path).map_err(|e| {
+                        GatewayError::Config(format!("reading {}: {e}", path.display()))
+                    })?;
+                    Some(Secret::new(t.trim()))
+                }
+                None => file_token.map(Secret::new),
+            },
+        };
+        Ok(config)
+    }
+
+    /// The entitlement cache's bounds.
+    pub fn cache_limits(&self) -> CacheLimits {
+        CacheLimits {
+            positive_entries: self.entitlement_cache_entries,
+            positive_ttl_max: self.entitlement_cache_ttl,
+            negative_entries: self.denial_cache_entries,
+            negative_ttl_max: self.denial_cache_ttl,
+        }
+    }
+
     /// Checks values that clap cannot (ranges, relations between values).
     pub fn validate(&self) -> Result<(), GatewayError> {
         self.advertised_limits()
@@ -239,6 +414,41 @@ impl GatewayConfig {
         if self.ws_ping_interval.is_zero() || self.ws_ping_interval > Duration::from_secs(30) {
             return Err(GatewayError::Config(
                 "--ws-ping-interval must be between 0 and 30 s".into(),
+            ));
+        }
+        if self.session_heartbeat_interval.is_zero()
+            || self.usage_report_interval.is_zero()
+            || self.registry_heartbeat_interval.is_zero()
+        {
+            return Err(GatewayError::Config(
+                "heartbeat and usage intervals must be above zero".into(),
+            ));
+        }
+        if self
+            .control_plane_token
+            .as_ref()
+            .is_some_and(|t| t.expose().is_empty())
+        {
+            return Err(GatewayError::Config(
+                "the control-plane token is empty".into(),
+            ));
+        }
+        if self.dev_direct_upstream
+            && self.control_plane_url.is_some()
+            && !self.dev_allow_direct_with_control_plane
+        {
+            return Err(GatewayError::Config(
+                "--dev-direct-upstream is a development option: it is refused with \
+                 --control-plane-url unless --dev-allow-direct-with-control-plane is given"
+                    .into(),
+            ));
+        }
+        if self.node_prewarm > 64 {
+            return Err(GatewayError::Config("--node-prewarm is at most 64".into()));
+        }
+        if self.node_prewarm > 0 && self.node_prewarm_idle_timeout.is_zero() {
+            return Err(GatewayError::Config(
+                "--node-prewarm-idle-timeout must be above zero".into(),
             ));
         }
         if self.max_streams == 0 || self.max_pending_opens == 0 {
@@ -277,6 +487,19 @@ impl GatewayConfig {
     }
 }
 
+/// A TOML scalar as the text a flag would carry.
+fn scalar(key: &str, value: &toml::Value) -> Result<String, GatewayError> {
+    match value {
+        toml::Value::String(s) => Ok(s.clone()),
+        toml::Value::Integer(i) => Ok(i.to_string()),
+        toml::Value::Float(f) => Ok(f.to_string()),
+        toml::Value::Boolean(b) => Ok(b.to_string()),
+        _ => Err(GatewayError::Config(format!(
+            "{key}: expected a string, number or boolean"
+        ))),
+    }
+}
+
 /// Parses `250ms`, `10s`, `5m`, `24h` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -310,6 +533,80 @@ mod tests {
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("1d").is_err());
+    }
+
+    #[test]
+    fn file_values_apply_below_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        std::fs::write(
+            &path,
+            "max-streams = 77\nidle_timeout = \"3s\"\nallow-private-targets = true\n\
+             node = [\"ss://Y2hhY2hhMjAtaWV0Zi1wb2x5MTMwNTpwYXNz@127.0.0.1:8388#a\"]\n\
+             control_plane_token = \"from-file\"\nusage_report_interval = \"2s\"\n",
+        )
+        .unwrap();
+        let config = GatewayConfig::load_from([
+            "gw",
+            "--config",
+            path.to_str().unwrap(),
+            "--max-streams",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(config.max_streams, 5, "the flag wins");
+        assert_eq!(config.idle_timeout, Duration::from_secs(3));
+        assert_eq!(config.usage_report_interval, Duration::from_secs(2));
+        assert!(config.allow_private_targets);
+        assert_eq!(config.nodes.len(), 1);
+        if std::env::var(TOKEN_ENV).is_err() {
+            assert_eq!(config.control_plane_token.unwrap().expose(), "from-file");
+        }
+        std::fs::write(&path, "no_such_setting = 1\n").unwrap();
+        assert!(GatewayConfig::load_from(["gw", "--config", path.to_str().unwrap()]).is_err());
+    }
+
+    #[test]
+    fn the_direct_upstream_is_off_by_default_and_refused_with_a_control_plane() {
+        let config = GatewayConfig::default();
+        assert!(!config.dev_direct_upstream, "off by default");
+        assert!(!config.dev_allow_direct_with_control_plane);
+        let parsed = GatewayConfig::load_from(["gw"]).unwrap();
+        if std::env::var("HTTVPS_GATEWAY_DEV_DIRECT_UPSTREAM").is_err() {
+            assert!(!parsed.dev_direct_upstream, "off without the flag");
+        }
+        let direct = GatewayConfig::load_from(["gw", "--dev-direct-upstream"]).unwrap();
+        assert!(direct.dev_direct_upstream);
+        direct.validate().unwrap();
+        let with_cp = GatewayConfig::load_from([
+            "gw",
+            "--dev-direct-upstream",
+            "--control-plane-url",
+            "http://127.0.0.1:8080/",
+        ])
+        .unwrap();
+        let err = with_cp.validate().unwrap_err().to_string();
+        assert!(err.contains("--dev-direct-upstream"), "{err}");
+        let allowed = GatewayConfig::load_from([
+            "gw",
+            "--dev-direct-upstream",
+            "--dev-allow-direct-with-control-plane",
+            "--control-plane-url",
+            "http://127.0.0.1:8080/",
+        ])
+        .unwrap();
+        allowed.validate().unwrap();
+    }
+
+    #[test]
+    fn prewarm_is_bounded() {
+        let mut config = GatewayConfig::default();
+        assert_eq!(config.node_prewarm, 2);
+        config.node_prewarm = 65;
+        assert!(config.validate().is_err());
+        config.node_prewarm = 0;
+        config.node_prewarm_idle_timeout = Duration::ZERO;
+        config.validate().unwrap();
     }
 
     #[test]

@@ -10,11 +10,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::authority::DeviceAuthority;
+use crate::control_plane::ControlPlaneClient;
 use crate::decoy::DecoySite;
 use crate::rate_limit::FailureLimiter;
 use crate::stats::GatewayStats;
 use crate::tls::TlsSource;
-use crate::upstream::{NodeSource, TargetPolicy, Upstreams};
+use crate::upstream::{NodeSource, Prewarm, TargetPolicy, Upstreams};
+use crate::usage::UsageReporter;
 use crate::{listener, GatewayConfig, GatewayError};
 
 /// State every connection and session of one gateway shares.
@@ -38,6 +40,22 @@ pub struct Shared {
     pub drain: CancellationToken,
     /// The camouflage site.
     pub decoy: DecoySite,
+    /// The control plane: session lifecycle and registry (None: development without one).
+    pub control_plane: Option<Arc<ControlPlaneClient>>,
+    /// Usage reports (with the control plane).
+    pub usage: Option<UsageReporter>,
+}
+
+/// What the gateway asks about devices and nodes.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    /// Who may connect (the entitlement cache in production).
+    pub authority: Arc<dyn DeviceAuthority>,
+    /// Which node a session uses (the control plane in production).
+    pub nodes: Arc<dyn NodeSource>,
+    /// Session start/heartbeat/end, usage and the registry heartbeat; `None` only in
+    /// development.
+    pub control_plane: Option<Arc<ControlPlaneClient>>,
 }
 
 /// A running gateway.
@@ -49,16 +67,42 @@ pub struct Gateway {
     tasks: TaskTracker,
     stop_accepting: CancellationToken,
     stop_background: CancellationToken,
+    usage_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Gateway {
-    /// Binds the listener and starts serving.
+    /// Binds the listener and starts serving without a control plane (development and data-path
+    /// tests: no session registry, no usage reports).
     pub async fn start(
         config: GatewayConfig,
         tls: Arc<TlsSource>,
         authority: Arc<dyn DeviceAuthority>,
         nodes: Arc<dyn NodeSource>,
     ) -> Result<Gateway, GatewayError> {
+        Self::start_with(
+            config,
+            tls,
+            Backends {
+                authority,
+                nodes,
+                control_plane: None,
+            },
+        )
+        .await
+    }
+
+    /// Binds the listener and starts serving with these backends; with a control plane, also
+    /// the usage reporter and the registry heartbeat.
+    pub async fn start_with(
+        config: GatewayConfig,
+        tls: Arc<TlsSource>,
+        backends: Backends,
+    ) -> Result<Gateway, GatewayError> {
+        let Backends {
+            authority,
+            nodes,
+            control_plane,
+        } = backends;
         config.validate()?;
         let listener = TcpListener::bind(config.listen)
             .await
@@ -66,11 +110,24 @@ impl Gateway {
         let local_addr = listener
             .local_addr()
             .map_err(|e| GatewayError::io("reading the listener address", e))?;
-        let upstreams = Arc::new(Upstreams::new(
-            nodes,
-            TargetPolicy::new(config.allow_private_targets),
-            config.connect_timeout,
-        ));
+        if config.dev_direct_upstream {
+            tracing::warn!(
+                "--dev-direct-upstream: TCP streams bypass the Shadowsocks nodes (development only)"
+            );
+        }
+        let upstreams = Arc::new(
+            Upstreams::new(
+                nodes,
+                TargetPolicy::new(config.allow_private_targets),
+                config.connect_timeout,
+            )
+            .with_prewarm(Prewarm::new(
+                config.node_prewarm,
+                config.node_prewarm_idle_timeout,
+                config.connect_timeout,
+            ))
+            .with_dev_direct_upstream(config.dev_direct_upstream),
+        );
         let shared = Arc::new(Shared {
             session_config: config.session_config(),
             authority,
@@ -88,6 +145,10 @@ impl Gateway {
             stats: Arc::new(GatewayStats::default()),
             drain: CancellationToken::new(),
             decoy: DecoySite::new(config.decoy_dir.clone(), config.server_header.clone()),
+            usage: control_plane.clone().map(|cp| {
+                UsageReporter::new(cp, config.usage_report_interval, config.usage_queue_reports)
+            }),
+            control_plane,
             config,
         });
         let tasks = TaskTracker::new();
@@ -95,6 +156,19 @@ impl Gateway {
         let stop_background = CancellationToken::new();
         tls.clone()
             .spawn_reloader(shared.config.tls_reload_interval, stop_background.clone());
+        // Usage stops only after the sessions ended (see `shutdown`), so it has its own token.
+        let stop_usage = stop_background.child_token();
+        let usage_task = shared
+            .usage
+            .clone()
+            .map(|usage| tokio::spawn(usage.run(stop_usage)));
+        if let Some(cp) = shared.control_plane.clone() {
+            tokio::spawn(registry_heartbeat(
+                cp,
+                shared.config.registry_heartbeat_interval,
+                stop_background.clone(),
+            ));
+        }
         tokio::spawn(listener::accept_loop(
             listener,
             tls.clone(),
@@ -115,7 +189,13 @@ impl Gateway {
             tasks,
             stop_accepting,
             stop_background,
+            usage_task,
         })
+    }
+
+    /// The usage reporter (with a control plane).
+    pub fn usage(&self) -> Option<&UsageReporter> {
+        self.shared.usage.as_ref()
     }
 
     /// The address the listener is bound to.
@@ -131,6 +211,11 @@ impl Gateway {
     /// Counters of this gateway.
     pub fn stats(&self) -> Arc<GatewayStats> {
         self.shared.stats.clone()
+    }
+
+    /// How streams reach their targets (pre-warmed node connections, the direct flag).
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.shared.upstreams
     }
 
     /// Graceful shutdown (SPEC §9.3): stop accepting, GOAWAY `shutting_down` to every session,
@@ -149,6 +234,38 @@ impl Gateway {
         {
             tracing::warn!("some connections were still open after the grace period");
         }
+        // Every session handed its last counts to the reporter when it ended.
         self.stop_background.cancel();
+        if let Some(task) = self.usage_task {
+            let _ = task.await;
+        }
+        if let Some(usage) = &self.shared.usage {
+            let lost = usage.flush(self.shared.config.usage_flush_timeout).await;
+            if lost == 0 {
+                tracing::info!("usage flushed");
+            }
+        }
+    }
+}
+
+/// Tells the control plane's registry this gateway is alive, at start and every `interval`.
+async fn registry_heartbeat(
+    cp: Arc<ControlPlaneClient>,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    let version = env!("CARGO_PKG_VERSION");
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        if let Err(e) = cp.gateway_heartbeat(version).await {
+            metrics::counter!(crate::metrics::CONTROL_PLANE_ERRORS_TOTAL, "call" => "gateway_heartbeat")
+                .increment(1);
+            tracing::warn!(error = %e, "gateway heartbeat failed");
+        }
     }
 }

@@ -22,6 +22,9 @@ use crate::gateway::Shared;
 use crate::tls::TlsSource;
 use crate::{session, upgrade};
 
+/// Initial (eagerly allocated) WebSocket read buffer of each session.
+const WS_READ_BUFFER: usize = 16 * 1024;
+
 /// Accepts connections until `stop` is cancelled. Connection and session tasks are spawned on
 /// `tasks` so shutdown can wait for them.
 pub async fn accept_loop(
@@ -115,7 +118,11 @@ async fn route(
         return shared.decoy.not_found(false);
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
+    // tungstenite allocates its read buffer eagerly (128 KiB by default): per idle session that
+    // was most of the gateway's memory (examples/sessions_bench.rs). 16 KiB still takes a
+    // full-size frame in a few reads.
     let ws_config = WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(Some(shared.config.max_message_size()))
         .max_frame_size(Some(shared.config.max_message_size()));
     let session_shared = shared.clone();

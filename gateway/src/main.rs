@@ -3,15 +3,15 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
 use httvps_gateway::authority::DeviceAuthority;
 use httvps_gateway::control_plane::ControlPlaneClient;
+use httvps_gateway::entitlements::EntitlementCache;
 use httvps_gateway::upstream::NodeSource;
-use httvps_gateway::{Gateway, GatewayConfig, StaticAuthority, StaticNodes, TlsSource};
+use httvps_gateway::{Backends, Gateway, GatewayConfig, StaticAuthority, StaticNodes, TlsSource};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = GatewayConfig::parse();
+    let config = GatewayConfig::load()?;
     init_tracing(config.log_json);
     config.validate()?;
 
@@ -25,35 +25,52 @@ async fn main() -> anyhow::Result<()> {
         _ => TlsSource::self_signed(&config.self_signed_names)?,
     });
 
+    let dev_devices = !config.dev_devices.is_empty();
+    let dev_nodes = !config.nodes.is_empty();
+    let dev_direct = config.dev_direct_upstream;
     let control_plane = match (&config.control_plane_url, &config.control_plane_token) {
         (Some(url), Some(token)) => Some(Arc::new(ControlPlaneClient::new(
             url.clone(),
             token.clone(),
             config.control_plane_timeout,
         )?)),
-        _ => None,
-    };
-    let authority: Arc<dyn DeviceAuthority> = match (&control_plane, config.dev_devices.is_empty())
-    {
-        (Some(cp), _) => cp.clone(),
-        (None, false) => {
-            tracing::warn!("using --dev-device credentials: development only");
-            Arc::new(StaticAuthority::from_pairs(&config.dev_devices)?)
-        }
-        (None, true) => anyhow::bail!(
-            "set --control-plane-url and --control-plane-token (or --dev-device for development)"
+        (Some(_), None) => anyhow::bail!(
+            "--control-plane-url needs the gateway token: set HTTVPS_GATEWAY_CONTROL_PLANE_TOKEN, \
+             --control-plane-token-file or control_plane_token in the config file"
+        ),
+        (None, _) if dev_devices && (dev_nodes || dev_direct) => None,
+        (None, _) => anyhow::bail!(
+            "set --control-plane-url and the gateway token (production), or both --dev-device \
+             and --node or --dev-direct-upstream (development without a control plane)"
         ),
     };
-    let nodes: Arc<dyn NodeSource> = if !config.nodes.is_empty() {
+    let authority: Arc<dyn DeviceAuthority> = if dev_devices {
+        tracing::warn!("using --dev-device credentials: development only");
+        Arc::new(StaticAuthority::from_pairs(&config.dev_devices)?)
+    } else if let Some(cp) = &control_plane {
+        Arc::new(EntitlementCache::new(cp.clone(), config.cache_limits()))
+    } else {
+        anyhow::bail!("no device authority");
+    };
+    let nodes: Arc<dyn NodeSource> = if dev_nodes {
+        tracing::warn!("using fixed --node pool nodes: development only");
         Arc::new(StaticNodes::from_urls(&config.nodes).context("--node")?)
     } else if let Some(cp) = &control_plane {
         cp.clone()
+    } else if dev_direct {
+        // Never asked: every TCP stream connects directly, UDP streams are refused.
+        Arc::new(StaticNodes::new(Vec::new()))
     } else {
         anyhow::bail!("no node source: set --control-plane-url or --node");
     };
 
     let path = config.path.clone();
-    let gateway = Gateway::start(config, tls.clone(), authority, nodes).await?;
+    let backends = Backends {
+        authority,
+        nodes,
+        control_plane,
+    };
+    let gateway = Gateway::start_with(config, tls.clone(), backends).await?;
     let addr = gateway.local_addr();
     if tls.is_self_signed() {
         println!(
@@ -69,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     wait_for_termination().await;
-    tracing::info!("shutting down: GOAWAY to every session");
+    tracing::info!("shutting down: GOAWAY to every session, then flushing usage");
     gateway.shutdown().await;
     tracing::info!("bye");
     Ok(())

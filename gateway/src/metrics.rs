@@ -40,6 +40,21 @@ pub const PROTOCOL_ERRORS_TOTAL: &str = "httvps_gateway_protocol_errors_total";
 /// HTTP requests answered with the decoy site or 404, by `status`.
 pub const DECOY_RESPONSES_TOTAL: &str = "httvps_gateway_decoy_responses_total";
 
+/// Device checks answered from the entitlement cache or not, by `result` (hit, miss).
+pub const ENTITLEMENT_CACHE_TOTAL: &str = "httvps_gateway_entitlement_cache_total";
+/// Control-plane calls that failed, by `call` and `kind` (unavailable, refused).
+pub const CONTROL_PLANE_ERRORS_TOTAL: &str = "httvps_gateway_control_plane_errors_total";
+/// Usage reports by `result` (sent, failed: retried later, rejected: refused for good).
+pub const USAGE_REPORTS_TOTAL: &str = "httvps_gateway_usage_reports_total";
+/// Usage reports not yet accepted by the control plane (gauge).
+pub const USAGE_REPORTS_QUEUED: &str = "httvps_gateway_usage_reports_queued";
+/// Bytes of usage the gateway had to give up on (queue overflow, refused reports, shutdown
+/// flush timeout).
+pub const USAGE_BYTES_DROPPED_TOTAL: &str = "httvps_gateway_usage_bytes_dropped_total";
+/// Sessions the control plane ended (kill, revocation, expiry), by `reason`.
+pub const SESSIONS_ENDED_BY_CONTROL_PLANE_TOTAL: &str =
+    "httvps_gateway_sessions_ended_by_control_plane_total";
+
 /// Installs the global Prometheus recorder and serves `/metrics` on `addr`.
 pub fn install_exporter(addr: SocketAddr) -> Result<(), GatewayError> {
     PrometheusBuilder::new()

@@ -121,44 +121,168 @@ async fn reset_stops_reading_the_upstream_at_once() {
     );
 }
 
-#[tokio::test]
-async fn a_client_that_stops_consuming_bounds_gateway_memory_to_its_window() {
-    let gw = TestGateway::start(test_config()).await;
-    let len = 64 * 1024 * 1024;
-    let (source, mut written) = source_server(len).await;
-    let client = gw.client().await;
-    let target = TargetAddr::socket(source).unwrap();
-    let mut stream = client.open_with(StreamKind::Tcp, target, b"", false).await;
-    stream.accepted().await.unwrap();
-    let mut received = 0;
-    while let Some(StreamEv::Data(d)) = stream.next(Duration::from_secs(2)).await {
-        received += d.len();
-    }
-    // The client granted a 256 KiB stream window and consumed nothing.
-    assert_eq!(received, 256 * 1024, "exactly one window was delivered");
-    let stats = gw.gateway.stats().sessions();
-    let peak = stats.iter().map(|s| s.peak_buffered_bytes).max().unwrap();
-    assert!(
-        peak <= 256 * 1024,
-        "gateway held {peak} bytes for one stalled stream"
-    );
-    let mut target_wrote = 0;
+/// The last count a source server reported (bytes it managed to write so far).
+fn latest(written: &mut tokio::sync::mpsc::UnboundedReceiver<usize>, last: &mut usize) -> usize {
     while let Ok(n) = written.try_recv() {
-        target_wrote = n;
+        *last = n;
     }
-    // What the target could write is the window plus kernel socket buffers, not 64 MiB.
+    *last
+}
+
+/// The stalled session among the gateway's sessions: it received nothing from its client.
+fn stalled_session(gw: &TestGateway) -> httvps_gateway::SessionStatsSnapshot {
+    let sessions = gw.gateway.stats().sessions();
+    let stalled: Vec<_> = sessions
+        .into_iter()
+        .filter(|s| s.bytes_up == 0 && s.bytes_down > 0)
+        .collect();
+    assert_eq!(stalled.len(), 1, "one session only downloads");
+    stalled[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_reader_of_a_1_gib_download_holds_one_window_while_another_session_relays() {
+    const GIB: usize = 1 << 30;
+    const WINDOW: usize = 256 * 1024; // the client's initial stream window (SessionConfig)
+    let gw = TestGateway::start(test_config()).await;
+    let (source, mut written) = source_server(GIB).await;
+    let echo = echo_server().await;
+    let slow = gw.client().await;
+    let target = TargetAddr::socket(source).unwrap();
+    let mut stream = slow.open_with(StreamKind::Tcp, target, b"", false).await;
+    stream.accepted().await.unwrap();
+
+    // The client reads what arrives but never consumes: exactly one window comes.
+    let mut received = Vec::new();
+    while let Some(StreamEv::Data(d)) = stream.next(Duration::from_secs(1)).await {
+        received.extend_from_slice(&d);
+    }
+    assert_eq!(received.len(), WINDOW, "exactly one window was delivered");
+
+    // Meanwhile another session on the same gateway keeps relaying, and the stalled session's
+    // buffered bytes stay within its window the whole time.
+    let other = gw.client().await;
+    let mut last = 0;
+    let target_stalled_at = latest(&mut written, &mut last);
+    for round in 0..16usize {
+        let data = pattern_at(round * 1000, 256 * 1024);
+        let mut s = other.open(StreamKind::Tcp, echo, b"").await;
+        s.accepted().await.unwrap();
+        let echoed = tokio::time::timeout(Duration::from_secs(10), async {
+            s.write(&data).await;
+            s.finish();
+            s.read_to_end(T).await
+        })
+        .await
+        .unwrap_or_else(|_| panic!("round {round}: the other session stalled"));
+        assert_eq!(sha256(&echoed), sha256(&data), "round {round}");
+        let stalled = stalled_session(&gw);
+        assert!(
+            stalled.buffered_bytes <= WINDOW && stalled.peak_buffered_bytes <= WINDOW,
+            "the gateway held {stalled:?} for a stream with a {WINDOW} byte window"
+        );
+        assert_eq!(
+            stalled.bytes_down, WINDOW as u64,
+            "nothing beyond the window"
+        );
+    }
+    // The target is blocked by TCP backpressure: it wrote the window plus socket buffers,
+    // nowhere near the GiB, and writes nothing more while the client does not read.
+    let target_wrote = latest(&mut written, &mut last);
     assert!(
         target_wrote < 32 * 1024 * 1024,
         "target wrote {target_wrote} bytes"
     );
-    // Consuming resumes the flow.
-    stream.consume(received);
-    let mut more = 0;
-    while more == 0 {
-        if let Some(StreamEv::Data(d)) = stream.next(T).await {
-            more += d.len();
+    assert!(
+        target_wrote >= target_stalled_at && target_wrote - target_stalled_at < 8 * 1024 * 1024,
+        "the target kept being read while the client was stalled ({target_stalled_at} → {target_wrote})"
+    );
+
+    assert_eq!(received, pattern(WINDOW));
+    // The client resumes: a bounded amount more arrives, in order, intact.
+    const MORE: usize = 8 * 1024 * 1024;
+    stream.consume(received.len());
+    let mut offset = received.len();
+    while offset < WINDOW + MORE {
+        match stream.next(T).await {
+            Some(StreamEv::Data(d)) => {
+                assert_eq!(&d[..], &pattern_at(offset, d.len())[..], "at {offset}");
+                offset += d.len();
+                stream.consume(d.len());
+            }
+            other => panic!("after {offset} bytes: {other:?}"),
         }
     }
+    let peak = stalled_session(&gw).peak_buffered_bytes;
+    assert!(
+        peak <= 16 * 1024 * 1024,
+        "held {peak} bytes, more than the client's largest stream window"
+    );
+
+    // Cancel: the upstream is no longer read.
+    stream.reset();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after_reset = latest(&mut written, &mut last);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        latest(&mut written, &mut last),
+        after_reset,
+        "the target kept being read after the reset"
+    );
+    assert!(
+        after_reset < offset + 64 * 1024 * 1024,
+        "{after_reset} bytes left the target for {offset} delivered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_opens_take_pre_warmed_node_connections_which_refill_and_expire() {
+    let config = GatewayConfig {
+        node_prewarm: 2,
+        node_prewarm_idle_timeout: Duration::from_millis(1500),
+        ..test_config()
+    };
+    let gw = TestGateway::start(config).await;
+    let prewarm = gw.gateway.upstreams().prewarm();
+    let echo = echo_server().await;
+    let client = gw.client().await;
+    let idle_becomes = |n: usize| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while prewarm.idle_connections() != n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "idle never became {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let echo_once = |payload: Vec<u8>| {
+        let client = &client;
+        async move {
+            let mut s = client.open(StreamKind::Tcp, echo, b"").await;
+            s.accepted().await.unwrap();
+            s.write(&payload).await;
+            s.finish();
+            assert_eq!(sha256(&s.read_to_end(T).await), sha256(&payload));
+        }
+    };
+    // The first stream to a node connects afresh; the pool fills behind it, up to its cap.
+    echo_once(pattern(10_000)).await;
+    assert_eq!(prewarm.stats().misses.load(Ordering::Relaxed), 1);
+    assert_eq!(prewarm.stats().hits.load(Ordering::Relaxed), 0);
+    idle_becomes(2).await;
+    // Later streams take a pre-warmed connection (the header goes on it), and it is refilled.
+    for i in 0..4u64 {
+        echo_once(pattern_at(i as usize, 100_000)).await;
+        assert_eq!(prewarm.stats().hits.load(Ordering::Relaxed), i + 1);
+        idle_becomes(2).await;
+    }
+    assert_eq!(prewarm.stats().misses.load(Ordering::Relaxed), 1);
+    // Unused, they are closed after the idle timeout and not refilled.
+    idle_becomes(0).await;
+    assert!(prewarm.stats().expired.load(Ordering::Relaxed) >= 2);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(prewarm.idle_connections(), 0);
 }
 
 #[tokio::test]

@@ -247,10 +247,8 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
         };
         let mut info = session.info.clone();
         drop(client);
-        // Wait for something to change on the session.
-        if info.changed().await.is_err() && !session.is_ended() {
-            continue;
-        }
+        // Wait for something to change on the session; a dropped sender means it is gone.
+        let gone = info.changed().await.is_err();
         let Some(inner) = weak.upgrade() else { return };
         let client = Client { inner };
         let snapshot = info.borrow().clone();
@@ -258,8 +256,9 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
             .inner
             .status
             .send_modify(|s| s.rtt = snapshot.rtt.or(s.rtt));
-        if snapshot.ended.is_some() || snapshot.draining {
-            if snapshot.ended.is_some() {
+        let ended = gone || snapshot.ended.is_some();
+        if ended || snapshot.draining {
+            if ended {
                 tracing::warn!(reason = ?snapshot.ended, "session ended; reconnecting");
                 client
                     .inner

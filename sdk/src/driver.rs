@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::config::{ClientConfig, GatewayEndpoint};
 use crate::error::Error;
-use crate::stream::{wake, StreamFailure, StreamSlot, TcpStream};
+use crate::stream::{wake, StreamFailure, StreamSlot, TcpStream, STREAM_OUTBOX};
 use crate::transport::{self, Ws};
 use crate::udp::{UdpFlow, UdpSlot};
 
@@ -99,10 +99,6 @@ impl SessionHandle {
     pub fn usable(&self) -> bool {
         let info = self.info.borrow();
         info.ended.is_none() && !info.draining
-    }
-
-    pub fn is_ended(&self) -> bool {
-        self.info.borrow().ended.is_some()
     }
 
     async fn open(&self, kind: StreamKind, target: TargetAddr) -> Result<Opened, Error> {
@@ -444,8 +440,7 @@ impl Driver {
             inner.fin_sent = true;
             let _ = self.conn.finish(id);
         }
-        inner.capacity = self.conn.writable_bytes(id);
-        if inner.outbox_len < inner.capacity || inner.outbox.is_empty() {
+        if inner.outbox_len < STREAM_OUTBOX {
             wake(&mut inner.write_waker);
         }
         if self.conn.stream_state(id).is_none() {
@@ -477,7 +472,6 @@ impl Driver {
                     if let Some((reply, slot)) = self.opening.remove(&id) {
                         let opened = match slot {
                             Slot::Tcp(s) => {
-                                s.lock().capacity = self.conn.writable_bytes(id);
                                 self.tcp.insert(id, s.clone());
                                 Opened::Tcp(id, s)
                             }
@@ -522,10 +516,9 @@ impl Driver {
                     }
                 }
                 Event::StreamWritable(id) => {
-                    if let Some(slot) = self.tcp.get(&id) {
-                        let mut inner = slot.lock();
-                        inner.capacity = self.conn.writable_bytes(id);
-                        wake(&mut inner.write_waker);
+                    // Credit came back: move what waits in the handle into the connection.
+                    if let Some(slot) = self.tcp.get(&id).cloned() {
+                        self.apply_tcp(id, &slot, Instant::now());
                     }
                 }
                 Event::Datagram(d) => {

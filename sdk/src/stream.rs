@@ -16,6 +16,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::driver::SessionShared;
 use crate::error::Error;
 
+/// Bytes a stream's handle may hold before the driver has moved them into the connection. The
+/// connection itself holds at most the stream's flow-control credit on top of this; when the
+/// credit runs out, the driver leaves bytes here and the writer waits.
+pub(crate) const STREAM_OUTBOX: usize = 128 * 1024;
+
 /// Why a stream cannot go on.
 #[derive(Clone, Debug)]
 pub(crate) enum StreamFailure {
@@ -44,8 +49,6 @@ pub(crate) struct StreamInner {
     pub consumed: usize,
     pub outbox: VecDeque<Bytes>,
     pub outbox_len: usize,
-    /// How many more bytes the application may queue now (set by the driver).
-    pub capacity: usize,
     /// The application shut down its write side.
     pub fin_requested: bool,
     /// The driver passed the FIN to the connection.
@@ -181,7 +184,7 @@ impl AsyncWrite for TcpStream {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let room = inner.capacity.saturating_sub(inner.outbox_len);
+        let room = STREAM_OUTBOX.saturating_sub(inner.outbox_len);
         if room == 0 {
             inner.write_waker = Some(cx.waker().clone());
             return Poll::Pending;

@@ -206,7 +206,13 @@ impl Store {
     }
 
     pub(crate) async fn begin(&self) -> Result<Transaction<'static, Any>> {
-        Ok(self.write.begin().await?)
+        match self.backend {
+            // Take the write lock up front: a deferred transaction that reads first and then
+            // writes fails with SQLITE_BUSY_SNAPSHOT if another process (the CLI, a second
+            // service) committed in between, and the busy timeout cannot help with that.
+            Backend::Sqlite => Ok(self.write.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => Ok(self.write.begin().await?),
+        }
     }
 }
 

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 use httvps_proto::frame::{Hello, HelloError};
 use httvps_proto::{AcceptHello, HelloErrorCode};
 
-use super::{close, Session};
+use super::control::ControlTask;
+use super::{close, ControlHandle, Session};
 use crate::authority::{DeviceCheck, Verdict};
+use crate::control_plane::{hello_code, CpError};
 use crate::metrics as m;
 use crate::upstream::SessionNode;
 
@@ -66,7 +68,49 @@ impl Session {
         .await;
         match verdict {
             Ok(Ok(Verdict::Allow(entitlement))) => {
-                let session_id: [u8; 16] = rand::random();
+                let session_uuid = uuid::Uuid::new_v4();
+                let session_id: [u8; 16] = *session_uuid.as_bytes();
+                // The control plane enforces the plan's concurrent-session limit at the start.
+                let mut registered = false;
+                if let Some(cp) = shared.control_plane.clone() {
+                    match cp
+                        .start_session(
+                            session_uuid,
+                            &entitlement.device_id,
+                            None,
+                            hello.region.as_deref(),
+                        )
+                        .await
+                    {
+                        Ok(()) => registered = true,
+                        Err(CpError::Refused {
+                            status,
+                            code,
+                            detail,
+                            ..
+                        }) if matches!(status, 403 | 404 | 409 | 429) => {
+                            let code = match status {
+                                409 => HelloErrorCode::TooManySessions,
+                                404 => HelloErrorCode::AuthFailed,
+                                429 => HelloErrorCode::RateLimited,
+                                _ => hello_code(&code),
+                            };
+                            if status != 409 {
+                                shared.authority.forget(&entitlement.device_id);
+                            }
+                            let retry =
+                                (status == 409 || status == 429).then_some(RETRY_AFTER_UNAVAILABLE);
+                            return self.reject(code, retry, &detail);
+                        }
+                        Err(e) => {
+                            // Admitted from the entitlement; the control task registers the
+                            // session once the control plane answers again.
+                            metrics::counter!(m::CONTROL_PLANE_ERRORS_TOTAL, "call" => "session_start")
+                                .increment(1);
+                            tracing::warn!(error = %e, "session start not recorded yet");
+                        }
+                    }
+                }
                 let resume: [u8; RESUME_TOKEN_LEN] = rand::random();
                 if self
                     .conn
@@ -80,11 +124,34 @@ impl Session {
                 if !shared.config.idle_timeout.is_zero() {
                     self.idle_deadline = Some(now + shared.config.idle_timeout);
                 }
-                self.node = Some(Arc::new(SessionNode::new(
+                let node = Arc::new(SessionNode::new(
                     entitlement.device_id.clone(),
-                    hex(&session_id),
+                    session_uuid.to_string(),
                     hello.region.clone(),
-                )));
+                ));
+                self.node = Some(node.clone());
+                if let Some(cp) = shared.control_plane.clone() {
+                    let (tx, rx) = tokio::sync::mpsc::channel(4);
+                    let task = ControlTask {
+                        client: cp,
+                        session_id: session_uuid,
+                        device_id: entitlement.device_id.clone(),
+                        region: hello.region.clone(),
+                        registered,
+                        interval: shared.config.session_heartbeat_interval,
+                        node,
+                        events: tx,
+                    };
+                    self.control = Some(ControlHandle {
+                        events: rx,
+                        task: tokio::spawn(task.run()).abort_handle(),
+                    });
+                    self.cp_session = Some(session_uuid);
+                }
+                if let Some(reporter) = &shared.usage {
+                    self.usage = reporter.register(Some(session_uuid), &entitlement.device_id);
+                }
+                self.quota_limit = entitlement.remaining_bytes;
                 self.device_id = Some(entitlement.device_id);
                 metrics::gauge!(m::SESSIONS_ACTIVE).increment(1.0);
                 Ok(())
@@ -133,8 +200,4 @@ impl Session {
         self.close_code = Some(close::POLICY);
         Err(code)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

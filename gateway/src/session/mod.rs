@@ -12,6 +12,7 @@
 //! - [`close`]: the WebSocket close codes of SPEC §2.6.
 
 pub mod close;
+pub mod control;
 mod handshake;
 pub mod streams;
 
@@ -38,6 +39,8 @@ use crate::upstream::tcp::TcpRelay;
 use crate::upstream::udp::{OutboundDatagram, UdpRelay};
 use crate::upstream::upload::UploadQueue;
 use crate::upstream::{SessionNode, StreamEvent};
+use crate::usage::SessionUsage;
+use control::ControlEvent;
 use streams::{StreamEntry, StreamIo, StreamTable};
 
 /// Reports from stream tasks waiting for the session at most; a full channel makes stream
@@ -79,6 +82,13 @@ where
         events_rx,
         node: None,
         device_id: None,
+        cp_session: None,
+        control: None,
+        usage: None,
+        quota_limit: None,
+        bytes_used: 0,
+        quota_exhausted: false,
+        end_reason: None,
         established_at: None,
         written_down: 0,
         proto_stalls: 0,
@@ -100,6 +110,19 @@ struct Session {
     /// The session's node slot, from HELLO_ACK on.
     node: Option<Arc<SessionNode>>,
     device_id: Option<String>,
+    /// The session's id at the control plane (when there is one).
+    cp_session: Option<uuid::Uuid>,
+    /// The heartbeat task and its reports (when there is a control plane).
+    control: Option<ControlHandle>,
+    /// Byte counts for usage reports.
+    usage: Option<Arc<SessionUsage>>,
+    /// The entitlement's remaining bytes at HELLO, if limited.
+    quota_limit: Option<u64>,
+    /// Payload bytes relayed either way (TCP data and datagrams).
+    bytes_used: u64,
+    quota_exhausted: bool,
+    /// Why the session ended, for the control plane (`client_closed`, `idle_timeout`, ...).
+    end_reason: Option<&'static str>,
     established_at: Option<Instant>,
     handshake_deadline: Option<Instant>,
     idle_deadline: Option<Instant>,
@@ -178,6 +201,7 @@ impl Session {
                     self.on_ws_message(msg);
                 }
                 Some(event) = self.events_rx.recv() => self.on_stream_event(event),
+                Some(event) = recv_control(&mut self.control) => self.on_control_event(event),
                 _ = tokio::time::sleep_until(deadline) => self.on_timer(),
                 _ = ws_ping.tick() => ping_due = true,
                 _ = drain_signal.cancelled(), if !self.shutdown_seen => {
@@ -259,6 +283,50 @@ impl Session {
         }
         self.conn.close(code, message);
         self.close_code = Some(close::for_error(code));
+        if self.end_reason.is_none() {
+            self.end_reason = Some(match code {
+                ErrorCode::NoError | ErrorCode::ShuttingDown if self.shutdown_seen => "shutdown",
+                ErrorCode::NoError => "drained",
+                other => other.name(),
+            });
+        }
+    }
+
+    fn on_control_event(&mut self, event: ControlEvent) {
+        match event {
+            ControlEvent::End { code, reason } => {
+                tracing::info!(peer = %self.peer, device = self.device_id.as_deref().unwrap_or("-"), reason = %reason, "control plane ended the session");
+                if matches!(code, ErrorCode::Revoked | ErrorCode::Expired) {
+                    if let Some(device) = &self.device_id {
+                        self.shared.authority.forget(device);
+                    }
+                }
+                self.control = None;
+                self.end_reason = Some(match code {
+                    ErrorCode::Expired => "expired",
+                    _ if reason == "killed" => "killed",
+                    _ => "revoked",
+                });
+                self.end(code, &reason);
+            }
+        }
+    }
+
+    /// Counts relayed bytes for usage and enforces the session's quota: once it is crossed,
+    /// new opens are refused with `quota_exceeded` and the session ends with ERROR
+    /// `quota_exceeded`.
+    fn count_usage(&mut self, node: Option<&Arc<str>>, up: u64, down: u64) {
+        if let Some(usage) = &self.usage {
+            usage.add(node, up, down);
+        }
+        self.bytes_used += up + down;
+        if let Some(limit) = self.quota_limit {
+            if self.bytes_used >= limit && !self.quota_exhausted {
+                self.quota_exhausted = true;
+                tracing::info!(peer = %self.peer, device = self.device_id.as_deref().unwrap_or("-"), used = self.bytes_used, "byte quota used up");
+                self.end(ErrorCode::QuotaExceeded, "byte quota used up");
+            }
+        }
     }
 
     fn on_ws_message(&mut self, msg: Option<Result<Message, WsError>>) {
@@ -331,6 +399,11 @@ impl Session {
                 self.streams.remove(stream_id);
             }
             Event::Datagram(datagram) => {
+                let node = self
+                    .streams
+                    .get_mut(datagram.stream_id)
+                    .and_then(|e| e.node.clone());
+                self.count_usage(node.as_ref(), datagram.data.len() as u64, 0);
                 if let Some(entry) = self.streams.get_mut(datagram.stream_id) {
                     if let StreamIo::Udp {
                         datagrams: Some(tx),
@@ -376,6 +449,10 @@ impl Session {
     fn open_stream(&mut self, open: StreamOpen) {
         let id = open.stream_id;
         let kind = open.kind;
+        if self.quota_exhausted {
+            self.refuse(id, kind, ResetCode::QuotaExceeded);
+            return;
+        }
         if self.streams.pending_opens() >= self.shared.config.max_pending_opens {
             self.refuse(id, kind, ResetCode::StreamLimit);
             return;
@@ -452,11 +529,12 @@ impl Session {
     fn on_stream_event(&mut self, event: StreamEvent) {
         let now = Instant::now();
         match event {
-            StreamEvent::Connected { id } => {
+            StreamEvent::Connected { id, node } => {
                 let Some(entry) = self.streams.get_mut(id) else {
                     return;
                 };
                 entry.acked = true;
+                entry.node = Some(node);
                 let kind = if entry.is_tcp() { "tcp" } else { "udp" };
                 let udp_finished = matches!(entry.io, StreamIo::Udp { datagrams: None });
                 if self.conn.accept_stream(id).is_err() {
@@ -487,6 +565,7 @@ impl Session {
                 let Some(entry) = self.streams.get_mut(id) else {
                     return;
                 };
+                let node = entry.node.clone();
                 if let StreamIo::Tcp { granted, .. } = &mut entry.io {
                     *granted = granted.saturating_sub(len);
                 }
@@ -499,6 +578,7 @@ impl Session {
                             .fetch_add(len as u64, Ordering::Relaxed);
                         metrics::counter!(m::BYTES_TOTAL, "direction" => "down")
                             .increment(len as u64);
+                        self.count_usage(node.as_ref(), 0, len as u64);
                     }
                     Ok(taken) => {
                         // Grants never exceed writable_bytes, so this is a bug; fail the
@@ -523,9 +603,12 @@ impl Session {
                 }
             }
             StreamEvent::Consumed { id, bytes } => {
+                let mut node = None;
                 if let Some(entry) = self.streams.get_mut(id) {
                     entry.unconsumed = entry.unconsumed.saturating_sub(bytes);
+                    node = entry.node.clone();
                 }
+                self.count_usage(node.as_ref(), bytes as u64, 0);
                 let _ = self.conn.consume(id, bytes, now);
                 self.stats
                     .stats()
@@ -534,10 +617,14 @@ impl Session {
                 metrics::counter!(m::BYTES_TOTAL, "direction" => "up").increment(bytes as u64);
             }
             StreamEvent::Datagram { id, from, data } => {
+                let len = data.len() as u64;
                 if let Some(entry) = self.streams.get_mut(id) {
                     let addr = from.filter(|f| *f != entry.target);
+                    let node = entry.node.clone();
                     // Too large or queue full: dropped, as UDP may.
-                    let _ = self.conn.send_datagram(id, addr, data);
+                    if self.conn.send_datagram(id, addr, data).is_ok() {
+                        self.count_usage(node.as_ref(), 0, len);
+                    }
                 }
             }
             StreamEvent::Failed { id, code } => {
@@ -678,6 +765,45 @@ impl Session {
             );
         }
         metrics::counter!(m::SESSIONS_TOTAL, "close_code" => code.to_string()).increment(1);
+        self.report_end().await;
+    }
+
+    /// Tells the control plane the session ended and hands its last byte counts to the
+    /// usage reporter.
+    async fn report_end(&mut self) {
+        self.control = None;
+        if let (Some(reporter), Some(usage)) = (&self.shared.usage, self.usage.take()) {
+            reporter.session_ended(&usage);
+        }
+        let (Some(cp), Some(id)) = (self.shared.control_plane.clone(), self.cp_session) else {
+            return;
+        };
+        let reason = self.end_reason.unwrap_or("client_closed");
+        if let Err(e) = cp.end_session(id, reason).await {
+            metrics::counter!(m::CONTROL_PLANE_ERRORS_TOTAL, "call" => "session_end").increment(1);
+            tracing::warn!(session = %id, error = %e, "could not report the session end (the control plane reaps it as stale)");
+        }
+    }
+}
+
+/// The session's control task and its reports; dropping it stops the task.
+#[derive(Debug)]
+struct ControlHandle {
+    events: mpsc::Receiver<ControlEvent>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for ControlHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The next report of the control task, or never when there is none.
+async fn recv_control(control: &mut Option<ControlHandle>) -> Option<ControlEvent> {
+    match control {
+        Some(handle) => handle.events.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -45,6 +45,8 @@ pub struct StreamEntry {
     pub unconsumed: usize,
     /// Kind-specific handles.
     pub io: StreamIo,
+    /// The node the stream goes through, once connected.
+    pub node: Option<Arc<str>>,
     task: AbortHandle,
 }
 
@@ -57,6 +59,7 @@ impl StreamEntry {
             acked: false,
             unconsumed: 0,
             io,
+            node: None,
             task,
         }
     }

@@ -11,30 +11,87 @@
 
 pub mod nodes;
 pub mod policy;
+pub mod prewarm;
 pub mod tcp;
 pub mod udp;
 pub mod upload;
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use httvps_proto::{Address as ProtoHost, ResetCode, StreamId, TargetAddr};
 use shadowsocks::context::SharedContext;
-use shadowsocks::net::{TcpStream as ShadowTcpStream, UdpSocket as ShadowUdpSocket};
+use shadowsocks::net::UdpSocket as ShadowUdpSocket;
 use shadowsocks::relay::tcprelay::proxy_stream::ProxyClientStream;
 use shadowsocks::relay::udprelay::ProxySocket;
 use shadowsocks::relay::Address;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
 pub use nodes::{AssignRequest, NoNode, Node, NodeSource, StaticNodes};
 pub use policy::TargetPolicy;
+pub use prewarm::Prewarm;
 
-/// A TCP connection to a target through a node.
-pub type NodeStream = ProxyClientStream<ShadowTcpStream>;
+/// A TCP connection to a target through a node (over a fresh or pre-warmed TCP connection).
+pub type NodeStream = ProxyClientStream<TcpStream>;
+
+/// The node id streams of the development `direct` upstream are counted under.
+pub const DIRECT_NODE_ID: &str = "direct";
+
+/// A stream's upstream connection: through a node, or (development only) straight to the target.
+#[derive(Debug)]
+pub enum UpstreamStream {
+    /// Through a Shadowsocks node (always, in production).
+    Node(Box<NodeStream>),
+    /// `--dev-direct-upstream`: no node.
+    Direct(TcpStream),
+}
+
+impl AsyncRead for UpstreamStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamStream::Node(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            UpstreamStream::Direct(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for UpstreamStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            UpstreamStream::Node(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            UpstreamStream::Direct(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamStream::Node(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            UpstreamStream::Direct(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            UpstreamStream::Node(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            UpstreamStream::Direct(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
 /// A UDP association with a node.
 pub type NodeSocket = ProxySocket<ShadowUdpSocket>;
 
@@ -46,6 +103,8 @@ pub enum StreamEvent {
     Connected {
         /// The stream.
         id: StreamId,
+        /// The node it goes through (for usage per node).
+        node: Arc<str>,
     },
     /// The stream could not be opened: send STREAM_RESET with this code.
     OpenFailed {
@@ -107,6 +166,9 @@ pub struct Upstreams {
     nodes: Arc<dyn NodeSource>,
     policy: TargetPolicy,
     connect_timeout: Duration,
+    prewarm: Prewarm,
+    /// Development only (`--dev-direct-upstream`): connect targets without a node.
+    direct: bool,
 }
 
 /// The node a session uses. Its streams share it, so a failover moves all of them.
@@ -116,6 +178,10 @@ pub struct SessionNode {
     session_id: String,
     region: Option<String>,
     current: Mutex<Option<Node>>,
+    /// The id of `current`, readable without waiting for an assignment in progress.
+    current_id: std::sync::Mutex<Option<String>>,
+    /// Where the control plane moved the session (failover), not yet applied.
+    moved_to: std::sync::Mutex<Option<String>>,
 }
 
 impl SessionNode {
@@ -126,12 +192,38 @@ impl SessionNode {
             session_id,
             region,
             current: Mutex::new(None),
+            current_id: std::sync::Mutex::new(None),
+            moved_to: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The node the session's streams use now, if one was assigned.
+    pub fn current_id(&self) -> Option<String> {
+        self.current_id.lock().ok().and_then(|c| c.clone())
+    }
+
+    /// The control plane says the session belongs on `node_id`: new streams go there (streams
+    /// already open stay where they are).
+    pub fn move_to(&self, node_id: &str) {
+        if self.current_id().as_deref() == Some(node_id) {
+            return;
+        }
+        if let Ok(mut m) = self.moved_to.lock() {
+            *m = Some(node_id.to_owned());
+        }
+    }
+
+    fn set_current(&self, current: &mut Option<Node>, node: Option<Node>) {
+        if let Ok(mut id) = self.current_id.lock() {
+            *id = node.as_ref().map(|n| n.id.clone());
+        }
+        *current = node;
     }
 }
 
 impl Upstreams {
-    /// Creates the shared Shadowsocks client context.
+    /// Creates the shared Shadowsocks client context; no pre-warmed connections, no direct
+    /// upstream.
     pub fn new(
         nodes: Arc<dyn NodeSource>,
         policy: TargetPolicy,
@@ -142,7 +234,33 @@ impl Upstreams {
             nodes,
             policy,
             connect_timeout,
+            prewarm: Prewarm::new(0, Duration::ZERO, connect_timeout),
+            direct: false,
         }
+    }
+
+    /// Uses this pool of pre-warmed node connections.
+    pub fn with_prewarm(mut self, prewarm: Prewarm) -> Self {
+        self.prewarm = prewarm;
+        self
+    }
+
+    /// Development only: TCP streams connect to their targets directly, without a node (UDP
+    /// streams are refused with `node_unavailable`). Never on in production or in the tests that
+    /// prove the gateway.
+    pub fn with_dev_direct_upstream(mut self, direct: bool) -> Self {
+        self.direct = direct;
+        self
+    }
+
+    /// Whether the development `direct` upstream is on.
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+
+    /// The pool of pre-warmed node connections.
+    pub fn prewarm(&self) -> &Prewarm {
+        &self.prewarm
     }
 
     /// The target policy.
@@ -194,37 +312,43 @@ impl Upstreams {
 
     /// Connects to `target` through the session's node and sends the Shadowsocks header with
     /// `early_data` in the same write. A node that fails is reported and the connection tried
-    /// once more on another node.
+    /// once more on another node. Returns the stream and the id of the node it goes through.
     pub async fn connect_tcp(
         &self,
         session: &SessionNode,
         target: &Address,
         early_data: &[u8],
-    ) -> Result<NodeStream, ResetCode> {
+    ) -> Result<(UpstreamStream, Arc<str>), ResetCode> {
+        if self.direct {
+            return self.connect_direct(target, early_data).await;
+        }
         let mut exclude = Vec::new();
         let mut last = ResetCode::NodeUnavailable;
         for _attempt in 0..2 {
             let node = self.node_for(session, &exclude).await?;
             let started = Instant::now();
-            let attempt = tokio::time::timeout(self.connect_timeout, async {
-                let mut stream =
-                    NodeStream::connect(self.ss.clone(), &node.config, target.clone()).await?;
-                // Nothing goes out before the first write; an empty write sends the header
-                // alone so the node starts connecting the target at once.
-                if early_data.is_empty() {
-                    let _ = stream.write(&[]).await?;
-                } else {
-                    stream.write_all(early_data).await?;
+            let mut attempt = Err(io::Error::other("not tried"));
+            // A pre-warmed connection the node closed meanwhile fails here; the open then
+            // connects afresh on the same node before it counts as a node failure.
+            if let Some(tcp) = self.prewarm.take(&node) {
+                attempt = self.open_on(&node, tcp, target, early_data).await;
+            }
+            let attempt = match attempt {
+                Ok(stream) => Ok(Ok(stream)),
+                Err(_) => {
+                    tokio::time::timeout(self.connect_timeout, async {
+                        let tcp = prewarm::connect_node(&node.config).await?;
+                        self.open_on(&node, tcp, target, early_data).await
+                    })
+                    .await
                 }
-                stream.flush().await?;
-                Ok::<_, io::Error>(stream)
-            })
-            .await;
+            };
             match attempt {
                 Ok(Ok(stream)) => {
                     metrics::histogram!(crate::metrics::NODE_CONNECT_SECONDS, "node" => node.id.clone())
                         .record(started.elapsed().as_secs_f64());
-                    return Ok(stream);
+                    let id: Arc<str> = Arc::from(node.id.as_str());
+                    return Ok((UpstreamStream::Node(Box::new(stream)), id));
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(node = %node.id, error = %e, "connecting through node failed");
@@ -241,8 +365,59 @@ impl Upstreams {
         Err(last)
     }
 
+    /// Wraps a TCP connection to `node` and sends the Shadowsocks header (with the early data).
+    async fn open_on(
+        &self,
+        node: &Node,
+        tcp: TcpStream,
+        target: &Address,
+        early_data: &[u8],
+    ) -> io::Result<NodeStream> {
+        let mut stream =
+            NodeStream::from_stream(self.ss.clone(), tcp, &node.config, target.clone());
+        // Nothing goes out before the first write; an empty write sends the header alone so
+        // the node starts connecting the target at once.
+        if early_data.is_empty() {
+            let _ = stream.write(&[]).await?;
+        } else {
+            stream.write_all(early_data).await?;
+        }
+        stream.flush().await?;
+        Ok(stream)
+    }
+
+    /// `--dev-direct-upstream`: the target straight from the gateway, no node.
+    async fn connect_direct(
+        &self,
+        target: &Address,
+        early_data: &[u8],
+    ) -> Result<(UpstreamStream, Arc<str>), ResetCode> {
+        let attempt = tokio::time::timeout(self.connect_timeout, async {
+            let mut tcp = match target {
+                Address::SocketAddress(addr) => TcpStream::connect(addr).await?,
+                Address::DomainNameAddress(host, port) => {
+                    TcpStream::connect((host.as_str(), *port)).await?
+                }
+            };
+            tcp.set_nodelay(true)?;
+            tcp.write_all(early_data).await?;
+            Ok::<_, io::Error>(tcp)
+        })
+        .await;
+        match attempt {
+            Ok(Ok(tcp)) => Ok((UpstreamStream::Direct(tcp), Arc::from(DIRECT_NODE_ID))),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Err(ResetCode::Refused),
+            Ok(Err(_)) => Err(ResetCode::Unreachable),
+            Err(_) => Err(ResetCode::Timeout),
+        }
+    }
+
     /// Opens a UDP association with the session's node (with one failover, as for TCP).
     pub async fn bind_udp(&self, session: &SessionNode) -> Result<(NodeSocket, Node), ResetCode> {
+        if self.direct {
+            tracing::warn!("UDP streams need a node; the development direct upstream has none");
+            return Err(ResetCode::NodeUnavailable);
+        }
         let mut exclude = Vec::new();
         for _attempt in 0..2 {
             let node = self.node_for(session, &exclude).await?;
@@ -260,8 +435,26 @@ impl Upstreams {
 
     async fn node_for(&self, session: &SessionNode, exclude: &[String]) -> Result<Node, ResetCode> {
         let mut current = session.current.lock().await;
+        let moved = session.moved_to.lock().ok().and_then(|mut m| m.take());
+        if let Some(target) = &moved {
+            if current.as_ref().is_some_and(|n| n.id != *target) {
+                session.set_current(&mut current, None);
+            }
+        }
         if let Some(node) = current.as_ref().filter(|n| !exclude.contains(&n.id)) {
             return Ok(node.clone());
+        }
+        if let Some(target) = moved.filter(|t| !exclude.contains(t)) {
+            match self.nodes.node_by_id(&target).await {
+                Ok(node) => {
+                    tracing::info!(session = %session.session_id, node = %node.id, "session moved to a new node");
+                    session.set_current(&mut current, Some(node.clone()));
+                    return Ok(node);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "node of the failover unavailable; asking for another")
+                }
+            }
         }
         let request = AssignRequest {
             device_id: &session.device_id,
@@ -271,7 +464,7 @@ impl Upstreams {
         };
         match self.nodes.assign(request).await {
             Ok(node) => {
-                *current = Some(node.clone());
+                session.set_current(&mut current, Some(node.clone()));
                 Ok(node)
             }
             Err(e) => {
@@ -287,7 +480,7 @@ impl Upstreams {
         self.nodes.report_failure(&node.id).await;
         let mut current = session.current.lock().await;
         if current.as_ref().is_some_and(|n| n.id == node.id) {
-            *current = None;
+            session.set_current(&mut current, None);
         }
     }
 }

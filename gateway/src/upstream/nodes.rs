@@ -76,6 +76,11 @@ pub trait NodeSource: Send + Sync + fmt::Debug {
     /// A node for the session, not one of `exclude`.
     fn assign<'a>(&'a self, request: AssignRequest<'a>) -> BoxFuture<'a, Result<Node, NoNode>>;
 
+    /// The node with this id, when the control plane moved a session to it (failover).
+    fn node_by_id<'a>(&'a self, node_id: &'a str) -> BoxFuture<'a, Result<Node, NoNode>> {
+        Box::pin(async move { Err(NoNode(format!("node {node_id} is not known here"))) })
+    }
+
     /// The gateway could not connect through `node_id`.
     fn report_failure<'a>(&'a self, node_id: &'a str) -> BoxFuture<'a, ()>;
 }

@@ -54,7 +54,7 @@ impl TcpRelay {
                 return;
             }
         };
-        let stream = match self
+        let (stream, node) = match self
             .upstreams
             .connect_tcp(&self.node, &address, &self.early_data)
             .await
@@ -65,7 +65,11 @@ impl TcpRelay {
                 return;
             }
         };
-        if events.send(StreamEvent::Connected { id }).await.is_err() {
+        if events
+            .send(StreamEvent::Connected { id, node })
+            .await
+            .is_err()
+        {
             return;
         }
         if !self.early_data.is_empty() {

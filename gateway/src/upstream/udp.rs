@@ -63,7 +63,7 @@ impl UdpRelay {
                 return;
             }
         };
-        let (socket, _node) = match self.upstreams.bind_udp(&self.node).await {
+        let (socket, node) = match self.upstreams.bind_udp(&self.node).await {
             Ok(s) => s,
             Err(code) => {
                 let _ = events.send(StreamEvent::OpenFailed { id, code }).await;
@@ -71,7 +71,12 @@ impl UdpRelay {
             }
         };
         let _nat = NatEntry::new(self.stats.clone());
-        if events.send(StreamEvent::Connected { id }).await.is_err() {
+        let node: Arc<str> = Arc::from(node.id.as_str());
+        if events
+            .send(StreamEvent::Connected { id, node })
+            .await
+            .is_err()
+        {
             return;
         }
         // 2022 ciphers drop replays: every packet needs a session id and a rising packet id.

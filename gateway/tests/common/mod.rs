@@ -4,6 +4,8 @@
 //! it over real TLS (pinned to the fingerprint) and a real WebSocket.
 #![allow(dead_code)]
 
+pub mod cp;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use httvps_gateway::{Gateway, GatewayConfig, Node, StaticAuthority, StaticNodes, TlsSource};
+use httvps_gateway::entitlements::EntitlementCache;
+use httvps_gateway::{
+    Backends, Gateway, GatewayConfig, Node, StaticAuthority, StaticNodes, TlsSource,
+};
 use httvps_proto::frame::{ErrorFrame, Frame, HelloError};
 use httvps_proto::{
     ClientHello, Connection, Event, ResetCode, Role, SessionConfig, StreamId, StreamKind,
@@ -102,8 +107,17 @@ pub async fn echo_server() -> SocketAddr {
 
 /// A server that greets every connection with `len` bytes of a deterministic pattern, then
 /// closes. Reports through the channel how many bytes it managed to write, when done or
-/// stopped.
+/// stopped. The bytes are generated as they are written, so `len` may be far larger than
+/// memory (1 GiB in the slow-reader test).
 pub async fn source_server(len: usize) -> (SocketAddr, mpsc::UnboundedReceiver<usize>) {
+    paced_source_server(len, Duration::ZERO).await
+}
+
+/// [`source_server`] that sleeps `pause` after every 64 KiB (a transfer that takes a while).
+pub async fn paced_source_server(
+    len: usize,
+    pause: Duration,
+) -> (SocketAddr, mpsc::UnboundedReceiver<usize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -111,14 +125,17 @@ pub async fn source_server(len: usize) -> (SocketAddr, mpsc::UnboundedReceiver<u
         while let Ok((mut s, _)) = listener.accept().await {
             let tx = tx.clone();
             tokio::spawn(async move {
-                let data = pattern(len);
                 let mut written = 0;
-                for chunk in data.chunks(16 * 1024) {
-                    if s.write_all(chunk).await.is_err() {
+                while written < len {
+                    let chunk = pattern_at(written, (16 * 1024).min(len - written));
+                    if s.write_all(&chunk).await.is_err() {
                         break;
                     }
                     written += chunk.len();
                     let _ = tx.send(written);
+                    if !pause.is_zero() && written % (64 * 1024) == 0 {
+                        tokio::time::sleep(pause).await;
+                    }
                 }
                 let _ = s.shutdown().await;
             });
@@ -144,7 +161,14 @@ pub async fn udp_responder() -> SocketAddr {
 
 /// Deterministic bytes.
 pub fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+    pattern_at(0, len)
+}
+
+/// Bytes `offset..offset + len` of [`pattern`].
+pub fn pattern_at(offset: usize, len: usize) -> Vec<u8> {
+    (offset..offset + len)
+        .map(|i| (i * 7 + i / 251) as u8)
+        .collect()
 }
 
 pub fn sha256(data: &[u8]) -> [u8; 32] {
@@ -161,6 +185,8 @@ pub fn test_config() -> GatewayConfig {
         allow_private_targets: true,
         connect_timeout: Duration::from_secs(5),
         shutdown_grace: Duration::from_secs(5),
+        control_plane_timeout: Duration::from_secs(3),
+        usage_flush_timeout: Duration::from_secs(5),
         ..GatewayConfig::default()
     }
 }
@@ -168,10 +194,62 @@ pub fn test_config() -> GatewayConfig {
 pub struct TestGateway {
     pub gateway: Gateway,
     pub node: Node,
+    /// The device `client()` connects as.
+    pub device: String,
+    pub token: Vec<u8>,
+    /// The entitlement cache (with a control plane).
+    pub cache: Option<EntitlementCache>,
+    /// The real control plane behind it, if any (kept alive with the gateway).
+    pub cp: Option<Arc<cp::TestCp>>,
 }
 
 impl TestGateway {
+    /// The main flows: a real control plane (SQLite) with a subscriber whose device `client()`
+    /// uses, and an in-process Shadowsocks server registered there as the only node.
     pub async fn start(config: GatewayConfig) -> TestGateway {
+        let cp = Arc::new(cp::TestCp::start().await);
+        let node = start_node().await;
+        cp.add_node(&node, "node-1").await;
+        let sub = cp.subscriber(None, 50).await;
+        let mut gw = Self::start_with_cp(config, &cp, &cp.gateway_token).await;
+        gw.node = node;
+        gw.device = sub.device.to_string();
+        gw.token = sub.token.into_bytes();
+        gw
+    }
+
+    /// A gateway on an existing control plane (nodes and devices are the caller's).
+    pub async fn start_with_cp(
+        config: GatewayConfig,
+        cp: &Arc<cp::TestCp>,
+        gateway_token: &str,
+    ) -> TestGateway {
+        let tls = Arc::new(TlsSource::self_signed(&["localhost".into()]).unwrap());
+        let client = cp.client(gateway_token, config.control_plane_timeout);
+        let cache = EntitlementCache::new(client.clone(), config.cache_limits());
+        let gateway = Gateway::start_with(
+            config,
+            tls,
+            Backends {
+                authority: Arc::new(cache.clone()),
+                nodes: client.clone(),
+                control_plane: Some(client),
+            },
+        )
+        .await
+        .unwrap();
+        TestGateway {
+            gateway,
+            node: dead_node(),
+            device: String::new(),
+            token: Vec::new(),
+            cache: Some(cache),
+            cp: Some(cp.clone()),
+        }
+    }
+
+    /// Data-path only: the development authority and a fixed node, no control plane.
+    pub async fn start_static(config: GatewayConfig) -> TestGateway {
         let node = start_node().await;
         Self::start_with_nodes(config, vec![node.clone()], node).await
     }
@@ -191,7 +269,14 @@ impl TestGateway {
         )
         .await
         .unwrap();
-        TestGateway { gateway, node }
+        TestGateway {
+            gateway,
+            node,
+            device: DEVICE.into(),
+            token: TOKEN.to_vec(),
+            cache: None,
+            cp: None,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -203,7 +288,12 @@ impl TestGateway {
     }
 
     pub async fn client(&self) -> TestClient {
-        TestClient::connect(self, DEVICE, TOKEN).await
+        TestClient::connect(self, &self.device, &self.token).await
+    }
+
+    /// The bytes of a valid HELLO of this gateway's device.
+    pub fn hello(&self) -> Bytes {
+        hello_bytes(&self.device, &self.token)
     }
 }
 
@@ -297,7 +387,12 @@ pub async fn http_request(gw: &TestGateway, request: &str) -> String {
 
 /// A WebSocket to the gateway with the httvps.v1 subprotocol.
 pub async fn ws_connect(gw: &TestGateway) -> Ws {
-    let tls = tls_connect(gw.addr(), &gw.fingerprint()).await;
+    ws_connect_to(gw.addr(), &gw.fingerprint()).await
+}
+
+/// A WebSocket to the gateway at `addr` (certificate pinned to `fingerprint`).
+pub async fn ws_connect_to(addr: SocketAddr, fingerprint: &str) -> Ws {
+    let tls = tls_connect(addr, fingerprint).await;
     let mut request = format!("wss://localhost{PATH}")
         .into_client_request()
         .unwrap();
@@ -433,7 +528,17 @@ impl TestClient {
         device: &str,
         token: &[u8],
     ) -> Result<TestClient, HelloError> {
-        let ws = ws_connect(gw).await;
+        Self::try_connect_to(gw.addr(), &gw.fingerprint(), device, token).await
+    }
+
+    /// A session with the gateway at `addr` (e.g. the real binary in a child process).
+    pub async fn try_connect_to(
+        addr: SocketAddr,
+        fingerprint: &str,
+        device: &str,
+        token: &[u8],
+    ) -> Result<TestClient, HelloError> {
+        let ws = ws_connect_to(addr, fingerprint).await;
         let (mut sink, mut source) = ws.split();
         let mut conn = Connection::new(Role::Client, SessionConfig::default(), Instant::now());
         conn.send_hello(ClientHello::new(device, token.to_vec()))

@@ -1,0 +1,75 @@
+//! `httvps-local-stack`: the whole stack on one machine. Prints the demo device's connection
+//! link and the command that starts `httvps-client` with it.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use httvps_local_stack::{LocalStack, StackOptions};
+
+/// Runs the control plane (SQLite), a gateway (self-signed certificate) and a Shadowsocks pool
+/// node on this machine, with a demo device.
+#[derive(Debug, Parser)]
+#[command(name = "httvps-local-stack", version, about)]
+struct Args {
+    /// Where the SQLite database lives.
+    #[arg(long, default_value = ".httvps-local")]
+    data_dir: PathBuf,
+    /// Control plane (REST API and /docs).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    control_plane: std::net::SocketAddr,
+    /// Gateway (TLS + WebSocket).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    gateway: std::net::SocketAddr,
+    /// Let streams reach loopback and private addresses (e.g. a web server on this machine).
+    #[arg(long)]
+    allow_private_targets: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let options = StackOptions {
+        data_dir: args.data_dir,
+        control_plane_listen: args.control_plane,
+        gateway_listen: args.gateway,
+        allow_private_targets: args.allow_private_targets,
+        ..StackOptions::default()
+    };
+    let stack = LocalStack::start(options).await?;
+    let gateway = stack.gateway().map(|g| (g.local_addr(), g.fingerprint()));
+    println!("httvps is running on this machine:");
+    println!(
+        "  control plane   http://{}  (API docs: http://{}/docs)",
+        stack.control_plane.addr, stack.control_plane.addr
+    );
+    if let Some((addr, fp)) = &gateway {
+        println!("  gateway         wss://{addr}  (self-signed, SHA-256 {fp})");
+    }
+    println!(
+        "  pool node       Shadowsocks on {} (embedded)",
+        stack.node_addr
+    );
+    println!();
+    println!("demo device {} connection link:", stack.device_id);
+    println!("  {}", stack.link);
+    println!();
+    println!("start the local proxy in another terminal:");
+    println!(
+        "  cargo run --release -p httvps-client -- --link '{}'",
+        stack.link
+    );
+    println!("then:");
+    println!("  curl --socks5-hostname 127.0.0.1:1080 https://example.com/");
+    println!();
+    println!("Ctrl-C stops everything.");
+    tokio::signal::ctrl_c().await?;
+    println!("stopping");
+    stack.stop().await;
+    Ok(())
+}

@@ -1,0 +1,327 @@
+//! The entitlement cache in front of the control plane's device validation.
+//!
+//! - Answers are cached per `(device id, SHA-256 of the token)`, so a wrong token never finds
+//!   the positive entry of the right one; allows and denials live in two separately bounded maps
+//!   (entries, and time: the `cache_ttl_secs` of the answer capped by the configuration).
+//! - Concurrent HELLOs of one device (same key) make one call: the first starts it in a task of
+//!   its own (so a client hanging up does not cancel it for the others) and everyone waits for
+//!   its result (single-flight).
+//! - When the control plane cannot be asked, a device whose allow is still within its cache
+//!   time connects from the cache; others get [`AuthorityUnavailable`] (→ HELLO_ERROR `internal`
+//!   with a retry hint). Every call has the client's timeout, so nothing hangs.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use httvps_proto::HelloErrorCode;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use crate::authority::{
+    AuthorityUnavailable, BoxFuture, DeviceAuthority, DeviceCheck, Entitlement, Verdict,
+};
+use crate::control_plane::{ControlPlaneClient, ValidateAnswer};
+use crate::metrics as m;
+
+/// Bounds of the cache.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheLimits {
+    /// Allowed devices remembered at most.
+    pub positive_entries: usize,
+    /// Longest time an allow is used (the control plane's TTL is capped by it).
+    pub positive_ttl_max: Duration,
+    /// Denials remembered at most.
+    pub negative_entries: usize,
+    /// Longest time a denial is used.
+    pub negative_ttl_max: Duration,
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        CacheLimits {
+            positive_entries: 100_000,
+            positive_ttl_max: Duration::from_secs(60),
+            negative_entries: 100_000,
+            negative_ttl_max: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Counters of the cache (tests read them; Prometheus gets the same through [`crate::metrics`]).
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    /// Answers from the cache.
+    pub hits: AtomicU64,
+    /// Lookups that needed the control plane (joined or started a call).
+    pub misses: AtomicU64,
+    /// Validation calls actually sent to the control plane.
+    pub calls: AtomicU64,
+}
+
+type Key = (String, [u8; 32]);
+type Outcome = Result<ValidateAnswer, String>;
+
+/// A map bounded in entries (oldest inserted evicted first) whose entries expire.
+#[derive(Debug)]
+struct BoundedTtlMap<K, V> {
+    entries: HashMap<K, (V, Instant, u64)>,
+    order: VecDeque<(K, u64)>,
+    capacity: usize,
+    seq: u64,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> BoundedTtlMap<K, V> {
+    fn new(capacity: usize) -> Self {
+        BoundedTtlMap {
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+            capacity,
+            seq: 0,
+        }
+    }
+
+    fn get(&mut self, key: &K, now: Instant) -> Option<V> {
+        match self.entries.get(key) {
+            Some((v, until, _)) if now < *until => Some(v.clone()),
+            Some(_) => {
+                self.entries.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn insert(&mut self, key: K, value: V, until: Instant) {
+        if self.capacity == 0 {
+            return;
+        }
+        self.seq += 1;
+        self.entries.insert(key.clone(), (value, until, self.seq));
+        self.order.push_back((key, self.seq));
+        while self.entries.len() > self.capacity {
+            let Some((old, seq)) = self.order.pop_front() else {
+                break;
+            };
+            if self.entries.get(&old).is_some_and(|(_, _, s)| *s == seq) {
+                self.entries.remove(&old);
+            }
+        }
+        // Re-inserted keys leave stale positions behind; compact now and then.
+        if self.order.len() > 2 * self.capacity + 16 {
+            let entries = &self.entries;
+            self.order
+                .retain(|(k, s)| entries.get(k).is_some_and(|(_, _, cur)| cur == s));
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&K) -> bool) {
+        self.entries.retain(|k, _| keep(k));
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: Arc<ControlPlaneClient>,
+    limits: CacheLimits,
+    positive: Mutex<BoundedTtlMap<Key, Entitlement>>,
+    negative: Mutex<BoundedTtlMap<Key, (HelloErrorCode, String)>>,
+    inflight: Mutex<HashMap<Key, watch::Receiver<Option<Outcome>>>>,
+    stats: CacheStats,
+}
+
+/// The cached, single-flight device authority backed by the control plane.
+#[derive(Clone, Debug)]
+pub struct EntitlementCache {
+    inner: Arc<Inner>,
+}
+
+impl EntitlementCache {
+    /// A cache in front of `client`.
+    pub fn new(client: Arc<ControlPlaneClient>, limits: CacheLimits) -> Self {
+        EntitlementCache {
+            inner: Arc::new(Inner {
+                client,
+                positive: Mutex::new(BoundedTtlMap::new(limits.positive_entries)),
+                negative: Mutex::new(BoundedTtlMap::new(limits.negative_entries)),
+                limits,
+                inflight: Mutex::new(HashMap::new()),
+                stats: CacheStats::default(),
+            }),
+        }
+    }
+
+    /// The cache's counters.
+    pub fn stats(&self) -> &CacheStats {
+        &self.inner.stats
+    }
+
+    /// Entries held: (allowed, denied).
+    pub fn len(&self) -> (usize, usize) {
+        let p = self.inner.positive.lock().map_or(0, |m| m.len());
+        let n = self.inner.negative.lock().map_or(0, |m| m.len());
+        (p, n)
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == (0, 0)
+    }
+
+    fn lookup(&self, key: &Key, now: Instant) -> Option<Verdict> {
+        if let Some(e) = self
+            .inner
+            .positive
+            .lock()
+            .ok()
+            .and_then(|mut p| p.get(key, now))
+        {
+            return Some(Verdict::Allow(e));
+        }
+        self.inner
+            .negative
+            .lock()
+            .ok()
+            .and_then(|mut n| n.get(key, now))
+            .map(|(code, message)| Verdict::Deny {
+                code,
+                message,
+                retry_after: None,
+            })
+    }
+
+    /// Joins the call in flight for `key` or starts one.
+    fn join_or_call(
+        &self,
+        key: &Key,
+        token: &str,
+        region: Option<&str>,
+    ) -> watch::Receiver<Option<Outcome>> {
+        let Ok(mut inflight) = self.inner.inflight.lock() else {
+            let (tx, rx) = watch::channel(Some(Err("cache lock poisoned".into())));
+            drop(tx);
+            return rx;
+        };
+        if let Some(rx) = inflight.get(key) {
+            return rx.clone();
+        }
+        let (tx, rx) = watch::channel(None);
+        inflight.insert(key.clone(), rx.clone());
+        drop(inflight);
+        let inner = self.inner.clone();
+        let key = key.clone();
+        let token = token.to_owned();
+        let region = region.map(str::to_owned);
+        inner.stats.calls.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let outcome = inner
+                .client
+                .validate_device(&key.0, &token, region.as_deref())
+                .await
+                .map_err(|e| e.to_string());
+            if let Ok(answer) = &outcome {
+                let now = Instant::now();
+                match &answer.verdict {
+                    Verdict::Allow(e) => {
+                        let ttl = answer.cache_ttl.min(inner.limits.positive_ttl_max);
+                        if let Ok(mut p) = inner.positive.lock() {
+                            p.insert(key.clone(), e.clone(), now + ttl);
+                        }
+                        if let Ok(mut n) = inner.negative.lock() {
+                            n.retain(|k| *k != key);
+                        }
+                    }
+                    Verdict::Deny { code, message, .. } => {
+                        let ttl = answer.cache_ttl.min(inner.limits.negative_ttl_max);
+                        if let Ok(mut n) = inner.negative.lock() {
+                            n.insert(key.clone(), (*code, message.clone()), now + ttl);
+                        }
+                        if let Ok(mut p) = inner.positive.lock() {
+                            p.retain(|k| *k != key);
+                        }
+                    }
+                }
+            }
+            if let Ok(mut inflight) = inner.inflight.lock() {
+                inflight.remove(&key);
+            }
+            let _ = tx.send(Some(outcome));
+        });
+        rx
+    }
+}
+
+fn token_hash(token: &[u8]) -> [u8; 32] {
+    Sha256::digest(token).into()
+}
+
+impl DeviceAuthority for EntitlementCache {
+    fn validate<'a>(
+        &'a self,
+        check: DeviceCheck<'a>,
+    ) -> BoxFuture<'a, Result<Verdict, AuthorityUnavailable>> {
+        Box::pin(async move {
+            // Tokens are printable (base64url) by contract; anything else cannot match.
+            let Ok(token) = std::str::from_utf8(check.device_token) else {
+                return Ok(Verdict::Deny {
+                    code: HelloErrorCode::AuthFailed,
+                    message: "authentication failed".into(),
+                    retry_after: None,
+                });
+            };
+            let key: Key = (check.device_id.to_owned(), token_hash(check.device_token));
+            if let Some(verdict) = self.lookup(&key, Instant::now()) {
+                self.inner.stats.hits.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(m::ENTITLEMENT_CACHE_TOTAL, "result" => "hit").increment(1);
+                return Ok(verdict);
+            }
+            self.inner.stats.misses.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(m::ENTITLEMENT_CACHE_TOTAL, "result" => "miss").increment(1);
+            let mut rx = self.join_or_call(&key, token, check.region);
+            let outcome = match rx.wait_for(Option::is_some).await {
+                Ok(v) => v.clone().unwrap_or_else(|| Err("no answer".into())),
+                Err(_) => Err("validation call ended without an answer".into()),
+            };
+            match outcome {
+                Ok(answer) => Ok(answer.verdict),
+                Err(e) => Err(AuthorityUnavailable(e)),
+            }
+        })
+    }
+
+    fn forget(&self, device_id: &str) {
+        if let Ok(mut p) = self.inner.positive.lock() {
+            p.retain(|(d, _)| !d.eq_ignore_ascii_case(device_id));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_map_evicts_oldest_and_expires() {
+        let now = Instant::now();
+        let mut map = BoundedTtlMap::new(2);
+        map.insert("a", 1, now + Duration::from_secs(10));
+        map.insert("b", 2, now + Duration::from_secs(10));
+        map.insert("c", 3, now + Duration::from_secs(10));
+        assert_eq!(map.len(), 2);
+        assert_eq!(map.get(&"a", now), None);
+        assert_eq!(map.get(&"c", now), Some(3));
+        map.insert("d", 4, now + Duration::from_millis(1));
+        assert_eq!(map.get(&"d", now + Duration::from_secs(1)), None);
+        for i in 0..100 {
+            map.insert("x", i, now + Duration::from_secs(10));
+        }
+        assert!(map.order.len() <= 2 * 2 + 16 + 1);
+        assert_eq!(map.get(&"x", now), Some(99));
+    }
+}

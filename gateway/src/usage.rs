@@ -1,0 +1,454 @@
+//! Usage accounting: bytes each way per session and node, batched into reports with unique ids
+//! and delivered to the control plane exactly once.
+//!
+//! Sessions add to their [`SessionUsage`] counters; the [`UsageReporter`] task collects every
+//! session's counters each interval (and at once when a session ends) into a report with a
+//! fresh UUID `report_id`. Reports are sent oldest first; a failed send is retried with the SAME
+//! id and backoff, so the control plane's ledger (unique on gateway + report id) counts it once
+//! even if an earlier attempt did land. New counts merge into the newest report only while that
+//! report was never sent, so an outage grows the queue by merged records, not by one report per
+//! interval. The queue is bounded; overflow drops the oldest report with an error log and the
+//! [`crate::metrics::USAGE_BYTES_DROPPED_TOTAL`] metric. [`UsageReporter::flush`] sends
+//! everything before the gateway exits.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::control_plane::{ControlPlaneClient, UsageRecord, UsageReport};
+use crate::metrics as m;
+
+/// Records per report at most (the control plane's limit).
+const MAX_RECORDS: usize = 10_000;
+/// First retry delay after a failed send; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Bytes (up, down) per node (`None`: not through a known node).
+type NodeCounters = HashMap<Option<Arc<str>>, (u64, u64)>;
+
+/// Bytes counted for one session, per node.
+#[derive(Debug)]
+pub struct SessionUsage {
+    key: u64,
+    session_id: Option<Uuid>,
+    device_id: Uuid,
+    counters: Mutex<NodeCounters>,
+}
+
+impl SessionUsage {
+    /// Counts bytes relayed through `node`.
+    pub fn add(&self, node: Option<&Arc<str>>, up: u64, down: u64) {
+        if up == 0 && down == 0 {
+            return;
+        }
+        if let Ok(mut c) = self.counters.lock() {
+            let entry = c.entry(node.cloned()).or_default();
+            entry.0 += up;
+            entry.1 += down;
+        }
+    }
+
+    fn drain(&self, at: i64, out: &mut Vec<UsageRecord>) {
+        let Ok(mut c) = self.counters.lock() else {
+            return;
+        };
+        for (node, (up, down)) in c.drain() {
+            if up == 0 && down == 0 {
+                continue;
+            }
+            out.push(UsageRecord {
+                session_id: self.session_id,
+                device_id: self.device_id,
+                node_id: node.and_then(|n| Uuid::parse_str(&n).ok()),
+                bytes_up: up,
+                bytes_down: down,
+                at,
+            });
+        }
+    }
+}
+
+/// Counters of the reporter.
+#[derive(Debug, Default)]
+pub struct UsageStats {
+    /// Reports the control plane accepted.
+    pub reports_sent: AtomicU64,
+    /// Send attempts that failed (and will be retried).
+    pub send_failures: AtomicU64,
+    /// Bytes (up + down) in accepted reports.
+    pub bytes_reported: AtomicU64,
+    /// Bytes given up on.
+    pub bytes_dropped: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Pending {
+    report: UsageReport,
+    attempts: u32,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: Arc<ControlPlaneClient>,
+    interval: Duration,
+    max_queue: usize,
+    sessions: Mutex<HashMap<u64, Arc<SessionUsage>>>,
+    next_key: AtomicU64,
+    queue: Mutex<VecDeque<Pending>>,
+    /// One sender at a time (the loop or the final flush), so reports stay in order.
+    sending: tokio::sync::Mutex<()>,
+    wake: Notify,
+    stats: UsageStats,
+}
+
+/// Batches usage into idempotent reports and delivers them.
+#[derive(Clone, Debug)]
+pub struct UsageReporter {
+    inner: Arc<Inner>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis() as i64)
+}
+
+fn bytes_of(report: &UsageReport) -> u64 {
+    report
+        .records
+        .iter()
+        .map(|r| r.bytes_up + r.bytes_down)
+        .sum()
+}
+
+impl UsageReporter {
+    /// A reporter sending through `client` every `interval`, keeping at most `max_queue`
+    /// unsent reports.
+    pub fn new(client: Arc<ControlPlaneClient>, interval: Duration, max_queue: usize) -> Self {
+        UsageReporter {
+            inner: Arc::new(Inner {
+                client,
+                interval,
+                max_queue: max_queue.max(1),
+                sessions: Mutex::new(HashMap::new()),
+                next_key: AtomicU64::new(0),
+                queue: Mutex::new(VecDeque::new()),
+                sending: tokio::sync::Mutex::new(()),
+                wake: Notify::new(),
+                stats: UsageStats::default(),
+            }),
+        }
+    }
+
+    /// The reporter's counters.
+    pub fn stats(&self) -> &UsageStats {
+        &self.inner.stats
+    }
+
+    /// Reports not yet accepted.
+    pub fn queued(&self) -> usize {
+        self.inner.queue.lock().map_or(0, |q| q.len())
+    }
+
+    /// Starts counting a session. `device_id` must be the control plane's device UUID;
+    /// `None` when it is not one (nothing can be reported for it).
+    pub fn register(&self, session_id: Option<Uuid>, device_id: &str) -> Option<Arc<SessionUsage>> {
+        let device_id = Uuid::parse_str(device_id).ok()?;
+        let usage = Arc::new(SessionUsage {
+            key: self.inner.next_key.fetch_add(1, Ordering::Relaxed),
+            session_id,
+            device_id,
+            counters: Mutex::new(HashMap::new()),
+        });
+        if let Ok(mut s) = self.inner.sessions.lock() {
+            s.insert(usage.key, usage.clone());
+        }
+        Some(usage)
+    }
+
+    /// The session ended: its last counts are queued and sent soon.
+    pub fn session_ended(&self, usage: &SessionUsage) {
+        if let Ok(mut s) = self.inner.sessions.lock() {
+            s.remove(&usage.key);
+        }
+        let mut records = Vec::new();
+        usage.drain(now_ms(), &mut records);
+        self.enqueue(records);
+        self.inner.wake.notify_one();
+    }
+
+    /// Moves every live session's counts into the queue.
+    fn collect(&self) {
+        let sessions: Vec<Arc<SessionUsage>> = self
+            .inner
+            .sessions
+            .lock()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default();
+        let at = now_ms();
+        let mut records = Vec::new();
+        for s in sessions {
+            s.drain(at, &mut records);
+        }
+        self.enqueue(records);
+    }
+
+    fn enqueue(&self, records: Vec<UsageRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        let Ok(mut queue) = self.inner.queue.lock() else {
+            return;
+        };
+        for record in records {
+            // Merge into the newest report while it was never sent: same key, summed bytes.
+            let target = match queue.back_mut() {
+                Some(p) if p.attempts == 0 => Some(p),
+                _ => None,
+            };
+            if let Some(p) = target {
+                if let Some(r) = p.report.records.iter_mut().find(|r| {
+                    r.session_id == record.session_id
+                        && r.device_id == record.device_id
+                        && r.node_id == record.node_id
+                }) {
+                    r.bytes_up += record.bytes_up;
+                    r.bytes_down += record.bytes_down;
+                    r.at = r.at.max(record.at);
+                    continue;
+                }
+                if p.report.records.len() < MAX_RECORDS {
+                    p.report.records.push(record);
+                    continue;
+                }
+            }
+            queue.push_back(Pending {
+                report: UsageReport {
+                    report_id: Uuid::new_v4().to_string(),
+                    records: vec![record],
+                },
+                attempts: 0,
+            });
+            while queue.len() > self.inner.max_queue {
+                if let Some(dropped) = queue.pop_front() {
+                    let bytes = bytes_of(&dropped.report);
+                    self.inner
+                        .stats
+                        .bytes_dropped
+                        .fetch_add(bytes, Ordering::Relaxed);
+                    metrics::counter!(m::USAGE_BYTES_DROPPED_TOTAL).increment(bytes);
+                    tracing::error!(
+                        report_id = %dropped.report.report_id,
+                        bytes,
+                        "usage queue full: dropping the oldest unsent report"
+                    );
+                }
+            }
+        }
+        metrics::gauge!(m::USAGE_REPORTS_QUEUED).set(queue.len() as f64);
+    }
+
+    /// Sends queued reports oldest first until the queue is empty or a send fails.
+    async fn send_queued(&self) -> Result<(), ()> {
+        let _one_sender = self.inner.sending.lock().await;
+        loop {
+            let next = {
+                let Ok(mut queue) = self.inner.queue.lock() else {
+                    return Err(());
+                };
+                match queue.front_mut() {
+                    Some(p) => {
+                        p.attempts += 1;
+                        p.report.clone()
+                    }
+                    None => return Ok(()),
+                }
+            };
+            let result = self.inner.client.report_usage(&next).await;
+            let remove = match &result {
+                Ok(()) => {
+                    let bytes = bytes_of(&next);
+                    self.inner
+                        .stats
+                        .reports_sent
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.inner
+                        .stats
+                        .bytes_reported
+                        .fetch_add(bytes, Ordering::Relaxed);
+                    metrics::counter!(m::USAGE_REPORTS_TOTAL, "result" => "sent").increment(1);
+                    true
+                }
+                Err(e) if !e.is_retryable() => {
+                    // It can never succeed (a record the control plane rejects): keep the
+                    // queue moving and say so loudly.
+                    let bytes = bytes_of(&next);
+                    self.inner
+                        .stats
+                        .bytes_dropped
+                        .fetch_add(bytes, Ordering::Relaxed);
+                    metrics::counter!(m::USAGE_REPORTS_TOTAL, "result" => "rejected").increment(1);
+                    metrics::counter!(m::USAGE_BYTES_DROPPED_TOTAL).increment(bytes);
+                    tracing::error!(report_id = %next.report_id, bytes, error = %e, "usage report rejected");
+                    true
+                }
+                Err(e) => {
+                    self.inner
+                        .stats
+                        .send_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!(m::USAGE_REPORTS_TOTAL, "result" => "failed").increment(1);
+                    tracing::warn!(report_id = %next.report_id, error = %e, "usage report failed; will retry with the same id");
+                    false
+                }
+            };
+            if !remove {
+                return Err(());
+            }
+            if let Ok(mut queue) = self.inner.queue.lock() {
+                if queue
+                    .front()
+                    .is_some_and(|p| p.report.report_id == next.report_id)
+                {
+                    queue.pop_front();
+                }
+                metrics::gauge!(m::USAGE_REPORTS_QUEUED).set(queue.len() as f64);
+            }
+        }
+    }
+
+    /// The reporting loop; returns when `stop` is cancelled (then call [`Self::flush`]).
+    pub async fn run(self, stop: CancellationToken) {
+        let mut backoff = MIN_BACKOFF;
+        let mut retry_at: Option<tokio::time::Instant> = None;
+        loop {
+            let next_tick = tokio::time::Instant::now() + self.inner.interval;
+            let wake_at = retry_at.map_or(next_tick, |r| r.min(next_tick));
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep_until(wake_at) => {}
+                _ = self.inner.wake.notified() => {}
+            }
+            self.collect();
+            if retry_at.is_some_and(|r| tokio::time::Instant::now() < r) {
+                continue;
+            }
+            match self.send_queued().await {
+                Ok(()) => {
+                    backoff = MIN_BACKOFF;
+                    retry_at = None;
+                }
+                Err(()) => {
+                    retry_at = Some(tokio::time::Instant::now() + backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Collects every count and sends everything queued, retrying until `within` has passed.
+    /// Returns the bytes that could not be delivered (logged as an error).
+    pub async fn flush(&self, within: Duration) -> u64 {
+        let deadline = Instant::now() + within;
+        self.collect();
+        loop {
+            let attempt = tokio::time::timeout_at(
+                tokio::time::Instant::from_std(deadline),
+                self.send_queued(),
+            )
+            .await;
+            if matches!(attempt, Ok(Ok(()))) {
+                return 0;
+            }
+            if Instant::now() + Duration::from_millis(250) >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let left: u64 = self
+            .inner
+            .queue
+            .lock()
+            .map(|q| q.iter().map(|p| bytes_of(&p.report)).sum())
+            .unwrap_or(0);
+        if left > 0 {
+            self.inner
+                .stats
+                .bytes_dropped
+                .fetch_add(left, Ordering::Relaxed);
+            metrics::counter!(m::USAGE_BYTES_DROPPED_TOTAL).increment(left);
+            tracing::error!(bytes = left, "usage could not be delivered before exit");
+        }
+        left
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reporter(max_queue: usize) -> UsageReporter {
+        let client = ControlPlaneClient::new(
+            "http://127.0.0.1:9/".parse().unwrap(),
+            crate::control_plane::Secret::new("t"),
+            Duration::from_millis(200),
+        )
+        .unwrap();
+        UsageReporter::new(Arc::new(client), Duration::from_secs(1), max_queue)
+    }
+
+    #[test]
+    fn unsent_counts_merge_into_one_report_and_sent_ones_keep_their_content() {
+        let r = reporter(10);
+        let device = Uuid::new_v4().to_string();
+        let s = r.register(Some(Uuid::new_v4()), &device).unwrap();
+        let node: Arc<str> = Arc::from(Uuid::new_v4().to_string());
+        s.add(Some(&node), 10, 20);
+        r.collect();
+        s.add(Some(&node), 1, 2);
+        r.collect();
+        {
+            let q = r.inner.queue.lock().unwrap();
+            assert_eq!(q.len(), 1);
+            assert_eq!(
+                (
+                    q[0].report.records[0].bytes_up,
+                    q[0].report.records[0].bytes_down
+                ),
+                (11, 22)
+            );
+        }
+        // Once attempted, a report is frozen: new counts go into a new report.
+        r.inner.queue.lock().unwrap()[0].attempts = 1;
+        s.add(None, 5, 0);
+        r.session_ended(&s);
+        let q = r.inner.queue.lock().unwrap();
+        assert_eq!(q.len(), 2);
+        assert_eq!(q[0].report.records.len(), 1);
+        assert_ne!(q[0].report.report_id, q[1].report.report_id);
+    }
+
+    #[test]
+    fn overflow_drops_the_oldest_and_counts_it() {
+        let r = reporter(1);
+        let s = r.register(None, &Uuid::new_v4().to_string()).unwrap();
+        s.add(None, 7, 0);
+        r.collect();
+        r.inner.queue.lock().unwrap()[0].attempts = 1;
+        s.add(None, 3, 0);
+        r.collect();
+        assert_eq!(r.queued(), 1);
+        assert_eq!(r.stats().bytes_dropped.load(Ordering::Relaxed), 7);
+    }
+
+    #[test]
+    fn non_uuid_devices_are_not_counted() {
+        assert!(reporter(1).register(None, "dev-1").is_none());
+    }
+}

@@ -1,0 +1,247 @@
+//! A real control plane in process (SQLite in a temporary folder), seeded through its store:
+//! plans, users, subscriptions, devices, gateway tokens and the Shadowsocks nodes of the test.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use httvps_control_plane::app::{start, AppState, Running};
+use httvps_control_plane::auth::token;
+use httvps_control_plane::config::ServeConfig;
+use httvps_control_plane::model::{now_ms, NodeHealth, ResetStrategy};
+use httvps_control_plane::store::{
+    NewDevice, NewNode, NewPlan, NewSubscription, ProbeRecord, Store, StoreOptions,
+};
+use httvps_gateway::control_plane::{ControlPlaneClient, Secret};
+use httvps_gateway::Node;
+use shadowsocks::config::ServerAddr;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+pub struct TestCp {
+    running: Mutex<Option<Running>>,
+    state: AppState,
+    /// The running service's store (one writer, as in production), or our own connection
+    /// while the service is stopped (two pools writing one SQLite file conflict).
+    store: std::sync::Mutex<Store>,
+    own_store: Store,
+    config: ServeConfig,
+    pub addr: SocketAddr,
+    pub gateway_token: String,
+    _dir: tempfile::TempDir,
+}
+
+/// A user with a plan, a device and its token.
+pub struct Subscriber {
+    pub user: Uuid,
+    pub device: Uuid,
+    pub token: String,
+}
+
+impl TestCp {
+    pub async fn start() -> TestCp {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("cp.db").display());
+        let mut config = ServeConfig::for_database(&url);
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.jwt_secret = Some("test-secret-test-secret-test-secret!".into());
+        config.health_interval_secs = 0;
+        config.gateway_cert_sha256 = Some("ab".repeat(32));
+        let running = start(config.clone(), false)
+            .await
+            .expect("control plane starts");
+        let addr = running.addr;
+        config.listen = addr;
+        let state = running.state.clone();
+        let gateway_token = token::generate();
+        state
+            .store
+            .create_gateway("test", "gw-test", &token::hash(&gateway_token))
+            .await
+            .unwrap();
+        let own_store = Store::connect(&url, &StoreOptions::default())
+            .await
+            .unwrap();
+        TestCp {
+            running: Mutex::new(Some(running)),
+            store: std::sync::Mutex::new(state.store.clone()),
+            state,
+            own_store,
+            config,
+            addr,
+            gateway_token,
+            _dir: dir,
+        }
+    }
+
+    /// The database (usable while the service is stopped, too).
+    pub fn store(&self) -> Store {
+        self.store.lock().unwrap().clone()
+    }
+
+    /// The first service's state (for `fail_over`; not valid after a restart).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn url(&self) -> url::Url {
+        format!("http://{}/", self.addr).parse().unwrap()
+    }
+
+    pub fn client(&self, gateway_token: &str, timeout: Duration) -> Arc<ControlPlaneClient> {
+        Arc::new(ControlPlaneClient::new(self.url(), Secret::new(gateway_token), timeout).unwrap())
+    }
+
+    /// Another registered gateway's token.
+    pub async fn new_gateway_token(&self, name: &str) -> String {
+        let t = token::generate();
+        self.store()
+            .create_gateway("test", name, &token::hash(&t))
+            .await
+            .unwrap();
+        t
+    }
+
+    /// Stops the HTTP service (the gateway sees connection refused).
+    pub async fn stop(&self) {
+        if let Some(running) = self.running.lock().await.take() {
+            *self.store.lock().unwrap() = self.own_store.clone();
+            running.stop().await;
+        }
+    }
+
+    /// Starts the HTTP service again on the same address and database.
+    pub async fn restart(&self) {
+        let mut guard = self.running.lock().await;
+        if guard.is_some() {
+            return;
+        }
+        let mut last = None;
+        for _ in 0..50 {
+            match start(self.config.clone(), false).await {
+                Ok(r) => {
+                    *self.store.lock().unwrap() = r.state.store.clone();
+                    *guard = Some(r);
+                    return;
+                }
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("control plane did not restart on {}: {last:?}", self.addr);
+    }
+
+    pub async fn subscriber(&self, quota: Option<i64>, session_limit: i32) -> Subscriber {
+        let store = self.store();
+        let tag = Uuid::new_v4().simple().to_string();
+        let plan = store
+            .create_plan(
+                "test",
+                &NewPlan {
+                    name: format!("plan-{tag}"),
+                    device_limit: 5,
+                    session_limit,
+                    quota_bytes: quota,
+                    reset_strategy: ResetStrategy::CalendarMonth,
+                    duration_days: Some(30),
+                    allowed_regions: vec![],
+                },
+            )
+            .await
+            .unwrap();
+        let user = store
+            .create_user("test", &format!("user-{tag}"), None)
+            .await
+            .unwrap();
+        store
+            .create_subscription(
+                "test",
+                user.id,
+                &NewSubscription {
+                    plan_id: plan.id,
+                    on_hold: false,
+                    queued: false,
+                },
+            )
+            .await
+            .unwrap();
+        let secret = token::generate();
+        let device = store
+            .create_device(
+                "test",
+                &NewDevice {
+                    user_id: user.id,
+                    name: "phone".into(),
+                    token_hash: token::hash(&secret),
+                },
+            )
+            .await
+            .unwrap();
+        Subscriber {
+            user: user.id,
+            device: device.id,
+            token: secret,
+        }
+    }
+
+    /// Registers a Shadowsocks node of the test (address, cipher, key) in the pool.
+    pub async fn add_node_at(&self, node: &Node, addr: SocketAddr, name: &str) -> Uuid {
+        self.store()
+            .create_node(
+                "test",
+                &NewNode {
+                    name: name.into(),
+                    host: addr.ip().to_string(),
+                    port: addr.port(),
+                    cipher: node.config.method().to_string(),
+                    secret: node.config.password().to_owned(),
+                    region_id: None,
+                    groups: vec![],
+                    weight: 100,
+                    capacity: 1000,
+                },
+            )
+            .await
+            .unwrap()
+            .id
+    }
+
+    pub async fn add_node(&self, node: &Node, name: &str) -> Uuid {
+        let addr = match node.config.addr() {
+            ServerAddr::SocketAddr(a) => *a,
+            other => panic!("test nodes have socket addresses, not {other}"),
+        };
+        self.add_node_at(node, addr, name).await
+    }
+
+    pub async fn mark(&self, node: Uuid, health: NodeHealth) {
+        self.store()
+            .record_probe(&ProbeRecord {
+                node_id: node,
+                at: now_ms(),
+                health,
+                consecutive_failures: 0,
+                consecutive_successes: 0,
+                latency_ms: None,
+                error: None,
+                transition: Some(health),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Bytes counted against the user's quota.
+    pub async fn used_bytes(&self, user: Uuid) -> i64 {
+        let (sub, plan) = self
+            .store()
+            .resolve_subscription(user, now_ms(), false)
+            .await
+            .unwrap()
+            .unwrap();
+        self.store()
+            .quota_status(&sub, &plan, now_ms())
+            .await
+            .unwrap()
+            .used_bytes
+    }
+}
