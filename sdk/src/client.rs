@@ -18,18 +18,22 @@ use crate::udp::UdpFlow;
 /// Where the client is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConnectionState {
+    /// The first connection is being made.
     Connecting,
+    /// A session is up.
     Connected,
     /// The session dropped; trying again after a backoff.
     Reconnecting,
     /// The gateway refused the device for good (revoked, expired, ...); no more attempts.
     Failed(String),
+    /// [`Client::close`] was called.
     Closed,
 }
 
 /// What the client reports about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientStatus {
+    /// Where the client is.
     pub state: ConnectionState,
     /// The gateway of the current session.
     pub gateway: Option<String>,

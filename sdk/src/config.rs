@@ -23,11 +23,13 @@ pub enum Trust {
 pub struct GatewayEndpoint {
     /// Host name or IP address to connect to.
     pub host: String,
+    /// Its port.
     pub port: u16,
     /// The secret WebSocket path.
     pub path: String,
     /// TLS server name and HTTP Host (defaults to `host`).
     pub server_name: Option<String>,
+    /// How its certificate is checked.
     pub trust: Trust,
 }
 
@@ -51,7 +53,9 @@ impl fmt::Display for GatewayEndpoint {
 /// Reconnection delays: exponential from `initial` to `max`, with up to 20% jitter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Backoff {
+    /// The first delay.
     pub initial: Duration,
+    /// The longest delay.
     pub max: Duration,
 }
 
@@ -69,10 +73,13 @@ impl Default for Backoff {
 pub struct ClientConfig {
     /// Tried in order on every (re)connection.
     pub gateways: Vec<GatewayEndpoint>,
+    /// The device's id (HELLO).
     pub device_id: String,
+    /// The device's token (HELLO); never logged.
     pub device_token: String,
     /// Sent in HELLO for the gateway's logs.
     pub client_name: String,
+    /// Sent in HELLO for the gateway's logs.
     pub client_version: String,
     /// Preferred region code.
     pub region: Option<String>,
@@ -80,6 +87,7 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// A stream open waits at most this long for STREAM_OPEN_ACK.
     pub open_timeout: Duration,
+    /// Delays between reconnection attempts.
     pub backoff: Backoff,
     /// Protocol limits (windows, frame size) this client advertises.
     pub session: SessionConfig,

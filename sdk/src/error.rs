@@ -18,7 +18,9 @@ pub enum Error {
     /// The gateway refused the device (HELLO_ERROR). See [`Error::is_permanent`].
     #[error("the gateway refused the device: {code}: {message}")]
     Refused {
+        /// The HELLO_ERROR code.
         code: HelloErrorCode,
+        /// The gateway's explanation.
         message: String,
         /// When the gateway advised to try again.
         retry_after: Option<Duration>,
@@ -28,7 +30,12 @@ pub enum Error {
     StreamReset(ResetCode),
     /// The session ended (ERROR from the gateway, or a local protocol failure).
     #[error("session ended: {code}: {message}")]
-    SessionEnded { code: ErrorCode, message: String },
+    SessionEnded {
+        /// The session error code.
+        code: ErrorCode,
+        /// What happened.
+        message: String,
+    },
     /// Opening a stream timed out.
     #[error("timed out")]
     Timeout,

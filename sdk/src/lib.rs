@@ -19,6 +19,8 @@
 //! (`driver.rs`), the transport (`transport.rs`), the stream handles (`stream.rs`, `udp.rs`) and
 //! the reconnecting client (`client.rs`).
 
+#![warn(missing_docs)]
+
 mod client;
 mod config;
 mod driver;
