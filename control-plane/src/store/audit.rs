@@ -57,6 +57,40 @@ fn from_row(r: &AnyRow) -> Result<AuditEntry> {
 }
 
 impl Store {
+    /// Deletes the row `id` of `table` and records `<target_type>.delete` in the same
+    /// transaction; `NotFound(noun)` when there is no such row.
+    pub(crate) async fn delete_audited(
+        &self,
+        actor: &str,
+        table: &'static str,
+        target_type: &'static str,
+        noun: &'static str,
+        id: uuid::Uuid,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(super::StoreError::NotFound(noun));
+        }
+        let action = format!("{target_type}.delete");
+        record(
+            &mut tx,
+            NewAudit {
+                actor,
+                action: &action,
+                target_type,
+                target_id: Some(id.to_string()),
+                detail: serde_json::json!({}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Records an audit entry on its own (for changes made outside a store transaction).
     pub async fn audit(&self, entry: NewAudit<'_>) -> Result<()> {
         let mut tx = self.begin().await?;

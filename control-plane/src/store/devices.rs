@@ -164,27 +164,8 @@ impl Store {
     }
 
     pub async fn delete_device(&self, actor: &str, id: Uuid) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM devices WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("device"));
-        }
-        record(
-            &mut tx,
-            NewAudit {
-                actor,
-                action: "device.delete",
-                target_type: "device",
-                target_id: Some(id.to_string()),
-                detail: serde_json::json!({}),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.delete_audited(actor, "devices", "device", "device", id)
+            .await
     }
 
     pub async fn touch_device(&self, id: Uuid, at: Millis) -> Result<()> {

@@ -181,27 +181,8 @@ impl Store {
     }
 
     pub async fn delete_node(&self, actor: &str, id: Uuid) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM nodes WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("node"));
-        }
-        record(
-            &mut tx,
-            NewAudit {
-                actor,
-                action: "node.delete",
-                target_type: "node",
-                target_id: Some(id.to_string()),
-                detail: serde_json::json!({}),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.delete_audited(actor, "nodes", "node", "node", id)
+            .await
     }
 
     async fn node_groups_of(&self) -> Result<HashMap<Uuid, Vec<Uuid>>> {
@@ -371,27 +352,8 @@ impl Store {
     }
 
     pub async fn delete_node_group(&self, actor: &str, id: Uuid) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM node_groups WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("node group"));
-        }
-        record(
-            &mut tx,
-            NewAudit {
-                actor,
-                action: "node_group.delete",
-                target_type: "node_group",
-                target_id: Some(id.to_string()),
-                detail: serde_json::json!({}),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.delete_audited(actor, "node_groups", "node_group", "node group", id)
+            .await
     }
 
     pub async fn get_node_group(&self, id: Uuid) -> Result<NodeGroup> {

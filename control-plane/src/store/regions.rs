@@ -89,27 +89,8 @@ impl Store {
     }
 
     pub async fn delete_region(&self, actor: &str, id: Uuid) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM regions WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("region"));
-        }
-        record(
-            &mut tx,
-            NewAudit {
-                actor,
-                action: "region.delete",
-                target_type: "region",
-                target_id: Some(id.to_string()),
-                detail: serde_json::json!({}),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.delete_audited(actor, "regions", "region", "region", id)
+            .await
     }
 
     pub async fn get_region(&self, id: Uuid) -> Result<Region> {

@@ -123,26 +123,7 @@ impl Store {
 
     /// Deletes a user with its devices, subscriptions and sessions.
     pub async fn delete_user(&self, actor: &str, id: Uuid) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("user"));
-        }
-        record(
-            &mut tx,
-            NewAudit {
-                actor,
-                action: "user.delete",
-                target_type: "user",
-                target_id: Some(id.to_string()),
-                detail: serde_json::json!({}),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.delete_audited(actor, "users", "user", "user", id)
+            .await
     }
 }
