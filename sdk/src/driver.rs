@@ -279,6 +279,12 @@ impl Driver {
         let mut pending: Option<Bytes> = None;
         let mut ping_timer = tokio::time::interval(self.heartbeat);
         ping_timer.tick().await;
+        // A first RTT sample right away lets the receive windows grow toward the
+        // bandwidth-delay product from the start instead of after the first heartbeat.
+        if self.conn.ping(Instant::now()).is_ok() {
+            self.pong_due =
+                Some(Instant::now() + (self.heartbeat * 2).max(Duration::from_secs(10)));
+        }
         let mut ended: Option<(String, Option<ErrorCode>)> = None;
         loop {
             let now = Instant::now();
