@@ -34,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    let database = args.data_dir.join("control-plane.db");
     let options = StackOptions {
         data_dir: args.data_dir,
         control_plane_listen: args.control_plane,
@@ -66,6 +67,9 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("then:");
     println!("  curl --socks5-hostname 127.0.0.1:1080 https://example.com/");
+    println!();
+    println!("an admin for the API and /docs (the password is read from standard input):");
+    println!("  cargo run -p httvps-control-plane -- --database-url sqlite:{} admin create --username admin", database.display());
     println!();
     println!("Ctrl-C stops everything.");
     tokio::signal::ctrl_c().await?;
