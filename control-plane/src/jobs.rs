@@ -158,7 +158,7 @@ pub async fn maintenance_round(state: &AppState) -> Result<(), crate::store::Sto
             })
             .await?;
         if !live.is_empty() {
-            fail_over(state, node.id, now).await?;
+            fail_over(state, node.id).await?;
         }
     }
     Ok(())

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::model::{Millis, Node, NodeHealth, NodeStatus};
+use crate::model::{Node, NodeHealth, NodeStatus};
 use crate::pool::{
     plan_failover, CheckedNode, FailoverRequest, Health, HealthState, HealthStore,
     HealthStoreError, NodeCandidate, NodeEndpoint, ProbeOutcome, ProbeRecord, SessionRef,
@@ -146,7 +146,7 @@ impl HealthStore for StoreHealth {
             let state = self.state.clone();
             let node = record.node;
             tokio::spawn(async move {
-                if let Err(e) = fail_over(&state, node, record.at_ms).await {
+                if let Err(e) = fail_over(&state, node).await {
                     tracing::error!(%node, error = %e, "failover failed");
                 }
             });
@@ -166,11 +166,7 @@ pub struct FailoverReport {
 /// Moves the live sessions of `failed` to other nodes, same group first, at most
 /// `max_migrations_in_flight` at once across the service. Gateways learn the new node from
 /// their next session heartbeat.
-pub async fn fail_over(
-    state: &AppState,
-    failed: Uuid,
-    _at: Millis,
-) -> Result<FailoverReport, StoreError> {
+pub async fn fail_over(state: &AppState, failed: Uuid) -> Result<FailoverReport, StoreError> {
     let sessions = state
         .store
         .list_sessions(&SessionFilter {

@@ -600,7 +600,7 @@ async fn failover_moves_sessions_same_group_first(app: &TestApp) {
         sessions.push(body["id"].as_str().unwrap().to_owned());
     }
     mark(app, failing, NodeHealth::Unhealthy).await;
-    let report = fail_over(app.state(), failing, now_ms()).await.unwrap();
+    let report = fail_over(app.state(), failing).await.unwrap();
     assert_eq!(report.moved, 3);
     let mut on = Vec::new();
     for s in &sessions {

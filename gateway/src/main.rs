@@ -5,7 +5,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use httvps_gateway::authority::DeviceAuthority;
 use httvps_gateway::control_plane::ControlPlaneClient;
-use httvps_gateway::entitlements::EntitlementCache;
 use httvps_gateway::upstream::NodeSource;
 use httvps_gateway::{Backends, Gateway, GatewayConfig, StaticAuthority, StaticNodes, TlsSource};
 
@@ -44,19 +43,23 @@ async fn main() -> anyhow::Result<()> {
              and --node or --dev-direct-upstream (development without a control plane)"
         ),
     };
+    // The production wiring, from which development options replace single parts.
+    let production = control_plane
+        .clone()
+        .map(|cp| httvps_gateway::wiring::control_plane_backends(cp, &config));
     let authority: Arc<dyn DeviceAuthority> = if dev_devices {
         tracing::warn!("using --dev-device credentials: development only");
         Arc::new(StaticAuthority::from_pairs(&config.dev_devices)?)
-    } else if let Some(cp) = &control_plane {
-        Arc::new(EntitlementCache::new(cp.clone(), config.cache_limits()))
+    } else if let Some(p) = &production {
+        p.authority.clone()
     } else {
         anyhow::bail!("no device authority");
     };
     let nodes: Arc<dyn NodeSource> = if dev_nodes {
         tracing::warn!("using fixed --node pool nodes: development only");
         Arc::new(StaticNodes::from_urls(&config.nodes).context("--node")?)
-    } else if let Some(cp) = &control_plane {
-        cp.clone()
+    } else if let Some(p) = &production {
+        p.nodes.clone()
     } else if dev_direct {
         // Never asked: every TCP stream connects directly, UDP streams are refused.
         Arc::new(StaticNodes::new(Vec::new()))

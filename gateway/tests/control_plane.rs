@@ -362,7 +362,7 @@ async fn failover_moves_the_next_stream_to_the_new_node() {
         (1, 0)
     );
     cp.mark(first, NodeHealth::Unhealthy).await;
-    let report = fail_over(cp.state(), first, now_ms()).await.unwrap();
+    let report = fail_over(cp.state(), first).await.unwrap();
     assert_eq!(report.moved, 1);
     assert_eq!(live_sessions(&cp, sub.device).await[0].node_id, Some(other));
     // The next heartbeat (200 ms) tells the gateway.
