@@ -56,6 +56,10 @@ pub struct Entitlement {
     pub session_limit: Option<u32>,
     /// When the subscription ends (Unix ms); `None` = never.
     pub expires_at_ms: Option<i64>,
+    /// The plan's byte quota per period; `None` = unlimited.
+    pub quota_bytes: Option<u64>,
+    /// When the current quota period ends (Unix ms); names the shared usage counter.
+    pub quota_period_end_ms: Option<i64>,
 }
 
 /// The authority's answer to a HELLO.

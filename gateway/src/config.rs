@@ -143,6 +143,53 @@ pub struct GatewayConfig {
     #[arg(long, env = "HTTVPS_GATEWAY_CONTROL_PLANE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub control_plane_timeout: Duration,
 
+    /// Redis holding the state several gateways share: session limits, resume tokens,
+    /// revocations, node load, quota counters and the gateway registry. Without it that state
+    /// lives in this process (right for exactly one gateway).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and of the event channel (deployments sharing a Redis differ).
+    #[arg(long, env = "HTTVPS_GATEWAY_REDIS_PREFIX", default_value = "httvps")]
+    pub redis_prefix: String,
+
+    /// Longest wait for one Redis operation before it counts as an outage.
+    #[arg(long, env = "HTTVPS_GATEWAY_REDIS_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
+    pub redis_timeout: Duration,
+
+    /// What a new HELLO gets while Redis is unreachable: `local` admits it against this
+    /// gateway's own session counts (limits then hold per gateway only), `refuse` answers
+    /// HELLO_ERROR `internal` with a retry delay. Established sessions are never affected.
+    #[arg(
+        long,
+        env = "HTTVPS_GATEWAY_REDIS_DOWN_POLICY",
+        value_enum,
+        default_value = "local"
+    )]
+    pub redis_down_policy: RedisDownPolicy,
+
+    /// This gateway's id in the registry and in load shares (default: a new UUID per process).
+    #[arg(long, env = "HTTVPS_GATEWAY_ID")]
+    pub gateway_id: Option<String>,
+
+    /// Live sessions one device may hold across all gateways (0 = unlimited). The plan's
+    /// per-user limit comes from the control plane.
+    #[arg(long, env = "HTTVPS_GATEWAY_DEVICE_SESSION_LIMIT", default_value_t = 2)]
+    pub device_session_limit: u32,
+
+    /// How long a session's slot in the shared limits holds without renewal (a gateway that
+    /// dies frees its slots after this).
+    #[arg(long, env = "HTTVPS_GATEWAY_SESSION_LEASE", default_value = "30s", value_parser = parse_duration)]
+    pub session_lease: Duration,
+
+    /// How long a resume token stays usable after its session's connection is lost.
+    #[arg(long, env = "HTTVPS_GATEWAY_RESUME_TTL", default_value = "10m", value_parser = parse_duration)]
+    pub resume_ttl: Duration,
+
+    /// Interval of the shared-state work: quota counters, node load, registry heartbeat.
+    #[arg(long, env = "HTTVPS_GATEWAY_SHARED_STATE_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub shared_state_interval: Duration,
+
     /// Development only: a fixed pool of Shadowsocks nodes (`ss://` URLs, comma separated) used
     /// instead of the control plane's node assignment.
     #[arg(
@@ -305,6 +352,8 @@ impl Default for GatewayConfig {
         config.control_plane_token = None;
         config.control_plane_token_file = None;
         config.config_file = None;
+        config.redis_url = None;
+        config.gateway_id = None;
         config.dev_direct_upstream = false;
         config.dev_allow_direct_with_control_plane = false;
         config
@@ -443,6 +492,21 @@ impl GatewayConfig {
                     .into(),
             ));
         }
+        if self.shared_state_interval.is_zero()
+            || self.session_lease < self.shared_state_interval * 3
+            || self.resume_ttl < self.session_lease
+        {
+            return Err(GatewayError::Config(
+                "--shared-state-interval must be above zero, --session-lease at least three \
+                 intervals and --resume-ttl at least one lease"
+                    .into(),
+            ));
+        }
+        if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
+            return Err(GatewayError::Config(
+                "--redis-prefix must be non-empty, without spaces".into(),
+            ));
+        }
         if self.node_prewarm > 64 {
             return Err(GatewayError::Config("--node-prewarm is at most 64".into()));
         }
@@ -485,6 +549,15 @@ impl GatewayConfig {
     pub fn max_message_size(&self) -> usize {
         6 + self.max_frame_size as usize
     }
+}
+
+/// What new HELLOs get while Redis is unreachable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RedisDownPolicy {
+    /// Admit against this gateway's own counts.
+    Local,
+    /// Refuse with HELLO_ERROR `internal` and a retry delay.
+    Refuse,
 }
 
 /// A TOML scalar as the text a flag would carry.

@@ -171,6 +171,13 @@ struct EntitlementJson {
     remaining_bytes: Option<i64>,
     session_limit: Option<i64>,
     expires_at: Option<i64>,
+    quota_resets_at: Option<i64>,
+    plan: Option<PlanJson>,
+}
+
+#[derive(Deserialize)]
+struct PlanJson {
+    quota_bytes: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -332,6 +339,8 @@ impl ControlPlaneClient {
                     remaining_bytes: e.remaining_bytes.map(|b| b.max(0) as u64),
                     session_limit: e.session_limit.and_then(|l| u32::try_from(l.max(0)).ok()),
                     expires_at_ms: e.expires_at,
+                    quota_bytes: e.plan.and_then(|p| p.quota_bytes).map(|b| b.max(0) as u64),
+                    quota_period_end_ms: e.quota_resets_at,
                 }),
                 cache_ttl: Duration::from_secs(cache_ttl_secs),
             },

@@ -13,6 +13,7 @@ use crate::authority::DeviceAuthority;
 use crate::control_plane::ControlPlaneClient;
 use crate::decoy::DecoySite;
 use crate::rate_limit::FailureLimiter;
+use crate::shared::SharedState;
 use crate::stats::GatewayStats;
 use crate::tls::TlsSource;
 use crate::upstream::{NodeSource, Prewarm, TargetPolicy, Upstreams};
@@ -44,6 +45,8 @@ pub struct Shared {
     pub control_plane: Option<Arc<ControlPlaneClient>>,
     /// Usage reports (with the control plane).
     pub usage: Option<UsageReporter>,
+    /// State shared with the other gateways (Redis, or in process).
+    pub state: Arc<SharedState>,
 }
 
 /// What the gateway asks about devices and nodes.
@@ -68,6 +71,7 @@ pub struct Gateway {
     stop_accepting: CancellationToken,
     stop_background: CancellationToken,
     usage_task: Option<tokio::task::JoinHandle<()>>,
+    state_task: tokio::task::JoinHandle<()>,
 }
 
 impl Gateway {
@@ -128,7 +132,9 @@ impl Gateway {
             ))
             .with_dev_direct_upstream(config.dev_direct_upstream),
         );
+        let state = Arc::new(SharedState::from_config(&config)?);
         let shared = Arc::new(Shared {
+            state,
             session_config: config.session_config(),
             authority,
             upstreams,
@@ -162,6 +168,13 @@ impl Gateway {
             .usage
             .clone()
             .map(|usage| tokio::spawn(usage.run(stop_usage)));
+        // Like usage, the shared state outlives the sessions: their last bytes fold in at stop.
+        let state_task = tokio::spawn(shared.state.clone().run(
+            local_addr.to_string(),
+            shared.stats.clone(),
+            shared.drain.clone(),
+            stop_background.child_token(),
+        ));
         if let Some(cp) = shared.control_plane.clone() {
             tokio::spawn(registry_heartbeat(
                 cp,
@@ -190,12 +203,18 @@ impl Gateway {
             stop_accepting,
             stop_background,
             usage_task,
+            state_task,
         })
     }
 
     /// The usage reporter (with a control plane).
     pub fn usage(&self) -> Option<&UsageReporter> {
         self.shared.usage.as_ref()
+    }
+
+    /// The shared state (session directory, quotas, node load, the store).
+    pub fn shared_state(&self) -> &Arc<SharedState> {
+        &self.shared.state
     }
 
     /// The address the listener is bound to.
@@ -239,6 +258,7 @@ impl Gateway {
         if let Some(task) = self.usage_task {
             let _ = task.await;
         }
+        let _ = self.state_task.await;
         if let Some(usage) = &self.shared.usage {
             let lost = usage.flush(self.shared.config.usage_flush_timeout).await;
             if lost == 0 {

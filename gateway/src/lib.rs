@@ -21,6 +21,7 @@ pub mod listener;
 pub mod metrics;
 pub mod rate_limit;
 pub mod session;
+pub mod shared;
 pub mod stats;
 pub mod tls;
 pub mod upgrade;

@@ -54,6 +54,18 @@ pub const USAGE_BYTES_DROPPED_TOTAL: &str = "httvps_gateway_usage_bytes_dropped_
 /// Sessions the control plane ended (kill, revocation, expiry), by `reason`.
 pub const SESSIONS_ENDED_BY_CONTROL_PLANE_TOTAL: &str =
     "httvps_gateway_sessions_ended_by_control_plane_total";
+/// Whether the shared-state Redis answered the last operation (gauge, 1 or 0; absent without
+/// Redis).
+pub const REDIS_UP: &str = "httvps_gateway_redis_up";
+/// Shared-state operations that failed, by `op`.
+pub const REDIS_ERRORS_TOTAL: &str = "httvps_gateway_redis_errors_total";
+/// Sessions resumed from a resume token (no control-plane check), by `result` (resumed,
+/// refused: the token was unknown, expired, revoked or for another device).
+pub const SESSION_RESUMES_TOTAL: &str = "httvps_gateway_session_resumes_total";
+/// Shared events received, by `type`, and how many local sessions they ended.
+pub const SHARED_EVENTS_TOTAL: &str = "httvps_gateway_shared_events_total";
+/// HELLOs admitted against this gateway's own counts while Redis was unreachable.
+pub const LOCAL_ADMISSIONS_TOTAL: &str = "httvps_gateway_local_admissions_total";
 
 /// Installs the global Prometheus recorder and serves `/metrics` on `addr`.
 pub fn install_exporter(addr: SocketAddr) -> Result<(), GatewayError> {

@@ -1,5 +1,5 @@
-//! HELLO handling: failed-HELLO rate limits first (SPEC §4.3), then the device authority, then
-//! HELLO_ACK or HELLO_ERROR.
+//! HELLO handling: failed-HELLO rate limits first (SPEC §4.3), then a resume token or the device
+//! authority, then the shared session limits, then HELLO_ACK or HELLO_ERROR.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,15 +9,18 @@ use httvps_proto::{AcceptHello, HelloErrorCode};
 
 use super::control::ControlTask;
 use super::{close, ControlHandle, Session};
-use crate::authority::{DeviceCheck, Verdict};
+use httvps_shared_state::{LimitScope, ResumeRecord, SessionLease, SessionOwner, UsageCounter};
+use subtle::ConstantTimeEq;
+
+use crate::authority::{DeviceCheck, Entitlement, Verdict};
 use crate::control_plane::{hello_code, CpError};
 use crate::metrics as m;
+use crate::shared::directory::quota_subject;
+use crate::shared::{sha256_hex, unix_ms, AdmitError, SessionEnd};
 use crate::upstream::SessionNode;
 
 /// Advice sent with HELLO_ERROR `internal` when the authority could not decide.
 const RETRY_AFTER_UNAVAILABLE: Duration = Duration::from_secs(5);
-/// Bytes of a resume token.
-const RESUME_TOKEN_LEN: usize = 32;
 
 impl Session {
     pub(super) async fn on_hello(&mut self, hello: Hello) {
@@ -55,6 +58,13 @@ impl Session {
                 "too many failed attempts",
             );
         }
+        let resumed = match hello.resume_token.as_ref().map(|t| t.as_bytes()) {
+            Some(token) if !token.is_empty() => self.try_resume(hello, token).await,
+            _ => None,
+        };
+        if let Some((entitlement, session_uuid)) = resumed {
+            return self.establish(hello, entitlement, session_uuid, true).await;
+        }
         let check = DeviceCheck {
             device_id: &hello.device_id,
             device_token: hello.device_token.as_bytes(),
@@ -68,93 +78,8 @@ impl Session {
         .await;
         match verdict {
             Ok(Ok(Verdict::Allow(entitlement))) => {
-                let session_uuid = uuid::Uuid::new_v4();
-                let session_id: [u8; 16] = *session_uuid.as_bytes();
-                // The control plane enforces the plan's concurrent-session limit at the start.
-                let mut registered = false;
-                if let Some(cp) = shared.control_plane.clone() {
-                    match cp
-                        .start_session(
-                            session_uuid,
-                            &entitlement.device_id,
-                            None,
-                            hello.region.as_deref(),
-                        )
-                        .await
-                    {
-                        Ok(()) => registered = true,
-                        Err(CpError::Refused {
-                            status,
-                            code,
-                            detail,
-                            ..
-                        }) if matches!(status, 403 | 404 | 409 | 429) => {
-                            let code = match status {
-                                409 => HelloErrorCode::TooManySessions,
-                                404 => HelloErrorCode::AuthFailed,
-                                429 => HelloErrorCode::RateLimited,
-                                _ => hello_code(&code),
-                            };
-                            if status != 409 {
-                                shared.authority.forget(&entitlement.device_id);
-                            }
-                            let retry =
-                                (status == 409 || status == 429).then_some(RETRY_AFTER_UNAVAILABLE);
-                            return self.reject(code, retry, &detail);
-                        }
-                        Err(e) => {
-                            // Admitted from the entitlement; the control task registers the
-                            // session once the control plane answers again.
-                            metrics::counter!(m::CONTROL_PLANE_ERRORS_TOTAL, "call" => "session_start")
-                                .increment(1);
-                            tracing::warn!(error = %e, "session start not recorded yet");
-                        }
-                    }
-                }
-                let resume: [u8; RESUME_TOKEN_LEN] = rand::random();
-                if self
-                    .conn
-                    .accept_hello(AcceptHello::new(session_id, resume.to_vec()))
-                    .is_err()
-                {
-                    return self.reject(HelloErrorCode::Internal, None, "internal error");
-                }
-                let now = Instant::now();
-                self.established_at = Some(now);
-                if !shared.config.idle_timeout.is_zero() {
-                    self.idle_deadline = Some(now + shared.config.idle_timeout);
-                }
-                let node = Arc::new(SessionNode::new(
-                    entitlement.device_id.clone(),
-                    session_uuid.to_string(),
-                    hello.region.clone(),
-                ));
-                self.node = Some(node.clone());
-                if let Some(cp) = shared.control_plane.clone() {
-                    let (tx, rx) = tokio::sync::mpsc::channel(4);
-                    let task = ControlTask {
-                        client: cp,
-                        session_id: session_uuid,
-                        device_id: entitlement.device_id.clone(),
-                        region: hello.region.clone(),
-                        registered,
-                        interval: shared.config.session_heartbeat_interval,
-                        node,
-                        events: tx,
-                    };
-                    self.control = Some(ControlHandle {
-                        events: rx,
-                        task: tokio::spawn(task.run()).abort_handle(),
-                    });
-                    self.cp_session = Some(session_uuid);
-                }
-                if let Some(reporter) = &shared.usage {
-                    self.usage = reporter.register(Some(session_uuid), &entitlement.device_id);
-                }
-                self.quota_limit = entitlement.remaining_bytes;
-                self.device_id = Some(entitlement.device_id);
-                metrics::gauge!(m::SESSIONS_ACTIVE).increment(1.0);
-                Ok(())
+                self.establish(hello, entitlement, uuid::Uuid::new_v4(), false)
+                    .await
             }
             Ok(Ok(Verdict::Deny {
                 code,
@@ -182,6 +107,245 @@ impl Session {
                 )
             }
         }
+    }
+
+    /// A resume (SPEC §4.4): the token's record stands in for the control plane's check, as
+    /// long as it is live, names this device, the device token still matches, the subscription
+    /// has not ended and no revocation was announced since. Anything else falls back to a full
+    /// check (`None`).
+    async fn try_resume(
+        &mut self,
+        hello: &Hello,
+        token: &[u8],
+    ) -> Option<(Entitlement, uuid::Uuid)> {
+        let state = self.shared.state.clone();
+        let refused = |why: &str| {
+            metrics::counter!(m::SESSION_RESUMES_TOTAL, "result" => "refused").increment(1);
+            tracing::debug!(device = %hello.device_id, why, "resume refused; checking the device in full");
+            None
+        };
+        let Some(record) = state.take_resume(token).await else {
+            return refused("unknown or expired token");
+        };
+        let token_hash = sha256_hex(hello.device_token.as_bytes());
+        let token_ok: bool = token_hash
+            .as_bytes()
+            .ct_eq(record.token_sha256.as_bytes())
+            .into();
+        if record.device_id != hello.device_id || !token_ok {
+            return refused("token of another device");
+        }
+        if record.expires_at_ms.is_some_and(|at| at <= unix_ms()) {
+            return refused("subscription ended");
+        }
+        match state
+            .is_revoked(&record.device_id, record.user_id.as_deref())
+            .await
+        {
+            Ok(false) => {}
+            Ok(true) => return refused("revoked"),
+            Err(()) => return refused("revocations cannot be checked"),
+        }
+        let Ok(session_uuid) = uuid::Uuid::parse_str(&record.session_id) else {
+            return refused("unreadable session id");
+        };
+        metrics::counter!(m::SESSION_RESUMES_TOTAL, "result" => "resumed").increment(1);
+        let remaining = record
+            .quota_bytes
+            .map(|q| q.saturating_sub(record.quota_used_bytes));
+        Some((
+            Entitlement {
+                device_id: record.device_id,
+                user_id: record.user_id,
+                remaining_bytes: remaining,
+                session_limit: record.user_limit,
+                expires_at_ms: record.expires_at_ms,
+                quota_bytes: record.quota_bytes,
+                quota_period_end_ms: record.quota_period_end_ms,
+            },
+            session_uuid,
+        ))
+    }
+
+    /// Admits an allowed device: shared limits, the control plane's session record, the quota
+    /// account, the resume token, then HELLO_ACK.
+    async fn establish(
+        &mut self,
+        hello: &Hello,
+        entitlement: Entitlement,
+        session_uuid: uuid::Uuid,
+        resumed: bool,
+    ) -> Result<(), HelloErrorCode> {
+        let shared = self.shared.clone();
+        let state = shared.state.clone();
+        let session_key = session_uuid.to_string();
+        let owner = SessionOwner {
+            device_id: entitlement.device_id.clone(),
+            user_id: entitlement.user_id.clone(),
+        };
+        match state
+            .admit(&owner, &session_key, entitlement.session_limit)
+            .await
+        {
+            Ok(()) => {}
+            Err(AdmitError::Limit { scope, active }) => {
+                let which = match scope {
+                    LimitScope::Device => "this device",
+                    LimitScope::User => "the plan",
+                };
+                let message = format!("too many sessions: {which} has {active} live");
+                return self.reject(
+                    HelloErrorCode::TooManySessions,
+                    Some(RETRY_AFTER_UNAVAILABLE),
+                    &message,
+                );
+            }
+            Err(AdmitError::Unavailable) => {
+                return self.reject(
+                    HelloErrorCode::Internal,
+                    Some(RETRY_AFTER_UNAVAILABLE),
+                    "try again later",
+                );
+            }
+        }
+        // From here on, a refusal must give the slot back.
+        let quota = entitlement
+            .quota_bytes
+            .or(entitlement.remaining_bytes)
+            .map(|quota| {
+                let used = entitlement
+                    .remaining_bytes
+                    .map_or(0, |left| quota.saturating_sub(left));
+                let counter = UsageCounter {
+                    subject: quota_subject(&owner).to_owned(),
+                    period_end_ms: entitlement.quota_period_end_ms,
+                };
+                state.quotas.account(counter, quota, used)
+            });
+        let slot = SessionLease {
+            owner: owner.clone(),
+            session_id: session_key.clone(),
+        };
+        if quota.as_ref().is_some_and(|q| q.is_exhausted()) {
+            state.release(&slot, "", SessionEnd::Final).await;
+            return self.reject(
+                HelloErrorCode::QuotaExceeded,
+                None,
+                "the byte quota of this period is used up",
+            );
+        }
+        // The control plane also enforces the plan's concurrent-session limit at the start.
+        let mut registered = false;
+        if let Some(cp) = shared.control_plane.clone() {
+            match cp
+                .start_session(
+                    session_uuid,
+                    &entitlement.device_id,
+                    None,
+                    hello.region.as_deref(),
+                )
+                .await
+            {
+                Ok(()) => registered = true,
+                Err(CpError::Refused {
+                    status,
+                    code,
+                    detail,
+                    ..
+                }) if matches!(status, 403 | 404 | 409 | 429) => {
+                    let code = match status {
+                        409 => HelloErrorCode::TooManySessions,
+                        404 => HelloErrorCode::AuthFailed,
+                        429 => HelloErrorCode::RateLimited,
+                        _ => hello_code(&code),
+                    };
+                    if status != 409 {
+                        shared.authority.forget(&entitlement.device_id);
+                    }
+                    state.release(&slot, "", SessionEnd::Resumable).await;
+                    let retry = (status == 409 || status == 429).then_some(RETRY_AFTER_UNAVAILABLE);
+                    return self.reject(code, retry, &detail);
+                }
+                Err(e) => {
+                    // Admitted from the entitlement; the control task registers the
+                    // session once the control plane answers again.
+                    metrics::counter!(m::CONTROL_PLANE_ERRORS_TOTAL, "call" => "session_start")
+                        .increment(1);
+                    tracing::warn!(error = %e, "session start not recorded yet");
+                }
+            }
+        }
+        let used = quota.as_ref().map_or(0, |q| q.floor());
+        let (resume, resume_hash) = state
+            .issue_resume(ResumeRecord {
+                session_id: session_key.clone(),
+                device_id: entitlement.device_id.clone(),
+                token_sha256: sha256_hex(hello.device_token.as_bytes()),
+                user_id: entitlement.user_id.clone(),
+                user_limit: entitlement.session_limit,
+                quota_bytes: quota.as_ref().map(|q| q.quota),
+                quota_used_bytes: used,
+                quota_period_end_ms: entitlement.quota_period_end_ms,
+                expires_at_ms: entitlement.expires_at_ms,
+                region: hello.region.clone(),
+                issued_by: state.gateway_id().to_owned(),
+            })
+            .await;
+        let session_id: [u8; 16] = *session_uuid.as_bytes();
+        if self
+            .conn
+            .accept_hello(AcceptHello::new(session_id, resume.to_vec()))
+            .is_err()
+        {
+            let lease = SessionLease {
+                owner,
+                session_id: session_key,
+            };
+            state.release(&lease, &resume_hash, SessionEnd::Final).await;
+            return self.reject(HelloErrorCode::Internal, None, "internal error");
+        }
+        if resumed {
+            state.announce_resume(&session_key).await;
+        }
+        self.listing = Some(state.directory.insert(&session_key, owner.clone()));
+        self.lease = Some(slot);
+        self.resume_hash = resume_hash;
+        self.quota = quota;
+        let now = Instant::now();
+        self.established_at = Some(now);
+        if !shared.config.idle_timeout.is_zero() {
+            self.idle_deadline = Some(now + shared.config.idle_timeout);
+        }
+        let node = Arc::new(SessionNode::new(
+            entitlement.device_id.clone(),
+            session_key.clone(),
+            hello.region.clone(),
+        ));
+        self.node = Some(node.clone());
+        if let Some(cp) = shared.control_plane.clone() {
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            let task = ControlTask {
+                client: cp,
+                session_id: session_uuid,
+                device_id: entitlement.device_id.clone(),
+                region: hello.region.clone(),
+                registered,
+                interval: shared.config.session_heartbeat_interval,
+                node,
+                events: tx,
+            };
+            self.control = Some(ControlHandle {
+                events: rx,
+                task: tokio::spawn(task.run()).abort_handle(),
+            });
+            self.cp_session = Some(session_uuid);
+        }
+        if let Some(reporter) = &shared.usage {
+            self.usage = reporter.register(Some(session_uuid), &entitlement.device_id);
+        }
+        self.device_id = Some(entitlement.device_id);
+        metrics::gauge!(m::SESSIONS_ACTIVE).increment(1.0);
+        Ok(())
     }
 
     /// Queues HELLO_ERROR (the session's last frame) and returns its code as the error.

@@ -34,6 +34,9 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::gateway::Shared;
 use crate::metrics as m;
+use crate::shared::directory::Listing;
+use crate::shared::quota::QuotaAccount;
+use crate::shared::SessionEnd;
 use crate::stats::SessionStatsGuard;
 use crate::upstream::tcp::TcpRelay;
 use crate::upstream::udp::{OutboundDatagram, UdpRelay};
@@ -41,6 +44,7 @@ use crate::upstream::upload::UploadQueue;
 use crate::upstream::{SessionNode, StreamEvent};
 use crate::usage::SessionUsage;
 use control::ControlEvent;
+use httvps_shared_state::SessionLease;
 use streams::{StreamEntry, StreamIo, StreamTable};
 
 /// Reports from stream tasks waiting for the session at most; a full channel makes stream
@@ -85,8 +89,11 @@ where
         cp_session: None,
         control: None,
         usage: None,
-        quota_limit: None,
-        bytes_used: 0,
+        lease: None,
+        resume_hash: String::new(),
+        client_goodbye: false,
+        listing: None,
+        quota: None,
         quota_exhausted: false,
         end_reason: None,
         established_at: None,
@@ -116,10 +123,16 @@ struct Session {
     control: Option<ControlHandle>,
     /// Byte counts for usage reports.
     usage: Option<Arc<SessionUsage>>,
-    /// The entitlement's remaining bytes at HELLO, if limited.
-    quota_limit: Option<u64>,
-    /// Payload bytes relayed either way (TCP data and datagrams).
-    bytes_used: u64,
+    /// Its slot in the shared session limits, from HELLO_ACK on.
+    lease: Option<SessionLease>,
+    /// Hash of the resume token this connection issued.
+    resume_hash: String,
+    /// The client ended the session itself (Close or ERROR): its resume token goes too.
+    client_goodbye: bool,
+    /// The session's place in the gateway's directory: shared events end it through this.
+    listing: Option<Listing>,
+    /// The byte quota it draws on, if limited.
+    quota: Option<Arc<QuotaAccount>>,
     quota_exhausted: bool,
     /// Why the session ended, for the control plane (`client_closed`, `idle_timeout`, ...).
     end_reason: Option<&'static str>,
@@ -202,6 +215,7 @@ impl Session {
                 }
                 Some(event) = self.events_rx.recv() => self.on_stream_event(event),
                 Some(event) = recv_control(&mut self.control) => self.on_control_event(event),
+                Some(event) = recv_listing(&mut self.listing) => self.on_control_event(event),
                 _ = tokio::time::sleep_until(deadline) => self.on_timer(),
                 _ = ws_ping.tick() => ping_due = true,
                 _ = drain_signal.cancelled(), if !self.shutdown_seen => {
@@ -294,6 +308,17 @@ impl Session {
 
     fn on_control_event(&mut self, event: ControlEvent) {
         match event {
+            ControlEvent::End { code, reason } if reason == "resumed" => {
+                tracing::info!(peer = %self.peer, device = self.device_id.as_deref().unwrap_or("-"), "session resumed on another connection");
+                self.end_reason = Some("resumed");
+                self.end(code, "the session was resumed elsewhere");
+            }
+            ControlEvent::End {
+                code: ErrorCode::QuotaExceeded,
+                ..
+            } => {
+                self.exhaust_quota();
+            }
             ControlEvent::End { code, reason } => {
                 tracing::info!(peer = %self.peer, device = self.device_id.as_deref().unwrap_or("-"), reason = %reason, "control plane ended the session");
                 if matches!(code, ErrorCode::Revoked | ErrorCode::Expired) {
@@ -319,14 +344,21 @@ impl Session {
         if let Some(usage) = &self.usage {
             usage.add(node, up, down);
         }
-        self.bytes_used += up + down;
-        if let Some(limit) = self.quota_limit {
-            if self.bytes_used >= limit && !self.quota_exhausted {
-                self.quota_exhausted = true;
-                tracing::info!(peer = %self.peer, device = self.device_id.as_deref().unwrap_or("-"), used = self.bytes_used, "byte quota used up");
-                self.end(ErrorCode::QuotaExceeded, "byte quota used up");
-            }
+        if self.quota.as_ref().is_some_and(|q| q.add(up + down)) {
+            self.exhaust_quota();
         }
+    }
+
+    /// The quota is used up (here or on another gateway): new opens are refused from now on and
+    /// the session ends with ERROR `quota_exceeded`.
+    fn exhaust_quota(&mut self) {
+        if self.quota_exhausted {
+            return;
+        }
+        self.quota_exhausted = true;
+        tracing::info!(peer = %self.peer, device = self.device_id.as_deref().unwrap_or("-"), "byte quota used up");
+        self.end_reason = Some("quota_exceeded");
+        self.end(ErrorCode::QuotaExceeded, "byte quota used up");
     }
 
     fn on_ws_message(&mut self, msg: Option<Result<Message, WsError>>) {
@@ -346,7 +378,11 @@ impl Session {
                     .increment(1);
                 self.end(ErrorCode::ProtocolError, "text messages are not allowed");
             }
-            Some(Ok(Message::Close(_))) | None => self.peer_gone = true,
+            Some(Ok(Message::Close(_))) => {
+                self.client_goodbye = true;
+                self.peer_gone = true;
+            }
+            None => self.peer_gone = true,
             Some(Ok(_)) => {} // Ping, Pong: tungstenite answers pings itself.
             Some(Err(WsError::Capacity(e))) => {
                 metrics::counter!(m::PROTOCOL_ERRORS_TOTAL, "code" => "frame_size").increment(1);
@@ -418,6 +454,7 @@ impl Session {
                 }
             }
             Event::PeerError(error) => {
+                self.client_goodbye = true;
                 tracing::debug!(peer = %self.peer, code = %error.code, message = %error.message, "client ended the session");
             }
             Event::GoAway(_) => tracing::debug!(peer = %self.peer, "client is draining"),
@@ -534,6 +571,7 @@ impl Session {
                     return;
                 };
                 entry.acked = true;
+                entry.load = Some(self.shared.state.loads.track(node.clone()));
                 entry.node = Some(node);
                 let kind = if entry.is_tcp() { "tcp" } else { "udp" };
                 let udp_finished = matches!(entry.io, StreamIo::Udp { datagrams: None });
@@ -772,6 +810,22 @@ impl Session {
     /// usage reporter.
     async fn report_end(&mut self) {
         self.control = None;
+        if let (Some(lease), Some(listing)) = (self.lease.take(), self.listing.take()) {
+            let state = &self.shared.state;
+            state.directory.remove(&lease.session_id, &listing);
+            // A lost connection, a drain or a timeout keeps the resume token, so the client
+            // can come back (to any gateway) as the same session; any other end is final.
+            let end = match self.end_reason {
+                Some("resumed") => SessionEnd::Superseded,
+                None | Some("shutdown" | "drained" | "max_lifetime" | "idle_timeout")
+                    if !self.client_goodbye =>
+                {
+                    SessionEnd::Resumable
+                }
+                _ => SessionEnd::Final,
+            };
+            state.release(&lease, &self.resume_hash, end).await;
+        }
         if let (Some(reporter), Some(usage)) = (&self.shared.usage, self.usage.take()) {
             reporter.session_ended(&usage);
         }
@@ -796,6 +850,14 @@ struct ControlHandle {
 impl Drop for ControlHandle {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// The next command from the gateway's directory, or never before HELLO_ACK.
+async fn recv_listing(listing: &mut Option<Listing>) -> Option<ControlEvent> {
+    match listing {
+        Some(listing) => listing.commands.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -47,6 +47,8 @@ pub struct StreamEntry {
     pub io: StreamIo,
     /// The node the stream goes through, once connected.
     pub node: Option<Arc<str>>,
+    /// Its share of the node's live load (published to the other gateways).
+    pub load: Option<crate::shared::load::StreamLoadGuard>,
     task: AbortHandle,
 }
 
@@ -60,6 +62,7 @@ impl StreamEntry {
             unconsumed: 0,
             io,
             node: None,
+            load: None,
             task,
         }
     }

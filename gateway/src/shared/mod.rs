@@ -1,0 +1,479 @@
+//! State shared with the other gateways (docs/shared-state.md): session limits, resume tokens,
+//! revocations, quotas, node load and the registry, over one [`SessionStore`] (Redis with
+//! `--redis-url`, in process otherwise).
+//!
+//! - [`directory`]: this gateway's live sessions, so events reach the ones they name.
+//! - [`quota`]: per-subject byte accounts folded into the shared counters.
+//! - [`load`]: live streams per node, this gateway's share of the global load.
+//!
+//! When Redis is unreachable nothing established is touched: admissions follow
+//! `--redis-down-policy` against this gateway's own counts ([`InProcessStore`] `local`), bytes
+//! stay pending in the quota accounts, and once Redis answers again the live sessions' leases
+//! and resume tokens are written back and the pending bytes folded in (reconciliation).
+
+pub mod directory;
+pub mod load;
+pub mod quota;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use httvps_shared_state::{
+    Admission, AdmitOutcome, GatewayInfo, InProcessStore, LimitScope, RedisStore, ResumeRecord,
+    SessionLease, SessionOwner, SessionStore, SharedEvent, StoreError,
+};
+use sha2::{Digest, Sha256};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RedisDownPolicy;
+use crate::metrics as m;
+use crate::stats::GatewayStats;
+use crate::{GatewayConfig, GatewayError};
+use directory::SessionDirectory;
+use load::NodeLoadCounter;
+use quota::QuotaLedger;
+
+/// Bytes of a resume token.
+pub const RESUME_TOKEN_LEN: usize = 32;
+/// How long a usage counter outlives its period (late folds still land in it).
+const USAGE_COUNTER_GRACE: Duration = Duration::from_secs(86_400);
+/// Lifetime of a counter for a quota that never resets.
+const USAGE_COUNTER_NO_PERIOD: Duration = Duration::from_secs(40 * 86_400);
+
+/// Why a session was not admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdmitError {
+    /// A limit is reached.
+    Limit {
+        /// Which.
+        scope: LimitScope,
+        /// Sessions holding it.
+        active: u32,
+    },
+    /// Redis is unreachable and the policy is `refuse`.
+    Unavailable,
+}
+
+/// How a session's connection ended, for what happens to its slot and resume token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// Lost, drained or timed out: the slot is freed, the token stays usable for
+    /// `--resume-ttl` so the client can come back as the same session.
+    Resumable,
+    /// Revoked, expired, killed, over quota, or closed by the client: slot and token go.
+    Final,
+    /// Resumed on a newer connection: slot and token belong to that one now.
+    Superseded,
+}
+
+/// A session's resume token and what it stands for, kept while the session lives so the
+/// token's TTL can be refreshed (and the record dropped when the session ends for good).
+#[derive(Debug, Clone)]
+struct IssuedResume {
+    hash: String,
+    record: ResumeRecord,
+}
+
+/// This gateway's side of the shared state.
+#[derive(Debug)]
+pub struct SharedState {
+    store: Arc<dyn SessionStore>,
+    /// This gateway's own session counts and tokens: the fallback while `store` is unreachable.
+    local: InProcessStore,
+    distributed: bool,
+    policy: RedisDownPolicy,
+    gateway_id: String,
+    lease: Duration,
+    resume_ttl: Duration,
+    device_limit: Option<u32>,
+    interval: Duration,
+    started_at_ms: i64,
+    resumes: Mutex<HashMap<String, IssuedResume>>,
+    /// Live sessions, for events.
+    pub directory: SessionDirectory,
+    /// Quota accounts.
+    pub quotas: QuotaLedger,
+    /// Live streams per node.
+    pub loads: Arc<NodeLoadCounter>,
+}
+
+/// Unix time in ms.
+pub fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Hex SHA-256 of a secret, the form in which tokens are stored.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl SharedState {
+    /// The shared state the configuration asks for: Redis with `--redis-url`, else in process.
+    pub fn from_config(config: &GatewayConfig) -> Result<Self, GatewayError> {
+        let (store, distributed): (Arc<dyn SessionStore>, bool) = match &config.redis_url {
+            Some(url) => (
+                Arc::new(
+                    RedisStore::open(url, &config.redis_prefix, config.redis_timeout)
+                        .map_err(|e| GatewayError::Config(e.to_string()))?,
+                ),
+                true,
+            ),
+            None => (Arc::new(InProcessStore::new()), false),
+        };
+        let gateway_id = config
+            .gateway_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        Ok(SharedState {
+            store,
+            local: InProcessStore::new(),
+            distributed,
+            policy: config.redis_down_policy,
+            gateway_id,
+            lease: config.session_lease,
+            resume_ttl: config.resume_ttl,
+            device_limit: (config.device_session_limit > 0).then_some(config.device_session_limit),
+            interval: config.shared_state_interval,
+            started_at_ms: unix_ms(),
+            resumes: Mutex::new(HashMap::new()),
+            directory: SessionDirectory::default(),
+            quotas: QuotaLedger::default(),
+            loads: Arc::new(NodeLoadCounter::default()),
+        })
+    }
+
+    /// This gateway's id.
+    pub fn gateway_id(&self) -> &str {
+        &self.gateway_id
+    }
+
+    /// Whether the state is in Redis (shared with other gateways).
+    pub fn is_distributed(&self) -> bool {
+        self.distributed
+    }
+
+    fn failed(&self, op: &'static str, e: &StoreError) {
+        metrics::counter!(m::REDIS_ERRORS_TOTAL, "op" => op).increment(1);
+        tracing::debug!(op, error = %e, "shared state operation failed");
+    }
+
+    /// Counts a new (or resumed) session against its device's and its plan's limits.
+    pub async fn admit(
+        &self,
+        owner: &SessionOwner,
+        session_id: &str,
+        user_limit: Option<u32>,
+    ) -> Result<(), AdmitError> {
+        let admission = Admission {
+            owner,
+            session_id,
+            device_limit: self.device_limit,
+            user_limit,
+            lease: self.lease,
+        };
+        let outcome = match self.store.admit(admission.clone()).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                self.failed("admit", &e);
+                match self.policy {
+                    RedisDownPolicy::Refuse => return Err(AdmitError::Unavailable),
+                    RedisDownPolicy::Local => {
+                        metrics::counter!(m::LOCAL_ADMISSIONS_TOTAL).increment(1);
+                        self.local
+                            .admit(admission)
+                            .await
+                            .unwrap_or(AdmitOutcome::Admitted)
+                    }
+                }
+            }
+        };
+        match outcome {
+            AdmitOutcome::Admitted => {
+                if self.distributed {
+                    // Keep this gateway's own record complete for an outage later.
+                    let lease = SessionLease {
+                        owner: owner.clone(),
+                        session_id: session_id.to_owned(),
+                    };
+                    let _ = self.local.renew(&[lease], self.lease).await;
+                }
+                Ok(())
+            }
+            AdmitOutcome::Refused { scope, active } => Err(AdmitError::Limit { scope, active }),
+        }
+    }
+
+    /// Stops counting a session whose connection ended (see [`SessionEnd`]). `resume_hash`
+    /// is the hash of the token this connection issued.
+    pub async fn release(&self, lease: &SessionLease, resume_hash: &str, end: SessionEnd) {
+        {
+            let mut resumes = self.lock_resumes();
+            if resumes
+                .get(&lease.session_id)
+                .is_some_and(|i| i.hash == resume_hash)
+            {
+                resumes.remove(&lease.session_id);
+            }
+        }
+        if end == SessionEnd::Superseded {
+            // The same session id lives on in a newer connection: its slot and token stay.
+            return;
+        }
+        if self.distributed {
+            let _ = self.local.release(lease).await;
+        }
+        if let Err(e) = self.store.release(lease).await {
+            // The lease expires by itself.
+            self.failed("release", &e);
+        }
+        if end == SessionEnd::Final {
+            let _ = self.local.drop_resume(resume_hash).await;
+            if let Err(e) = self.store.drop_resume(resume_hash).await {
+                self.failed("drop_resume", &e);
+            }
+        }
+    }
+
+    /// Issues a resume token for a session: stored by hash (never the token itself). Returns
+    /// the token and its hash.
+    pub async fn issue_resume(&self, record: ResumeRecord) -> ([u8; RESUME_TOKEN_LEN], String) {
+        let token: [u8; RESUME_TOKEN_LEN] = rand::random();
+        let hash = sha256_hex(&token);
+        if let Err(e) = self.store.put_resume(&hash, &record, self.resume_ttl).await {
+            self.failed("put_resume", &e);
+        }
+        if self.distributed {
+            let _ = self.local.put_resume(&hash, &record, self.resume_ttl).await;
+        }
+        self.lock_resumes().insert(
+            record.session_id.clone(),
+            IssuedResume {
+                hash: hash.clone(),
+                record,
+            },
+        );
+        (token, hash)
+    }
+
+    /// Takes the record a resume token stands for (single use), if it is known and live.
+    pub async fn take_resume(&self, token: &[u8]) -> Option<ResumeRecord> {
+        let hash = sha256_hex(token);
+        let local = if self.distributed {
+            self.local.take_resume(&hash).await.ok().flatten()
+        } else {
+            None
+        };
+        match self.store.take_resume(&hash).await {
+            Ok(found) => found,
+            Err(e) => {
+                self.failed("take_resume", &e);
+                local
+            }
+        }
+    }
+
+    /// Whether the device or its user was revoked recently. `Err`: cannot tell (the caller
+    /// falls back to a full check).
+    pub async fn is_revoked(&self, device_id: &str, user_id: Option<&str>) -> Result<bool, ()> {
+        self.store
+            .is_revoked(device_id, user_id)
+            .await
+            .map_err(|e| {
+                self.failed("is_revoked", &e);
+            })
+    }
+
+    /// Tells the other gateways a session now lives here (its old connection ends).
+    pub async fn announce_resume(&self, session_id: &str) {
+        let event = SharedEvent::SessionResumed {
+            session_id: session_id.to_owned(),
+            gateway_id: self.gateway_id.clone(),
+        };
+        if let Err(e) = self.store.publish(&event).await {
+            self.failed("publish", &e);
+        }
+    }
+
+    fn lock_resumes(&self) -> std::sync::MutexGuard<'_, HashMap<String, IssuedResume>> {
+        self.resumes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs the shared-state work until `stop`: events to sessions, and every interval the
+    /// quota folds, load share, registry heartbeat, lease and token renewals.
+    pub async fn run(
+        self: Arc<Self>,
+        listen: String,
+        stats: Arc<GatewayStats>,
+        draining: CancellationToken,
+        stop: CancellationToken,
+    ) {
+        let mut events = self.store.subscribe();
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut upkeep = Upkeep::default();
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                event = events.recv() => match event {
+                    Ok(event) => self.on_event(&event),
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "shared events arrived faster than handled");
+                    }
+                    Err(RecvError::Closed) => events = self.store.subscribe(),
+                },
+                _ = ticker.tick() => {
+                    self.tick(&mut upkeep, &listen, &stats, draining.is_cancelled()).await;
+                }
+            }
+        }
+        // Last fold, and leave the registry so the control plane stops listing us.
+        self.fold_usage().await;
+        if self.distributed {
+            let _ = self.store.deregister_gateway(&self.gateway_id).await;
+        }
+    }
+
+    fn on_event(&self, event: &SharedEvent) {
+        if let SharedEvent::QuotaExceeded { user_id } = event {
+            self.quotas.exhaust_subject(user_id);
+        }
+        let ended = self.directory.apply(event, &self.gateway_id);
+        let kind = match event {
+            SharedEvent::Revoked { .. } => "revoked",
+            SharedEvent::SessionKilled { .. } => "session_killed",
+            SharedEvent::QuotaExceeded { .. } => "quota_exceeded",
+            SharedEvent::SessionResumed { .. } => "session_resumed",
+        };
+        metrics::counter!(m::SHARED_EVENTS_TOTAL, "type" => kind).increment(1);
+        if ended > 0 {
+            tracing::info!(
+                event = kind,
+                sessions = ended,
+                "shared event ends sessions here"
+            );
+        }
+    }
+
+    async fn tick(&self, upkeep: &mut Upkeep, listen: &str, stats: &GatewayStats, draining: bool) {
+        self.fold_usage().await;
+        if !self.distributed {
+            return;
+        }
+        let now = Instant::now();
+        let ttl = self.lease;
+        if let Err(e) = self
+            .store
+            .publish_load(&self.gateway_id, &self.loads.snapshot(), ttl)
+            .await
+        {
+            self.failed("publish_load", &e);
+        }
+        let info = GatewayInfo {
+            id: self.gateway_id.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            listen: listen.to_owned(),
+            started_at_ms: self.started_at_ms,
+            heartbeat_at_ms: unix_ms(),
+            sessions: self.directory.len() as u64,
+            streams: stats.streams_active.load(Ordering::Relaxed) as u64,
+            draining,
+        };
+        if let Err(e) = self.store.register_gateway(&info, ttl).await {
+            self.failed("register_gateway", &e);
+        }
+        let up = self.store.is_available();
+        metrics::gauge!(m::REDIS_UP).set(if up { 1.0 } else { 0.0 });
+        let recovered = up && !upkeep.was_up;
+        if recovered && upkeep.ever_up {
+            tracing::info!("Redis is back: writing this gateway's sessions and tokens back");
+        }
+        upkeep.was_up = up;
+        upkeep.ever_up |= up;
+        if !up {
+            return;
+        }
+        if recovered || upkeep.leases_at.is_none_or(|at| now >= at) {
+            let leases = self.directory.leases();
+            match self.store.renew(&leases, self.lease).await {
+                Ok(()) => upkeep.leases_at = Some(now + self.lease / 3),
+                Err(e) => self.failed("renew", &e),
+            }
+        }
+        if recovered || upkeep.resumes_at.is_none_or(|at| now >= at) {
+            let issued: Vec<IssuedResume> = self.lock_resumes().values().cloned().collect();
+            let mut ok = true;
+            for i in &issued {
+                if let Err(e) = self
+                    .store
+                    .put_resume(&i.hash, &i.record, self.resume_ttl)
+                    .await
+                {
+                    self.failed("put_resume", &e);
+                    ok = false;
+                    break;
+                }
+            }
+            if ok {
+                upkeep.resumes_at = Some(now + self.resume_ttl / 2);
+            }
+        }
+    }
+
+    /// Folds every account's pending bytes into the shared counters; announces quotas that
+    /// this fold used up.
+    async fn fold_usage(&self) {
+        for account in self.quotas.to_fold() {
+            let delta = account.take_pending();
+            let ttl = account
+                .counter
+                .period_end_ms
+                .map_or(USAGE_COUNTER_NO_PERIOD, |end| {
+                    Duration::from_millis(u64::try_from(end - unix_ms()).unwrap_or(0))
+                        + USAGE_COUNTER_GRACE
+                });
+            match self
+                .store
+                .add_usage(&account.counter, account.floor(), delta, ttl)
+                .await
+            {
+                Ok(total) => {
+                    if account.folded(total) {
+                        let subject = account.counter.subject.clone();
+                        tracing::info!(subject = %subject, total, quota = account.quota, "byte quota used up across gateways");
+                        let event = SharedEvent::QuotaExceeded { user_id: subject };
+                        // Locally at once; the other gateways through the store.
+                        self.on_event(&event);
+                        if self.distributed {
+                            if let Err(e) = self.store.publish(&event).await {
+                                self.failed("publish", &e);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.failed("add_usage", &e);
+                    account.unfold(delta);
+                    // One failure says Redis is away; the rest wait for the next tick.
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// When the periodic renewals are next due, and what Redis looked like last time.
+#[derive(Debug, Default)]
+struct Upkeep {
+    was_up: bool,
+    ever_up: bool,
+    leases_at: Option<Instant>,
+    resumes_at: Option<Instant>,
+}

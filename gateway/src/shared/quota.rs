@@ -1,0 +1,179 @@
+//! Byte quotas held across gateways: every session adds its bytes to its subject's account
+//! here at once (so this gateway stops at the limit without waiting), and the shared-state
+//! task folds the pending bytes into the shared counter each interval, learning what the other
+//! gateways used. Bytes that could not be folded (Redis down) stay pending and are folded
+//! when it returns, so the shared total is reconciled, never lost.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use httvps_shared_state::UsageCounter;
+
+/// One subject's quota in one period, as this gateway knows it.
+#[derive(Debug)]
+pub struct QuotaAccount {
+    /// The shared counter it folds into.
+    pub counter: UsageCounter,
+    /// Bytes allowed in the period.
+    pub quota: u64,
+    /// What the control plane counted at the last device check (the counter's floor).
+    floor: AtomicU64,
+    /// The shared total at the last fold.
+    known_total: AtomicU64,
+    /// Bytes relayed here and not yet folded.
+    pending: AtomicU64,
+    exhausted: AtomicBool,
+}
+
+impl QuotaAccount {
+    /// Adds relayed bytes; true once the quota is used up.
+    pub fn add(&self, bytes: u64) -> bool {
+        let pending = self.pending.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if self.known_total.load(Ordering::Relaxed) + pending >= self.quota {
+            self.exhausted.store(true, Ordering::Relaxed);
+        }
+        self.is_exhausted()
+    }
+
+    /// Whether the quota is used up (here or, as of the last fold, anywhere).
+    pub fn is_exhausted(&self) -> bool {
+        self.exhausted.load(Ordering::Relaxed)
+    }
+
+    /// The bytes to fold now (they leave `pending`; [`Self::unfold`] puts them back).
+    pub fn take_pending(&self) -> u64 {
+        self.pending.swap(0, Ordering::Relaxed)
+    }
+
+    /// Folding failed: keep the bytes for the next attempt.
+    pub fn unfold(&self, bytes: u64) {
+        self.pending.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The counter's floor.
+    pub fn floor(&self) -> u64 {
+        self.floor.load(Ordering::Relaxed)
+    }
+
+    /// Records the shared total after a fold; true when that crosses the quota for the first
+    /// time (the caller announces it).
+    pub fn folded(&self, total: u64) -> bool {
+        self.known_total.fetch_max(total, Ordering::Relaxed);
+        total >= self.quota && !self.exhausted.swap(true, Ordering::Relaxed)
+    }
+
+    /// Marks the quota used up (another gateway said so).
+    pub fn mark_exhausted(&self) {
+        self.exhausted.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Quota accounts of the subjects with live sessions here.
+#[derive(Debug, Default)]
+pub struct QuotaLedger {
+    accounts: Mutex<HashMap<UsageCounter, Arc<QuotaAccount>>>,
+}
+
+impl QuotaLedger {
+    /// The account for `counter`, created or refreshed with the control plane's latest figures.
+    pub fn account(&self, counter: UsageCounter, quota: u64, used: u64) -> Arc<QuotaAccount> {
+        let mut accounts = self.lock();
+        let account = accounts
+            .entry(counter.clone())
+            .or_insert_with(|| {
+                Arc::new(QuotaAccount {
+                    counter,
+                    quota,
+                    floor: AtomicU64::new(used),
+                    known_total: AtomicU64::new(used),
+                    pending: AtomicU64::new(0),
+                    exhausted: AtomicBool::new(used >= quota),
+                })
+            })
+            .clone();
+        account.floor.fetch_max(used, Ordering::Relaxed);
+        account.known_total.fetch_max(used, Ordering::Relaxed);
+        if used >= account.quota {
+            account.mark_exhausted();
+        }
+        account
+    }
+
+    /// Accounts with bytes to fold; drops accounts no session holds and nothing is pending.
+    pub fn to_fold(&self) -> Vec<Arc<QuotaAccount>> {
+        let mut accounts = self.lock();
+        accounts.retain(|_, a| Arc::strong_count(a) > 1 || a.pending.load(Ordering::Relaxed) > 0);
+        accounts
+            .values()
+            .filter(|a| a.pending.load(Ordering::Relaxed) > 0)
+            .cloned()
+            .collect()
+    }
+
+    /// Marks every account of `subject` used up.
+    pub fn exhaust_subject(&self, subject: &str) {
+        for account in self
+            .lock()
+            .values()
+            .filter(|a| a.counter.subject == subject)
+        {
+            account.mark_exhausted();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UsageCounter, Arc<QuotaAccount>>> {
+        self.accounts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counter() -> UsageCounter {
+        UsageCounter {
+            subject: "u1".into(),
+            period_end_ms: Some(1),
+        }
+    }
+
+    #[test]
+    fn local_bytes_stop_at_the_quota_before_any_fold() {
+        let ledger = QuotaLedger::default();
+        let account = ledger.account(counter(), 1000, 900);
+        assert!(!account.add(50));
+        assert!(account.add(50), "900 + 100 reaches 1000");
+    }
+
+    #[test]
+    fn folds_learn_other_gateways_and_announce_once() {
+        let ledger = QuotaLedger::default();
+        let account = ledger.account(counter(), 1000, 0);
+        account.add(10);
+        let folding = ledger.to_fold();
+        assert_eq!(folding.len(), 1);
+        assert_eq!(folding[0].take_pending(), 10);
+        // Another gateway used the rest.
+        assert!(folding[0].folded(1000));
+        assert!(!folding[0].folded(1200), "announced once");
+        assert!(account.is_exhausted());
+    }
+
+    #[test]
+    fn unfolded_bytes_wait_for_the_next_fold_and_idle_accounts_go() {
+        let ledger = QuotaLedger::default();
+        let account = ledger.account(counter(), 1000, 0);
+        account.add(10);
+        let bytes = account.take_pending();
+        account.unfold(bytes);
+        assert_eq!(ledger.to_fold().len(), 1);
+        assert_eq!(account.take_pending(), 10);
+        drop(account);
+        assert!(ledger.to_fold().is_empty());
+        assert!(
+            ledger.lock().is_empty(),
+            "no session, nothing pending: forgotten"
+        );
+    }
+}
