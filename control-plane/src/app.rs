@@ -10,6 +10,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
+use httvps_shared_state::SessionStore;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -32,6 +33,9 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Sessions being moved off failed nodes right now.
     pub migrations_in_flight: Arc<AtomicUsize>,
+    /// State shared with the gateways (Redis with `REDIS_URL`, else in process); see
+    /// [`crate::shared`].
+    pub shared: Arc<dyn SessionStore>,
 }
 
 /// Why the service could not start.
@@ -74,6 +78,7 @@ impl AppState {
         // A link setting that cannot make a valid connection link is a start-up error, not a
         // 500 at the first device creation.
         crate::link::check_config(&config).map_err(|e| StartError::Config(e.to_string()))?;
+        let shared = crate::shared::open(&config).map_err(|e| StartError::Config(e.to_string()))?;
         let store = Store::connect(&config.database_url, &options).await?;
         store.migrate().await?;
         let secret = match &config.jwt_secret {
@@ -95,6 +100,7 @@ impl AppState {
             jwt,
             metrics: metrics_handle(),
             migrations_in_flight: Arc::new(AtomicUsize::new(0)),
+            shared,
         })
     }
 }

@@ -116,9 +116,63 @@ pub struct ServeConfig {
     #[arg(long, env = "HTTVPS_CP_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
 
+    /// Redis the gateways share state through (`redis://`, `rediss://`). With it, revocations
+    /// and kills reach every gateway at once, `/v1/admin/gateways/live` lists the gateways and
+    /// least-connections ranks nodes by their live streams. Without it that state lives in this
+    /// process and gateways learn of changes from their session heartbeats.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and of the event channel: the gateways' `--redis-prefix`.
+    #[arg(long, env = "HTTVPS_CP_REDIS_PREFIX", default_value = "httvps")]
+    pub redis_prefix: String,
+
+    /// Longest wait for one Redis operation (`500ms`, `2s`).
+    #[arg(long, env = "HTTVPS_CP_REDIS_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
+    pub redis_timeout: Duration,
+
+    /// How long a revocation marker blocks session resumes (`1h`, `90m`). Must be at least the
+    /// gateways' resume-token lifetime (`--resume-ttl`), or a token outlives its revocation.
+    #[arg(long, env = "HTTVPS_CP_REVOCATION_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub revocation_ttl: Duration,
+
+    /// How long a device's sticky node is kept in the shared store (`24h`).
+    #[arg(long, env = "HTTVPS_CP_STICKY_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub sticky_ttl: Duration,
+
     /// Log as JSON lines.
     #[arg(long, env = "HTTVPS_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
+}
+
+/// Parses a duration: a whole number with `ms`, `s`, `m`, `h` or `d` (a bare number is seconds),
+/// above zero.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 30s, 10m, 1h or 1d"))?;
+    let unit_ms: u64 = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?}; use ms, s, m, h or d"
+            ))
+        }
+    };
+    let ms = n
+        .checked_mul(unit_ms)
+        .ok_or_else(|| format!("{text:?} is too long"))?;
+    if ms == 0 {
+        return Err(format!("{text:?}: the duration must be above zero"));
+    }
+    Ok(Duration::from_millis(ms))
 }
 
 impl ServeConfig {
@@ -137,5 +191,32 @@ impl ServeConfig {
 
     pub fn health_interval(&self) -> Option<Duration> {
         (self.health_interval_secs > 0).then(|| Duration::from_secs(self.health_interval_secs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("1.5h").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("3 fortnights").is_err());
+        assert!(parse_duration("99999999999999999d").is_err());
+    }
+
+    #[test]
+    fn shared_state_defaults() {
+        let c = ServeConfig::for_database("sqlite::memory:");
+        assert_eq!(c.redis_prefix, "httvps");
+        assert_eq!(c.revocation_ttl, Duration::from_secs(3600));
+        assert_eq!(c.sticky_ttl, Duration::from_secs(86_400));
     }
 }

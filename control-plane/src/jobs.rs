@@ -12,6 +12,7 @@ use crate::app::AppState;
 use crate::model::{now_ms, NodeHealth};
 use crate::node_pool::{fail_over, StoreHealth};
 use crate::pool::{HealthCheckConfig, HealthChecker, HealthPolicy, ProbeTarget, Prober};
+use crate::shared::{self, RevocationReason};
 use crate::store::SessionFilter;
 
 /// Ledger records rolled up per transaction.
@@ -130,9 +131,16 @@ pub async fn maintenance_round(state: &AppState) -> Result<(), crate::store::Sto
             break;
         }
     }
-    let expired = state.store.expire_subscriptions(now).await?;
-    if !expired.is_empty() {
-        tracing::info!(users = expired.len(), "subscriptions expired");
+    let expiry = state.store.expire_subscriptions(now).await?;
+    if !expiry.renewed.is_empty() || !expiry.lapsed.is_empty() {
+        tracing::info!(
+            renewed = expiry.renewed.len(),
+            lapsed = expiry.lapsed.len(),
+            "subscriptions expired"
+        );
+    }
+    for user in expiry.lapsed {
+        shared::revoke_user(state, user, RevocationReason::Expired).await;
     }
     let stale_before =
         now - i64::try_from(state.config.session_stale_secs * 1000).unwrap_or(i64::MAX);

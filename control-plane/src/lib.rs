@@ -14,4 +14,5 @@ pub mod model;
 pub mod node_pool;
 pub mod pool;
 pub mod quota;
+pub mod shared;
 pub mod store;

@@ -2833,6 +2833,7 @@ async fn openapi_lists_the_admin_paths(app: &TestApp) {
         "/v1/admin/usage",
         "/v1/admin/audit",
         "/v1/admin/gateways",
+        "/v1/admin/gateways/live",
         "/v1/admin/gateways/{id}/tokens",
         "/v1/admin/gateways/{id}/tokens/{token_id}",
         "/v1/gateway/devices/validate",
@@ -2852,7 +2853,7 @@ async fn openapi_lists_the_admin_paths(app: &TestApp) {
     );
     assert_eq!(
         paths.keys().filter(|p| p.starts_with("/v1/admin/")).count(),
-        35
+        36
     );
     assert!(
         paths["/v1/admin/users/{id}"].get("patch").is_some()
@@ -2867,6 +2868,7 @@ async fn openapi_lists_the_admin_paths(app: &TestApp) {
         "IssuedToken",
         "UserQuota",
         "QuotaStatus",
+        "LiveGateway",
         "Problem",
         "LoginRequest",
     ] {

@@ -31,7 +31,7 @@ pub use nodes::{NewNode, NodeUpdate, ProbeRecord};
 pub use plans::{NewPlan, PlanUpdate};
 pub use regions::NewRegion;
 pub use sessions::{NewSession, SessionFilter};
-pub use subscriptions::{NewSubscription, QuotaStatus};
+pub use subscriptions::{Expiry, NewSubscription, QuotaStatus};
 pub use usage::{UsageGroupBy, UsageQuery, UsageRecordInput, UsageRow};
 pub use users::UserUpdate;
 

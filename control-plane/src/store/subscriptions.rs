@@ -75,6 +75,15 @@ async fn set_status(
     Ok(())
 }
 
+/// What [`Store::expire_subscriptions`] did, by user.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Expiry {
+    /// A queued subscription took over.
+    pub renewed: Vec<Uuid>,
+    /// Nothing is in force any more.
+    pub lapsed: Vec<Uuid>,
+}
+
 impl Store {
     pub async fn create_subscription(
         &self,
@@ -285,9 +294,9 @@ impl Store {
         }
     }
 
-    /// Ends every active subscription whose time is up; returns the users affected (so that
-    /// their sessions can be told).
-    pub async fn expire_subscriptions(&self, now: Millis) -> Result<Vec<Uuid>> {
+    /// Ends every active subscription whose time is up, starting a queued one in its place if
+    /// there is one; says which users are left without a subscription (their sessions must end).
+    pub async fn expire_subscriptions(&self, now: Millis) -> Result<Expiry> {
         let rows = sqlx::query("SELECT DISTINCT user_id FROM subscriptions WHERE status = 'active' AND ends_at IS NOT NULL AND ends_at <= $1")
             .bind(now)
             .fetch_all(self.reader())
@@ -296,11 +305,15 @@ impl Store {
             .iter()
             .map(|r| r.id("user_id"))
             .collect::<Result<_>>()?;
-        for user in &users {
+        let mut expiry = Expiry::default();
+        for user in users {
             // Resolving ends the expired subscription and starts a queued one, if any.
-            self.resolve_subscription(*user, now, false).await?;
+            match self.resolve_subscription(user, now, false).await? {
+                Some(_) => expiry.renewed.push(user),
+                None => expiry.lapsed.push(user),
+            }
         }
-        Ok(users)
+        Ok(expiry)
     }
 
     /// Bytes used by the user since `since` according to the hot counters (hour precision).

@@ -16,6 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
 use crate::link;
 use crate::model::{Device, DeviceStatus};
+use crate::shared::{self, RevocationReason};
 use crate::store::NewDevice;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -145,6 +146,7 @@ pub async fn delete_device(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
     state.store.delete_device(&caller.actor(), id).await?;
+    shared::revoke_device(&state, id, RevocationReason::Deleted).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -154,16 +156,25 @@ async fn set_status(
     id: Uuid,
     status: DeviceStatus,
 ) -> ApiResult<Json<Device>> {
-    Ok(Json(
-        state
-            .store
-            .update_device(&caller.actor(), id, Some(status), None)
-            .await?,
-    ))
+    let device = state
+        .store
+        .update_device(&caller.actor(), id, Some(status), None)
+        .await?;
+    let reason = match status {
+        DeviceStatus::Revoked => Some(RevocationReason::Revoked),
+        DeviceStatus::Disabled => Some(RevocationReason::Disabled),
+        DeviceStatus::Active => None,
+    };
+    if let Some(reason) = reason {
+        // Committed above: gateways end the device's sessions now instead of at the next
+        // heartbeat.
+        shared::revoke_device(state, id, reason).await;
+    }
+    Ok(Json(device))
 }
 
-/// Revokes a device for good: its sessions end at their next heartbeat and it cannot be
-/// enabled again.
+/// Revokes a device for good: its sessions end at once (with Redis; else at their next
+/// heartbeat) and it cannot be enabled again.
 #[utoipa::path(post, path = "/v1/admin/devices/{id}/revoke", tag = "admin", params(("id" = Uuid, Path)),
     responses((status = 200, body = Device), (status = 404, body = crate::error::Problem)), security(("admin_jwt" = [])))]
 pub async fn revoke_device(

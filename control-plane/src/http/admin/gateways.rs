@@ -1,11 +1,12 @@
 //! Gateways and their service tokens. Registering a gateway and rotating its token show the
 //! new token once; rotation lets the older tokens work for an overlap so gateways can be
-//! updated one by one; a token can also be revoked at once. Reading needs any role; changing
-//! needs the admin role.
+//! updated one by one; a token can also be revoked at once. `/live` lists the gateway processes
+//! registered in the shared store. Reading needs any role; changing needs the admin role.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use httvps_shared_state::GatewayInfo;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -16,6 +17,7 @@ use crate::auth::token;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AdminCaller, ApiJson, ApiPath};
 use crate::model::{Gateway, GatewayToken};
+use crate::shared;
 use crate::store::StoreError;
 
 /// Default overlap of a rotation, in seconds.
@@ -106,6 +108,60 @@ pub async fn list_gateways(
     _caller: AdminCaller,
 ) -> ApiResult<Json<Vec<Gateway>>> {
     Ok(Json(state.store.list_gateways().await?))
+}
+
+/// A gateway process as it registers itself in the shared store (Redis), at most one heartbeat
+/// period old.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LiveGateway {
+    /// The process's id (`--gateway-id`, else a new UUID per start); not a registry id.
+    pub id: String,
+    pub version: String,
+    /// The address it listens on, as it knows it.
+    pub listen: String,
+    /// When it started, Unix ms.
+    pub started_at_ms: i64,
+    /// Its last heartbeat, Unix ms.
+    pub heartbeat_at_ms: i64,
+    pub sessions: u64,
+    pub streams: u64,
+    /// Refusing new sessions (shutting down).
+    pub draining: bool,
+}
+
+impl From<GatewayInfo> for LiveGateway {
+    fn from(g: GatewayInfo) -> Self {
+        LiveGateway {
+            id: g.id,
+            version: g.version,
+            listen: g.listen,
+            started_at_ms: g.started_at_ms,
+            heartbeat_at_ms: g.heartbeat_at_ms,
+            sessions: g.sessions,
+            streams: g.streams,
+            draining: g.draining,
+        }
+    }
+}
+
+/// Lists the gateway processes alive right now, from the shared store. 503 when it cannot be
+/// read, or when there is none (`REDIS_URL` unset: gateways then register nowhere shared).
+#[utoipa::path(get, path = "/v1/admin/gateways/live", tag = "admin",
+    responses((status = 200, body = Vec<LiveGateway>), (status = 503, body = crate::error::Problem)), security(("admin_jwt" = [])))]
+pub async fn live_gateways(
+    State(state): State<AppState>,
+    _caller: AdminCaller,
+) -> ApiResult<Json<Vec<LiveGateway>>> {
+    if !shared::is_shared(&state) {
+        return Err(ApiError::Unavailable(
+            "no shared store: set REDIS_URL to see live gateways".into(),
+        ));
+    }
+    let gateways = state.shared.gateways().await.map_err(|e| {
+        metrics::counter!("httvps_cp_shared_state_errors_total", "op" => "gateways").increment(1);
+        ApiError::Unavailable(e.to_string())
+    })?;
+    Ok(Json(gateways.into_iter().map(LiveGateway::from).collect()))
 }
 
 /// Reads one gateway.

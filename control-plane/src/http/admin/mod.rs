@@ -101,6 +101,7 @@ pub const DEFAULT_LIMIT: i64 = 100;
         audit::list_audit,
         gateways::create_gateway,
         gateways::list_gateways,
+        gateways::live_gateways,
         gateways::get_gateway,
         gateways::rotate_token,
         gateways::list_tokens,
@@ -119,6 +120,7 @@ pub const DEFAULT_LIMIT: i64 = 100;
         crate::model::Session,
         crate::model::Gateway,
         crate::model::GatewayToken,
+        gateways::LiveGateway,
         crate::model::AuditEntry,
         crate::model::Role,
         crate::store::QuotaStatus,
@@ -236,6 +238,8 @@ pub fn routes() -> Router<AppState> {
             "/v1/admin/gateways",
             post(gateways::create_gateway).get(gateways::list_gateways),
         )
+        // A static segment wins over `{id}`.
+        .route("/v1/admin/gateways/live", get(gateways::live_gateways))
         .route("/v1/admin/gateways/{id}", get(gateways::get_gateway))
         .route(
             "/v1/admin/gateways/{id}/tokens",

@@ -1,5 +1,5 @@
 //! Sessions: list (live or all, by user, device, gateway or node), read, and end one (its
-//! gateway closes it at the next heartbeat).
+//! gateway hears it through the shared store, or at the next heartbeat).
 
 use axum::extract::State;
 use axum::Json;
@@ -12,6 +12,7 @@ use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AdminCaller, ApiPath, ApiQuery};
 use crate::model::Session;
+use crate::shared;
 use crate::store::{SessionFilter, StoreError};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -58,7 +59,7 @@ pub async fn get_session(
     Ok(Json(state.store.get_session(id).await?))
 }
 
-/// Ends a live session: its gateway closes it at the next heartbeat.
+/// Ends a live session: its gateway closes it at once (with Redis; else at the next heartbeat).
 #[utoipa::path(post, path = "/v1/admin/sessions/{id}/end", tag = "admin", params(("id" = Uuid, Path)),
     responses((status = 200, body = Session), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("admin_jwt" = [])))]
 pub async fn end_session(
@@ -78,5 +79,6 @@ pub async fn end_session(
             StoreError::NotFound(_) => ApiError::Conflict("the session has already ended".into()),
             other => other.into(),
         })?;
+    shared::announce_kill(&state, id).await;
     Ok(Json(session))
 }

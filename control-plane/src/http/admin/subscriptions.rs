@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AdminCaller, ApiJson, ApiPath};
 use crate::model::{now_ms, Millis, Subscription, SubscriptionStatus};
+use crate::shared::{self, RevocationReason};
 use crate::store::{NewSubscription, QuotaStatus, StoreError};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -150,7 +151,25 @@ pub async fn cancel_subscription(
             }
             other => other.into(),
         })?;
+    end_sessions_if_lapsed(&state, sub.user_id).await;
     Ok(Json(sub))
+}
+
+/// After a cancellation: when nothing is in force any more (no queued subscription took over),
+/// the user's sessions end now. The cancellation is committed, so a failed check only delays
+/// that to the sessions' next heartbeat.
+async fn end_sessions_if_lapsed(state: &AppState, user: Uuid) {
+    match state
+        .store
+        .resolve_subscription(user, now_ms(), false)
+        .await
+    {
+        Ok(Some(_)) => {}
+        Ok(None) => shared::revoke_user(state, user, RevocationReason::Expired).await,
+        Err(e) => {
+            tracing::warn!(%user, error = %e, "cannot tell whether a subscription is still in force")
+        }
+    }
 }
 
 /// Starts the subscription's quota period afresh: usage so far no longer counts.

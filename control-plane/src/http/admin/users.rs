@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
 use crate::model::{User, UserStatus};
+use crate::shared::{self, RevocationReason};
 use crate::store::{StoreError, UserUpdate};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -134,6 +135,9 @@ pub async fn update_user(
         .update_user(&caller.actor(), id, &update)
         .await
         .map_err(conflict(name.as_deref().unwrap_or_default()))?;
+    if req.status == Some(UserStatus::Disabled) {
+        shared::revoke_user(&state, id, RevocationReason::Disabled).await;
+    }
     Ok(Json(user))
 }
 
@@ -146,5 +150,6 @@ pub async fn delete_user(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
     state.store.delete_user(&caller.actor(), id).await?;
+    shared::revoke_user(&state, id, RevocationReason::Deleted).await;
     Ok(StatusCode::NO_CONTENT)
 }
