@@ -14,6 +14,7 @@ use crate::pool::{
     plan_failover, CheckedNode, FailoverRequest, Health, HealthState, HealthStore,
     HealthStoreError, NodeCandidate, NodeEndpoint, ProbeOutcome, ProbeRecord, SessionRef,
 };
+use crate::shared;
 use crate::store::{self, SessionFilter, Store, StoreError};
 
 /// Nodes, their candidates for assignment, and region codes by id.
@@ -51,6 +52,7 @@ impl PoolView {
                     weight: u32::try_from(n.weight).unwrap_or(0),
                     capacity: u32::try_from(n.capacity).unwrap_or(0),
                     load: u32::try_from(loads.get(&n.id).copied().unwrap_or(0)).unwrap_or(u32::MAX),
+                    live_streams: None,
                     // A node not yet probed may be used; one that failed its probes may not.
                     healthy: n.health != NodeHealth::Unhealthy,
                     active: n.status == NodeStatus::Active,
@@ -63,6 +65,14 @@ impl PoolView {
             region_codes,
             region_locations,
         })
+    }
+
+    /// Ranks nodes by the gateways' live streams (node id → streams; a node missing carries
+    /// none) instead of their session counts, for least-connections.
+    pub fn rank_by_live_streams(&mut self, streams: &HashMap<Uuid, u32>) {
+        for c in &mut self.candidates {
+            c.live_streams = Some(streams.get(&c.id).copied().unwrap_or(0));
+        }
     }
 
     /// The region code of a node.
@@ -211,6 +221,7 @@ pub async fn fail_over(state: &AppState, failed: Uuid) -> Result<FailoverReport,
         in_flight.fetch_sub(1, Ordering::SeqCst);
         if result? {
             moved += 1;
+            shared::set_sticky_node(state, m.device_id, m.to).await;
             metrics::counter!("httvps_cp_failover_moves_total", "same_group" => m.same_group.to_string()).increment(1);
         }
     }

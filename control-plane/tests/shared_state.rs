@@ -1,7 +1,7 @@
 //! The control plane and the state it shares with the gateways, against the real Redis
 //! (`REDIS_URL_TEST`, default `redis://127.0.0.1:6379`; an unreachable Redis fails the run) on
 //! SQLite and on the real PostgreSQL. Each test has its own key prefix; a `RedisStore` on that
-//! prefix stands in for a gateway: it hears the events and registers itself.
+//! prefix stands in for a gateway: it hears the events and registers and reports load.
 
 mod common;
 
@@ -11,9 +11,12 @@ use std::time::Duration;
 use common::app::{call, TestApp};
 use common::TestDb;
 use httvps_control_plane::auth::token;
+use httvps_control_plane::config::AssignStrategy;
 use httvps_control_plane::model::ResetStrategy;
-use httvps_control_plane::store::{NewDevice, NewPlan, NewSubscription};
-use httvps_shared_state::{GatewayInfo, RedisStore, RevocationTarget, SessionStore, SharedEvent};
+use httvps_control_plane::store::{NewDevice, NewNode, NewPlan, NewSubscription};
+use httvps_shared_state::{
+    GatewayInfo, NodeLoads, RedisStore, RevocationTarget, SessionStore, SharedEvent,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
@@ -47,6 +50,7 @@ impl Rig {
         let app = TestApp::with_db(db, |c| {
             c.redis_url = Some(url.clone());
             c.redis_prefix = prefix.clone();
+            c.assign_strategy = AssignStrategy::LeastConnections;
         })
         .await;
         Rig { app, gateway }
@@ -137,6 +141,8 @@ on_both_backends!(
     ended_subscriptions_reach_the_gateways,
     kills_reach_the_gateways,
     live_gateways_come_from_the_registry,
+    least_connections_follows_live_streams,
+    the_shared_sticky_node_comes_first,
 );
 
 /// A user on a plan (with one active subscription) and `devices` devices.
@@ -417,13 +423,137 @@ async fn live_gateways_come_from_the_registry(rig: &Rig) {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
+async fn node(app: &TestApp, name: &str, capacity: i32) -> Uuid {
+    app.store()
+        .create_node(
+            "test",
+            &NewNode {
+                name: name.into(),
+                host: "198.51.100.1".into(),
+                port: 8388,
+                cipher: "chacha20-ietf-poly1305".into(),
+                secret: format!("secret-{name}"),
+                region_id: None,
+                groups: vec![],
+                weight: 100,
+                capacity,
+            },
+        )
+        .await
+        .unwrap()
+        .id
+}
+
+async fn assigned(app: &TestApp, device: Uuid) -> Uuid {
+    let (status, body) = call(
+        app.gateway(Method::POST, "/v1/gateway/nodes/assign")
+            .json(&json!({"device_id": device})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    Uuid::parse_str(body["node"]["id"].as_str().unwrap()).unwrap()
+}
+
+/// Two nodes where the database and the gateways disagree: `busy_in_db` carries more sessions,
+/// `busy_live` more streams.
+async fn disputed_nodes(app: &TestApp) -> (Uuid, Uuid) {
+    let busy_in_db = node(app, "busy-in-db", 100).await;
+    let busy_live = node(app, "busy-live", 100).await;
+    let s = subscriber(app, 1).await;
+    for _ in 0..2 {
+        let (status, body) = call(app.gateway(Method::POST, "/v1/gateway/sessions").json(
+            &json!({"session_id": Uuid::new_v4(), "device_id": s.devices[0], "node_id": busy_in_db}),
+        ))
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    (busy_in_db, busy_live)
+}
+
+async fn least_connections_follows_live_streams(rig: &Rig) {
+    let app = &rig.app;
+    let (busy_in_db, busy_live) = disputed_nodes(app).await;
+    // Two gateways' shares add up: 30 streams on busy-live, 1 on busy-in-db.
+    let share = |pairs: &[(Uuid, u64)]| -> NodeLoads {
+        pairs.iter().map(|(n, c)| (n.to_string(), *c)).collect()
+    };
+    rig.gateway
+        .register_gateway(&info("gw-1", 0), Duration::from_secs(60))
+        .await
+        .unwrap();
+    rig.gateway
+        .register_gateway(&info("gw-2", 0), Duration::from_secs(60))
+        .await
+        .unwrap();
+    rig.gateway
+        .publish_load(
+            "gw-1",
+            &share(&[(busy_live, 20), (busy_in_db, 1)]),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    rig.gateway
+        .publish_load("gw-2", &share(&[(busy_live, 10)]), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let device = subscriber(app, 1).await.devices[0];
+    assert_eq!(
+        assigned(app, device).await,
+        busy_in_db,
+        "fewer live streams wins over fewer sessions"
+    );
+    // The loads turn around: a new device goes to the other node.
+    rig.gateway
+        .publish_load("gw-1", &share(&[(busy_in_db, 50)]), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let device = subscriber(app, 1).await.devices[0];
+    assert_eq!(assigned(app, device).await, busy_live);
+}
+
+async fn the_shared_sticky_node_comes_first(rig: &Rig) {
+    let app = &rig.app;
+    let (busy_in_db, busy_live) = disputed_nodes(app).await;
+    let device = subscriber(app, 1).await.devices[0];
+    // No live load: sessions decide, and the choice is remembered in both places.
+    assert_eq!(assigned(app, device).await, busy_live);
+    assert_eq!(
+        rig.gateway
+            .sticky_node(&device.to_string())
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(busy_live.to_string().as_str())
+    );
+    assert_eq!(
+        app.store().get_device(device).await.unwrap().sticky_node_id,
+        Some(busy_live)
+    );
+    // What the shared store says wins over the database column.
+    rig.gateway
+        .set_sticky_node(
+            &device.to_string(),
+            &busy_in_db.to_string(),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(assigned(app, device).await, busy_in_db);
+    assert_eq!(
+        app.store().get_device(device).await.unwrap().sticky_node_id,
+        Some(busy_in_db)
+    );
+}
+
 /// Without a reachable Redis every change still succeeds (the database is the truth), the
-/// failure is counted and live gateways answer 503.
+/// failure is counted, live gateways answer 503 and assignment ranks by the database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_redis_never_fails_a_change() {
     let app = TestApp::with_db(TestDb::sqlite().await, |c| {
         c.redis_url = Some(DEAD_REDIS.into());
         c.redis_timeout = Duration::from_millis(300);
+        c.assign_strategy = AssignStrategy::LeastConnections;
     })
     .await;
     let s = subscriber(&app, 2).await;
@@ -454,6 +584,10 @@ async fn an_unreachable_redis_never_fails_a_change() {
         (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")),
         "{problem}"
     );
+    let (busy_in_db, busy_live) = disputed_nodes(&app).await;
+    let device = subscriber(&app, 1).await.devices[0];
+    assert_eq!(assigned(&app, device).await, busy_live);
+    assert_ne!(busy_in_db, busy_live);
     let metrics = app
         .http
         .get(app.url("/metrics"))

@@ -18,6 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::model::{now_ms, DeviceStatus, Millis, Plan, Session, UserStatus};
 use crate::node_pool::PoolView;
 use crate::pool::{assign, AssignError, AssignRequest, Strategy};
+use crate::shared;
 use crate::store::{NewSession, StoreError, UsageRecordInput};
 
 /// Most records in one usage report.
@@ -218,7 +219,23 @@ pub async fn assign_node(
         .resolve_subscription(device.user_id, now_ms(), false)
         .await?
         .map(|(_, p)| p);
-    let view = PoolView::load(&state.store).await?;
+    let mut view = PoolView::load(&state.store).await?;
+    let strategy = match state.config.assign_strategy {
+        AssignStrategy::Weighted => Strategy::Weighted,
+        AssignStrategy::LeastConnections => Strategy::LeastConnections,
+    };
+    if strategy == Strategy::LeastConnections {
+        // Streams say more about a node's load than sessions do; without them (no Redis, or
+        // it is down) the database's session counts rank the nodes.
+        if let Some(streams) = shared::live_streams(&state).await {
+            view.rank_by_live_streams(&streams);
+        }
+    }
+    // The shared store remembers the node across control-plane replicas and gateways; the
+    // database column is the fallback when it is empty or unreachable.
+    let sticky = shared::sticky_node(&state, device.id)
+        .await
+        .or(device.sticky_node_id);
     let allowed = plan.map(|p| p.allowed_regions).filter(|r| !r.is_empty());
     let preferred = req.region.filter(|r| !r.is_empty());
     let request = AssignRequest {
@@ -227,12 +244,8 @@ pub async fn assign_node(
             .and_then(|r| view.region_locations.get(r).copied()),
         preferred_region: preferred,
         allowed_regions: allowed,
-        sticky_node: device.sticky_node_id,
+        sticky_node: sticky,
         exclude: req.exclude,
-    };
-    let strategy = match state.config.assign_strategy {
-        AssignStrategy::Weighted => Strategy::Weighted,
-        AssignStrategy::LeastConnections => Strategy::LeastConnections,
     };
     let chosen = assign(
         &view.candidates,
@@ -257,6 +270,8 @@ pub async fn assign_node(
     if device.sticky_node_id != Some(chosen) {
         state.store.set_sticky_node(device.id, Some(chosen)).await?;
     }
+    // Also when unchanged: renews its TTL.
+    shared::set_sticky_node(&state, device.id, chosen).await;
     if let Some(session) = req.session_id {
         state.store.move_session(session, chosen).await?;
     }

@@ -24,6 +24,11 @@ pub struct NodeCandidate {
     pub capacity: u32,
     /// Live sessions across all gateways.
     pub load: u32,
+    /// Live streams through the node across all gateways, when the gateways report them (set
+    /// for every candidate or for none). [`Strategy::LeastConnections`] ranks by it first and
+    /// by `load` among equals; capacity is always checked against `load`, since it counts
+    /// sessions.
+    pub live_streams: Option<u32>,
     /// Passing health checks.
     pub healthy: bool,
     /// Enabled by an operator.
@@ -240,11 +245,15 @@ pub(crate) fn compare_load_ratio(load_a: u32, cap_a: u32, load_b: u32, cap_b: u3
     }
 }
 
+/// Fewest live streams per capacity first when known, then [`least_loaded_order`] on sessions.
 fn pick_least_loaded<'a>(nodes: &[&'a NodeCandidate]) -> Option<&'a NodeCandidate> {
-    nodes
-        .iter()
-        .copied()
-        .min_by(|a, b| least_loaded_order((a, a.load), (b, b.load)))
+    nodes.iter().copied().min_by(|a, b| {
+        let streams = match (a.live_streams, b.live_streams) {
+            (Some(x), Some(y)) => compare_load_ratio(x, a.capacity, y, b.capacity),
+            _ => Ordering::Equal,
+        };
+        streams.then_with(|| least_loaded_order((a, a.load), (b, b.load)))
+    })
 }
 
 #[cfg(test)]
@@ -268,6 +277,7 @@ mod tests {
             weight: 1,
             capacity: 100,
             load: 0,
+            live_streams: None,
             healthy: true,
             active: true,
         }
@@ -632,6 +642,53 @@ mod tests {
         // equal ratio and weight: the lower id wins, whatever the input order.
         let nodes = [node(8, "de"), node(5, "de"), node(9, "de")];
         assert_eq!(least(&nodes, &AssignRequest::default()), Ok(id(5)));
+    }
+
+    #[test]
+    fn least_connections_ranks_by_live_streams_when_known() {
+        // Node 1 has fewer sessions but more streams: the streams decide.
+        let nodes = [
+            NodeCandidate {
+                load: 1,
+                live_streams: Some(40),
+                ..node(1, "de")
+            },
+            NodeCandidate {
+                load: 5,
+                live_streams: Some(3),
+                ..node(2, "de")
+            },
+        ];
+        assert_eq!(least(&nodes, &AssignRequest::default()), Ok(id(2)));
+        // Capacity still counts sessions: a node full of sessions is skipped however few
+        // streams it carries.
+        let nodes = [
+            NodeCandidate {
+                load: 100,
+                live_streams: Some(0),
+                ..node(1, "de")
+            },
+            NodeCandidate {
+                load: 5,
+                live_streams: Some(50),
+                ..node(2, "de")
+            },
+        ];
+        assert_eq!(least(&nodes, &AssignRequest::default()), Ok(id(2)));
+        // Equal streams (e.g. none reported yet): sessions decide.
+        let nodes = [
+            NodeCandidate {
+                load: 7,
+                live_streams: Some(0),
+                ..node(1, "de")
+            },
+            NodeCandidate {
+                load: 2,
+                live_streams: Some(0),
+                ..node(2, "de")
+            },
+        ];
+        assert_eq!(least(&nodes, &AssignRequest::default()), Ok(id(2)));
     }
 
     #[test]

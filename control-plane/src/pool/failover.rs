@@ -154,6 +154,7 @@ mod tests {
             weight: 1,
             capacity,
             load,
+            live_streams: None,
             healthy: true,
             active: true,
         }
