@@ -108,6 +108,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => ApiError::NotFound(what.to_owned()),
             StoreError::Conflict(msg) => ApiError::Conflict(msg),
             StoreError::Invalid(msg) => ApiError::Validation(msg),
+            // The HELLO_ERROR a gateway gives the client for it.
+            e @ StoreError::SessionKilled => {
+                ApiError::refused(StatusCode::FORBIDDEN, "revoked", e.to_string())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

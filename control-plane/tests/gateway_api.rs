@@ -1,6 +1,6 @@
 //! The gateway-facing API through the real HTTP server, on SQLite and on the real PostgreSQL:
-//! device validation and its refusal codes, node assignment, the session lifecycle, idempotent
-//! usage, the pool snapshot, failover and the periodic maintenance.
+//! device validation and its refusal codes, node assignment, the session lifecycle (with resumes
+//! across gateways), idempotent usage, the pool snapshot, failover and the periodic maintenance.
 
 mod common;
 
@@ -45,6 +45,7 @@ on_both_backends!(
     usage_reports_are_idempotent_and_validated,
     assignment_is_sticky_and_respects_health_and_exclusions,
     session_lifecycle_limits_kill_and_revocation,
+    a_resumed_session_reattaches_to_another_gateway,
     failover_moves_sessions_same_group_first,
     maintenance_rolls_up_and_reaps,
 );
@@ -583,6 +584,97 @@ async fn session_lifecycle_limits_kill_and_revocation(app: &TestApp) {
     let (status, _) =
         call(app.gateway(Method::POST, "/v1/gateway/sessions/not-a-uuid/heartbeat")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// A gateway resuming a session (SPEC §4.4) starts it again under the same id: the session
+/// moves to that gateway, live, without counting against the limit twice.
+async fn a_resumed_session_reattaches_to_another_gateway(app: &TestApp) {
+    let second_token = token::generate();
+    let (second, _) = app
+        .store()
+        .create_gateway("test", "gw-second", &token::hash(&second_token))
+        .await
+        .unwrap();
+    let as_second = |method: Method, path: &str| {
+        app.http
+            .request(method, app.url(path))
+            .bearer_auth(&second_token)
+    };
+    // A limit of one: the resumed session is the same one, not a second.
+    let s = subscriber(app, None, 1, vec![]).await;
+    let (status, first) = start(app, s.device, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let id = first["id"].as_str().unwrap().to_owned();
+    // The first gateway lost the connection and recorded the end.
+    let (status, _) = call(
+        app.gateway(Method::POST, &format!("/v1/gateway/sessions/{id}/end"))
+            .json(&json!({"reason": "connection_lost"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let body = json!({"session_id": id, "device_id": s.device, "node_id": null});
+    let (status, resumed) = call(as_second(Method::POST, "/v1/gateway/sessions").json(&body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{resumed}");
+    assert_eq!(resumed["id"], first["id"]);
+    assert_eq!(resumed["gateway_id"], second.id.to_string());
+    assert_eq!(resumed["ended_at"], Value::Null);
+    assert_eq!(resumed["end_reason"], Value::Null);
+    assert_eq!(resumed["started_at"], first["started_at"]);
+    // Heartbeats now belong to the second gateway; the first one's are refused.
+    let (status, hb) = call(as_second(
+        Method::POST,
+        &format!("/v1/gateway/sessions/{id}/heartbeat"),
+    ))
+    .await;
+    assert_eq!((status, hb["end"].as_bool()), (StatusCode::OK, Some(false)));
+    let (status, _) = call(app.gateway(
+        Method::POST,
+        &format!("/v1/gateway/sessions/{id}/heartbeat"),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // A late end from the first gateway does not end it on the second.
+    let (status, _) = call(
+        app.gateway(Method::POST, &format!("/v1/gateway/sessions/{id}/end"))
+            .json(&json!({"reason": "connection_lost"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Resuming while live (a move straight from one gateway to the other) works too, and
+    // still counts once: a new session is over the limit.
+    let (status, back) = call(
+        app.gateway(Method::POST, "/v1/gateway/sessions")
+            .json(&body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{back}");
+    assert_ne!(back["gateway_id"], second.id.to_string());
+    let (status, problem) = start(app, s.device, None).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("too_many_sessions"))
+    );
+    // The id is not another device's to take.
+    let other = subscriber(app, None, 5, vec![]).await;
+    let (status, problem) = call(
+        as_second(Method::POST, "/v1/gateway/sessions")
+            .json(&json!({"session_id": id, "device_id": other.device})),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict")),
+        "{problem}"
+    );
+    // A killed session stays dead: its resume is refused as `revoked`.
+    let (status, _) = call(app.admin(Method::POST, &format!("/v1/admin/sessions/{id}/end"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, problem) = call(as_second(Method::POST, "/v1/gateway/sessions").json(&body)).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("revoked")),
+        "{problem}"
+    );
 }
 
 async fn failover_moves_sessions_same_group_first(app: &TestApp) {

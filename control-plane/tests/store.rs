@@ -42,6 +42,7 @@ on_both_backends!(
     usage_is_idempotent_and_counts_toward_quota,
     usage_rollups_by_every_key,
     session_limit_holds_under_concurrency,
+    concurrent_starts_of_one_session_make_one_row,
     gateway_tokens_rotate_and_revoke,
     node_health_history_and_load,
     concurrent_usage_writes_never_fail,
@@ -565,6 +566,46 @@ async fn session_limit_holds_under_concurrency(store: &Store) {
             .unwrap(),
         3
     );
+}
+
+/// Several gateways starting (resuming) the same session id at once: every start succeeds, one
+/// row exists, and it belongs to one of them.
+async fn concurrent_starts_of_one_session_make_one_row(store: &Store) {
+    let (user, device, first) = usage_fixture(store, None).await;
+    let (.., second) = usage_fixture(store, None).await;
+    let id = Uuid::new_v4();
+    let store = Arc::new(store.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            store
+                .start_session(&NewSession {
+                    id,
+                    device_id: device,
+                    user_id: user,
+                    gateway_id: if i % 2 == 0 { first } else { second },
+                    node_id: None,
+                    client_region: None,
+                    session_limit: Some(1),
+                })
+                .await
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        assert_eq!(r.unwrap().unwrap().id, id);
+    }
+    let rows = store
+        .list_sessions(&SessionFilter {
+            user_id: Some(user),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].gateway_id == first || rows[0].gateway_id == second);
+    assert_eq!(rows[0].ended_at, None);
 }
 
 async fn gateway_tokens_rotate_and_revoke(store: &Store) {

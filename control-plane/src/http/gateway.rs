@@ -298,7 +298,10 @@ pub struct StartSessionRequest {
     pub client_region: Option<String>,
 }
 
-/// Registers a new session under the plan's concurrent-session limit (idempotent on the id).
+/// Registers a new session under the plan's concurrent-session limit. An id that exists already
+/// is the same session: a retried start, or a resume on another gateway, which moves it to the
+/// caller without counting it again. 403 `revoked` for a device that may not connect or a
+/// session an operator killed, `expired` without a subscription.
 #[utoipa::path(post, path = "/v1/gateway/sessions", tag = "gateway", request_body = StartSessionRequest,
     responses((status = 201, body = Session), (status = 409, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
     security(("gateway_token" = [])))]

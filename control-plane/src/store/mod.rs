@@ -54,6 +54,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// A session an operator ended cannot be started or resumed again.
+    #[error("the session was ended by an operator")]
+    SessionKilled,
     #[error("database URL {0:?} is neither postgres:// nor sqlite:")]
     UnsupportedUrl(String),
     #[error("corrupt row: {0}")]

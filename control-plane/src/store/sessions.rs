@@ -57,11 +57,11 @@ fn from_row(r: &AnyRow) -> Result<Session> {
 
 impl Store {
     /// Starts a session. With a limit, the count of the user's live sessions and the insert are
-    /// one transaction, serialized per user, so concurrent starts cannot exceed it. Starting a
-    /// session id that exists already (a gateway retry) returns it unchanged.
+    /// one transaction, serialized per user, so concurrent starts cannot exceed it. A session id
+    /// that exists already is re-attached instead (see [`Store::reattach_session`]).
     pub async fn start_session(&self, new: &NewSession) -> Result<Session> {
-        if let Ok(existing) = self.get_session(new.id).await {
-            return Ok(existing);
+        if let Some(session) = self.reattach_session(new).await? {
+            return Ok(session);
         }
         let now = now_ms();
         let mut tx = self.begin().await?;
@@ -71,6 +71,20 @@ impl Store {
                 .bind(new.user_id.to_string())
                 .fetch_optional(&mut *tx)
                 .await?;
+        }
+        // A concurrent start of the same id may have committed since the re-attach above: it is
+        // this session, not one more against the limit.
+        let exists = sqlx::query("SELECT id FROM sessions WHERE id = $1")
+            .bind(new.id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if exists {
+            tx.rollback().await?;
+            return self
+                .reattach_session(new)
+                .await?
+                .ok_or(StoreError::NotFound("session"));
         }
         if let Some(limit) = new.session_limit {
             let live = sqlx::query(
@@ -86,7 +100,7 @@ impl Store {
                 )));
             }
         }
-        sqlx::query(&format!("INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, NULL, NULL, FALSE, 0, 0)"))
+        let inserted = sqlx::query(&format!("INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, NULL, NULL, FALSE, 0, 0)"))
             .bind(new.id.to_string())
             .bind(new.device_id.to_string())
             .bind(new.user_id.to_string())
@@ -95,9 +109,60 @@ impl Store {
             .bind(new.client_region.clone())
             .bind(now)
             .execute(&mut *tx)
-            .await?;
+            .await;
+        match inserted.map_err(StoreError::from) {
+            Ok(_) => {}
+            // Another start of the same id won the race: this one re-attaches to it.
+            Err(e @ StoreError::Conflict(_)) => {
+                tx.rollback().await?;
+                return self.reattach_session(new).await?.ok_or(e);
+            }
+            Err(e) => return Err(e),
+        }
         tx.commit().await?;
         self.get_session(new.id).await
+    }
+
+    /// A session id that exists already is the same session coming back: a gateway retrying
+    /// its start, or another gateway resuming it after the connection moved (SPEC §4.4). It
+    /// becomes live again on the calling gateway, with a fresh heartbeat and without counting
+    /// against the session limit a second time. A session an operator killed stays dead
+    /// ([`StoreError::SessionKilled`]); an id of another device is a conflict. `None`: the id is
+    /// new.
+    pub async fn reattach_session(&self, new: &NewSession) -> Result<Option<Session>> {
+        // Twice at most: a row a concurrent start commits between the update and the read is
+        // re-attached by the second round.
+        for _ in 0..2 {
+            let done = sqlx::query(
+                "UPDATE sessions SET gateway_id = $2, ended_at = NULL, end_reason = NULL, \
+                 last_heartbeat_at = $3, node_id = COALESCE($4, node_id) \
+                 WHERE id = $1 AND device_id = $5 AND kill_requested = FALSE",
+            )
+            .bind(new.id.to_string())
+            .bind(new.gateway_id.to_string())
+            .bind(now_ms())
+            .bind(new.node_id.map(|n| n.to_string()))
+            .bind(new.device_id.to_string())
+            .execute(self.writer())
+            .await?;
+            if done.rows_affected() > 0 {
+                return self.get_session(new.id).await.map(Some);
+            }
+            match self.get_session(new.id).await {
+                Ok(s) if s.kill_requested => return Err(StoreError::SessionKilled),
+                Ok(s) if s.device_id != new.device_id => {
+                    return Err(StoreError::Conflict(
+                        "the session id belongs to another device".into(),
+                    ))
+                }
+                Ok(_) => continue,
+                Err(StoreError::NotFound(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict(
+            "the session changed while it was re-attached; retry".into(),
+        ))
     }
 
     pub async fn get_session(&self, id: Uuid) -> Result<Session> {
