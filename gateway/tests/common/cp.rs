@@ -40,9 +40,26 @@ pub struct Subscriber {
 
 impl TestCp {
     pub async fn start() -> TestCp {
+        Self::start_configured(|_| {}).await
+    }
+
+    /// A control plane sharing state with gateways through the Redis at `redis_url` under
+    /// `prefix`, assigning nodes by least connections.
+    pub async fn start_with_redis(redis_url: &str, prefix: &str) -> TestCp {
+        Self::start_configured(|c| {
+            c.redis_url = Some(redis_url.to_owned());
+            c.redis_prefix = prefix.to_owned();
+            c.redis_timeout = Duration::from_secs(2);
+            c.assign_strategy = httvps_control_plane::config::AssignStrategy::LeastConnections;
+        })
+        .await
+    }
+
+    pub async fn start_configured(adjust: impl FnOnce(&mut ServeConfig)) -> TestCp {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("cp.db").display());
         let mut config = ServeConfig::for_database(&url);
+        adjust(&mut config);
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.jwt_secret = Some("test-secret-test-secret-test-secret!".into());
         config.health_interval_secs = 0;
@@ -72,6 +89,59 @@ impl TestCp {
             gateway_token,
             _dir: dir,
         }
+    }
+
+    /// A bearer token of a new superadmin, for the admin API.
+    pub async fn admin_token(&self) -> String {
+        let name = format!("admin-{}", Uuid::new_v4().simple());
+        let hash = httvps_control_plane::auth::password::hash("test-password-123").unwrap();
+        self.store()
+            .create_admin(
+                "test",
+                &name,
+                &hash,
+                httvps_control_plane::model::Role::Admin,
+            )
+            .await
+            .unwrap();
+        let answer: serde_json::Value = reqwest::Client::new()
+            .post(format!("http://{}/v1/admin/login", self.addr))
+            .json(&serde_json::json!({"username": name, "password": "test-password-123"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["token"].as_str().unwrap().to_owned()
+    }
+
+    /// POSTs to an admin route; panics unless it succeeds.
+    pub async fn admin_post(&self, token: &str, path: &str) {
+        self.admin_call(reqwest::Method::POST, token, path, None)
+            .await;
+    }
+
+    /// Calls an admin route with an optional JSON body; panics unless it succeeds.
+    pub async fn admin_call(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) {
+        let mut request = reqwest::Client::new()
+            .request(method, format!("http://{}{path}", self.addr))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
     }
 
     /// The database (usable while the service is stopped, too).

@@ -498,6 +498,10 @@ enum Cmd {
 pub struct TestClient {
     cmd: mpsc::UnboundedSender<Cmd>,
     session_events: mpsc::UnboundedReceiver<Event>,
+    /// HELLO_ACK's session id.
+    pub session_id: [u8; 16],
+    /// HELLO_ACK's resume token.
+    pub resume_token: Vec<u8>,
 }
 
 /// One stream of the test client.
@@ -538,25 +542,37 @@ impl TestClient {
         device: &str,
         token: &[u8],
     ) -> Result<TestClient, HelloError> {
+        Self::try_connect_resuming(addr, fingerprint, device, token, None).await
+    }
+
+    /// Like [`Self::try_connect_to`], presenting a resume token.
+    pub async fn try_connect_resuming(
+        addr: SocketAddr,
+        fingerprint: &str,
+        device: &str,
+        token: &[u8],
+        resume: Option<&[u8]>,
+    ) -> Result<TestClient, HelloError> {
         let ws = ws_connect_to(addr, fingerprint).await;
         let (mut sink, mut source) = ws.split();
         let mut conn = Connection::new(Role::Client, SessionConfig::default(), Instant::now());
-        conn.send_hello(ClientHello::new(device, token.to_vec()))
-            .unwrap();
+        let mut hello = ClientHello::new(device, token.to_vec());
+        hello.resume_token = resume.map(<[u8]>::to_vec);
+        conn.send_hello(hello).unwrap();
         while let Some(m) = conn.poll_transmit(Instant::now()) {
             sink.send(Message::Binary(m)).await.unwrap();
         }
-        loop {
+        let ack = loop {
             let msg = source.next().await.unwrap().unwrap();
             if let Message::Binary(b) = msg {
                 conn.handle_message(b, Instant::now()).unwrap();
                 match conn.poll_event() {
-                    Some(Event::HelloAccepted(_)) => break,
+                    Some(Event::HelloAccepted(ack)) => break ack,
                     Some(Event::HelloRejected(e)) => return Err(e),
                     other => panic!("unexpected {other:?}"),
                 }
             }
-        }
+        };
         let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<Cmd>();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
@@ -605,6 +621,8 @@ impl TestClient {
         Ok(TestClient {
             cmd: cmd_tx,
             session_events: ev_rx,
+            session_id: ack.session_id,
+            resume_token: ack.resume_token.as_bytes().to_vec(),
         })
     }
 
