@@ -168,6 +168,9 @@ for values in "$chart"/ci/*-values.yaml; do
   render "$(basename "$values" -values.yaml)" -f "$values"
 done
 grep -q '^kind: ServiceMonitor' "$work/full.yaml" || die "ci/full-values.yaml renders no ServiceMonitor"
+# NOTES.txt is rendered only by install; --dry-run=client needs no cluster.
+helm install httvps "$chart" --namespace httvps --dry-run=client >"$work/notes.txt" || die "helm install --dry-run (NOTES.txt)"
+grep -q '^NOTES:' "$work/notes.txt" || die "NOTES.txt did not render"
 echo "chart renders valid manifests for Kubernetes $K8S_OLDEST and the newest kubernetes-validate knows"
 
 echo "deploy/validate.sh: all checks passed"
