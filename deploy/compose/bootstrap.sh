@@ -1,0 +1,45 @@
+#!/bin/sh
+# One-shot setup of the docker-compose stack, run by its `bootstrap` service after the
+# migrations. Safe to run again: it only adds what is missing.
+#  - registers gateways gw-1 and gw-2 with the control plane and keeps each one's service token
+#    in the shared volume (/var/lib/httvps/<name>.token, read by the gateway containers);
+#  - imports the two Shadowsocks pool nodes of the stack (ss-node-1, ss-node-2) by name.
+# It uses the operator CLI of the control-plane image, on DATABASE_URL.
+set -eu
+
+cli=httvps-control-plane
+dir=/var/lib/httvps
+umask 077
+
+for gw in gw-1 gw-2; do
+  file="$dir/$gw.token"
+  if [ -s "$file" ]; then
+    echo "gateway $gw: token already in $file"
+    continue
+  fi
+  if ! out=$($cli gateway create --name "$gw"); then
+    # Registered before, but the token file is gone: issue a new token, revoking the old one.
+    out=$($cli gateway rotate --name "$gw" --overlap-secs 0)
+  fi
+  token=$(printf '%s\n' "$out" | sed -n 's/^.*(shown once[^)]*): *//p')
+  if [ -z "$token" ]; then
+    echo "gateway $gw: no token in the CLI's output" >&2
+    exit 1
+  fi
+  printf '%s\n' "$token" > "$file.tmp"
+  mv "$file.tmp" "$file"
+  echo "gateway $gw: token written to $file"
+done
+
+import_node() { # name host port password
+  if $cli node list | awk -F '\t' -v name="$1" '$2 == name { found = 1 } END { exit !found }'; then
+    echo "node $1: already in the pool"
+    return
+  fi
+  # ss://BASE64URL(cipher:password)@host:port#name, the Outline access-key form.
+  userinfo=$(printf '%s:%s' "$SS_NODE_CIPHER" "$4" | base64 -w0 | tr '+/' '-_' | tr -d '=')
+  $cli node import "ss://$userinfo@$2:$3#$1" --name "$1"
+}
+
+import_node ss-node-1 ss-node-1 8388 "$SS_NODE_1_PASSWORD"
+import_node ss-node-2 ss-node-2 8388 "$SS_NODE_2_PASSWORD"
