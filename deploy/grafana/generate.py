@@ -220,11 +220,11 @@ timeseries("Control-plane requests by route",
 row("Shared state (Redis)")
 timeseries("Redis reachable from gateways",
            [(f"httvps_gateway_redis_up{{{GW}}}", "{{instance}}")],
-           description="httvps_gateway_redis_up: 1 while the gateway reaches Redis. Comes with the Redis shared state being added to the gateway; empty until then.")
+           description="httvps_gateway_redis_up: 1 while the gateway reaches Redis.")
 timeseries("Redis errors at gateways",
            [(rate("httvps_gateway_redis_errors_total", "instance"), "{{instance}}")],
            unit="ops",
-           description="httvps_gateway_redis_errors_total. Comes with the Redis shared state being added to the gateway; empty until then.")
+           description="httvps_gateway_redis_errors_total.")
 
 dashboard = {
     "title": "httvps",
