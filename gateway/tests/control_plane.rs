@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::cp::TestCp;
 use common::*;
-use httvps_control_plane::model::{now_ms, DeviceStatus, NodeHealth, Session};
+use httvps_control_plane::model::{now_ms, DeviceStatus, NodeHealth};
 use httvps_control_plane::node_pool::fail_over;
-use httvps_control_plane::store::SessionFilter;
 use httvps_gateway::control_plane::{UsageRecord, UsageReport};
 use httvps_gateway::GatewayConfig;
 use httvps_proto::{ErrorCode, Event, HelloErrorCode, StreamKind};
@@ -30,39 +29,6 @@ fn fast_config() -> GatewayConfig {
         usage_report_interval: Duration::from_millis(200),
         ..test_config()
     }
-}
-
-async fn live_sessions(cp: &TestCp, device: Uuid) -> Vec<Session> {
-    cp.store()
-        .list_sessions(&SessionFilter {
-            live_only: true,
-            device_id: Some(device),
-            limit: 100,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-}
-
-/// Polls `check` until it holds or `within` passes.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn echo_once(client: &TestClient, echo: SocketAddr, payload: &[u8]) {
-    let mut s = client.open(StreamKind::Tcp, echo, b"").await;
-    s.accepted().await.unwrap();
-    s.write(payload).await;
-    s.finish();
-    assert_eq!(s.read_to_end(T).await, payload);
 }
 
 /// A TCP forwarder in front of a node that counts the connections it carries.

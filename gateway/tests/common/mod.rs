@@ -877,3 +877,41 @@ impl Driver {
         }
     }
 }
+
+/// Live sessions of a device in the control plane's database.
+pub async fn live_sessions(
+    cp: &cp::TestCp,
+    device: uuid::Uuid,
+) -> Vec<httvps_control_plane::model::Session> {
+    cp.store()
+        .list_sessions(&httvps_control_plane::store::SessionFilter {
+            live_only: true,
+            device_id: Some(device),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+/// Polls `check` until it holds or `within` passes.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Echoes `payload` through a new stream of `client` and checks it comes back whole.
+pub async fn echo_once(client: &TestClient, echo: SocketAddr, payload: &[u8]) {
+    let mut s = client.open(StreamKind::Tcp, echo, b"").await;
+    s.accepted().await.unwrap();
+    s.write(payload).await;
+    s.finish();
+    assert_eq!(s.read_to_end(Duration::from_secs(10)).await, payload);
+}
