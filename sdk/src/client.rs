@@ -250,9 +250,15 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
             continue;
         };
         let mut info = session.info.clone();
+        // A clone starts from the original's last seen version: mark what is there now as seen,
+        // or one RTT update would wake this loop forever (a busy loop).
+        let over = {
+            let now = info.borrow_and_update();
+            now.ended.is_some() || now.draining
+        };
         drop(client);
         // Wait for something to change on the session; a dropped sender means it is gone.
-        let gone = info.changed().await.is_err();
+        let gone = !over && info.changed().await.is_err();
         let Some(inner) = weak.upgrade() else { return };
         let client = Client { inner };
         let snapshot = info.borrow().clone();
