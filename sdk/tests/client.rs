@@ -366,3 +366,46 @@ async fn connection_links_configure_the_client() {
         Err(Error::Config(_))
     ));
 }
+
+/// CPU time this process used so far (all threads), from `/proc/self/stat` in 10 ms ticks.
+#[cfg(target_os = "linux")]
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_client_uses_no_cpu_and_close_is_final() {
+    let h = Harness::start(true).await;
+    let client = Client::connect(h.config()).await.unwrap();
+    // The session's first PING comes back: the session info changed at least once.
+    let mut status = client.watch_status();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while status.borrow_and_update().rtt.is_none() {
+            status.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("an RTT within 5 s");
+    let before = process_cpu();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let used = process_cpu() - before;
+    assert!(
+        used < Duration::from_millis(150),
+        "an idle client and gateway used {used:?} of CPU in 500 ms"
+    );
+
+    client.close().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let st = client.status();
+    assert_eq!(
+        st.state,
+        ConnectionState::Closed,
+        "closing does not reconnect"
+    );
+    assert_eq!(st.sessions, 1);
+}
