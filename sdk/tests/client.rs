@@ -227,6 +227,27 @@ async fn tcp_streams_carry_bytes_intact_both_ways_with_half_close() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_closed_stream_always_sees_the_end() {
+    // The FIN can arrive after the last byte was read, when the connection has already
+    // forgotten the stream; the reader must still get its EOF (it once hung in ~1 of 20).
+    let h = Harness::start(true).await;
+    let client = Client::connect(h.config()).await.unwrap();
+    let echo = echo_server().await;
+    for round in 0..200 {
+        let mut s = client.open_tcp(target(echo)).await.unwrap();
+        let data = pattern(1000 + round);
+        s.write_all(&data).await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut back))
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: no EOF after {} bytes", back.len()))
+            .unwrap();
+        assert_eq!(back, data, "round {round}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_streams_share_one_session() {
     let h = Harness::start(true).await;
     let client = Client::connect(h.config()).await.unwrap();
