@@ -249,69 +249,86 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
             }
             continue;
         };
+        // Only the receiver: holding the handle would keep the driver alive after the client
+        // is dropped.
         let mut info = session.info.clone();
-        // A clone starts from the original's last seen version: mark what is there now as seen,
-        // or one RTT update would wake this loop forever (a busy loop).
-        let over = {
-            let now = info.borrow_and_update();
-            now.ended.is_some() || now.draining
-        };
+        drop(session);
         drop(client);
-        // Wait for something to change on the session; a dropped sender means it is gone.
-        let gone = !over && info.changed().await.is_err();
+        // Follow this session until it ends or drains. One receiver for the whole session, and
+        // `borrow_and_update` marks each version seen: a fresh clone of the handle's receiver
+        // would report the same change again at once and make this loop spin.
+        let (gone, snapshot) = loop {
+            let snapshot = info.borrow_and_update().clone();
+            if snapshot.ended.is_some() || snapshot.draining {
+                break (false, snapshot);
+            }
+            let Some(inner) = weak.upgrade() else { return };
+            inner.status.send_if_modified(|s| {
+                let changed = snapshot.rtt.is_some() && s.rtt != snapshot.rtt;
+                if changed {
+                    s.rtt = snapshot.rtt;
+                }
+                changed
+            });
+            drop(inner);
+            // A dropped sender means the driver is gone.
+            if info.changed().await.is_err() {
+                break (true, info.borrow().clone());
+            }
+        };
         let Some(inner) = weak.upgrade() else { return };
         let client = Client { inner };
-        let snapshot = info.borrow().clone();
+        if matches!(
+            client.inner.status.borrow().state,
+            ConnectionState::Closed | ConnectionState::Failed(_)
+        ) {
+            // `close` ended the session: no reconnecting.
+            return;
+        }
         client
             .inner
             .status
             .send_modify(|s| s.rtt = snapshot.rtt.or(s.rtt));
-        let ended = gone || snapshot.ended.is_some();
-        if ended || snapshot.draining {
-            if ended {
-                tracing::warn!(reason = ?snapshot.ended, "session ended; reconnecting");
-                client
-                    .inner
-                    .status
-                    .send_modify(|s| s.state = ConnectionState::Reconnecting);
-            } else {
-                tracing::info!("gateway draining; moving new streams to a new session");
+        if gone || snapshot.ended.is_some() {
+            tracing::warn!(reason = ?snapshot.ended, "session ended; reconnecting");
+            client
+                .inner
+                .status
+                .send_modify(|s| s.state = ConnectionState::Reconnecting);
+        } else {
+            tracing::info!("gateway draining; moving new streams to a new session");
+        }
+        // The draining session keeps serving its streams; new ones go to the next session.
+        {
+            let mut current = client
+                .inner
+                .current
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if current.as_ref().is_some_and(|c| c.info.same_channel(&info)) {
+                *current = None;
             }
-            // The draining session keeps serving its streams; new ones go to the next session.
-            {
-                let mut current = client
-                    .inner
-                    .current
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                if current
-                    .as_ref()
-                    .is_some_and(|c| c.info.same_channel(&session.info))
-                {
-                    *current = None;
-                }
-            }
-            if snapshot.end_code.is_some_and(|c| {
-                matches!(
-                    c,
-                    httvps_proto::ErrorCode::Revoked
-                        | httvps_proto::ErrorCode::Expired
-                        | httvps_proto::ErrorCode::QuotaExceeded
-                )
-            }) {
-                let why = snapshot.ended.unwrap_or_default();
-                client
-                    .inner
-                    .status
-                    .send_modify(|s| s.state = ConnectionState::Failed(why));
-                return;
-            }
-            if reconnect_with_backoff(&client, &mut failures)
-                .await
-                .is_err()
-            {
-                return;
-            }
+        }
+        if snapshot.end_code.is_some_and(|c| {
+            matches!(
+                c,
+                httvps_proto::ErrorCode::Revoked
+                    | httvps_proto::ErrorCode::Expired
+                    | httvps_proto::ErrorCode::QuotaExceeded
+            )
+        }) {
+            let why = snapshot.ended.unwrap_or_default();
+            client
+                .inner
+                .status
+                .send_modify(|s| s.state = ConnectionState::Failed(why));
+            return;
+        }
+        if reconnect_with_backoff(&client, &mut failures)
+            .await
+            .is_err()
+        {
+            return;
         }
     }
 }

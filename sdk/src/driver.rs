@@ -449,8 +449,11 @@ impl Driver {
         if inner.outbox_len < STREAM_OUTBOX {
             wake(&mut inner.write_waker);
         }
-        if self.conn.stream_state(id).is_none() {
-            // Both sides finished and everything was read: the stream is gone.
+        // Gone from the connection: both sides finished and everything was read, or the
+        // gateway reset it. The slot goes only once the reader has been told which: the
+        // StreamFinished or StreamReset event may still be queued, and without the slot it
+        // would be lost, leaving the reader waiting for ever.
+        if self.conn.stream_state(id).is_none() && (inner.eof || inner.failure.is_some()) {
             drop(inner);
             self.tcp.remove(&id);
         }
@@ -508,6 +511,10 @@ impl Driver {
                         let mut inner = slot.lock();
                         inner.eof = true;
                         wake(&mut inner.read_waker);
+                    }
+                    if self.conn.stream_state(id).is_none() {
+                        // Our FIN went out and everything was read already: nothing is left.
+                        self.tcp.remove(&id);
                     }
                 }
                 Event::StreamReset { stream_id, code } => {

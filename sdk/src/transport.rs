@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::{CipherSuite, DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -85,7 +85,18 @@ impl ServerCertVerifier for PinnedCertificate {
 }
 
 fn tls_config(trust: &Trust) -> Result<rustls::ClientConfig, Error> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    // AES-128-GCM first, as browsers offer it (rustls starts with AES-256-GCM): the server
+    // follows the client's order, and AES-128 costs less per byte for the same AEAD.
+    provider.cipher_suites.sort_by_key(|s| {
+        !matches!(
+            s.suite(),
+            CipherSuite::TLS13_AES_128_GCM_SHA256
+                | CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                | CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        )
+    });
+    let provider = Arc::new(provider);
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Config(format!("TLS: {e}")))?;
@@ -155,4 +166,23 @@ pub(crate) async fn connect(gateway: &GatewayEndpoint, max_message: usize) -> Re
         )));
     }
     Ok(ws)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aes_128_gcm_is_offered_first() {
+        let config = tls_config(&Trust::Pinned([0; 32])).unwrap();
+        let suites: Vec<CipherSuite> = config
+            .crypto_provider()
+            .cipher_suites
+            .iter()
+            .map(|s| s.suite())
+            .collect();
+        assert_eq!(suites[0], CipherSuite::TLS13_AES_128_GCM_SHA256);
+        assert!(suites.contains(&CipherSuite::TLS13_AES_256_GCM_SHA384));
+        assert!(suites.contains(&CipherSuite::TLS13_CHACHA20_POLY1305_SHA256));
+    }
 }

@@ -227,6 +227,27 @@ async fn tcp_streams_carry_bytes_intact_both_ways_with_half_close() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_closed_stream_always_sees_the_end() {
+    // The FIN can arrive after the last byte was read, when the connection has already
+    // forgotten the stream; the reader must still get its EOF (it once hung in ~1 of 20).
+    let h = Harness::start(true).await;
+    let client = Client::connect(h.config()).await.unwrap();
+    let echo = echo_server().await;
+    for round in 0..200 {
+        let mut s = client.open_tcp(target(echo)).await.unwrap();
+        let data = pattern(1000 + round);
+        s.write_all(&data).await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut back))
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: no EOF after {} bytes", back.len()))
+            .unwrap();
+        assert_eq!(back, data, "round {round}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_concurrent_streams_share_one_session() {
     let h = Harness::start(true).await;
     let client = Client::connect(h.config()).await.unwrap();
@@ -365,4 +386,45 @@ async fn connection_links_configure_the_client() {
         ClientConfig::from_link("https://nope"),
         Err(Error::Config(_))
     ));
+}
+
+/// Time the current runtime's workers spent running tasks so far (this test's runtime only:
+/// other tests run in the same process).
+fn runtime_busy() -> Duration {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    (0..metrics.num_workers())
+        .map(|w| metrics.worker_total_busy_duration(w))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_client_uses_no_cpu_and_close_is_final() {
+    let h = Harness::start(true).await;
+    let client = Client::connect(h.config()).await.unwrap();
+    // The session's first PING comes back: the session info changed at least once.
+    let mut status = client.watch_status();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while status.borrow_and_update().rtt.is_none() {
+            status.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("an RTT within 5 s");
+    let before = runtime_busy();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let busy = runtime_busy().saturating_sub(before);
+    assert!(
+        busy < Duration::from_millis(100),
+        "an idle client and gateway kept the runtime busy for {busy:?} in 500 ms"
+    );
+
+    client.close().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let st = client.status();
+    assert_eq!(
+        st.state,
+        ConnectionState::Closed,
+        "closing does not reconnect"
+    );
+    assert_eq!(st.sessions, 1);
 }

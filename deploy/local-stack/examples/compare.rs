@@ -2,8 +2,14 @@
 //! Shadowsocks alone (the shadowsocks crate's client to the embedded node), and through httvps
 //! (SDK client → gateway → the same node). Prints single-stream and 16-stream throughput, and
 //! stream-open latency (open, send one byte, get it echoed) p50/p99, with httvps/Shadowsocks ratios.
+//! Everything runs in this one process, so it also prints the process CPU time spent per MiB
+//! moved (all parties together), which moves much less than MiB/s when the machine is busy.
 //!
-//! `cargo run --release -p httvps-local-stack --example compare [MiB per stream]`
+//! With several rounds the paths take turns (direct, Shadowsocks, httvps, direct, ...) and the
+//! medians are printed, so a machine that is busy with something else part of the time skews
+//! all three alike.
+//!
+//! `cargo run --release -p httvps-local-stack --example compare [MiB per stream] [rounds]`
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -110,7 +116,20 @@ async fn download(path: &Path, target: SocketAddr) -> usize {
     }
 }
 
-async fn throughput(path: &Path, target: SocketAddr, streams: usize) -> f64 {
+/// CPU time this process (all threads) used so far, from `/proc/self/stat`; `None` elsewhere.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split(' ');
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// MiB/s, and CPU milliseconds per MiB when known.
+async fn throughput(path: &Path, target: SocketAddr, streams: usize) -> (f64, Option<f64>) {
+    let cpu_start = cpu_time();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..streams {
@@ -121,7 +140,11 @@ async fn throughput(path: &Path, target: SocketAddr, streams: usize) -> f64 {
     for t in tasks {
         bytes += t.await.expect("download task");
     }
-    bytes as f64 / start.elapsed().as_secs_f64() / (1024.0 * 1024.0)
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    let cpu = cpu_start
+        .zip(cpu_time())
+        .map(|(a, b)| b.saturating_sub(a).as_secs_f64() * 1e3 / mib);
+    (mib / start.elapsed().as_secs_f64(), cpu)
 }
 
 async fn open_latency(path: &Path, target: SocketAddr) -> (Duration, Duration) {
@@ -138,13 +161,80 @@ async fn open_latency(path: &Path, target: SocketAddr) -> (Duration, Duration) {
     (samples[OPEN_SAMPLES / 2], samples[OPEN_SAMPLES * 99 / 100])
 }
 
+/// One path's results in one round.
+#[derive(Clone, Copy)]
+struct Measurement {
+    one: f64,
+    sixteen: f64,
+    one_cpu: Option<f64>,
+    sixteen_cpu: Option<f64>,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn measure(path: &Path, target: SocketAddr, small: SocketAddr) -> Measurement {
+    let (one, one_cpu) = throughput(path, target, 1).await;
+    let (sixteen, sixteen_cpu) = throughput(path, small, 16).await;
+    let (p50, p99) = open_latency(path, target).await;
+    Measurement {
+        one,
+        sixteen,
+        one_cpu,
+        sixteen_cpu,
+        p50,
+        p99,
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The per-field medians over the rounds (each field on its own).
+fn medians(rounds: &[Measurement]) -> Measurement {
+    let of = |f: fn(&Measurement) -> f64| median(rounds.iter().map(f).collect());
+    let cpu = |f: fn(&Measurement) -> Option<f64>| {
+        rounds
+            .iter()
+            .map(f)
+            .collect::<Option<Vec<f64>>>()
+            .map(median)
+    };
+    Measurement {
+        one: of(|m| m.one),
+        sixteen: of(|m| m.sixteen),
+        one_cpu: cpu(|m| m.one_cpu),
+        sixteen_cpu: cpu(|m| m.sixteen_cpu),
+        p50: Duration::from_secs_f64(of(|m| m.p50.as_secs_f64())),
+        p99: Duration::from_secs_f64(of(|m| m.p99.as_secs_f64())),
+    }
+}
+
+fn print_row(name: &str, m: &Measurement) {
+    let cost = |c: Option<f64>| c.map_or("-".into(), |c| format!("{c:.2}"));
+    println!(
+        "{:<12} {:>14.0} {:>16.0} {:>12.3} {:>12.3} {:>14} {:>15}",
+        name,
+        m.one,
+        m.sixteen,
+        m.p50.as_secs_f64() * 1e3,
+        m.p99.as_secs_f64() * 1e3,
+        cost(m.one_cpu),
+        cost(m.sixteen_cpu)
+    );
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mib: usize = std::env::args()
-        .nth(1)
+    let mut args = std::env::args().skip(1);
+    let mib: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(256);
+    let rounds: usize = args
+        .next()
         .map(|a| a.parse())
         .transpose()?
-        .unwrap_or(256);
+        .unwrap_or(1)
+        .max(1);
     let dir = std::env::temp_dir().join(format!("httvps-compare-{}", std::process::id()));
     let stack = LocalStack::start(StackOptions {
         data_dir: dir.clone(),
@@ -172,46 +262,63 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ctx = Context::new_shared(ServerType::Local);
     let client = Client::connect(ClientConfig::from_link(&stack.link)?).await?;
     let target = target_server(mib * 1024 * 1024).await;
+    // 16 streams of mib/16 each would change the work; keep it equal per stream but bounded:
+    // 16 x mib/4.
+    let small = target_server(mib * 1024 * 1024 / 4).await;
     let paths = [
         Path::Direct,
         Path::Shadowsocks(ctx, ss_config),
         Path::Httvps(client),
     ];
     println!(
-        "{mib} MiB per stream, stream opens: {OPEN_SAMPLES} samples; everything on this machine\n"
+        "{mib} MiB per stream, stream opens: {OPEN_SAMPLES} samples, {rounds} round(s); everything on this machine\n"
     );
     println!(
-        "{:<12} {:>14} {:>16} {:>12} {:>12}",
-        "path", "1 stream MiB/s", "16 streams MiB/s", "open p50 ms", "open p99 ms"
+        "{:<12} {:>14} {:>16} {:>12} {:>12} {:>14} {:>15}",
+        "path",
+        "1 stream MiB/s",
+        "16 streams MiB/s",
+        "open p50 ms",
+        "open p99 ms",
+        "1: CPU ms/MiB",
+        "16: CPU ms/MiB"
     );
-    let mut results = Vec::new();
-    for path in &paths {
-        let one = throughput(path, target, 1).await;
-        let sixteen = {
-            // 16 streams of mib/16 each would change the work; keep it equal per stream but
-            // bounded: 16 x mib/4.
-            let small = target_server(mib * 1024 * 1024 / 4).await;
-            throughput(path, small, 16).await
-        };
-        let (p50, p99) = open_latency(path, target).await;
-        println!(
-            "{:<12} {:>14.0} {:>16.0} {:>12.3} {:>12.3}",
-            path.name(),
-            one,
-            sixteen,
-            p50.as_secs_f64() * 1e3,
-            p99.as_secs_f64() * 1e3
-        );
-        results.push((one, sixteen, p50, p99));
+    let mut results: Vec<Vec<Measurement>> = vec![Vec::new(); paths.len()];
+    for round in 0..rounds {
+        for (path, results) in paths.iter().zip(&mut results) {
+            let m = measure(path, target, small).await;
+            if rounds > 1 {
+                print_row(&format!("{} #{}", path.name(), round + 1), &m);
+            } else {
+                print_row(path.name(), &m);
+            }
+            results.push(m);
+        }
+    }
+    let results: Vec<Measurement> = results.iter().map(|r| medians(r)).collect();
+    if rounds > 1 {
+        println!("\nmedians:");
+        for (path, m) in paths.iter().zip(&results) {
+            print_row(path.name(), m);
+        }
     }
     let (ss, hv) = (&results[1], &results[2]);
     println!(
         "\nhttvps / shadowsocks: 1 stream {:.2}, 16 streams {:.2}; open p50 {:+.3} ms, p99 {:+.3} ms",
-        hv.0 / ss.0,
-        hv.1 / ss.1,
-        (hv.2.as_secs_f64() - ss.2.as_secs_f64()) * 1e3,
-        (hv.3.as_secs_f64() - ss.3.as_secs_f64()) * 1e3
+        hv.one / ss.one,
+        hv.sixteen / ss.sixteen,
+        (hv.p50.as_secs_f64() - ss.p50.as_secs_f64()) * 1e3,
+        (hv.p99.as_secs_f64() - ss.p99.as_secs_f64()) * 1e3
     );
+    if let (Some(h1), Some(s1), Some(h16), Some(s16)) =
+        (hv.one_cpu, ss.one_cpu, hv.sixteen_cpu, ss.sixteen_cpu)
+    {
+        println!(
+            "CPU per MiB moved, httvps / shadowsocks: 1 stream {:.2}, 16 streams {:.2}",
+            h1 / s1,
+            h16 / s16
+        );
+    }
     stack.stop().await;
     let _ = std::fs::remove_dir_all(dir);
     Ok(())

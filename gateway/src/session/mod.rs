@@ -1,8 +1,8 @@
 //! One task per session: it owns the `httvps_proto::Connection` and the WebSocket, and talks to
 //! one small task per stream (see [`crate::upstream`]).
 //!
-//! The loop waits on, at once: the WebSocket sink becoming ready for the one frame pulled from
-//! `poll_transmit` (no further frame is pulled until the sink took it, so a client that stops
+//! The loop waits on, at once: the WebSocket sink becoming ready for the frame pulled from
+//! `poll_transmit` (the next is pulled only once the sink took it, so a client that stops
 //! reading stops the session's output; its input is still read, but only a bounded number of
 //! non-data messages, so it cannot grow the control queue), the next WebSocket message, reports from stream tasks (a bounded channel), the timers (handshake, idle,
 //! lifetime, drain), the WebSocket ping interval and the gateway's drain signal.
@@ -60,6 +60,10 @@ const MIN_GRANT: usize = 8 * 1024;
 /// Each may queue a control frame (PONG, STREAM_RESET, ...), so this bounds that queue for a
 /// client that floods without reading; STREAM_DATA is bounded by its credit instead.
 const MAX_CONTROL_READS_WHILE_BLOCKED: usize = 256;
+/// Stream reports handled per wakeup of the session before its other inputs get a turn.
+const MAX_EVENTS_PER_WAKE: usize = 64;
+/// Frames moved into the WebSocket per wakeup of the session (one flush writes them all).
+const MAX_FRAMES_PER_WAKE: usize = 64;
 /// How long the close handshake may take once the session is over.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -198,7 +202,12 @@ impl Session {
                 && (outgoing.is_none()
                     || control_reads_while_blocked < MAX_CONTROL_READS_WHILE_BLOCKED);
             tokio::select! {
-                sent = drive_sink(&mut sink, &mut outgoing, &mut needs_flush), if sink_busy => {
+                sent = drive_sink(
+                    &mut sink,
+                    &mut outgoing,
+                    &mut needs_flush,
+                    || self.conn.poll_transmit(Instant::now()).map(Message::Binary),
+                ), if sink_busy => {
                     if sent.is_err() {
                         self.peer_gone = true;
                     }
@@ -213,7 +222,16 @@ impl Session {
                     }
                     self.on_ws_message(msg);
                 }
-                Some(event) = self.events_rx.recv() => self.on_stream_event(event),
+                Some(event) = self.events_rx.recv() => {
+                    self.on_stream_event(event);
+                    // Whatever else is ready too: one round of bookkeeping (`after_io`) for all.
+                    for _ in 1..MAX_EVENTS_PER_WAKE {
+                        match self.events_rx.try_recv() {
+                            Ok(event) => self.on_stream_event(event),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 Some(event) = recv_control(&mut self.control) => self.on_control_event(event),
                 Some(event) = recv_listing(&mut self.listing) => self.on_control_event(event),
                 _ = tokio::time::sleep_until(deadline) => self.on_timer(),
@@ -869,26 +887,44 @@ async fn recv_control(control: &mut Option<ControlHandle>) -> Option<ControlEven
     }
 }
 
-/// Moves the waiting frame into the sink once it is ready, or flushes when nothing waits.
-/// Readiness and the send happen in one poll, so cancelling this future never loses a frame.
+/// Moves the waiting frame into the sink once it is ready, then, while the sink stays ready,
+/// the next frames from `next` (up to [`MAX_FRAMES_PER_WAKE`]), so one flush writes them all;
+/// or flushes when nothing waits. A frame is pulled from `next` only once the sink took the
+/// previous one, and readiness and the send happen in one poll, so cancelling this future
+/// never loses a frame: one not yet taken stays in `outgoing`.
 async fn drive_sink<S>(
     sink: &mut S,
     outgoing: &mut Option<Message>,
     needs_flush: &mut bool,
+    mut next: impl FnMut() -> Option<Message>,
 ) -> Result<(), WsError>
 where
     S: futures_util::Sink<Message, Error = WsError> + Unpin,
 {
     futures_util::future::poll_fn(|cx| {
-        if outgoing.is_some() {
-            std::task::ready!(sink.poll_ready_unpin(cx))?;
-            if let Some(msg) = outgoing.take() {
-                sink.start_send_unpin(msg)?;
-            }
-            *needs_flush = true;
-        } else {
+        if outgoing.is_none() {
             std::task::ready!(sink.poll_flush_unpin(cx))?;
             *needs_flush = false;
+            return std::task::Poll::Ready(Ok(()));
+        }
+        let mut sent = 0;
+        while let Some(msg) = outgoing.take() {
+            match sink.poll_ready_unpin(cx) {
+                std::task::Poll::Ready(ready) => ready?,
+                std::task::Poll::Pending => {
+                    *outgoing = Some(msg);
+                    if sent == 0 {
+                        return std::task::Poll::Pending;
+                    }
+                    break;
+                }
+            }
+            sink.start_send_unpin(msg)?;
+            *needs_flush = true;
+            sent += 1;
+            if sent < MAX_FRAMES_PER_WAKE {
+                *outgoing = next();
+            }
         }
         std::task::Poll::Ready(Ok(()))
     })
