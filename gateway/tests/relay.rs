@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::*;
 use httvps_gateway::GatewayConfig;
 use httvps_proto::{ResetCode, StreamKind, TargetAddr};
+use tokio::net::TcpStream;
 
 const T: Duration = Duration::from_secs(30);
 
@@ -374,11 +375,24 @@ async fn pending_opens_beyond_the_limit_get_stream_limit() {
         ..test_config()
     };
     let dead = dead_node();
-    // Connecting to a dead node fails fast, so use an unroutable node address to keep opens
-    // pending: 10.255.255.1 drops SYNs.
+    // Connecting to a dead node fails fast, so keep opens pending with a node whose accept
+    // queue is full: the kernel then drops further SYNs and connects hang. (An "unroutable"
+    // address is no such guarantee: some networks answer for it.)
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let full = socket.listen(1).unwrap();
+    let full_addr = full.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(full_addr)).await
+        {
+            Ok(Ok(s)) => fillers.push(s),
+            _ => break,
+        }
+    }
     let mut slow = dead.clone();
     let mut cfg = (*slow.config).clone();
-    cfg.set_addr("10.255.255.1:9".parse::<std::net::SocketAddr>().unwrap());
+    cfg.set_addr(full_addr);
     slow.config = std::sync::Arc::new(cfg);
     let gw = TestGateway::start_with_nodes(config, vec![slow.clone()], slow).await;
     let echo = echo_server().await;
