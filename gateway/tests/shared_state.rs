@@ -503,3 +503,40 @@ async fn redis_unreachable_mid_run_then_back_sessions_survive_and_usage_reconcil
     assert_eq!(c.a.gateway.shared_state().directory.len(), 1);
     assert_eq!(c.b.gateway.shared_state().directory.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_monthly_quota_holds_across_gateways_mid_session() {
+    let c = cluster(|_| {}).await;
+    let node = start_node().await;
+    c.cp.add_node(&node, "n1").await;
+    let echo = echo_server().await;
+    // 300 KB for the period; each echo counts its bytes twice (up and down).
+    let sub = c.cp.subscriber(Some(300_000), 5).await;
+    let device = sub.device.to_string();
+    let mut on_a = TestClient::connect(&c.a, &device, sub.token.as_bytes()).await;
+    let mut on_b = TestClient::connect(&c.b, &device, sub.token.as_bytes()).await;
+    echo_once(&on_a, echo, &vec![1u8; 50_000]).await;
+    eventually(T, "gateway a's bytes reach the shared counter", || async {
+        usage_counter(&c.prefix, sub.user).await >= 100_000
+    })
+    .await;
+    // Gateway b alone has relayed 40 KB + 40 KB of 300 KB; with a's 100 KB it is still under.
+    echo_once(&on_b, echo, &vec![2u8; 40_000]).await;
+    // Now b crosses the quota: 100 + 80 + 2 x 70 = 320 KB. Its own count would not (220 KB).
+    let mut s = on_b.open(StreamKind::Tcp, echo, b"").await;
+    s.accepted().await.unwrap();
+    // The echo coming back crosses the quota mid-stream: the stream is cut there.
+    s.write(&vec![3u8; 70_000]).await;
+    // Both sessions end with quota_exceeded, the one on a through the shared event.
+    expect_ended(&mut on_b, ErrorCode::QuotaExceeded, T).await;
+    expect_ended(&mut on_a, ErrorCode::QuotaExceeded, T).await;
+    // A new HELLO is refused while the counter is over the quota (the control plane agrees
+    // once the gateways' usage reports arrive).
+    eventually(T, "new sessions are refused", || async {
+        matches!(
+            TestClient::try_connect(&c.a, &device, sub.token.as_bytes()).await,
+            Err(e) if e.code == HelloErrorCode::QuotaExceeded
+        )
+    })
+    .await;
+}

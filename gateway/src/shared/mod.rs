@@ -155,11 +155,6 @@ impl SharedState {
         &self.gateway_id
     }
 
-    /// Whether the state is in Redis (shared with other gateways).
-    pub fn is_distributed(&self) -> bool {
-        self.distributed
-    }
-
     fn failed(&self, op: &'static str, e: &StoreError) {
         metrics::counter!(m::REDIS_ERRORS_TOTAL, "op" => op).increment(1);
         tracing::debug!(op, error = %e, "shared state operation failed");

@@ -24,6 +24,9 @@ pub struct QuotaAccount {
     /// Bytes relayed here and not yet folded.
     pending: AtomicU64,
     exhausted: AtomicBool,
+    /// The other gateways were told (or told us). Separate from `exhausted`: a crossing seen
+    /// first by this gateway's own count must still be announced by the next fold.
+    announced: AtomicBool,
 }
 
 impl QuotaAccount {
@@ -56,16 +59,21 @@ impl QuotaAccount {
         self.floor.load(Ordering::Relaxed)
     }
 
-    /// Records the shared total after a fold; true when that crosses the quota for the first
-    /// time (the caller announces it).
+    /// Records the shared total after a fold; true when the quota is used up and nobody was
+    /// told yet (the caller announces it).
     pub fn folded(&self, total: u64) -> bool {
         self.known_total.fetch_max(total, Ordering::Relaxed);
-        total >= self.quota && !self.exhausted.swap(true, Ordering::Relaxed)
+        if total < self.quota {
+            return false;
+        }
+        self.exhausted.store(true, Ordering::Relaxed);
+        !self.announced.swap(true, Ordering::Relaxed)
     }
 
-    /// Marks the quota used up (another gateway said so).
-    pub fn mark_exhausted(&self) {
+    /// Marks the quota used up because another gateway announced it.
+    pub fn mark_announced(&self) {
         self.exhausted.store(true, Ordering::Relaxed);
+        self.announced.store(true, Ordering::Relaxed);
     }
 }
 
@@ -89,13 +97,15 @@ impl QuotaLedger {
                     known_total: AtomicU64::new(used),
                     pending: AtomicU64::new(0),
                     exhausted: AtomicBool::new(used >= quota),
+                    announced: AtomicBool::new(false),
                 })
             })
             .clone();
         account.floor.fetch_max(used, Ordering::Relaxed);
         account.known_total.fetch_max(used, Ordering::Relaxed);
         if used >= account.quota {
-            account.mark_exhausted();
+            // The control plane already counts it used up: refusals follow, no announcement.
+            account.exhausted.store(true, Ordering::Relaxed);
         }
         account
     }
@@ -111,14 +121,14 @@ impl QuotaLedger {
             .collect()
     }
 
-    /// Marks every account of `subject` used up.
+    /// Marks every account of `subject` used up, as announced by another gateway.
     pub fn exhaust_subject(&self, subject: &str) {
         for account in self
             .lock()
             .values()
             .filter(|a| a.counter.subject == subject)
         {
-            account.mark_exhausted();
+            account.mark_announced();
         }
     }
 
@@ -158,6 +168,27 @@ mod tests {
         assert!(folding[0].folded(1000));
         assert!(!folding[0].folded(1200), "announced once");
         assert!(account.is_exhausted());
+    }
+
+    #[test]
+    fn a_crossing_seen_first_locally_is_still_announced_by_the_fold() {
+        let ledger = QuotaLedger::default();
+        let account = ledger.account(counter(), 1000, 900);
+        assert!(account.add(200), "this gateway stops at once");
+        let pending = account.take_pending();
+        assert!(account.folded(900 + pending), "the others must hear of it");
+        assert!(!account.folded(1200));
+        let other = ledger.account(
+            UsageCounter {
+                subject: "u2".into(),
+                period_end_ms: Some(1),
+            },
+            1000,
+            0,
+        );
+        ledger.exhaust_subject("u2");
+        assert!(other.is_exhausted());
+        assert!(!other.folded(1000), "announced elsewhere: not again");
     }
 
     #[test]
