@@ -168,6 +168,8 @@ for values in "$chart"/ci/*-values.yaml; do
   render "$(basename "$values" -values.yaml)" -f "$values"
 done
 grep -q '^kind: ServiceMonitor' "$work/full.yaml" || die "ci/full-values.yaml renders no ServiceMonitor"
+[ "$(grep -c 'name: OTEL_TRACES_SAMPLER_ARG' "$work/full.yaml")" = 2 ] || die "ci/full-values.yaml: both components should get the OTEL_* variables"
+! grep -q 'OTEL_' "$work/defaults.yaml" || die "OTEL_* variables are rendered without otel.endpoint"
 # NOTES.txt is rendered only by install; --dry-run=client needs no cluster.
 helm install httvps "$chart" --namespace httvps --dry-run=client >"$work/notes.txt" || die "helm install --dry-run (NOTES.txt)"
 grep -q '^NOTES:' "$work/notes.txt" || die "NOTES.txt did not render"

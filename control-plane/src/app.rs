@@ -111,8 +111,48 @@ pub fn router(state: AppState) -> Router {
     http::routes()
         .layer(axum::middleware::from_fn(record_request))
         .layer(RequestBodyLimitLayer::new(max_body))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(server_span)
+                .on_response(record_response),
+        )
         .with_state(state)
+}
+
+/// The span of one request, named by its route (`POST /v1/gateway/devices/validate`) and the
+/// child of the caller's span when the request carries W3C trace context (a gateway's HELLO).
+fn server_span(req: &Request) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str());
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{} {route}", req.method()),
+        otel.kind = "server",
+        http.request.method = %req.method(),
+        http.route = route,
+        url.path = req.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    httvps_telemetry::continue_from(&span, req.headers());
+    span
+}
+
+/// Records the status on the request's span (5xx marks it an error), then logs as before.
+fn record_response(response: &Response, latency: Duration, span: &tracing::Span) {
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "error");
+    }
+    tower_http::trace::OnResponse::on_response(
+        tower_http::trace::DefaultOnResponse::new(),
+        response,
+        latency,
+        span,
+    );
 }
 
 /// Counts requests and their durations by route and status.

@@ -3,24 +3,34 @@
 
 use clap::Parser;
 use httvps_control_plane::cli::{Cli, Command};
+use httvps_telemetry::{LogSettings, LogTarget, ServiceInfo};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let serving = matches!(&cli.command, None | Some(Command::Serve(_)));
     let json_logs = matches!(&cli.command, Some(Command::Serve(c)) if c.log_json);
-    init_tracing(json_logs);
-    httvps_control_plane::cli::run(cli).await
-}
-
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
+    let service = ServiceInfo {
+        name: "httvps-control-plane",
+        version: env!("CARGO_PKG_VERSION"),
+        instance_id: None,
+    };
+    let logs = LogSettings {
+        default_filter: "info,sqlx=warn,tower_http=info".into(),
+        json: json_logs,
+        target: LogTarget::Stderr,
+    };
+    // Only the service exports traces; an operator command is not worth a trace pipeline.
+    let telemetry = if serving {
+        httvps_telemetry::init(service, logs)?
     } else {
-        builder.init();
+        httvps_telemetry::init_with(service, logs, |_| None)?
+    };
+    if telemetry.exporting() {
+        let endpoint = telemetry.endpoint().unwrap_or("the default endpoint");
+        tracing::info!(endpoint, "exporting traces over OTLP");
     }
+    let result = httvps_control_plane::cli::run(cli).await;
+    telemetry.shutdown().await;
+    result
 }

@@ -16,6 +16,7 @@ use httvps_proto::HelloErrorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shadowsocks::config::{Mode, ServerAddr, ServerConfig};
+use tracing::Instrument;
 use url::Url;
 use uuid::Uuid;
 
@@ -257,20 +258,61 @@ impl ControlPlaneClient {
         })
     }
 
+    /// One call, as a client span (`POST /v1/gateway/...`, named by its route) whose trace
+    /// context travels in the request's headers.
     async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        route: &'static str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<Option<T>, CpError> {
+        let span = tracing::info_span!(
+            "control plane call",
+            otel.name = %format_args!("{method} {route}"),
+            otel.kind = "client",
+            http.request.method = %method,
+            http.route = route,
+            server.address = self.base.host_str().unwrap_or_default(),
+            http.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+        );
+        let outcome = self
+            .send::<T>(method, path, body, &span)
+            .instrument(span.clone())
+            .await;
+        if let Err(e) = &outcome {
+            let kind = match e {
+                CpError::Unavailable(_) => "unavailable",
+                CpError::Refused { .. } => "refused",
+            };
+            span.record("error.type", kind);
+            if matches!(e, CpError::Unavailable(_)) {
+                span.record("otel.status_code", "error");
+            }
+        }
+        outcome
+    }
+
+    async fn send<T: serde::de::DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<serde_json::Value>,
+        span: &tracing::Span,
     ) -> Result<Option<T>, CpError> {
         let url = self
             .base
             .join(path)
             .map_err(|e| CpError::Unavailable(format!("bad URL: {e}")))?;
+        let mut trace_headers = reqwest::header::HeaderMap::new();
+        httvps_telemetry::inject(span, &mut trace_headers);
         let mut request = self
             .http
             .request(method, url)
-            .bearer_auth(self.token.expose());
+            .bearer_auth(self.token.expose())
+            .headers(trace_headers);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -278,6 +320,7 @@ impl ControlPlaneClient {
             .send()
             .await
             .map_err(|e| CpError::Unavailable(e.without_url().to_string()))?;
+        span.record("http.response.status_code", response.status().as_u16());
         let status = response.status();
         if status.is_success() {
             if status == reqwest::StatusCode::NO_CONTENT {
@@ -314,6 +357,7 @@ impl ControlPlaneClient {
         let answer = self
             .call::<ValidateJson>(
                 reqwest::Method::POST,
+                "/v1/gateway/devices/validate",
                 "v1/gateway/devices/validate",
                 Some(body),
             )
@@ -373,7 +417,12 @@ impl ControlPlaneClient {
             .collect();
         let body = json!({"device_id": device_id, "session_id": session_id, "region": region, "exclude": exclude});
         let answer = self
-            .call::<AssignJson>(reqwest::Method::POST, "v1/gateway/nodes/assign", Some(body))
+            .call::<AssignJson>(
+                reqwest::Method::POST,
+                "/v1/gateway/nodes/assign",
+                "v1/gateway/nodes/assign",
+                Some(body),
+            )
             .await?
             .ok_or_else(|| CpError::Unavailable("empty assign answer".into()))?;
         answer
@@ -385,7 +434,12 @@ impl ControlPlaneClient {
     /// `GET /v1/gateway/pool`: the usable nodes.
     pub async fn pool(&self) -> Result<Vec<Node>, CpError> {
         let answer = self
-            .call::<PoolJson>(reqwest::Method::GET, "v1/gateway/pool", None)
+            .call::<PoolJson>(
+                reqwest::Method::GET,
+                "/v1/gateway/pool",
+                "v1/gateway/pool",
+                None,
+            )
             .await?
             .ok_or_else(|| CpError::Unavailable("empty pool answer".into()))?;
         Ok(answer
@@ -406,16 +460,26 @@ impl ControlPlaneClient {
     ) -> Result<(), CpError> {
         let node_id = node_id.and_then(|n| Uuid::parse_str(n).ok());
         let body = json!({"session_id": session_id, "device_id": device_id, "node_id": node_id, "client_region": region});
-        self.call::<Ignored>(reqwest::Method::POST, "v1/gateway/sessions", Some(body))
-            .await
-            .map(|_| ())
+        self.call::<Ignored>(
+            reqwest::Method::POST,
+            "/v1/gateway/sessions",
+            "v1/gateway/sessions",
+            Some(body),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `POST /v1/gateway/sessions/{id}/heartbeat`.
     pub async fn heartbeat_session(&self, session_id: Uuid) -> Result<HeartbeatAnswer, CpError> {
         let path = format!("v1/gateway/sessions/{session_id}/heartbeat");
         let answer = self
-            .call::<HeartbeatJson>(reqwest::Method::POST, &path, None)
+            .call::<HeartbeatJson>(
+                reqwest::Method::POST,
+                "/v1/gateway/sessions/{id}/heartbeat",
+                &path,
+                None,
+            )
             .await?
             .ok_or_else(|| CpError::Unavailable("empty heartbeat answer".into()))?;
         Ok(HeartbeatAnswer {
@@ -432,6 +496,7 @@ impl ControlPlaneClient {
         let reason: String = reason.chars().take(64).collect();
         self.call::<Ignored>(
             reqwest::Method::POST,
+            "/v1/gateway/sessions/{id}/end",
             &path,
             Some(json!({ "reason": reason })),
         )
@@ -443,15 +508,21 @@ impl ControlPlaneClient {
     pub async fn report_usage(&self, report: &UsageReport) -> Result<(), CpError> {
         let body = serde_json::to_value(report)
             .map_err(|e| CpError::Unavailable(format!("encoding the report: {e}")))?;
-        self.call::<Ignored>(reqwest::Method::POST, "v1/gateway/usage", Some(body))
-            .await
-            .map(|_| ())
+        self.call::<Ignored>(
+            reqwest::Method::POST,
+            "/v1/gateway/usage",
+            "v1/gateway/usage",
+            Some(body),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `POST /v1/gateway/heartbeat`: this gateway is alive, running `version`.
     pub async fn gateway_heartbeat(&self, version: &str) -> Result<(), CpError> {
         self.call::<Ignored>(
             reqwest::Method::POST,
+            "/v1/gateway/heartbeat",
             "v1/gateway/heartbeat",
             Some(json!({ "version": version })),
         )

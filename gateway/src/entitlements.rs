@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use httvps_proto::HelloErrorCode;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::authority::{
     AuthorityUnavailable, BoxFuture, DeviceAuthority, DeviceCheck, Entitlement, Verdict,
@@ -219,40 +220,44 @@ impl EntitlementCache {
         let token = token.to_owned();
         let region = region.map(str::to_owned);
         inner.stats.calls.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(async move {
-            let outcome = inner
-                .client
-                .validate_device(&key.0, &token, region.as_deref())
-                .await
-                .map_err(|e| e.to_string());
-            if let Ok(answer) = &outcome {
-                let now = Instant::now();
-                match &answer.verdict {
-                    Verdict::Allow(e) => {
-                        let ttl = answer.cache_ttl.min(inner.limits.positive_ttl_max);
-                        if let Ok(mut p) = inner.positive.lock() {
-                            p.insert(key.clone(), e.clone(), now + ttl);
+        // The call belongs to the trace of the HELLO that started it (others join it).
+        tokio::spawn(
+            async move {
+                let outcome = inner
+                    .client
+                    .validate_device(&key.0, &token, region.as_deref())
+                    .await
+                    .map_err(|e| e.to_string());
+                if let Ok(answer) = &outcome {
+                    let now = Instant::now();
+                    match &answer.verdict {
+                        Verdict::Allow(e) => {
+                            let ttl = answer.cache_ttl.min(inner.limits.positive_ttl_max);
+                            if let Ok(mut p) = inner.positive.lock() {
+                                p.insert(key.clone(), e.clone(), now + ttl);
+                            }
+                            if let Ok(mut n) = inner.negative.lock() {
+                                n.retain(|k| *k != key);
+                            }
                         }
-                        if let Ok(mut n) = inner.negative.lock() {
-                            n.retain(|k| *k != key);
-                        }
-                    }
-                    Verdict::Deny { code, message, .. } => {
-                        let ttl = answer.cache_ttl.min(inner.limits.negative_ttl_max);
-                        if let Ok(mut n) = inner.negative.lock() {
-                            n.insert(key.clone(), (*code, message.clone()), now + ttl);
-                        }
-                        if let Ok(mut p) = inner.positive.lock() {
-                            p.retain(|k| *k != key);
+                        Verdict::Deny { code, message, .. } => {
+                            let ttl = answer.cache_ttl.min(inner.limits.negative_ttl_max);
+                            if let Ok(mut n) = inner.negative.lock() {
+                                n.insert(key.clone(), (*code, message.clone()), now + ttl);
+                            }
+                            if let Ok(mut p) = inner.positive.lock() {
+                                p.retain(|k| *k != key);
+                            }
                         }
                     }
                 }
+                if let Ok(mut inflight) = inner.inflight.lock() {
+                    inflight.remove(&key);
+                }
+                let _ = tx.send(Some(outcome));
             }
-            if let Ok(mut inflight) = inner.inflight.lock() {
-                inflight.remove(&key);
-            }
-            let _ = tx.send(Some(outcome));
-        });
+            .in_current_span(),
+        );
         rx
     }
 }
@@ -279,8 +284,10 @@ impl DeviceAuthority for EntitlementCache {
             if let Some(verdict) = self.lookup(&key, Instant::now()) {
                 self.inner.stats.hits.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!(m::ENTITLEMENT_CACHE_TOTAL, "result" => "hit").increment(1);
+                tracing::Span::current().record("httvps.cache", "hit");
                 return Ok(verdict);
             }
+            tracing::Span::current().record("httvps.cache", "miss");
             self.inner.stats.misses.fetch_add(1, Ordering::Relaxed);
             metrics::counter!(m::ENTITLEMENT_CACHE_TOTAL, "result" => "miss").increment(1);
             let mut rx = self.join_or_call(&key, token, check.region);

@@ -11,7 +11,22 @@ use httvps_gateway::{Backends, Gateway, GatewayConfig, StaticAuthority, StaticNo
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = GatewayConfig::load()?;
-    init_tracing(config.log_json);
+    let telemetry = httvps_telemetry::init(
+        httvps_telemetry::ServiceInfo {
+            name: "httvps-gateway",
+            version: env!("CARGO_PKG_VERSION"),
+            instance_id: config.gateway_id.clone(),
+        },
+        httvps_telemetry::LogSettings {
+            default_filter: "info".into(),
+            json: config.log_json,
+            target: httvps_telemetry::LogTarget::Stdout,
+        },
+    )?;
+    if telemetry.exporting() {
+        let endpoint = telemetry.endpoint().unwrap_or("the default endpoint");
+        tracing::info!(endpoint, "exporting traces over OTLP");
+    }
     config.validate()?;
 
     if let Some(addr) = config.metrics_listen {
@@ -92,18 +107,8 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!("shutting down: GOAWAY to every session, then flushing usage");
     gateway.shutdown().await;
     tracing::info!("bye");
+    telemetry.shutdown().await;
     Ok(())
-}
-
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }
 
 async fn wait_for_termination() {

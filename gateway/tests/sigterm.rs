@@ -3,111 +3,21 @@
 //! process). A stream is mid-transfer when the process gets SIGTERM.
 
 mod common;
+// Not in `common`: the examples share that, and only tests know the binary's path.
+#[path = "common/binary.rs"]
+mod binary;
 
-use std::net::SocketAddr;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use binary::Binary;
 use common::cp::TestCp;
 use common::*;
 use httvps_control_plane::store::SessionFilter;
 use httvps_proto::{ErrorCode, Event, StreamKind};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
 const T: Duration = Duration::from_secs(30);
 const GRACE: Duration = Duration::from_secs(10);
-
-/// The gateway binary in a child process; killed if the test fails.
-struct Binary {
-    child: tokio::process::Child,
-    addr: SocketAddr,
-    fingerprint: String,
-    output: Arc<Mutex<Vec<String>>>,
-}
-
-impl Binary {
-    async fn start(cp: &TestCp, config_file: &std::path::Path) -> Binary {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_httvps-gateway"));
-        // Only what this test sets: no HTTVPS_GATEWAY_* from the environment of the test run.
-        for (key, _) in std::env::vars() {
-            if key.starts_with("HTTVPS_GATEWAY_") {
-                command.env_remove(key);
-            }
-        }
-        command
-            .arg("--config")
-            .arg(config_file)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(["--control-plane-url", cp.url().as_str()])
-            .env("HTTVPS_GATEWAY_CONTROL_PLANE_TOKEN", &cp.gateway_token)
-            .env(
-                "HTTVPS_GATEWAY_SHUTDOWN_GRACE",
-                format!("{}s", GRACE.as_secs()),
-            )
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = command.spawn().expect("the gateway binary starts");
-        let output = Arc::new(Mutex::new(Vec::new()));
-        // Logs go to stderr or stdout; both are drained so the child never blocks on a pipe.
-        let stderr = child.stderr.take().unwrap();
-        let sink = output.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let connect_line = tokio::time::timeout(T, async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                output.lock().unwrap().push(line.clone());
-                if line.starts_with("connect with:") {
-                    return Some(line);
-                }
-            }
-            None
-        })
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| panic!("no connect line; output: {:?}", output.lock().unwrap()));
-        let sink = output.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        // connect with: httvps://DEVICE_ID:TOKEN@HOST:PORT/PATH?fp=FP
-        let after_host = connect_line.split("@HOST:").nth(1).unwrap();
-        let port: u16 = after_host.split('/').next().unwrap().parse().unwrap();
-        let fingerprint = connect_line.split("fp=").nth(1).unwrap().trim().to_owned();
-        Binary {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            fingerprint,
-            output,
-        }
-    }
-
-    fn sigterm(&self) {
-        let pid = self.child.id().expect("still running");
-        let status = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn output(&self) -> String {
-        self.output.lock().unwrap().join("\n")
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_the_real_binary_the_stream_in_flight_completes_and_usage_is_stored() {
@@ -131,7 +41,15 @@ async fn sigterm_drains_the_real_binary_the_stream_in_flight_completes_and_usage
         ),
     )
     .unwrap();
-    let mut gw = Binary::start(&cp, &config_file).await;
+    let mut gw = Binary::start(
+        &cp,
+        &config_file,
+        &[(
+            "HTTVPS_GATEWAY_SHUTDOWN_GRACE",
+            format!("{}s", GRACE.as_secs()),
+        )],
+    )
+    .await;
 
     let mut client = TestClient::try_connect_to(
         gw.addr,

@@ -90,6 +90,7 @@ fn deny(
 ) -> Json<ValidateResponse> {
     metrics::counter!("httvps_cp_device_validations_total", "result" => "deny", "code" => code)
         .increment(1);
+    tracing::Span::current().record("httvps.verdict", code);
     Json(ValidateResponse::Deny {
         cache_ttl_secs: state.config.denial_ttl_secs,
         code,
@@ -101,6 +102,8 @@ fn deny(
 #[utoipa::path(post, path = "/v1/gateway/devices/validate", tag = "gateway", request_body = ValidateRequest,
     responses((status = 200, body = ValidateResponse), (status = 401, body = crate::error::Problem)),
     security(("gateway_token" = [])))]
+#[tracing::instrument(name = "device check", skip_all,
+    fields(httvps.device.id = %req.device_id, httvps.verdict = tracing::field::Empty))]
 pub async fn validate_device(
     State(state): State<AppState>,
     _gw: GatewayCaller,
@@ -160,6 +163,7 @@ pub async fn validate_device(
     }
     metrics::counter!("httvps_cp_device_validations_total", "result" => "allow", "code" => "ok")
         .increment(1);
+    tracing::Span::current().record("httvps.verdict", "allow");
     Ok(Json(ValidateResponse::Allow {
         cache_ttl_secs: state.config.entitlement_ttl_secs,
         entitlement: Box::new(Entitlement {
@@ -208,6 +212,8 @@ pub struct AssignNodeResponse {
 #[utoipa::path(post, path = "/v1/gateway/nodes/assign", tag = "gateway", request_body = AssignNodeRequest,
     responses((status = 200, body = AssignNodeResponse), (status = 503, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
     security(("gateway_token" = [])))]
+#[tracing::instrument(name = "node assignment", skip_all,
+    fields(httvps.device.id = %req.device_id, httvps.excluded = req.exclude.len(), httvps.node.id = tracing::field::Empty))]
 pub async fn assign_node(
     State(state): State<AppState>,
     _gw: GatewayCaller,
@@ -276,6 +282,7 @@ pub async fn assign_node(
         state.store.move_session(session, chosen).await?;
     }
     metrics::counter!("httvps_cp_node_assignments_total", "result" => "assigned").increment(1);
+    tracing::Span::current().record("httvps.node.id", tracing::field::display(chosen));
     Ok(Json(AssignNodeResponse {
         node: AssignedNode {
             id: node.id,

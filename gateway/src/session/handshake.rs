@@ -11,6 +11,7 @@ use super::control::ControlTask;
 use super::{close, ControlHandle, Session};
 use httvps_shared_state::{LimitScope, ResumeRecord, SessionLease, SessionOwner, UsageCounter};
 use subtle::ConstantTimeEq;
+use tracing::Instrument;
 
 use crate::authority::{DeviceCheck, Entitlement, Verdict};
 use crate::control_plane::{hello_code, CpError};
@@ -25,21 +26,43 @@ const RETRY_AFTER_UNAVAILABLE: Duration = Duration::from_secs(5);
 impl Session {
     pub(super) async fn on_hello(&mut self, hello: Hello) {
         let started = Instant::now();
-        let result = self.decide(&hello).await;
+        // The root of the session's trace: the device check and the control plane's session
+        // start are its children, across the services.
+        let span = tracing::info_span!(
+            parent: None,
+            "HELLO",
+            otel.kind = "server",
+            client.address = %self.peer.ip(),
+            httvps.device.id = %hello.device_id,
+            httvps.client.name = %hello.client_name,
+            httvps.client.version = %hello.client_version,
+            httvps.resumed = tracing::field::Empty,
+            session.id = tracing::field::Empty,
+            httvps.hello.result = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        self.hello_trace = httvps_telemetry::TraceLink::to(&span);
+        let result = self.decide(&hello).instrument(span.clone()).await;
         let outcome = match result {
             Ok(()) => "accepted",
             Err(code) => code.name(),
         };
+        span.record("httvps.hello.result", outcome);
+        if matches!(result, Err(HelloErrorCode::Internal)) {
+            span.record("otel.status_code", "error");
+        }
         metrics::histogram!(m::HELLO_SECONDS, "result" => outcome)
             .record(started.elapsed().as_secs_f64());
-        tracing::info!(
-            peer = %self.peer,
-            device = %hello.device_id,
-            client = %hello.client_name,
-            version = %hello.client_version,
-            result = outcome,
-            "HELLO"
-        );
+        span.in_scope(|| {
+            tracing::info!(
+                peer = %self.peer,
+                device = %hello.device_id,
+                client = %hello.client_name,
+                version = %hello.client_version,
+                result = outcome,
+                "HELLO"
+            )
+        });
     }
 
     async fn decide(&mut self, hello: &Hello) -> Result<(), HelloErrorCode> {
@@ -63,6 +86,7 @@ impl Session {
             _ => None,
         };
         if let Some((entitlement, session_uuid)) = resumed {
+            tracing::Span::current().record("httvps.resumed", true);
             return self.establish(hello, entitlement, session_uuid, true).await;
         }
         let check = DeviceCheck {
@@ -75,6 +99,11 @@ impl Session {
             shared.config.control_plane_timeout,
             shared.authority.validate(check),
         )
+        .instrument(tracing::info_span!(
+            "device check",
+            httvps.device.id = %hello.device_id,
+            httvps.cache = tracing::field::Empty,
+        ))
         .await;
         match verdict {
             Ok(Ok(Verdict::Allow(entitlement))) => {
@@ -179,6 +208,7 @@ impl Session {
         let shared = self.shared.clone();
         let state = shared.state.clone();
         let session_key = session_uuid.to_string();
+        tracing::Span::current().record("session.id", session_key.as_str());
         let owner = SessionOwner {
             device_id: entitlement.device_id.clone(),
             user_id: entitlement.user_id.clone(),

@@ -41,7 +41,7 @@ use crate::stats::SessionStatsGuard;
 use crate::upstream::tcp::TcpRelay;
 use crate::upstream::udp::{OutboundDatagram, UdpRelay};
 use crate::upstream::upload::UploadQueue;
-use crate::upstream::{SessionNode, StreamEvent};
+use crate::upstream::{open_span, SessionNode, StreamEvent};
 use crate::usage::SessionUsage;
 use control::ControlEvent;
 use httvps_shared_state::SessionLease;
@@ -101,6 +101,7 @@ where
         quota_exhausted: false,
         end_reason: None,
         established_at: None,
+        hello_trace: httvps_telemetry::TraceLink::default(),
         written_down: 0,
         proto_stalls: 0,
         reported_streams: (0, 0),
@@ -141,6 +142,8 @@ struct Session {
     /// Why the session ended, for the control plane (`client_closed`, `idle_timeout`, ...).
     end_reason: Option<&'static str>,
     established_at: Option<Instant>,
+    /// The HELLO's span: each stream open is a trace of its own that links to it.
+    hello_trace: httvps_telemetry::TraceLink,
     handshake_deadline: Option<Instant>,
     idle_deadline: Option<Instant>,
     lifetime_deadline: Instant,
@@ -519,6 +522,7 @@ impl Session {
         let upstreams = self.shared.upstreams.clone();
         let events = self.events_tx.clone();
         let early_len = open.early_data.len();
+        let open_span = open_span::start(id, kind, node.session_id(), &self.hello_trace);
         let (io, task) = match kind {
             StreamKind::Tcp => {
                 let upload = Arc::new(UploadQueue::default());
@@ -533,6 +537,7 @@ impl Session {
                     upstreams,
                     node,
                     read_chunk: UPSTREAM_READ_CHUNK,
+                    open_span,
                 };
                 let task = tokio::spawn(relay.run()).abort_handle();
                 let io = StreamIo::Tcp {
@@ -555,6 +560,7 @@ impl Session {
                     node,
                     idle_timeout: self.shared.config.udp_idle_timeout,
                     stats: self.shared.stats.clone(),
+                    open_span,
                 };
                 let task = tokio::spawn(relay.run()).abort_handle();
                 (

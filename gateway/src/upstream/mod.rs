@@ -10,6 +10,7 @@
 //! allows private targets the name goes to the node unresolved, which then resolves it itself.
 
 pub mod nodes;
+pub mod open_span;
 pub mod policy;
 pub mod prewarm;
 pub mod tcp;
@@ -33,6 +34,7 @@ use shadowsocks::relay::Address;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
+use tracing::Instrument;
 
 pub use nodes::{AssignRequest, NoNode, Node, NodeSource, StaticNodes};
 pub use policy::TargetPolicy;
@@ -195,6 +197,11 @@ impl SessionNode {
             current_id: std::sync::Mutex::new(None),
             moved_to: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The session's id.
+    pub fn session_id(&self) -> &str {
+        &self.session_id
     }
 
     /// The node the session's streams use now, if one was assigned.
@@ -462,13 +469,22 @@ impl Upstreams {
             region: session.region.as_deref(),
             exclude,
         };
-        match self.nodes.assign(request).await {
+        let span = tracing::info_span!(
+            "node assignment",
+            session.id = %session.session_id,
+            httvps.excluded = exclude.len(),
+            httvps.node.id = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        match self.nodes.assign(request).instrument(span.clone()).await {
             Ok(node) => {
+                span.record("httvps.node.id", node.id.as_str());
                 session.set_current(&mut current, Some(node.clone()));
                 Ok(node)
             }
             Err(e) => {
-                tracing::warn!(error = %e, "no node for session");
+                span.record("otel.status_code", "error");
+                span.in_scope(|| tracing::warn!(error = %e, "no node for session"));
                 Err(ResetCode::NodeUnavailable)
             }
         }

@@ -17,9 +17,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use httvps_proto::{ResetCode, StreamId, TargetAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, Semaphore};
+use tracing::Instrument;
 
 use super::upload::{Upload, UploadQueue};
-use super::{SessionNode, StreamEvent, Upstreams};
+use super::{SessionNode, StreamEvent, UpstreamStream, Upstreams};
 
 /// Everything one TCP stream task needs.
 #[derive(Debug)]
@@ -42,25 +43,31 @@ pub struct TcpRelay {
     pub node: Arc<SessionNode>,
     /// Largest single read from the upstream.
     pub read_chunk: usize,
+    /// The open's span ([`super::open_span`]), ended once connected or refused.
+    pub open_span: tracing::Span,
 }
 
 impl TcpRelay {
-    /// Runs the stream to its end. Every outcome is reported through `events`.
-    pub async fn run(self) {
-        let id = self.id;
-        let events = self.events.clone();
-        let address = match self.upstreams.resolve(&self.target).await {
-            Ok(a) => a,
-            Err(code) => {
-                let _ = events.send(StreamEvent::OpenFailed { id, code }).await;
-                return;
-            }
-        };
-        let (stream, node) = match self
-            .upstreams
+    /// Resolves and checks the target, then connects through the session's node.
+    async fn open(&self) -> Result<(UpstreamStream, Arc<str>), ResetCode> {
+        let address = self.upstreams.resolve(&self.target).await?;
+        self.upstreams
             .connect_tcp(&self.node, &address, &self.early_data)
             .await
-        {
+    }
+
+    /// Runs the stream to its end. Every outcome is reported through `events`.
+    pub async fn run(mut self) {
+        let id = self.id;
+        let events = self.events.clone();
+        let span = std::mem::replace(&mut self.open_span, tracing::Span::none());
+        let opened = self.open().instrument(span.clone()).await;
+        super::open_span::finish(
+            &span,
+            opened.as_ref().map(|(_, node)| &**node).map_err(|c| *c),
+        );
+        drop(span);
+        let (stream, node) = match opened {
             Ok(s) => s,
             Err(code) => {
                 let _ = events.send(StreamEvent::OpenFailed { id, code }).await;

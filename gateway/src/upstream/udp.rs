@@ -12,6 +12,7 @@ use httvps_proto::{ResetCode, StreamId, TargetAddr};
 use shadowsocks::relay::udprelay::options::UdpSocketControlData;
 use shadowsocks::relay::Address;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::{target_of, SessionNode, StreamEvent, Upstreams};
 use crate::stats::GatewayStats;
@@ -49,6 +50,8 @@ pub struct UdpRelay {
     pub idle_timeout: Duration,
     /// Gateway counters (open NAT entries).
     pub stats: Arc<GatewayStats>,
+    /// The open's span ([`super::open_span`]), ended once the association is up or refused.
+    pub open_span: tracing::Span,
 }
 
 impl UdpRelay {
@@ -56,14 +59,23 @@ impl UdpRelay {
     pub async fn run(mut self) {
         let id = self.id;
         let events = self.events.clone();
-        let default_dest = match self.upstreams.resolve(&self.target).await {
-            Ok(a) => a,
-            Err(code) => {
-                let _ = events.send(StreamEvent::OpenFailed { id, code }).await;
-                return;
-            }
-        };
-        let (socket, node) = match self.upstreams.bind_udp(&self.node).await {
+        let span = std::mem::replace(&mut self.open_span, tracing::Span::none());
+        let opened = async {
+            let default_dest = self.upstreams.resolve(&self.target).await?;
+            let (socket, node) = self.upstreams.bind_udp(&self.node).await?;
+            Ok((default_dest, socket, node))
+        }
+        .instrument(span.clone())
+        .await;
+        super::open_span::finish(
+            &span,
+            opened
+                .as_ref()
+                .map(|(_, _, node)| node.id.as_str())
+                .map_err(|c| *c),
+        );
+        drop(span);
+        let (default_dest, socket, node) = match opened {
             Ok(s) => s,
             Err(code) => {
                 let _ = events.send(StreamEvent::OpenFailed { id, code }).await;

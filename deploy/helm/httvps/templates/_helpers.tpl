@@ -77,13 +77,25 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{/* OpenTelemetry export (being added to the binaries): the standard OTLP variables. */}}
+{{/* OpenTelemetry trace export: the standard OTLP variables. */}}
 {{- define "httvps.otelEnv" -}}
-{{- if .root.Values.otel.endpoint }}
+{{- with .root.Values.otel }}
+{{- if .endpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
-  value: {{ .root.Values.otel.endpoint | quote }}
+  value: {{ .endpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ .protocol | default "grpc" | quote }}
 - name: OTEL_SERVICE_NAME
-  value: {{ .service | quote }}
+  value: {{ $.service | quote }}
+{{- if .sampler }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ .sampler | quote }}
+{{- end }}
+{{- if .samplerArg }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .samplerArg | quote }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 
