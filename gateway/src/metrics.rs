@@ -9,7 +9,7 @@ use crate::GatewayError;
 
 /// Sessions currently established (gauge).
 pub const SESSIONS_ACTIVE: &str = "httvps_gateway_sessions_active";
-/// Sessions ended, by how they ended (`result`).
+/// Sessions ended, by the WebSocket close code they ended with (`close_code`).
 pub const SESSIONS_TOTAL: &str = "httvps_gateway_sessions_total";
 /// Streams currently live, by `kind` (tcp, udp).
 pub const STREAMS_ACTIVE: &str = "httvps_gateway_streams_active";
@@ -42,7 +42,8 @@ pub const DECOY_RESPONSES_TOTAL: &str = "httvps_gateway_decoy_responses_total";
 
 /// Device checks answered from the entitlement cache or not, by `result` (hit, miss).
 pub const ENTITLEMENT_CACHE_TOTAL: &str = "httvps_gateway_entitlement_cache_total";
-/// Control-plane calls that failed, by `call` and `kind` (unavailable, refused).
+/// Control-plane calls that failed, by `call` (gateway_heartbeat, session_start,
+/// session_heartbeat, session_end).
 pub const CONTROL_PLANE_ERRORS_TOTAL: &str = "httvps_gateway_control_plane_errors_total";
 /// Usage reports by `result` (sent, failed: retried later, rejected: refused for good).
 pub const USAGE_REPORTS_TOTAL: &str = "httvps_gateway_usage_reports_total";
