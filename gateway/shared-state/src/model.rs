@@ -139,10 +139,12 @@ pub struct UsageCounter {
     pub period_end_ms: Option<i64>,
 }
 
-/// A live gateway as the registry lists it.
+/// A gateway process as it registers itself in the shared store, at most one heartbeat period
+/// old.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = LiveGateway))]
 pub struct GatewayInfo {
-    /// The gateway's id (unique per process).
+    /// The process's id (`--gateway-id`, else a new UUID per start); not a registry id.
     pub id: String,
     /// Software version.
     pub version: String,

@@ -110,48 +110,14 @@ pub async fn list_gateways(
     Ok(Json(state.store.list_gateways().await?))
 }
 
-/// A gateway process as it registers itself in the shared store (Redis), at most one heartbeat
-/// period old.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LiveGateway {
-    /// The process's id (`--gateway-id`, else a new UUID per start); not a registry id.
-    pub id: String,
-    pub version: String,
-    /// The address it listens on, as it knows it.
-    pub listen: String,
-    /// When it started, Unix ms.
-    pub started_at_ms: i64,
-    /// Its last heartbeat, Unix ms.
-    pub heartbeat_at_ms: i64,
-    pub sessions: u64,
-    pub streams: u64,
-    /// Refusing new sessions (shutting down).
-    pub draining: bool,
-}
-
-impl From<GatewayInfo> for LiveGateway {
-    fn from(g: GatewayInfo) -> Self {
-        LiveGateway {
-            id: g.id,
-            version: g.version,
-            listen: g.listen,
-            started_at_ms: g.started_at_ms,
-            heartbeat_at_ms: g.heartbeat_at_ms,
-            sessions: g.sessions,
-            streams: g.streams,
-            draining: g.draining,
-        }
-    }
-}
-
 /// Lists the gateway processes alive right now, from the shared store. 503 when it cannot be
 /// read, or when there is none (`REDIS_URL` unset: gateways then register nowhere shared).
 #[utoipa::path(get, path = "/v1/admin/gateways/live", tag = "admin",
-    responses((status = 200, body = Vec<LiveGateway>), (status = 503, body = crate::error::Problem)), security(("admin_jwt" = [])))]
+    responses((status = 200, body = Vec<GatewayInfo>), (status = 503, body = crate::error::Problem)), security(("admin_jwt" = [])))]
 pub async fn live_gateways(
     State(state): State<AppState>,
     _caller: AdminCaller,
-) -> ApiResult<Json<Vec<LiveGateway>>> {
+) -> ApiResult<Json<Vec<GatewayInfo>>> {
     if !shared::is_shared(&state) {
         return Err(ApiError::Unavailable(
             "no shared store: set REDIS_URL to see live gateways".into(),
@@ -161,7 +127,7 @@ pub async fn live_gateways(
         metrics::counter!("httvps_cp_shared_state_errors_total", "op" => "gateways").increment(1);
         ApiError::Unavailable(e.to_string())
     })?;
-    Ok(Json(gateways.into_iter().map(LiveGateway::from).collect()))
+    Ok(Json(gateways))
 }
 
 /// Reads one gateway.

@@ -120,7 +120,7 @@ pub const DEFAULT_LIMIT: i64 = 100;
         crate::model::Session,
         crate::model::Gateway,
         crate::model::GatewayToken,
-        gateways::LiveGateway,
+        httvps_shared_state::GatewayInfo,
         crate::model::AuditEntry,
         crate::model::Role,
         crate::store::QuotaStatus,
