@@ -1,6 +1,8 @@
 # Sourced by .ci/run and scripts/test.sh: makes sure PostgreSQL and Redis answer on their
-# standard local ports, starting them when this machine has them installed. With CI=true a
-# service that still does not answer fails the run instead of letting tests skip it.
+# standard local ports, installing them (Debian packages, as root) when they are missing and
+# starting them when they are down, and that the programs the tests drive (curl, nginx) exist.
+# With CI=true a service that still does not answer fails the run instead of letting tests skip
+# it.
 
 PG_HOST="${PGHOST:-127.0.0.1}"
 PG_PORT="${PGPORT:-5432}"
@@ -19,6 +21,35 @@ redis_up() {
   else
     port_open "$REDIS_HOST" "$REDIS_PORT"
   fi
+}
+
+apt_install() { # package...
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "missing: $*; install these packages (Debian: apt-get install $*) or run as root" >&2
+    return 1
+  fi
+  echo "installing $* (Debian packages)"
+  { [ -n "${HTTVPS_APT_UPDATED:-}" ] || apt-get update -qq; } && HTTVPS_APT_UPDATED=1 &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# A PostgreSQL installed here: trust on the local addresses (as on the development machines) and
+# the database the tests use.
+install_postgres() {
+  apt_install postgresql postgresql-client || return 1
+  local version hba
+  version="$(ls /etc/postgresql | head -n1)"
+  hba="/etc/postgresql/$version/main/pg_hba.conf"
+  if ! grep -q '^# httvps-tests' "$hba"; then
+    { echo '# httvps-tests: trust on loopback, like the development machines'
+      echo 'host all all 127.0.0.1/32 trust'
+      echo 'host all all ::1/128 trust'
+      cat "$hba"; } > "$hba.new" && mv "$hba.new" "$hba"
+  fi
+  start_postgres
+  wait_for PostgreSQL postgres_up || return 1
+  su postgres -c "psql -qc 'CREATE DATABASE test'" 2>/dev/null || true
+  su postgres -c "psql -qc 'CREATE ROLE root SUPERUSER LOGIN'" 2>/dev/null || true
 }
 
 start_postgres() {
@@ -40,8 +71,21 @@ wait_for() { # name check-function
   return 1
 }
 
+ensure_tools() {
+  local want=()
+  command -v curl >/dev/null || want+=(curl)
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || want+=(nginx-light)
+  [ ${#want[@]} -eq 0 ] || apt_install "${want[@]}" || {
+    echo "the end-to-end and camouflage tests drive the real ${want[*]}" >&2
+    [ "${CI:-}" = "true" ] && exit 1
+  }
+}
+
 ensure_services() {
   local missing=()
+  ensure_tools
+  if ! postgres_up && ! command -v pg_ctlcluster >/dev/null; then install_postgres || true; fi
+  if ! redis_up && ! command -v redis-server >/dev/null; then apt_install redis-server || true; fi
   postgres_up || { echo "PostgreSQL not answering on $PG_HOST:$PG_PORT, starting it"; start_postgres; wait_for PostgreSQL postgres_up || missing+=("PostgreSQL ($PG_HOST:$PG_PORT)"); }
   redis_up || { echo "Redis not answering on $REDIS_HOST:$REDIS_PORT, starting it"; start_redis; wait_for Redis redis_up || missing+=("Redis ($REDIS_HOST:$REDIS_PORT)"); }
   if [ ${#missing[@]} -gt 0 ]; then
