@@ -7,15 +7,19 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::FallbackAddr;
+
+/// Read buffer of each relay direction (one TLS record's plaintext).
+const RELAY_BUFFER: usize = 16 * 1024;
 
 /// Why a connection could not be relayed.
 #[derive(Debug, thiserror::Error)]
@@ -184,9 +188,13 @@ impl AsyncWrite for FallbackStream {
 /// How a relay ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayEnd {
-    /// The fallback closed its side: the client got every byte and a clean close (for TLS,
-    /// `close_notify`).
+    /// The fallback closed its side after answering: the client got every byte and a clean
+    /// close (for TLS, `close_notify`).
     FallbackClosed,
+    /// The fallback closed while a request of the client was unanswered (it timed out
+    /// reading the head or body): the client connection is dropped without `close_notify`,
+    /// as nginx closes a timed-out TLS connection quietly.
+    FallbackTimedOut,
     /// The client closed cleanly first; the fallback's answer was delivered to the end.
     ClientClosed,
     /// A read or write failed (a reset, or a TLS client gone without `close_notify`): the
@@ -196,22 +204,30 @@ pub enum RelayEnd {
 
 /// Relays `client` and `upstream` both ways until the fallback is done, starting with `head`
 /// (bytes already read from the client). The fallback decides when the connection ends: when
-/// it closes, the client's side is shut down cleanly and the relay stops; when the client
-/// closes, the fallback gets EOF and its answer still goes through.
+/// it closes, the client's side is shut down (cleanly, unless a request was pending) and the
+/// relay stops; when the client closes, the fallback gets EOF and its answer still goes
+/// through.
 pub async fn relay<C, U>(client: C, head: &[u8], mut upstream: U) -> RelayEnd
 where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
+    // Whether the client sent bytes the fallback has not answered yet.
+    let pending = AtomicBool::new(!head.is_empty());
     if upstream.write_all(head).await.is_err() {
         return RelayEnd::Failed;
     }
     let (mut client_read, mut client_write) = tokio::io::split(client);
     let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream);
     let (down, client_closed) = {
-        let down = tokio::io::copy(&mut upstream_read, &mut client_write);
+        let down = pump(&mut upstream_read, &mut client_write, || {
+            pending.store(false, Ordering::Relaxed)
+        });
         let up = async {
-            let copied = tokio::io::copy(&mut client_read, &mut upstream_write).await;
+            let copied = pump(&mut client_read, &mut upstream_write, || {
+                pending.store(true, Ordering::Relaxed)
+            })
+            .await;
             // EOF to the fallback either way, so it finishes its answer and closes.
             let _ = upstream_write.shutdown().await;
             copied
@@ -223,8 +239,9 @@ where
         }
     };
     match (down, client_closed) {
-        (Err(_), _) | (Ok(_), Some(false)) => RelayEnd::Failed,
-        (Ok(_), clean) => {
+        (Err(_), _) | (Ok(()), Some(false)) => RelayEnd::Failed,
+        (Ok(()), None) if pending.load(Ordering::Relaxed) => RelayEnd::FallbackTimedOut,
+        (Ok(()), clean) => {
             let _ = client_write.shutdown().await;
             if clean.is_some() {
                 RelayEnd::ClientClosed
@@ -232,5 +249,23 @@ where
                 RelayEnd::FallbackClosed
             }
         }
+    }
+}
+
+/// Copies `from` to `to` until EOF, calling `on_bytes` before each chunk is passed on.
+async fn pump<R, W>(from: &mut R, to: &mut W, on_bytes: impl Fn()) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; RELAY_BUFFER];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        on_bytes();
+        to.write_all(&buf[..n]).await?;
+        to.flush().await?;
     }
 }

@@ -25,13 +25,46 @@ fn standalone_config(nginx: &Nginx) -> GatewayConfig {
     }
 }
 
+/// How a connection ended, as the client sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Close {
+    /// TLS close_notify (or, for plain TCP, FIN).
+    Clean,
+    /// FIN or reset without close_notify.
+    Quiet,
+    /// Still open when the test stopped waiting.
+    Open,
+}
+
+async fn read_until_close<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+    wait: Duration,
+) -> (Vec<u8>, Close) {
+    let mut out = Vec::new();
+    let close = match tokio::time::timeout(wait, s.read_to_end(&mut out)).await {
+        Ok(Ok(_)) => Close::Clean,
+        Ok(Err(_)) => Close::Quiet,
+        Err(_) => Close::Open,
+    };
+    (out, close)
+}
+
 /// Sends `request` over TLS and reads until the server closes (or 5 s pass).
 async fn exchange(addr: SocketAddr, fingerprint: &str, request: &[u8]) -> Vec<u8> {
+    exchange_closing(addr, fingerprint, request, Duration::from_secs(5))
+        .await
+        .0
+}
+
+async fn exchange_closing(
+    addr: SocketAddr,
+    fingerprint: &str,
+    request: &[u8],
+    wait: Duration,
+) -> (Vec<u8>, Close) {
     let mut tls = tls_connect(addr, fingerprint).await;
     tls.write_all(request).await.unwrap();
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out)).await;
-    out
+    read_until_close(&mut tls, wait).await
 }
 
 /// The bytes without `Date:` header lines (they differ by the second).
@@ -75,13 +108,16 @@ async fn every_request_that_is_not_a_session_gets_nginx_s_own_bytes() {
     let nginx = Nginx::start().await;
     let gw = TestGateway::start_static(standalone_config(&nginx)).await;
     let mut different = Vec::new();
+    let wait = Duration::from_secs(5);
     for (name, request) in probes() {
-        let direct = exchange(nginx.tls, &nginx.fingerprint, &request).await;
-        let through = exchange(gw.addr(), &gw.fingerprint(), &request).await;
+        let (direct, direct_close) =
+            exchange_closing(nginx.tls, &nginx.fingerprint, &request, wait).await;
+        let (through, through_close) =
+            exchange_closing(gw.addr(), &gw.fingerprint(), &request, wait).await;
         assert!(!direct.is_empty(), "{name}: nginx answered nothing");
-        if without_date(&direct) != without_date(&through) {
+        if without_date(&direct) != without_date(&through) || direct_close != through_close {
             different.push(format!(
-                "{name}:\n--- nginx\n{}\n--- gateway\n{}",
+                "{name}:\n--- nginx ({direct_close:?})\n{}\n--- gateway ({through_close:?})\n{}",
                 without_date(&direct),
                 without_date(&through)
             ));
@@ -239,4 +275,56 @@ async fn connections_beyond_the_per_address_cap_are_closed_at_accept() {
         page.starts_with("HTTP/1.1 404 Not Found"),
         "a freed slot serves again: {page}"
     );
+}
+
+#[tokio::test]
+async fn timeouts_close_like_nginx_s() {
+    // nginx and the gateway with the same short timeouts (nginx's defaults are 60 s and 75 s).
+    let nginx = Nginx::start_with("client_header_timeout 1s; keepalive_timeout 2s;").await;
+    let config = GatewayConfig {
+        client_header_timeout: Duration::from_secs(1),
+        tls_handshake_timeout: Duration::from_secs(1),
+        keepalive_timeout: Duration::from_secs(2),
+        ..standalone_config(&nginx)
+    };
+    let gw = TestGateway::start_static(config).await;
+    let wait = Duration::from_secs(6);
+    let secret_start = format!("GET {}", &PATH[..3]);
+    // What nginx does (checked here too): close_notify on an idle connection, a quiet close
+    // on a request head that timed out midway (c->timedout in ngx_ssl_shutdown).
+    let cases: [(&str, &[u8], Close); 4] = [
+        ("nothing after the handshake", b"", Close::Clean),
+        ("a partial request", b"GET /robots.t", Close::Quiet),
+        (
+            "a partial start of the secret path",
+            secret_start.as_bytes(),
+            Close::Quiet,
+        ),
+        (
+            "keep-alive idle after a response",
+            b"GET /robots.txt HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            Close::Clean,
+        ),
+    ];
+    let mut different = Vec::new();
+    for (name, request, nginx_close) in cases {
+        let direct = exchange_closing(nginx.tls, &nginx.fingerprint, request, wait).await;
+        let through = exchange_closing(gw.addr(), &gw.fingerprint(), request, wait).await;
+        assert_eq!(direct.1, nginx_close, "{name}: nginx");
+        if without_date(&direct.0) != without_date(&through.0) || direct.1 != through.1 {
+            different.push(format!(
+                "{name}: nginx {:?}, gateway {:?}",
+                direct.1, through.1
+            ));
+        }
+    }
+    // TCP without a ClientHello: both close after the timeout, without a byte.
+    for addr in [nginx.tls, gw.addr()] {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let (bytes, close) = read_until_close(&mut tcp, wait).await;
+        if !bytes.is_empty() || close == Close::Open {
+            different.push(format!("no ClientHello to {addr}: {close:?} {bytes:?}"));
+        }
+    }
+    assert!(different.is_empty(), "{}", different.join("\n"));
 }

@@ -50,6 +50,11 @@ fn write_site(root: &Path) {
 
 impl Nginx {
     pub async fn start() -> Nginx {
+        Self::start_with("").await
+    }
+
+    /// With extra directives in the `http` block (e.g. short timeouts).
+    pub async fn start_with(http_directives: &str) -> Nginx {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         write_site(&d.join("site"));
@@ -70,6 +75,7 @@ impl Nginx {
                client_body_temp_path {p}/tmp/body;\n  proxy_temp_path {p}/tmp/proxy;\n\
                fastcgi_temp_path {p}/tmp/fastcgi;\n  uwsgi_temp_path {p}/tmp/uwsgi;\n\
                scgi_temp_path {p}/tmp/scgi;\n\
+               {http_directives}\n\
                ssl_protocols TLSv1.2 TLSv1.3;\n  ssl_prefer_server_ciphers on;\n\
                server {{\n    listen 127.0.0.1:{http};\n    listen 127.0.0.1:{tls} ssl;\n\
                  server_name localhost;\n    ssl_certificate {p}/cert.pem;\n\
