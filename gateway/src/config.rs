@@ -66,12 +66,81 @@ pub struct GatewayConfig {
     #[arg(long, env = "HTTVPS_GATEWAY_TLS_RELOAD_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub tls_reload_interval: Duration,
 
-    /// Folder of the static decoy site served to every request that is not a valid upgrade;
-    /// without it such requests get a plain 404.
-    #[arg(long, env = "HTTVPS_GATEWAY_DECOY_DIR")]
+    /// Removed: the static decoy site is gone. Setting it is an error pointing at
+    /// `--fallback` (a real web server answers every request that is not a session).
+    #[arg(long, env = "HTTVPS_GATEWAY_DECOY_DIR", hide = true)]
     pub decoy_dir: Option<PathBuf>,
 
-    /// `Server` header of every HTTP response (decoy, 404 and 101 alike).
+    /// Standalone mode: the local web server (plain HTTP, `host:port` or `unix:/path`) that
+    /// gets every TLS connection whose first request is not a valid upgrade on the secret path,
+    /// decrypted and relayed byte for byte for the rest of the connection. Production standalone
+    /// needs it; without it such requests get a minimal built-in 404 (development).
+    #[arg(long, env = "HTTVPS_GATEWAY_FALLBACK")]
+    pub fallback: Option<FallbackAddr>,
+
+    /// Standalone mode: the same web server's TLS listener (`host:port` or `unix:/path`); a
+    /// connection to the TLS port that does not start with a TLS handshake record (plain HTTP)
+    /// is relayed there raw, so it gets that server's own "plain HTTP request was sent to HTTPS
+    /// port" answer. Without it such connections are closed.
+    #[arg(long, env = "HTTVPS_GATEWAY_FALLBACK_RAW")]
+    pub fallback_raw: Option<FallbackAddr>,
+
+    /// Time allowed to connect to the fallback; a fallback that does not answer in time gets
+    /// the client connection closed (like an overloaded web server).
+    #[arg(long, env = "HTTVPS_GATEWAY_FALLBACK_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub fallback_connect_timeout: Duration,
+
+    /// Connections relayed to the fallbacks at once (both together); beyond, new ones are
+    /// closed.
+    #[arg(
+        long,
+        env = "HTTVPS_GATEWAY_FALLBACK_MAX_CONNECTIONS",
+        default_value_t = 4096
+    )]
+    pub fallback_max_connections: usize,
+
+    /// WebSocket subprotocol token a client must list in `Sec-WebSocket-Protocol` (echoed in
+    /// the 101); per deployment, carried in the connection link. Without it none is required
+    /// and none is echoed.
+    #[arg(long, env = "HTTVPS_GATEWAY_SUBPROTOCOL")]
+    pub subprotocol: Option<String>,
+
+    /// From TCP accept to a completed TLS handshake (covers a connection that never sends a
+    /// ClientHello); nginx's client_header_timeout applies there too (60 s).
+    #[arg(long, env = "HTTVPS_GATEWAY_TLS_HANDSHAKE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub tls_handshake_timeout: Duration,
+
+    /// From the TLS handshake (or the previous response) to the complete head of a request the
+    /// gateway itself reads (nginx's client_header_timeout, 60 s). Once a connection goes to
+    /// the fallback, the fallback's own timeouts apply.
+    #[arg(long, env = "HTTVPS_GATEWAY_CLIENT_HEADER_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub client_header_timeout: Duration,
+
+    /// Idle time between requests on a connection the gateway itself answers (the built-in
+    /// answer without `--fallback`; nginx's keepalive_timeout, 75 s).
+    #[arg(long, env = "HTTVPS_GATEWAY_KEEPALIVE_TIMEOUT", default_value = "75s", value_parser = parse_duration)]
+    pub keepalive_timeout: Duration,
+
+    /// Longest pause between two reads of a request body the gateway itself discards (the
+    /// built-in answer; nginx's client_body_timeout, 60 s).
+    #[arg(long, env = "HTTVPS_GATEWAY_CLIENT_BODY_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub client_body_timeout: Duration,
+
+    /// Connections on the TLS port at once (sessions included); beyond, new ones are closed at
+    /// accept.
+    #[arg(long, env = "HTTVPS_GATEWAY_MAX_CONNECTIONS", default_value_t = 65_536)]
+    pub max_connections: usize,
+
+    /// Connections on the TLS port at once from one client address (generous: carrier NAT
+    /// puts many users behind one address); beyond, new ones are closed at accept.
+    #[arg(
+        long,
+        env = "HTTVPS_GATEWAY_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 1024
+    )]
+    pub max_connections_per_ip: usize,
+
+    /// `Server` header of the responses the gateway writes itself (101 and the built-in 404).
     #[arg(long, env = "HTTVPS_GATEWAY_SERVER_HEADER", default_value = "nginx")]
     pub server_header: String,
 
@@ -356,6 +425,10 @@ impl Default for GatewayConfig {
         config.gateway_id = None;
         config.dev_direct_upstream = false;
         config.dev_allow_direct_with_control_plane = false;
+        config.decoy_dir = None;
+        config.fallback = None;
+        config.fallback_raw = None;
+        config.subprotocol = None;
         config
     }
 }
@@ -460,6 +533,40 @@ impl GatewayConfig {
                 "--path must start with / and carry no query".into(),
             ));
         }
+        if self.decoy_dir.is_some() {
+            return Err(GatewayError::Config(
+                "--decoy-dir (HTTVPS_GATEWAY_DECOY_DIR) was removed: serve the site with a local \
+                 web server (nginx) and point --fallback (and --fallback-raw) at it"
+                    .into(),
+            ));
+        }
+        if self.subprotocol.as_deref().is_some_and(|p| !is_token(p)) {
+            return Err(GatewayError::Config(
+                "--subprotocol must be an HTTP token (letters, digits, !#$%&'*+-.^_`|~)".into(),
+            ));
+        }
+        if self.tls_handshake_timeout.is_zero()
+            || self.client_header_timeout.is_zero()
+            || self.keepalive_timeout.is_zero()
+            || self.client_body_timeout.is_zero()
+            || self.fallback_connect_timeout.is_zero()
+        {
+            return Err(GatewayError::Config(
+                "--tls-handshake-timeout, --client-header-timeout, --keepalive-timeout, \
+                 --client-body-timeout and --fallback-connect-timeout must be above zero"
+                    .into(),
+            ));
+        }
+        if self.max_connections == 0
+            || self.max_connections_per_ip == 0
+            || self.fallback_max_connections == 0
+        {
+            return Err(GatewayError::Config(
+                "--max-connections, --max-connections-per-ip and --fallback-max-connections \
+                 must be at least 1"
+                    .into(),
+            ));
+        }
         if self.ws_ping_interval.is_zero() || self.ws_ping_interval > Duration::from_secs(30) {
             return Err(GatewayError::Config(
                 "--ws-ping-interval must be between 0 and 30 s".into(),
@@ -558,6 +665,54 @@ pub enum RedisDownPolicy {
     Local,
     /// Refuse with HELLO_ERROR `internal` and a retry delay.
     Refuse,
+}
+
+/// Where a fallback web server listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FallbackAddr {
+    /// `host:port` (resolved at each connect).
+    Tcp(String),
+    /// `unix:/path` of a unix socket.
+    Unix(PathBuf),
+}
+
+impl std::str::FromStr for FallbackAddr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a socket path, e.g. unix:/run/nginx/site.sock".into());
+            }
+            return Ok(FallbackAddr::Unix(PathBuf::from(path)));
+        }
+        let port_ok = text
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !port_ok {
+            return Err(format!(
+                "{text:?} is neither host:port nor unix:/path (e.g. 127.0.0.1:8080)"
+            ));
+        }
+        Ok(FallbackAddr::Tcp(text.to_owned()))
+    }
+}
+
+impl std::fmt::Display for FallbackAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FallbackAddr::Tcp(addr) => f.write_str(addr),
+            FallbackAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// An HTTP token (RFC 9110 §5.6.2), as a subprotocol name must be.
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// A TOML scalar as the text a flag would carry.
@@ -680,6 +835,46 @@ mod tests {
         config.node_prewarm = 0;
         config.node_prewarm_idle_timeout = Duration::ZERO;
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn fallback_addresses_and_removed_settings() {
+        assert_eq!(
+            "127.0.0.1:8080".parse::<FallbackAddr>(),
+            Ok(FallbackAddr::Tcp("127.0.0.1:8080".into()))
+        );
+        assert_eq!(
+            "unix:/run/site.sock".parse::<FallbackAddr>(),
+            Ok(FallbackAddr::Unix("/run/site.sock".into()))
+        );
+        for bad in ["nginx", "nginx:http", ":80", "unix:"] {
+            assert!(bad.parse::<FallbackAddr>().is_err(), "{bad}");
+        }
+        let mut config = GatewayConfig {
+            decoy_dir: Some("/srv/site".into()),
+            ..GatewayConfig::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("--fallback"), "{err}");
+        config.decoy_dir = None;
+        config.subprotocol = Some("bad token".into());
+        assert!(config.validate().is_err());
+        config.subprotocol = Some("x7.v1".into());
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn nginx_timeouts_are_the_defaults() {
+        let config = GatewayConfig::default();
+        assert_eq!(config.tls_handshake_timeout, Duration::from_secs(60));
+        assert_eq!(config.client_header_timeout, Duration::from_secs(60));
+        assert_eq!(config.keepalive_timeout, Duration::from_secs(75));
+        assert_eq!(config.client_body_timeout, Duration::from_secs(60));
+        assert_eq!(
+            config.handshake_timeout,
+            Duration::from_secs(10),
+            "HELLO stays apart"
+        );
     }
 
     #[test]

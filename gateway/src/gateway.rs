@@ -11,7 +11,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::authority::DeviceAuthority;
 use crate::control_plane::ControlPlaneClient;
-use crate::decoy::DecoySite;
+use crate::fallback::Fallback;
+use crate::listener::limits::ConnectionLimits;
 use crate::rate_limit::FailureLimiter;
 use crate::shared::SharedState;
 use crate::stats::GatewayStats;
@@ -39,8 +40,12 @@ pub struct Shared {
     pub stats: Arc<GatewayStats>,
     /// Cancelled when the gateway starts draining (SIGTERM).
     pub drain: CancellationToken,
-    /// The camouflage site.
-    pub decoy: DecoySite,
+    /// Standalone mode: the web server that answers every connection that is not a session.
+    pub fallback: Option<Fallback>,
+    /// Standalone mode: the web server's TLS port, for plain bytes sent to the TLS port.
+    pub fallback_raw: Option<Fallback>,
+    /// Open connections on the public port, in total and per client address.
+    pub connection_limits: Arc<ConnectionLimits>,
     /// The control plane: session lifecycle and registry (None: development without one).
     pub control_plane: Option<Arc<ControlPlaneClient>>,
     /// Usage reports (with the control plane).
@@ -133,6 +138,13 @@ impl Gateway {
             .with_dev_direct_upstream(config.dev_direct_upstream),
         );
         let state = Arc::new(SharedState::from_config(&config)?);
+        let fallbacks = fallbacks(&config);
+        if fallbacks.0.is_none() {
+            tracing::warn!(
+                "no --fallback: requests that are not sessions get a built-in 404 \
+                 (development only; standalone production needs a local web server)"
+            );
+        }
         let shared = Arc::new(Shared {
             state,
             session_config: config.session_config(),
@@ -150,7 +162,12 @@ impl Gateway {
             ),
             stats: Arc::new(GatewayStats::default()),
             drain: CancellationToken::new(),
-            decoy: DecoySite::new(config.decoy_dir.clone(), config.server_header.clone()),
+            fallback: fallbacks.0,
+            fallback_raw: fallbacks.1,
+            connection_limits: ConnectionLimits::new(
+                config.max_connections,
+                config.max_connections_per_ip,
+            ),
             usage: control_plane.clone().map(|cp| {
                 UsageReporter::new(cp, config.usage_report_interval, config.usage_queue_reports)
             }),
@@ -266,6 +283,26 @@ impl Gateway {
             }
         }
     }
+}
+
+/// The fallbacks of standalone mode, sharing one budget of relay permits.
+fn fallbacks(config: &GatewayConfig) -> (Option<Fallback>, Option<Fallback>) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(config.fallback_max_connections));
+    let make = |addr: &Option<crate::config::FallbackAddr>, kind| {
+        addr.clone().map(|addr| {
+            Fallback::new(
+                addr,
+                kind,
+                config.fallback_connect_timeout,
+                permits.clone(),
+                config.fallback_max_connections,
+            )
+        })
+    };
+    (
+        make(&config.fallback, "http"),
+        make(&config.fallback_raw, "raw"),
+    )
 }
 
 /// Tells the control plane's registry this gateway is alive, at start and every `interval`.

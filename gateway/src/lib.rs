@@ -1,8 +1,9 @@
 //! `httvps-gateway`: accepts HTTVPS/1 sessions over TLS WebSocket and relays their streams
 //! through Shadowsocks pool nodes under flow control.
 //!
-//! Reading order: [`gateway`] wires everything; [`listener`] accepts TLS and HTTP;
-//! [`upgrade`] decides between a WebSocket upgrade and the [`decoy`] web site; [`session`] drives
+//! Reading order: [`gateway`] wires everything; [`listener`] accepts TLS and reads the first
+//! request; [`upgrade`] checks the WebSocket upgrade, anything else goes to the [`fallback`]
+//! web server; [`session`] drives
 //! one `httvps_proto::Connection` per WebSocket; [`upstream`] connects stream targets through
 //! nodes. [`authority`] and [`upstream::NodeSource`] are the seams to the control plane.
 #![cfg_attr(
@@ -13,9 +14,9 @@
 pub mod authority;
 pub mod config;
 pub mod control_plane;
-pub mod decoy;
 pub mod entitlements;
 mod error;
+pub mod fallback;
 pub mod gateway;
 pub mod listener;
 pub mod metrics;

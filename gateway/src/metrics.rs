@@ -37,8 +37,20 @@ pub const UDP_SOCKETS_ACTIVE: &str = "httvps_gateway_udp_sockets_active";
 pub const HELLO_RATE_LIMITED_TOTAL: &str = "httvps_gateway_hello_rate_limited_total";
 /// Session violations answered with ERROR, by `code`.
 pub const PROTOCOL_ERRORS_TOTAL: &str = "httvps_gateway_protocol_errors_total";
-/// HTTP requests answered with the decoy site or 404, by `status`.
+/// HTTP requests the gateway answered itself with its built-in page (no `--fallback`), by
+/// `status` (404, 400).
 pub const DECOY_RESPONSES_TOTAL: &str = "httvps_gateway_decoy_responses_total";
+/// Connections open on the TLS port (gauge).
+pub const CONNECTIONS_ACTIVE: &str = "httvps_gateway_connections_active";
+/// Connections closed at accept, by `reason` (total: `--max-connections`, per_ip:
+/// `--max-connections-per-ip`).
+pub const CONNECTIONS_REFUSED_TOTAL: &str = "httvps_gateway_connections_refused_total";
+/// Connections being relayed to a fallback, by `fallback` (http, raw) (gauge).
+pub const FALLBACK_CONNECTIONS: &str = "httvps_gateway_fallback_connections";
+/// Connections that could not be relayed to a fallback and were closed, by `fallback` and
+/// `reason` (busy: `--fallback-max-connections` reached, connect: refused or unreachable,
+/// timeout: no connection within `--fallback-connect-timeout`).
+pub const FALLBACK_ERRORS_TOTAL: &str = "httvps_gateway_fallback_errors_total";
 
 /// Device checks answered from the entitlement cache or not, by `result` (hit, miss).
 pub const ENTITLEMENT_CACHE_TOTAL: &str = "httvps_gateway_entitlement_cache_total";

@@ -56,12 +56,18 @@ impl TlsSource {
         })
     }
 
-    /// Generates a self-signed certificate for `names` (host names or IP addresses).
+    /// Generates a self-signed certificate for `names` (host names or IP addresses), shaped
+    /// like one an operator makes with `openssl req -x509` (see [`self_signed_params`]).
     pub fn self_signed(names: &[String]) -> Result<Self, GatewayError> {
-        let certified = rcgen::generate_simple_self_signed(names.to_vec())
-            .map_err(|e| GatewayError::Tls(format!("generating a self-signed certificate: {e}")))?;
-        let cert = certified.cert.der().clone();
-        let key = PrivateKeyDer::try_from(certified.key_pair.serialize_der())
+        let generating = |e: rcgen::Error| {
+            GatewayError::Tls(format!("generating a self-signed certificate: {e}"))
+        };
+        let key_pair = rcgen::KeyPair::generate().map_err(generating)?;
+        let cert = self_signed_params(names, time::OffsetDateTime::now_utc())?
+            .self_signed(&key_pair)
+            .map_err(generating)?;
+        let cert = cert.der().clone();
+        let key = PrivateKeyDer::try_from(key_pair.serialize_der())
             .map_err(|e| GatewayError::Tls(format!("self-signed key: {e}")))?;
         let loaded = build(vec![cert], key)?;
         Ok(TlsSource {
@@ -139,6 +145,64 @@ impl TlsSource {
     }
 }
 
+/// Validity of a generated certificate (what ACME issuers use).
+const SELF_SIGNED_VALIDITY: time::Duration = time::Duration::days(90);
+
+/// The parameters of a generated certificate: subject CN and O and the first SAN are the first
+/// name, validity 90 days starting up to two days in the past, a random serial. Nothing in it
+/// is the same across deployments (the library default was CN "rcgen self signed cert", valid
+/// 1975 to 4096: one search finds every such server).
+pub fn self_signed_params(
+    names: &[String],
+    now: time::OffsetDateTime,
+) -> Result<rcgen::CertificateParams, GatewayError> {
+    let first = names
+        .first()
+        .ok_or_else(|| GatewayError::Tls("a self-signed certificate needs a name".into()))?;
+    let mut params = rcgen::CertificateParams::new(names.to_vec())
+        .map_err(|e| GatewayError::Tls(format!("self-signed names: {e}")))?;
+    let mut subject = rcgen::DistinguishedName::new();
+    subject.push(rcgen::DnType::OrganizationName, first.as_str());
+    subject.push(rcgen::DnType::CommonName, first.as_str());
+    params.distinguished_name = subject;
+    let backdate = time::Duration::seconds(rand::Rng::gen_range(
+        &mut rand::thread_rng(),
+        3_600..=172_800,
+    ));
+    params.not_before = now - backdate;
+    params.not_after = params.not_before + SELF_SIGNED_VALIDITY;
+    let mut serial: [u8; 16] = rand::random();
+    serial[0] &= 0x7f; // a positive INTEGER
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    Ok(params)
+}
+
+/// TLS session tickets as nginx issues them: its `ssl_session_timeout` (5 min) is the
+/// lifetime a ticket announces; the keys rotate as the wrapped ticketer decides.
+#[derive(Debug)]
+struct NginxTicketLifetime(Arc<dyn rustls::server::ProducesTickets>);
+
+/// nginx's default `ssl_session_timeout`.
+const TICKET_LIFETIME_SECS: u32 = 300;
+
+impl rustls::server::ProducesTickets for NginxTicketLifetime {
+    fn enabled(&self) -> bool {
+        self.0.enabled()
+    }
+
+    fn lifetime(&self) -> u32 {
+        TICKET_LIFETIME_SECS
+    }
+
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        self.0.encrypt(plain)
+    }
+
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        self.0.decrypt(cipher)
+    }
+}
+
 #[cfg(unix)]
 type Hangup = Option<tokio::signal::unix::Signal>;
 #[cfg(not(unix))]
@@ -207,6 +271,12 @@ fn build(
         .map_err(|e| GatewayError::Tls(e.to_string()))?;
     // HTTP/1.1 only: the upgrade needs it, and a plain web server would offer it too.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // As close to nginx (Debian's nginx.conf) as rustls allows: the server's cipher order,
+    // TLS 1.2 session tickets (rustls has none by default), a 300 s ticket lifetime.
+    config.ignore_client_order = true;
+    let ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()
+        .map_err(|e| GatewayError::Tls(format!("session ticket keys: {e}")))?;
+    config.ticketer = Arc::new(NginxTicketLifetime(ticketer));
     // 0-RTT would make HELLO replayable (SPEC §2.1).
     config.max_early_data_size = 0;
     Ok(Loaded {
@@ -226,6 +296,36 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn self_signed_certificates_look_made_by_an_operator() {
+        let now = time::OffsetDateTime::now_utc();
+        let a = self_signed_params(&["vpn.example.org".into(), "10.0.0.1".into()], now).unwrap();
+        let b = self_signed_params(&["vpn.example.org".into()], now).unwrap();
+        let cn = a.distinguished_name.get(&rcgen::DnType::CommonName);
+        assert_eq!(
+            cn,
+            Some(&rcgen::DnValue::Utf8String("vpn.example.org".into()))
+        );
+        assert!(a
+            .distinguished_name
+            .get(&rcgen::DnType::OrganizationName)
+            .is_some());
+        assert_eq!(a.subject_alt_names.len(), 2);
+        assert!(a.not_before < now && a.not_before > now - time::Duration::days(3));
+        assert_eq!(a.not_after - a.not_before, time::Duration::days(90));
+        assert_ne!(a.serial_number, b.serial_number, "random serials");
+        assert!(self_signed_params(&[], now).is_err());
+    }
+
+    #[test]
+    fn tickets_follow_nginx() {
+        let tls = TlsSource::self_signed(&["localhost".into()]).unwrap();
+        let config = tls.config();
+        assert!(config.ignore_client_order);
+        assert!(config.ticketer.enabled(), "TLS 1.2 session tickets on");
+        assert_eq!(config.ticketer.lifetime(), 300);
+    }
 
     #[test]
     fn self_signed_has_a_fingerprint() {

@@ -1,14 +1,10 @@
 //! The WebSocket upgrade on the secret path (SPEC §2.2). A request that fails any check is not
-//! an error: the listener answers it like any other request to the decoy site.
+//! an error: the connection goes to the fallback web server like any other request.
 
-use bytes::Bytes;
-use http::{header, HeaderMap, Method, Request, Response, StatusCode, Version};
-use http_body_util::Full;
-use httvps_proto::SUBPROTOCOL;
+use std::time::SystemTime;
+
 use subtle::ConstantTimeEq;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-
-use crate::decoy::Body;
 
 /// Why a request is not a valid upgrade (for debug logs; the client never learns it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,88 +19,96 @@ pub enum NotUpgrade {
     Version,
     /// `Sec-WebSocket-Key` missing or not base64 of 16 bytes.
     Key,
-    /// `Sec-WebSocket-Protocol` does not list `httvps.v1`.
+    /// `Sec-WebSocket-Protocol` does not list the deployment's subprotocol.
     Subprotocol,
 }
 
-/// Checks every rule of SPEC §2.2 and returns the `Sec-WebSocket-Accept` value.
-pub fn check<B>(req: &Request<B>, secret_path: &str) -> Result<String, NotUpgrade> {
-    if req.method() != Method::GET || req.version() != Version::HTTP_11 {
+/// A valid upgrade: what the 101 carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upgrade {
+    /// The `Sec-WebSocket-Accept` value.
+    pub accept: String,
+    /// The subprotocol to echo (the deployment's, when one is configured).
+    pub protocol: Option<String>,
+}
+
+/// Checks every rule of SPEC §2.2 on a parsed request head. `subprotocol`: the token the
+/// client must list, if the deployment sets one.
+pub fn check(
+    req: &httparse::Request<'_, '_>,
+    secret_path: &str,
+    subprotocol: Option<&str>,
+) -> Result<Upgrade, NotUpgrade> {
+    if req.method != Some("GET") || req.version != Some(1) {
         return Err(NotUpgrade::Method);
     }
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or("", |pq| pq.as_str())
-        .as_bytes();
-    // Compared in constant time so response timing does not reveal how much of a guess matched.
+    let target = req.path.unwrap_or("").as_bytes();
+    // Compared in constant time so timing does not reveal how much of a guess matched.
     let path_ok: bool = target.ct_eq(secret_path.as_bytes()).into();
     if !path_ok {
         return Err(NotUpgrade::Path);
     }
-    let headers = req.headers();
-    if !has_token(headers, header::UPGRADE, "websocket")
-        || !has_token(headers, header::CONNECTION, "upgrade")
-    {
+    let headers: &[httparse::Header<'_>] = req.headers;
+    if !has_token(headers, "upgrade", "websocket") || !has_token(headers, "connection", "upgrade") {
         return Err(NotUpgrade::NotWebSocket);
     }
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        != Some("13")
-    {
+    let mut versions = values(headers, "sec-websocket-version");
+    if versions.next().map(<[u8]>::trim_ascii) != Some(b"13") || versions.next().is_some() {
         return Err(NotUpgrade::Version);
     }
-    let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+    let mut keys = values(headers, "sec-websocket-key");
     let key = match (keys.next(), keys.next()) {
-        (Some(key), None) => key.as_bytes().trim_ascii(),
+        (Some(key), None) => key.trim_ascii(),
         _ => return Err(NotUpgrade::Key),
     };
     if !is_valid_key(key) {
         return Err(NotUpgrade::Key);
     }
-    if !has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL) {
-        return Err(NotUpgrade::Subprotocol);
-    }
-    Ok(derive_accept_key(key))
+    let protocol = match subprotocol {
+        Some(token) if has_token(headers, "sec-websocket-protocol", token) => {
+            Some(token.to_owned())
+        }
+        Some(_) => return Err(NotUpgrade::Subprotocol),
+        None => None,
+    };
+    Ok(Upgrade {
+        accept: derive_accept_key(key),
+        protocol,
+    })
 }
 
 /// The 101 response completing the handshake, without extensions (permessage-deflate stays
-/// off, SPEC §2.2).
-pub fn switching_protocols(accept: &str, server: &str) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::new()));
-    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let headers = response.headers_mut();
-    if let Ok(v) = header::HeaderValue::from_str(server) {
-        headers.insert(header::SERVER, v);
+/// off, SPEC §2.2); headers in the order nginx sends a proxied 101.
+pub fn switching_protocols(upgrade: &Upgrade, server: &str) -> Vec<u8> {
+    let mut head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nServer: {server}\r\nDate: {}\r\n\
+         Connection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {}\r\n",
+        httpdate::fmt_http_date(SystemTime::now()),
+        upgrade.accept
+    );
+    if let Some(protocol) = &upgrade.protocol {
+        head.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
     }
-    headers.insert(
-        header::UPGRADE,
-        header::HeaderValue::from_static("websocket"),
-    );
-    headers.insert(
-        header::CONNECTION,
-        header::HeaderValue::from_static("Upgrade"),
-    );
-    if let Ok(v) = header::HeaderValue::from_str(accept) {
-        headers.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    headers.insert(
-        header::SEC_WEBSOCKET_PROTOCOL,
-        header::HeaderValue::from_static(SUBPROTOCOL),
-    );
-    response
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
+/// The values of every header called `name` (case-insensitive).
+fn values<'h>(
+    headers: &'h [httparse::Header<'_>],
+    name: &'h str,
+) -> impl Iterator<Item = &'h [u8]> + 'h {
+    headers
+        .iter()
+        .filter(move |h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
 }
 
 /// Whether any of the comma-separated values of `name` equals `token` (case-insensitive).
-fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+fn has_token(headers: &[httparse::Header<'_>], name: &str, token: &str) -> bool {
+    values(headers, name)
+        .flat_map(|v| v.split(|b| *b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// Base64 (standard alphabet, padded) of exactly 16 bytes: 22 characters and `==`.
@@ -122,48 +126,85 @@ fn is_valid_key(key: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn request(path: &str, protocol: Option<&str>) -> Request<()> {
-        let mut b = Request::builder()
-            .method("GET")
-            .uri(path)
-            .header("Host", "example.com")
-            .header("Upgrade", "websocket")
-            .header("Connection", "keep-alive, Upgrade")
-            .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-            .header("Sec-WebSocket-Version", "13");
-        if let Some(p) = protocol {
-            b = b.header("Sec-WebSocket-Protocol", p);
-        }
-        b.body(()).unwrap()
+    fn request(method: &str, path: &str, protocol: Option<&str>, key: &str) -> String {
+        let protocol = protocol.map_or(String::new(), |p| {
+            format!("Sec-WebSocket-Protocol: {p}\r\n")
+        });
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+             Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: {key}\r\n\
+             Sec-WebSocket-Version: 13\r\n{protocol}\r\n"
+        )
     }
+
+    fn checked(text: &str, subprotocol: Option<&str>) -> Result<Upgrade, NotUpgrade> {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        assert!(req.parse(text.as_bytes()).unwrap().is_complete());
+        check(&req, "/httvps", subprotocol)
+    }
+
+    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
     #[test]
     fn accepts_only_the_exact_upgrade() {
-        let ok = check(&request("/httvps", Some("chat, httvps.v1")), "/httvps");
-        assert_eq!(ok.as_deref(), Ok("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+        let ok = checked(&request("GET", "/httvps", None, KEY), None).unwrap();
+        assert_eq!(ok.accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(ok.protocol, None, "nothing required, nothing echoed");
+        let with = request("GET", "/httvps", Some("chat, x7.v1"), KEY);
         assert_eq!(
-            check(&request("/httvps?x=1", Some("httvps.v1")), "/httvps"),
-            Err(NotUpgrade::Path)
+            checked(&with, Some("x7.v1")).unwrap().protocol.as_deref(),
+            Some("x7.v1")
         );
         assert_eq!(
-            check(&request("/other", Some("httvps.v1")), "/httvps"),
-            Err(NotUpgrade::Path)
-        );
-        assert_eq!(
-            check(&request("/httvps", None), "/httvps"),
+            checked(&request("GET", "/httvps", None, KEY), Some("x7.v1")),
             Err(NotUpgrade::Subprotocol)
         );
         assert_eq!(
-            check(&request("/httvps", Some("httvps.v2")), "/httvps"),
+            checked(
+                &request("GET", "/httvps", Some("x7.v2"), KEY),
+                Some("x7.v1")
+            ),
             Err(NotUpgrade::Subprotocol)
         );
-        let mut bad_key = request("/httvps", Some("httvps.v1"));
-        bad_key
-            .headers_mut()
-            .insert("Sec-WebSocket-Key", "c2hvcnQ=".parse().unwrap());
-        assert_eq!(check(&bad_key, "/httvps"), Err(NotUpgrade::Key));
-        let mut post = request("/httvps", Some("httvps.v1"));
-        *post.method_mut() = Method::POST;
-        assert_eq!(check(&post, "/httvps"), Err(NotUpgrade::Method));
+        assert_eq!(
+            checked(&request("GET", "/httvps?x=1", None, KEY), None),
+            Err(NotUpgrade::Path)
+        );
+        assert_eq!(
+            checked(&request("GET", "/other", None, KEY), None),
+            Err(NotUpgrade::Path)
+        );
+        assert_eq!(
+            checked(&request("GET", "/httvps", None, "c2hvcnQ="), None),
+            Err(NotUpgrade::Key)
+        );
+        assert_eq!(
+            checked(&request("POST", "/httvps", None, KEY), None),
+            Err(NotUpgrade::Method)
+        );
+    }
+
+    #[test]
+    fn the_101_echoes_only_a_configured_subprotocol() {
+        let plain = Upgrade {
+            accept: "abc=".into(),
+            protocol: None,
+        };
+        let text = String::from_utf8(switching_protocols(&plain, "nginx")).unwrap();
+        assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\nServer: nginx\r\nDate: "));
+        assert!(
+            text.ends_with("Sec-WebSocket-Accept: abc=\r\n\r\n"),
+            "{text}"
+        );
+        let with = Upgrade {
+            protocol: Some("x7.v1".into()),
+            ..plain
+        };
+        let text = String::from_utf8(switching_protocols(&with, "nginx")).unwrap();
+        assert!(
+            text.ends_with("Sec-WebSocket-Protocol: x7.v1\r\n\r\n"),
+            "{text}"
+        );
     }
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cp;
+pub mod nginx;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -187,6 +188,8 @@ pub fn test_config() -> GatewayConfig {
         shutdown_grace: Duration::from_secs(5),
         control_plane_timeout: Duration::from_secs(3),
         usage_flush_timeout: Duration::from_secs(5),
+        // The test client asks for this subprotocol and checks it is echoed.
+        subprotocol: Some("httvps.v1".into()),
         ..GatewayConfig::default()
     }
 }

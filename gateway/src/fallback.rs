@@ -1,0 +1,271 @@
+//! The fallback web server of standalone mode: connections that are not sessions are relayed
+//! to it byte for byte, so every HTTP answer, keep-alive, timeout and error is that server's.
+//!
+//! A fallback that is down, slow or saturated never holds up anything else: connects have a
+//! timeout, relays share a bounded number of permits, and a connection that cannot be relayed
+//! is closed (what an overloaded web server does).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::config::FallbackAddr;
+
+/// Read buffer of each relay direction (one TLS record's plaintext).
+const RELAY_BUFFER: usize = 16 * 1024;
+
+/// Why a connection could not be relayed.
+#[derive(Debug, thiserror::Error)]
+pub enum FallbackError {
+    /// Every relay permit is in use.
+    #[error("all {0} fallback relays are in use")]
+    Busy(usize),
+    /// The fallback refused or could not be reached.
+    #[error("connecting to the fallback {addr}: {source}")]
+    Connect {
+        /// Where.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// No connection within the connect timeout.
+    #[error("the fallback {0} did not accept within the connect timeout")]
+    Timeout(String),
+}
+
+impl FallbackError {
+    fn reason(&self) -> &'static str {
+        match self {
+            FallbackError::Busy(_) => "busy",
+            FallbackError::Connect { .. } => "connect",
+            FallbackError::Timeout(_) => "timeout",
+        }
+    }
+}
+
+/// One fallback upstream: where it is and the relay permits it may take.
+#[derive(Debug, Clone)]
+pub struct Fallback {
+    addr: FallbackAddr,
+    /// `http` (decrypted requests) or `raw` (TCP bytes to its TLS port): the metric label.
+    kind: &'static str,
+    connect_timeout: Duration,
+    permits: Arc<Semaphore>,
+    max: usize,
+}
+
+impl Fallback {
+    /// A fallback at `addr` that takes permits from `permits` (shared by all fallbacks of one
+    /// gateway, `max` of them).
+    pub fn new(
+        addr: FallbackAddr,
+        kind: &'static str,
+        connect_timeout: Duration,
+        permits: Arc<Semaphore>,
+        max: usize,
+    ) -> Self {
+        Fallback {
+            addr,
+            kind,
+            connect_timeout,
+            permits,
+            max,
+        }
+    }
+
+    /// Connects, or says why not (counted in `httvps_gateway_fallback_errors_total`).
+    pub async fn connect(&self) -> Result<FallbackStream, FallbackError> {
+        let result = self.try_connect().await;
+        if let Err(e) = &result {
+            metrics::counter!(crate::metrics::FALLBACK_ERRORS_TOTAL,
+                "fallback" => self.kind, "reason" => e.reason())
+            .increment(1);
+        }
+        result
+    }
+
+    async fn try_connect(&self) -> Result<FallbackStream, FallbackError> {
+        let permit = self
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| FallbackError::Busy(self.max))?;
+        let connect = async {
+            match &self.addr {
+                FallbackAddr::Tcp(addr) => {
+                    let tcp = TcpStream::connect(addr.as_str()).await?;
+                    let _ = tcp.set_nodelay(true);
+                    Ok(Upstream::Tcp(tcp))
+                }
+                FallbackAddr::Unix(path) => Ok(Upstream::Unix(UnixStream::connect(path).await?)),
+            }
+        };
+        let upstream = tokio::time::timeout(self.connect_timeout, connect)
+            .await
+            .map_err(|_| FallbackError::Timeout(self.addr.to_string()))?
+            .map_err(|source| FallbackError::Connect {
+                addr: self.addr.to_string(),
+                source,
+            })?;
+        metrics::gauge!(crate::metrics::FALLBACK_CONNECTIONS, "fallback" => self.kind)
+            .increment(1.0);
+        Ok(FallbackStream {
+            upstream,
+            kind: self.kind,
+            _permit: permit,
+        })
+    }
+}
+
+#[derive(Debug)]
+enum Upstream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+/// A connection to the fallback, holding its relay permit until dropped.
+#[derive(Debug)]
+pub struct FallbackStream {
+    upstream: Upstream,
+    kind: &'static str,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for FallbackStream {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::FALLBACK_CONNECTIONS, "fallback" => self.kind)
+            .decrement(1.0);
+    }
+}
+
+impl AsyncRead for FallbackStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match &mut self.upstream {
+            Upstream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Upstream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for FallbackStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.upstream {
+            Upstream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Upstream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.upstream {
+            Upstream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Upstream::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.upstream {
+            Upstream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Upstream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// How a relay ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayEnd {
+    /// The fallback closed its side after answering: the client got every byte and a clean
+    /// close (for TLS, `close_notify`).
+    FallbackClosed,
+    /// The fallback closed while a request of the client was unanswered (it timed out
+    /// reading the head or body): the client connection is dropped without `close_notify`,
+    /// as nginx closes a timed-out TLS connection quietly.
+    FallbackTimedOut,
+    /// The client closed cleanly first; the fallback's answer was delivered to the end.
+    ClientClosed,
+    /// A read or write failed (a reset, or a TLS client gone without `close_notify`): the
+    /// client connection is dropped without a clean close, as nginx does after an error.
+    Failed,
+}
+
+/// Relays `client` and `upstream` both ways until the fallback is done, starting with `head`
+/// (bytes already read from the client). The fallback decides when the connection ends: when
+/// it closes, the client's side is shut down (cleanly, unless a request was pending) and the
+/// relay stops; when the client closes, the fallback gets EOF and its answer still goes
+/// through.
+pub async fn relay<C, U>(client: C, head: &[u8], mut upstream: U) -> RelayEnd
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    // Whether the client sent bytes the fallback has not answered yet.
+    let pending = AtomicBool::new(!head.is_empty());
+    if upstream.write_all(head).await.is_err() {
+        return RelayEnd::Failed;
+    }
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream);
+    let (down, client_closed) = {
+        let down = pump(&mut upstream_read, &mut client_write, || {
+            pending.store(false, Ordering::Relaxed)
+        });
+        let up = async {
+            let copied = pump(&mut client_read, &mut upstream_write, || {
+                pending.store(true, Ordering::Relaxed)
+            })
+            .await;
+            // EOF to the fallback either way, so it finishes its answer and closes.
+            let _ = upstream_write.shutdown().await;
+            copied
+        };
+        tokio::pin!(down, up);
+        tokio::select! {
+            down = &mut down => (down, None),
+            up = &mut up => (down.await, Some(up.is_ok())),
+        }
+    };
+    match (down, client_closed) {
+        (Err(_), _) | (Ok(()), Some(false)) => RelayEnd::Failed,
+        (Ok(()), None) if pending.load(Ordering::Relaxed) => RelayEnd::FallbackTimedOut,
+        (Ok(()), clean) => {
+            let _ = client_write.shutdown().await;
+            if clean.is_some() {
+                RelayEnd::ClientClosed
+            } else {
+                RelayEnd::FallbackClosed
+            }
+        }
+    }
+}
+
+/// Copies `from` to `to` until EOF, calling `on_bytes` before each chunk is passed on.
+async fn pump<R, W>(from: &mut R, to: &mut W, on_bytes: impl Fn()) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; RELAY_BUFFER];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        on_bytes();
+        to.write_all(&buf[..n]).await?;
+        to.flush().await?;
+    }
+}
