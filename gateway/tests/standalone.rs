@@ -328,3 +328,35 @@ async fn timeouts_close_like_nginx_s() {
     }
     assert!(different.is_empty(), "{}", different.join("\n"));
 }
+
+#[tokio::test]
+async fn draining_closes_idle_relayed_connections_with_close_notify() {
+    let nginx = Nginx::start().await;
+    let gw = TestGateway::start_static(standalone_config(&nginx)).await;
+    let mut tls = tls_connect(gw.addr(), &gw.fingerprint()).await;
+    tls.write_all(b"GET /robots.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    // The answer arrives; nginx keeps the connection alive.
+    let (answer, close) = read_until_close(&mut tls, Duration::from_secs(1)).await;
+    assert!(answer.starts_with(b"HTTP/1.1 200 OK"));
+    assert_eq!(close, Close::Open);
+    let idle_before_request = tls_connect(gw.addr(), &gw.fingerprint()).await;
+    let shutdown = tokio::spawn(gw.gateway.shutdown());
+    let (rest, close) = read_until_close(&mut tls, T).await;
+    assert!(rest.is_empty());
+    assert_eq!(
+        close,
+        Close::Clean,
+        "an idle keep-alive relay ends with close_notify"
+    );
+    let mut idle = idle_before_request;
+    let (rest, close) = read_until_close(&mut idle, T).await;
+    assert!(rest.is_empty());
+    assert_eq!(close, Close::Clean, "a connection without a request too");
+    // Nothing left holds the shutdown until its grace period (5 s + 3 s margin) runs out.
+    tokio::time::timeout(Duration::from_secs(4), shutdown)
+        .await
+        .expect("shutdown waits for no idle connection")
+        .unwrap();
+}
