@@ -15,11 +15,16 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::FallbackAddr;
 
 /// Read buffer of each relay direction (one TLS record's plaintext).
 const RELAY_BUFFER: usize = 16 * 1024;
+
+/// While draining, how long a relay must see no bytes (and no unanswered request) to count as
+/// idle.
+const DRAIN_IDLE_CHECK: Duration = Duration::from_millis(250);
 
 /// Why a connection could not be relayed.
 #[derive(Debug, thiserror::Error)]
@@ -197,6 +202,10 @@ pub enum RelayEnd {
     FallbackTimedOut,
     /// The client closed cleanly first; the fallback's answer was delivered to the end.
     ClientClosed,
+    /// The gateway is draining and the connection was idle (no request unanswered, nothing
+    /// moving): closed with `close_notify`, as nginx closes idle keep-alive connections when it
+    /// shuts down gracefully.
+    Drained,
     /// A read or write failed (a reset, or a TLS client gone without `close_notify`): the
     /// client connection is dropped without a clean close, as nginx does after an error.
     Failed,
@@ -206,50 +215,72 @@ pub enum RelayEnd {
 /// (bytes already read from the client). The fallback decides when the connection ends: when
 /// it closes, the client's side is shut down (cleanly, unless a request was pending) and the
 /// relay stops; when the client closes, the fallback gets EOF and its answer still goes
-/// through.
-pub async fn relay<C, U>(client: C, head: &[u8], mut upstream: U) -> RelayEnd
+/// through. Once `drain` is cancelled, the relay ends at the first idle moment.
+pub async fn relay<C, U>(
+    client: C,
+    head: &[u8],
+    mut upstream: U,
+    drain: &CancellationToken,
+) -> RelayEnd
 where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
     // Whether the client sent bytes the fallback has not answered yet.
     let pending = AtomicBool::new(!head.is_empty());
+    // Whether any bytes moved since the drain check last looked.
+    let moved = AtomicBool::new(true);
     if upstream.write_all(head).await.is_err() {
         return RelayEnd::Failed;
     }
     let (mut client_read, mut client_write) = tokio::io::split(client);
     let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream);
-    let (down, client_closed) = {
+    let ending = {
         let down = pump(&mut upstream_read, &mut client_write, || {
-            pending.store(false, Ordering::Relaxed)
+            pending.store(false, Ordering::Relaxed);
+            moved.store(true, Ordering::Relaxed);
         });
         let up = async {
             let copied = pump(&mut client_read, &mut upstream_write, || {
-                pending.store(true, Ordering::Relaxed)
+                pending.store(true, Ordering::Relaxed);
+                moved.store(true, Ordering::Relaxed);
             })
             .await;
             // EOF to the fallback either way, so it finishes its answer and closes.
             let _ = upstream_write.shutdown().await;
             copied
         };
+        let idle_after_drain = async {
+            drain.cancelled().await;
+            loop {
+                moved.store(false, Ordering::Relaxed);
+                tokio::time::sleep(DRAIN_IDLE_CHECK).await;
+                if !moved.load(Ordering::Relaxed) && !pending.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
+        };
         tokio::pin!(down, up);
         tokio::select! {
-            down = &mut down => (down, None),
-            up = &mut up => (down.await, Some(up.is_ok())),
+            down = &mut down => match down {
+                Ok(()) if pending.load(Ordering::Relaxed) => RelayEnd::FallbackTimedOut,
+                Ok(()) => RelayEnd::FallbackClosed,
+                Err(_) => RelayEnd::Failed,
+            },
+            up = &mut up => match (up, down.await) {
+                (Ok(()), Ok(())) => RelayEnd::ClientClosed,
+                _ => RelayEnd::Failed,
+            },
+            _ = idle_after_drain => RelayEnd::Drained,
         }
     };
-    match (down, client_closed) {
-        (Err(_), _) | (Ok(()), Some(false)) => RelayEnd::Failed,
-        (Ok(()), None) if pending.load(Ordering::Relaxed) => RelayEnd::FallbackTimedOut,
-        (Ok(()), clean) => {
-            let _ = client_write.shutdown().await;
-            if clean.is_some() {
-                RelayEnd::ClientClosed
-            } else {
-                RelayEnd::FallbackClosed
-            }
-        }
+    if matches!(
+        ending,
+        RelayEnd::FallbackClosed | RelayEnd::ClientClosed | RelayEnd::Drained
+    ) {
+        let _ = client_write.shutdown().await;
     }
+    ending
 }
 
 /// Copies `from` to `to` until EOF, calling `on_bytes` before each chunk is passed on.

@@ -34,7 +34,7 @@ async fn sigterm_drains_the_real_binary_the_stream_in_flight_completes_and_usage
     std::fs::write(
         &config_file,
         format!(
-            "path = \"{PATH}\"\nallow-private-targets = true\nmetrics_listen = \"127.0.0.1:0\"\n\
+            "path = \"{PATH}\"\nsubprotocol = \"httvps.v1\"\nallow-private-targets = true\nmetrics_listen = \"127.0.0.1:0\"\n\
              # only the shutdown flush (and the session end) deliver usage here\n\
              usage-report-interval = \"1h\"\nusage-flush-timeout = \"5s\"\n\
              control-plane-timeout = \"3s\"\n"

@@ -328,3 +328,99 @@ async fn timeouts_close_like_nginx_s() {
     }
     assert!(different.is_empty(), "{}", different.join("\n"));
 }
+
+#[tokio::test]
+async fn draining_closes_idle_relayed_connections_with_close_notify() {
+    let nginx = Nginx::start().await;
+    let gw = TestGateway::start_static(standalone_config(&nginx)).await;
+    let mut tls = tls_connect(gw.addr(), &gw.fingerprint()).await;
+    tls.write_all(b"GET /robots.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    // The answer arrives; nginx keeps the connection alive.
+    let (answer, close) = read_until_close(&mut tls, Duration::from_secs(1)).await;
+    assert!(answer.starts_with(b"HTTP/1.1 200 OK"));
+    assert_eq!(close, Close::Open);
+    let idle_before_request = tls_connect(gw.addr(), &gw.fingerprint()).await;
+    let shutdown = tokio::spawn(gw.gateway.shutdown());
+    let (rest, close) = read_until_close(&mut tls, T).await;
+    assert!(rest.is_empty());
+    assert_eq!(
+        close,
+        Close::Clean,
+        "an idle keep-alive relay ends with close_notify"
+    );
+    let mut idle = idle_before_request;
+    let (rest, close) = read_until_close(&mut idle, T).await;
+    assert!(rest.is_empty());
+    assert_eq!(close, Close::Clean, "a connection without a request too");
+    // Nothing left holds the shutdown until its grace period (5 s + 3 s margin) runs out.
+    tokio::time::timeout(Duration::from_secs(4), shutdown)
+        .await
+        .expect("shutdown waits for no idle connection")
+        .unwrap();
+}
+
+/// `openssl s_client` (the real OpenSSL tool) against `addr` with `args`, sending one request
+/// that the gateway answers and closes on; returns everything it printed.
+async fn s_client(addr: SocketAddr, args: &[&str]) -> String {
+    use std::process::Stdio;
+    let mut child = tokio::process::Command::new("openssl")
+        .arg("s_client")
+        .arg("-connect")
+        .arg(addr.to_string())
+        .arg("-ign_eof")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("openssl s_client");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let output = tokio::time::timeout(T, child.wait_with_output())
+        .await
+        .expect("s_client ends when the gateway closes")
+        .unwrap();
+    drop(stdin);
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test]
+async fn tls_picks_the_server_s_cipher_order_and_issues_nginx_s_ticket_lifetime() {
+    let gw = TestGateway::start_static(test_config()).await;
+    // The client prefers ChaCha20; the server's order (AES-128-GCM before it) wins, as with
+    // nginx's `ssl_prefer_server_ciphers on`.
+    let tls12 = s_client(
+        gw.addr(),
+        &[
+            "-tls1_2",
+            "-cipher",
+            "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256",
+        ],
+    )
+    .await;
+    assert!(
+        tls12.contains("Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"),
+        "{tls12}"
+    );
+    // TLS 1.2 session tickets exist at all (rustls has none by default) and say 300 s.
+    assert!(
+        tls12.contains("TLS session ticket lifetime hint: 300 (seconds)"),
+        "{tls12}"
+    );
+    let tls13 = s_client(gw.addr(), &["-tls1_3"]).await;
+    assert!(
+        tls13.contains("TLS session ticket lifetime hint: 300 (seconds)"),
+        "{tls13}"
+    );
+    assert!(tls13.contains("HTTP/1.1 404 Not Found"), "{tls13}");
+}

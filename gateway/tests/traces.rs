@@ -73,7 +73,8 @@ async fn one_hello_is_one_trace_across_the_gateway_and_the_control_plane() {
     std::fs::write(
         &config_file,
         format!(
-            "path = \"{PATH}\"\nallow-private-targets = true\ncontrol-plane-timeout = \"5s\"\n"
+            "path = \"{PATH}\"\nsubprotocol = \"httvps.v1\"\nallow-private-targets = true\n\
+             control-plane-timeout = \"5s\"\n"
         ),
     )
     .unwrap();

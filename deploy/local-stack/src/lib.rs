@@ -257,8 +257,6 @@ fn gateway_config(
         control_plane_url: Some(url),
         control_plane_token: Some(Secret::new(token)),
         shutdown_grace: Duration::from_secs(5),
-        // The SDK still asks for this subprotocol and expects it echoed.
-        subprotocol: Some("httvps.v1".into()),
         ..GatewayConfig::default()
     })
 }

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::first_request::MAX_HEAD;
 use crate::config::GatewayConfig;
@@ -97,13 +98,21 @@ where
 }
 
 /// Waits up to `--keepalive-timeout` for the next request's first bytes. `None`: closed (on
-/// the timeout with `close_notify`, as nginx does).
-pub async fn next_request<S>(stream: &mut S, config: &GatewayConfig) -> Option<Vec<u8>>
+/// the timeout or when the gateway drains, with `close_notify`, as nginx does).
+pub async fn next_request<S>(
+    stream: &mut S,
+    config: &GatewayConfig,
+    drain: &CancellationToken,
+) -> Option<Vec<u8>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut chunk = [0u8; 4096];
-    match tokio::time::timeout(config.keepalive_timeout, stream.read(&mut chunk)).await {
+    let read = tokio::select! {
+        read = tokio::time::timeout(config.keepalive_timeout, stream.read(&mut chunk)) => read,
+        _ = drain.cancelled() => Ok(Ok(0)),
+    };
+    match read {
         Ok(Ok(n)) if n > 0 => Some(chunk[..n].to_vec()),
         Ok(Err(_)) => None,
         Ok(Ok(_)) | Err(_) => {

@@ -7,6 +7,7 @@
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::upgrade::{self, Upgrade};
 
@@ -53,7 +54,8 @@ pub enum FirstRequest {
     },
     /// Not a session: everything read so far (never empty), for the fallback.
     Other(Vec<u8>),
-    /// The client closed cleanly (TLS `close_notify`) before sending anything.
+    /// The client closed cleanly (TLS `close_notify`) before sending anything, or the gateway
+    /// started draining while nothing had arrived.
     Closed,
     /// Nothing or a still-undecided start arrived before the deadline (`partial`: some bytes
     /// had arrived).
@@ -66,12 +68,13 @@ pub enum FirstRequest {
 }
 
 /// Reads from `stream`, after the bytes already in `buffered`, until the request is decided or
-/// `deadline` passes.
+/// `deadline` passes. A connection with nothing read yet ends when `drain` is cancelled.
 pub async fn read<S>(
     stream: &mut S,
     mut buffered: Vec<u8>,
     session: &SessionRequest,
     deadline: Instant,
+    drain: &CancellationToken,
 ) -> FirstRequest
 where
     S: AsyncRead + Unpin,
@@ -95,7 +98,11 @@ where
             return FirstRequest::Other(buffered);
         }
         let want = (MAX_HEAD - buffered.len()).min(chunk.len());
-        let read = tokio::time::timeout_at(deadline, stream.read(&mut chunk[..want])).await;
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut chunk[..want]));
+        let read = tokio::select! {
+            read = read => read,
+            _ = drain.cancelled(), if buffered.is_empty() => return FirstRequest::Closed,
+        };
         match read {
             Err(_) => {
                 return FirstRequest::TimedOut {
@@ -178,7 +185,14 @@ mod tests {
             .await
             .unwrap();
         let deadline = Instant::now() + std::time::Duration::from_millis(200);
-        read(&mut server, Vec::new(), &session, deadline).await
+        read(
+            &mut server,
+            Vec::new(),
+            &session,
+            deadline,
+            &CancellationToken::new(),
+        )
+        .await
     }
 
     #[tokio::test]

@@ -64,7 +64,9 @@ pub async fn accept_loop(
                 let shared = shared.clone();
                 tasks.spawn(async move {
                     let raw = shared.fallback_raw.as_ref();
-                    if let Some(tls) = tls_accept::accept(tcp, peer, config, deadline, raw).await {
+                    let drain = &shared.drain;
+                    let accepted = tls_accept::accept(tcp, peer, config, deadline, raw, drain);
+                    if let Some(tls) = accepted.await {
                         serve(tls, peer, shared).await;
                     }
                     drop(permit);
@@ -91,7 +93,14 @@ where
     let mut buffered = Vec::new();
     loop {
         let deadline = Instant::now() + config.client_header_timeout;
-        let first = first_request::read(&mut stream, buffered, &session_request, deadline).await;
+        let first = first_request::read(
+            &mut stream,
+            buffered,
+            &session_request,
+            deadline,
+            &shared.drain,
+        )
+        .await;
         let other = match first {
             FirstRequest::Upgrade {
                 upgrade,
@@ -108,7 +117,8 @@ where
             }
             FirstRequest::Other(bytes) => bytes,
             FirstRequest::Closed => {
-                // The client sent close_notify: nginx answers with its own.
+                // The client sent close_notify, or the gateway is draining and nothing had
+                // arrived: close_notify, as nginx does in both cases.
                 let _ = stream.shutdown().await;
                 return;
             }
@@ -127,7 +137,7 @@ where
             match builtin::answer(&mut stream, other, config, deadline).await {
                 builtin::After::KeepAlive(rest) if !rest.is_empty() => buffered = rest,
                 builtin::After::KeepAlive(_) => {
-                    match builtin::next_request(&mut stream, config).await {
+                    match builtin::next_request(&mut stream, config, &shared.drain).await {
                         Some(next) => buffered = next,
                         None => return,
                     }
@@ -138,7 +148,7 @@ where
         };
         match http_fallback.connect().await {
             Ok(upstream) => {
-                let end = fallback::relay(stream, &other, upstream).await;
+                let end = fallback::relay(stream, &other, upstream, &shared.drain).await;
                 tracing::trace!(%peer, ?end, "relayed to the fallback");
             }
             Err(e) => {

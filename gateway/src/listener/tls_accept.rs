@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 
 use crate::fallback::{self, Fallback};
 
@@ -26,6 +27,7 @@ pub async fn accept(
     config: Arc<ServerConfig>,
     deadline: Instant,
     raw_fallback: Option<&Fallback>,
+    drain: &CancellationToken,
 ) -> Option<TlsStream<TcpStream>> {
     let mut first = [0u8; 1];
     match tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await {
@@ -41,7 +43,7 @@ pub async fn accept(
         if let Some(raw) = raw_fallback {
             match raw.connect().await {
                 Ok(upstream) => {
-                    let end = fallback::relay(tcp, &[], upstream).await;
+                    let end = fallback::relay(tcp, &[], upstream, drain).await;
                     tracing::trace!(%peer, ?end, "plain bytes on the TLS port relayed");
                 }
                 Err(e) => tracing::debug!(%peer, error = %e, "plain bytes on the TLS port"),
