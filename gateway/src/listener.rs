@@ -100,7 +100,9 @@ async fn serve_connection(
     }
 }
 
-async fn route(
+/// A valid upgrade on the secret path becomes a session of `peer`; anything else gets the
+/// decoy. Shared with the plain listener behind a front ([`crate::front`]).
+pub(crate) async fn route(
     mut req: Request<Incoming>,
     peer: SocketAddr,
     shared: Arc<Shared>,
