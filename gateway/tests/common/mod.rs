@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cp;
+pub mod nginx;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
