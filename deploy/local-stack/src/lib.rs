@@ -409,3 +409,39 @@ async fn start_gateway(
     let backends = httvps_gateway::wiring::control_plane_backends(client, config);
     Ok(Gateway::start_with(config.clone(), tls.clone(), backends).await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_path_is_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StackOptions {
+            data_dir: dir.path().to_owned(),
+            ..StackOptions::default()
+        };
+        let first = secret_path(&options).unwrap();
+        secret_path::validate(&first, false).unwrap();
+        assert_eq!(secret_path(&options).unwrap(), first, "kept across starts");
+        let other = tempfile::tempdir().unwrap();
+        let fresh = StackOptions {
+            data_dir: other.path().to_owned(),
+            ..StackOptions::default()
+        };
+        assert_ne!(
+            secret_path(&fresh).unwrap(),
+            first,
+            "random per data folder"
+        );
+        // A weak kept path is not used.
+        std::fs::write(dir.path().join("secret-path"), "/httvps\n").unwrap();
+        assert!(secret_path(&options).is_err());
+        // An explicit path wins.
+        let given = StackOptions {
+            path: "/given".into(),
+            ..options
+        };
+        assert_eq!(secret_path(&given).unwrap(), "/given");
+    }
+}
