@@ -9,7 +9,8 @@
 # Checks: the Dockerfiles (statically), docker-compose.yml (`config` with and without
 # .env.example, every variable documented, mounted files present), the Prometheus config, alert
 # rules and their unit tests, the Grafana dashboard (generated, metric names real, queries
-# parse), the OpenTelemetry and Grafana provisioning files (YAML), and the Helm chart (lint,
+# parse), the OpenTelemetry and Grafana provisioning files (YAML), the nginx template copy in the
+# chart, and the Helm chart (lint,
 # template with defaults and with each ci/ values file, cross-references, kubernetes-validate
 # against Kubernetes 1.29 and the newest schema it has). Any failure stops the script non-zero.
 # Installing with apt needs root (or sudo). Run from anywhere: deploy/validate.sh
@@ -148,6 +149,8 @@ EOF
 # --- Helm ------------------------------------------------------------------------------------
 step "Helm chart"
 chart=deploy/helm/httvps
+cmp -s deploy/nginx/templates/httvps.conf.template "$chart/files/httvps.conf.template" ||
+  die "$chart/files/httvps.conf.template differs from deploy/nginx/templates/httvps.conf.template (copy it)"
 helm lint --strict "$chart" || die "helm lint"
 for values in "$chart"/ci/*-values.yaml; do
   helm lint --strict "$chart" -f "$values" >/dev/null || die "helm lint -f $values"
@@ -168,6 +171,9 @@ for values in "$chart"/ci/*-values.yaml; do
   render "$(basename "$values" -values.yaml)" -f "$values"
 done
 grep -q '^kind: ServiceMonitor' "$work/full.yaml" || die "ci/full-values.yaml renders no ServiceMonitor"
+grep -q 'name: nginx$' "$work/defaults.yaml" || die "the default values render no nginx front"
+! grep -q 'name: nginx$' "$work/standalone.yaml" || die "ci/standalone-values.yaml renders an nginx front"
+grep -q 'key: secret-path' "$work/defaults.yaml" || die "the gateway does not read the generated secret path"
 [ "$(grep -c 'name: OTEL_TRACES_SAMPLER_ARG' "$work/full.yaml")" = 2 ] || die "ci/full-values.yaml: both components should get the OTEL_* variables"
 ! grep -q 'OTEL_' "$work/defaults.yaml" || die "OTEL_* variables are rendered without otel.endpoint"
 # NOTES.txt is rendered only by install; --dry-run=client needs no cluster.

@@ -3,13 +3,40 @@
 # migrations. Safe to run again: it only adds what is missing.
 #  - registers gateways gw-1 and gw-2 with the control plane and keeps each one's service token
 #    in the shared volume (/var/lib/httvps/<name>.token, read by the gateway containers);
-#  - imports the two Shadowsocks pool nodes of the stack (ss-node-1, ss-node-2) by name.
+#  - imports the two Shadowsocks pool nodes of the stack (ss-node-1, ss-node-2) by name;
+#  - generates the secret WebSocket path once (/var/lib/httvps/secret-path, 192 random bits,
+#    read by nginx, the gateways and the control plane at their start);
+#  - unless deploy/compose/tls/ holds a certificate, generates a self-signed one for nginx once
+#    (/var/lib/httvps/tls/, subject HTTVPS_SERVER_NAME, 90 days: replace it with a real one).
 # It uses the operator CLI of the control-plane image, on DATABASE_URL.
 set -eu
 
 cli=httvps-control-plane
 dir=/var/lib/httvps
 umask 077
+
+if [ -s "$dir/secret-path" ]; then
+  echo "secret path: kept in $dir/secret-path"
+else
+  # 24 bytes are 32 base64url characters without padding.
+  path="/$(head -c 24 /dev/urandom | base64 | tr '+/' '-_')"
+  printf '%s\n' "$path" > "$dir/secret-path.tmp"
+  mv "$dir/secret-path.tmp" "$dir/secret-path"
+  echo "secret path: generated into $dir/secret-path"
+fi
+
+if [ -s /etc/httvps/tls/tls.crt ]; then
+  echo "nginx certificate: deploy/compose/tls/tls.crt"
+elif [ -s "$dir/tls/tls.crt" ]; then
+  echo "nginx certificate: self-signed, kept in $dir/tls"
+else
+  mkdir -p "$dir/tls"
+  name=${HTTVPS_SERVER_NAME:-localhost}
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 90 \
+    -subj "/CN=$name" -addext "subjectAltName=DNS:$name" \
+    -keyout "$dir/tls/tls.key" -out "$dir/tls/tls.crt" 2>/dev/null
+  echo "nginx certificate: self-signed for $name generated into $dir/tls (90 days)"
+fi
 
 for gw in gw-1 gw-2; do
   file="$dir/$gw.token"

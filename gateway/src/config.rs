@@ -28,9 +28,10 @@ pub struct GatewayConfig {
     #[arg(long = "config", env = "HTTVPS_GATEWAY_CONFIG")]
     pub config_file: Option<PathBuf>,
 
-    /// Address the TLS listener binds.
+    /// Address the TLS listener binds (`IP:PORT`); empty disables it (a fronted gateway with
+    /// only `--plain-listen`).
     #[arg(long, env = "HTTVPS_GATEWAY_LISTEN", default_value = "0.0.0.0:8443")]
-    pub listen: SocketAddr,
+    pub listen: ListenAddr,
 
     /// Address of the Prometheus `/metrics` listener; empty disables it.
     #[arg(
@@ -40,8 +41,10 @@ pub struct GatewayConfig {
     )]
     pub metrics_listen: Option<SocketAddr>,
 
-    /// The secret WebSocket path (operators should use an unguessable one).
-    #[arg(long, env = "HTTVPS_GATEWAY_PATH", default_value = "/httvps")]
+    /// The secret WebSocket path: no default, at least 128 bits (a segment of 22 or more
+    /// base64url characters, e.g. from `head -c 24 /dev/urandom | base64 | tr '+/' '-_'`);
+    /// short or well-known paths are refused unless `--dev-allow-weak-path`.
+    #[arg(long, env = "HTTVPS_GATEWAY_PATH", default_value = "")]
     pub path: String,
 
     /// PEM certificate chain. Without `--tls-cert`/`--tls-key` a self-signed certificate is
@@ -407,6 +410,89 @@ pub struct GatewayConfig {
     /// Log as JSON lines.
     #[arg(long, env = "HTTVPS_GATEWAY_LOG_JSON")]
     pub log_json: bool,
+
+    /// Plain-HTTP listener for a front (nginx terminating TLS and proxying the secret path):
+    /// `IP:PORT` or `unix:/path/to/socket`; empty disables it. Never expose it publicly.
+    #[arg(long, env = "HTTVPS_GATEWAY_PLAIN_LISTEN", default_value = "")]
+    pub plain_listen: ListenAddr,
+
+    /// The plain listener requires a PROXY protocol header (v1 or v2) on every connection,
+    /// accepted only from `--trusted-proxies` (and unix-socket peers).
+    #[arg(long, env = "HTTVPS_GATEWAY_PROXY_PROTOCOL")]
+    pub proxy_protocol: bool,
+
+    /// Peers of the plain listener (CIDRs, comma separated) whose PROXY header or
+    /// `X-Forwarded-For`/`X-Real-IP` names the client's address; unix-socket peers are always
+    /// trusted. Other peers' forwarding headers are ignored and their PROXY headers refused.
+    #[arg(
+        long,
+        env = "HTTVPS_GATEWAY_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = parse_cidr
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Development only: accept a short or well-known `--path` (e.g. `/httvps`), which one
+    /// probe finds.
+    #[arg(long, env = "HTTVPS_GATEWAY_DEV_ALLOW_WEAK_PATH")]
+    pub dev_allow_weak_path: bool,
+}
+
+/// Where a listener binds: off, a TCP address, or a unix socket.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// No listener (the empty string).
+    #[default]
+    Off,
+    /// `IP:PORT`.
+    Tcp(SocketAddr),
+    /// `unix:/path/to/socket`.
+    Unix(PathBuf),
+}
+
+impl ListenAddr {
+    /// Whether a listener is configured.
+    pub fn is_on(&self) -> bool {
+        *self != ListenAddr::Off
+    }
+}
+
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(ListenAddr::Off);
+        }
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a socket path".into());
+            }
+            return Ok(ListenAddr::Unix(PathBuf::from(path)));
+        }
+        text.parse()
+            .map(ListenAddr::Tcp)
+            .map_err(|_| format!("{text:?} is not IP:PORT, unix:/path or empty"))
+    }
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Off => f.write_str("off"),
+            ListenAddr::Tcp(addr) => write!(f, "{addr}"),
+            ListenAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// A CIDR (`10.0.0.0/8`, `::1/128`) or a single address.
+fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not a CIDR like 10.0.0.0/8 or an address"))
 }
 
 impl Default for GatewayConfig {
@@ -429,6 +515,8 @@ impl Default for GatewayConfig {
         config.fallback = None;
         config.fallback_raw = None;
         config.subprotocol = None;
+        config.dev_allow_weak_path = false;
+        config.proxy_protocol = false;
         config
     }
 }
@@ -528,9 +616,22 @@ impl GatewayConfig {
         self.advertised_limits()
             .validate()
             .map_err(|e| GatewayError::Config(format!("advertised limits: {e}")))?;
-        if !self.path.starts_with('/') || self.path.contains('?') {
+        crate::secret_path::validate(&self.path, self.dev_allow_weak_path)
+            .map_err(|e| GatewayError::Config(format!("--path: {e}")))?;
+        if !self.listen.is_on() && !self.plain_listen.is_on() {
             return Err(GatewayError::Config(
-                "--path must start with / and carry no query".into(),
+                "no listener: set --listen (TLS) or --plain-listen (behind a front), or both"
+                    .into(),
+            ));
+        }
+        if matches!(self.listen, ListenAddr::Unix(_)) {
+            return Err(GatewayError::Config(
+                "--listen (TLS) takes IP:PORT; a unix socket is for --plain-listen".into(),
+            ));
+        }
+        if self.proxy_protocol && !self.plain_listen.is_on() {
+            return Err(GatewayError::Config(
+                "--proxy-protocol applies to --plain-listen, which is not set".into(),
             ));
         }
         if self.decoy_dir.is_some() {
@@ -803,11 +904,15 @@ mod tests {
         if std::env::var("HTTVPS_GATEWAY_DEV_DIRECT_UPSTREAM").is_err() {
             assert!(!parsed.dev_direct_upstream, "off without the flag");
         }
-        let direct = GatewayConfig::load_from(["gw", "--dev-direct-upstream"]).unwrap();
+        let direct =
+            GatewayConfig::load_from(["gw", "--path", STRONG_PATH, "--dev-direct-upstream"])
+                .unwrap();
         assert!(direct.dev_direct_upstream);
         direct.validate().unwrap();
         let with_cp = GatewayConfig::load_from([
             "gw",
+            "--path",
+            STRONG_PATH,
             "--dev-direct-upstream",
             "--control-plane-url",
             "http://127.0.0.1:8080/",
@@ -817,6 +922,8 @@ mod tests {
         assert!(err.contains("--dev-direct-upstream"), "{err}");
         let allowed = GatewayConfig::load_from([
             "gw",
+            "--path",
+            STRONG_PATH,
             "--dev-direct-upstream",
             "--dev-allow-direct-with-control-plane",
             "--control-plane-url",
@@ -826,9 +933,75 @@ mod tests {
         allowed.validate().unwrap();
     }
 
+    /// A path that passes the strength rules.
+    const STRONG_PATH: &str = "/Zq3vN8xL2pR7tW1yB5cD9fG4";
+
+    fn valid_config() -> GatewayConfig {
+        GatewayConfig {
+            path: STRONG_PATH.into(),
+            ..GatewayConfig::default()
+        }
+    }
+
+    #[test]
+    fn listeners_and_the_secret_path() {
+        let config = GatewayConfig::default();
+        assert_eq!(config.listen, "0.0.0.0:8443".parse().unwrap());
+        assert_eq!(config.plain_listen, ListenAddr::Off);
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("--path") && err.contains("required"), "{err}");
+        let weak = GatewayConfig::load_from(["gw", "--path", "/httvps"]).unwrap();
+        assert!(weak
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("well-known"));
+        GatewayConfig::load_from(["gw", "--path", "/httvps", "--dev-allow-weak-path"])
+            .unwrap()
+            .validate()
+            .unwrap();
+        let fronted = GatewayConfig::load_from([
+            "gw",
+            "--path",
+            STRONG_PATH,
+            "--listen",
+            "",
+            "--plain-listen",
+            "unix:/run/httvps/gw.sock",
+            "--proxy-protocol",
+            "--trusted-proxies",
+            "10.0.0.0/8,192.0.2.7",
+        ])
+        .unwrap();
+        assert_eq!(fronted.listen, ListenAddr::Off);
+        assert_eq!(
+            fronted.plain_listen,
+            ListenAddr::Unix("/run/httvps/gw.sock".into())
+        );
+        assert_eq!(fronted.trusted_proxies.len(), 2);
+        fronted.validate().unwrap();
+        let none = GatewayConfig {
+            listen: ListenAddr::Off,
+            ..valid_config()
+        };
+        assert!(none
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("no listener"));
+        let proxy_without_plain = GatewayConfig {
+            proxy_protocol: true,
+            ..valid_config()
+        };
+        assert!(proxy_without_plain.validate().is_err());
+        // (load_from exits on a malformed flag, like any clap program.)
+        assert!(GatewayConfig::try_parse_from(["gw", "--trusted-proxies", "10.0.0.0/33"]).is_err());
+        assert!(GatewayConfig::try_parse_from(["gw", "--plain-listen", "localhost"]).is_err());
+    }
+
     #[test]
     fn prewarm_is_bounded() {
-        let mut config = GatewayConfig::default();
+        let mut config = valid_config();
         assert_eq!(config.node_prewarm, 2);
         config.node_prewarm = 65;
         assert!(config.validate().is_err());
@@ -852,7 +1025,7 @@ mod tests {
         }
         let mut config = GatewayConfig {
             decoy_dir: Some("/srv/site".into()),
-            ..GatewayConfig::default()
+            ..valid_config()
         };
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("--fallback"), "{err}");
@@ -878,8 +1051,8 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_valid() {
-        let config = GatewayConfig::default();
+    fn defaults_with_a_path_are_valid() {
+        let config = valid_config();
         config.validate().unwrap();
         assert_eq!(config.max_message_size(), 6 + 32_768);
     }

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::authority::DeviceAuthority;
+use crate::config::ListenAddr;
 use crate::control_plane::ControlPlaneClient;
 use crate::fallback::Fallback;
 use crate::listener::limits::ConnectionLimits;
@@ -19,7 +20,7 @@ use crate::stats::GatewayStats;
 use crate::tls::TlsSource;
 use crate::upstream::{NodeSource, Prewarm, TargetPolicy, Upstreams};
 use crate::usage::UsageReporter;
-use crate::{listener, GatewayConfig, GatewayError};
+use crate::{front, listener, GatewayConfig, GatewayError};
 
 /// State every connection and session of one gateway shares.
 #[derive(Debug)]
@@ -69,7 +70,8 @@ pub struct Backends {
 /// A running gateway.
 #[derive(Debug)]
 pub struct Gateway {
-    local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
+    plain_addr: Option<ListenAddr>,
     tls: Arc<TlsSource>,
     shared: Arc<Shared>,
     tasks: TaskTracker,
@@ -113,12 +115,27 @@ impl Gateway {
             control_plane,
         } = backends;
         config.validate()?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| GatewayError::io(format!("binding {}", config.listen), e))?;
-        let local_addr = listener
-            .local_addr()
+        let listener = match &config.listen {
+            ListenAddr::Tcp(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| GatewayError::io(format!("binding {addr}"), e))?,
+            ),
+            _ => None,
+        };
+        let tls_addr = listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()
             .map_err(|e| GatewayError::io("reading the listener address", e))?;
+        let plain = front::PlainListener::bind(&config.plain_listen).await?;
+        let plain_addr = plain.as_ref().map(front::PlainListener::local_addr);
+        // The address other gateways see in the shared registry.
+        let listen_name = match (&tls_addr, &plain_addr) {
+            (Some(addr), _) => addr.to_string(),
+            (None, Some(plain)) => plain.to_string(),
+            (None, None) => String::new(),
+        };
         if config.dev_direct_upstream {
             tracing::warn!(
                 "--dev-direct-upstream: TCP streams bypass the Shadowsocks nodes (development only)"
@@ -187,7 +204,7 @@ impl Gateway {
             .map(|usage| tokio::spawn(usage.run(stop_usage)));
         // Like usage, the shared state outlives the sessions: their last bytes fold in at stop.
         let state_task = tokio::spawn(shared.state.clone().run(
-            local_addr.to_string(),
+            listen_name,
             shared.stats.clone(),
             shared.drain.clone(),
             stop_background.child_token(),
@@ -199,21 +216,42 @@ impl Gateway {
                 stop_background.clone(),
             ));
         }
-        tokio::spawn(listener::accept_loop(
-            listener,
-            tls.clone(),
-            shared.clone(),
-            tasks.clone(),
-            stop_accepting.clone(),
-        ));
-        tracing::info!(
-            listen = %local_addr,
-            fingerprint = %tls.fingerprint(),
-            self_signed = tls.is_self_signed(),
-            "gateway listening"
-        );
+        if let Some(listener) = listener {
+            tokio::spawn(listener::accept_loop(
+                listener,
+                tls.clone(),
+                shared.clone(),
+                tasks.clone(),
+                stop_accepting.clone(),
+            ));
+        }
+        if let Some(plain) = plain {
+            tokio::spawn(front::accept_loop(
+                plain,
+                shared.clone(),
+                tasks.clone(),
+                stop_accepting.clone(),
+            ));
+        }
+        if let Some(addr) = &tls_addr {
+            tracing::info!(
+                listen = %addr,
+                fingerprint = %tls.fingerprint(),
+                self_signed = tls.is_self_signed(),
+                "gateway listening"
+            );
+        }
+        if let Some(addr) = &plain_addr {
+            tracing::info!(
+                plain_listen = %addr,
+                proxy_protocol = shared.config.proxy_protocol,
+                trusted_proxies = shared.config.trusted_proxies.len(),
+                "gateway listening for its front (plain HTTP)"
+            );
+        }
         Ok(Gateway {
-            local_addr,
+            tls_addr,
+            plain_addr,
             tls,
             shared,
             tasks,
@@ -234,9 +272,21 @@ impl Gateway {
         &self.shared.state
     }
 
-    /// The address the listener is bound to.
+    /// The address the TLS listener is bound to (`0.0.0.0:0` when `--listen` is off).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.tls_addr
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The plain listener's bound address (TCP with its real port, or the unix socket).
+    pub fn plain_addr(&self) -> Option<&ListenAddr> {
+        self.plain_addr.as_ref()
+    }
+
+    /// The failed-HELLO limiter per client address (where the fronted listener's client
+    /// addresses end up).
+    pub fn hello_failures_per_ip(&self) -> &FailureLimiter<IpAddr> {
+        &self.shared.ip_failures
     }
 
     /// SHA-256 fingerprint of the current certificate (hex).

@@ -88,25 +88,31 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let path = config.path.clone();
+    let tls_on = config.listen.is_on();
     let backends = Backends {
         authority,
         nodes,
         control_plane,
     };
     let gateway = Gateway::start_with(config, tls.clone(), backends).await?;
-    let addr = gateway.local_addr();
-    if tls.is_self_signed() {
+    if tls_on {
+        let addr = gateway.local_addr();
+        if tls.is_self_signed() {
+            println!(
+                "self-signed certificate, SHA-256 fingerprint: {}",
+                gateway.fingerprint()
+            );
+        }
         println!(
-            "self-signed certificate, SHA-256 fingerprint: {}",
+            "connect with: httvps://DEVICE_ID:TOKEN@HOST:{}{}?fp={}",
+            addr.port(),
+            path,
             gateway.fingerprint()
         );
     }
-    println!(
-        "connect with: httvps://DEVICE_ID:TOKEN@HOST:{}{}?fp={}",
-        addr.port(),
-        path,
-        gateway.fingerprint()
-    );
+    if let Some(plain) = gateway.plain_addr() {
+        println!("plain listener for the front on {plain}: clients connect through the front");
+    }
 
     wait_for_termination().await;
     tracing::info!("shutting down: GOAWAY to every session, then flushing usage");

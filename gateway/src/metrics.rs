@@ -70,6 +70,9 @@ pub const SESSIONS_ENDED_BY_CONTROL_PLANE_TOTAL: &str =
 /// Whether the shared-state Redis answered the last operation (gauge, 1 or 0; absent without
 /// Redis).
 pub const REDIS_UP: &str = "httvps_gateway_redis_up";
+/// Connections the plain (fronted) listener refused before HTTP, by `reason` (untrusted_peer:
+/// a PROXY header was required from a peer outside `--trusted-proxies`; malformed; timeout).
+pub const FRONT_REFUSED_TOTAL: &str = "httvps_gateway_front_refused_total";
 /// Shared-state operations that failed, by `op`.
 pub const REDIS_ERRORS_TOTAL: &str = "httvps_gateway_redis_errors_total";
 /// Sessions resumed from a resume token (no control-plane check), by `result` (resumed,

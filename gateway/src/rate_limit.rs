@@ -78,6 +78,14 @@ impl<K: Eq + Hash + Clone> FailureLimiter<K> {
         bucket.tokens = (bucket.tokens - 1.0).max(0.0);
     }
 
+    /// Whether the key has a recorded failure still counting.
+    pub fn contains(&self, key: &K) -> bool {
+        self.buckets
+            .lock()
+            .map(|b| b.contains_key(key))
+            .unwrap_or(false)
+    }
+
     /// Keys tracked now.
     pub fn len(&self) -> usize {
         self.buckets.lock().map(|b| b.len()).unwrap_or(0)

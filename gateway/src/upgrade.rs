@@ -30,6 +30,31 @@ pub struct Upgrade {
     pub accept: String,
     /// The subprotocol to echo (the deployment's, when one is configured).
     pub protocol: Option<String>,
+    /// The forwarding headers, believed only from a trusted front ([`crate::front`]).
+    pub forwarded: Forwarded,
+}
+
+/// The values of the forwarding headers of an upgrade, in order (bounded: a request head is).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Forwarded {
+    /// Every `X-Forwarded-For` line.
+    pub forwarded_for: Vec<String>,
+    /// Every `X-Real-IP` line.
+    pub real_ip: Vec<String>,
+}
+
+impl Forwarded {
+    fn from_headers(headers: &[httparse::Header<'_>]) -> Self {
+        let lines = |name| {
+            values(headers, name)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect()
+        };
+        Forwarded {
+            forwarded_for: lines("x-forwarded-for"),
+            real_ip: lines("x-real-ip"),
+        }
+    }
 }
 
 /// Checks every rule of SPEC §2.2 on a parsed request head. `subprotocol`: the token the
@@ -74,6 +99,7 @@ pub fn check(
     Ok(Upgrade {
         accept: derive_accept_key(key),
         protocol,
+        forwarded: Forwarded::from_headers(headers),
     })
 }
 
@@ -190,6 +216,7 @@ mod tests {
         let plain = Upgrade {
             accept: "abc=".into(),
             protocol: None,
+            forwarded: Forwarded::default(),
         };
         let text = String::from_utf8(switching_protocols(&plain, "nginx")).unwrap();
         assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\nServer: nginx\r\nDate: "));

@@ -15,8 +15,9 @@ use httvps_control_plane::model::{DeviceStatus, ResetStrategy};
 use httvps_control_plane::store::{
     NewDevice, NewNode, NewPlan, NewSubscription, NodeUpdate, Store, StoreError,
 };
+use httvps_gateway::config::ListenAddr;
 use httvps_gateway::control_plane::{ControlPlaneClient, Secret};
-use httvps_gateway::{Gateway, GatewayConfig, TlsSource};
+use httvps_gateway::{secret_path, Gateway, GatewayConfig, TlsSource};
 use rand::RngCore;
 use shadowsocks::config::{Mode, ServerConfig};
 use shadowsocks::crypto::CipherKind;
@@ -35,7 +36,8 @@ pub struct StackOptions {
     pub data_dir: PathBuf,
     pub control_plane_listen: SocketAddr,
     pub gateway_listen: SocketAddr,
-    /// The secret WebSocket path.
+    /// The secret WebSocket path; empty (the default): a random one of 192 bits, generated on
+    /// the first start and kept in `data_dir/secret-path`.
     pub path: String,
     /// Let streams reach loopback and private addresses (tests and local demos).
     pub allow_private_targets: bool,
@@ -49,7 +51,7 @@ impl Default for StackOptions {
             data_dir: PathBuf::from(".httvps-local"),
             control_plane_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             gateway_listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
-            path: "/httvps".into(),
+            path: String::new(),
             allow_private_targets: false,
             run_jobs: true,
         }
@@ -241,6 +243,36 @@ async fn seed(
     Ok((gateway_token, device.id, device_token))
 }
 
+/// The configured path, or the one kept in the data folder (generated on the first start).
+fn secret_path(options: &StackOptions) -> Result<String, StackError> {
+    if !options.path.is_empty() {
+        return Ok(options.path.clone());
+    }
+    let file = options.data_dir.join("secret-path");
+    let setup = |e: std::io::Error| StackError::Setup(format!("{}: {e}", file.display()));
+    match std::fs::read_to_string(&file) {
+        Ok(kept) if secret_path::validate(kept.trim(), false).is_ok() => {
+            return Ok(kept.trim().to_owned())
+        }
+        Ok(_) => {
+            return Err(StackError::Setup(format!(
+                "{} does not hold a strong secret path; delete it to generate a new one",
+                file.display()
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(setup(e)),
+    }
+    let path = secret_path::generate();
+    let mut out = std::fs::OpenOptions::new();
+    out.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut out, 0o600);
+    let mut f = out.open(&file).map_err(setup)?;
+    std::io::Write::write_all(&mut f, format!("{path}\n").as_bytes()).map_err(setup)?;
+    Ok(path)
+}
+
 fn gateway_config(
     options: &StackOptions,
     listen: SocketAddr,
@@ -250,7 +282,7 @@ fn gateway_config(
     let url = url::Url::parse(&format!("http://{control_plane}/"))
         .map_err(|e| StackError::Setup(e.to_string()))?;
     Ok(GatewayConfig {
-        listen,
+        listen: ListenAddr::Tcp(listen),
         metrics_listen: None,
         path: options.path.clone(),
         allow_private_targets: options.allow_private_targets,
@@ -263,9 +295,10 @@ fn gateway_config(
 
 impl LocalStack {
     /// Starts everything and seeds the demo.
-    pub async fn start(options: StackOptions) -> Result<LocalStack, StackError> {
+    pub async fn start(mut options: StackOptions) -> Result<LocalStack, StackError> {
         std::fs::create_dir_all(&options.data_dir)
             .map_err(|e| StackError::Setup(format!("{}: {e}", options.data_dir.display())))?;
+        options.path = secret_path(&options)?;
         let (node_addr, node_secret, node) = start_node().await?;
         let tls = Arc::new(TlsSource::self_signed(&["localhost".into()])?);
         let gateway_listen = {
@@ -375,4 +408,40 @@ async fn start_gateway(
     )?);
     let backends = httvps_gateway::wiring::control_plane_backends(client, config);
     Ok(Gateway::start_with(config.clone(), tls.clone(), backends).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_path_is_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = StackOptions {
+            data_dir: dir.path().to_owned(),
+            ..StackOptions::default()
+        };
+        let first = secret_path(&options).unwrap();
+        secret_path::validate(&first, false).unwrap();
+        assert_eq!(secret_path(&options).unwrap(), first, "kept across starts");
+        let other = tempfile::tempdir().unwrap();
+        let fresh = StackOptions {
+            data_dir: other.path().to_owned(),
+            ..StackOptions::default()
+        };
+        assert_ne!(
+            secret_path(&fresh).unwrap(),
+            first,
+            "random per data folder"
+        );
+        // A weak kept path is not used.
+        std::fs::write(dir.path().join("secret-path"), "/httvps\n").unwrap();
+        assert!(secret_path(&options).is_err());
+        // An explicit path wins.
+        let given = StackOptions {
+            path: "/given".into(),
+            ..options
+        };
+        assert_eq!(secret_path(&given).unwrap(), "/given");
+    }
 }

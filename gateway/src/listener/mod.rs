@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::fallback;
+use crate::front::TrustedProxies;
 use crate::gateway::Shared;
 use crate::session;
 use crate::tls::TlsSource;
@@ -67,7 +68,7 @@ pub async fn accept_loop(
                     let drain = &shared.drain;
                     let accepted = tls_accept::accept(tcp, peer, config, deadline, raw, drain);
                     if let Some(tls) = accepted.await {
-                        serve(tls, peer, shared).await;
+                        serve(tls, peer, None, shared).await;
                     }
                     drop(permit);
                 });
@@ -83,9 +84,14 @@ pub async fn accept_loop(
 
 /// Serves one connection whose bytes are HTTP (decrypted TLS, or plain behind a front) from
 /// the client at `peer`: a session if its first request is the upgrade, otherwise the
-/// fallback's (or, without one, the built-in) answers until the connection ends.
-pub async fn serve<S>(mut stream: S, peer: SocketAddr, shared: Arc<Shared>)
-where
+/// fallback's (or, without one, the built-in) answers until the connection ends. With
+/// `forwarding` (a trusted front), the upgrade's forwarding headers name the session's client.
+pub async fn serve<S>(
+    mut stream: S,
+    peer: SocketAddr,
+    forwarding: Option<Arc<TrustedProxies>>,
+    shared: Arc<Shared>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let config = &shared.config;
@@ -111,7 +117,10 @@ where
                     // Draining: new sessions go elsewhere; the web server answers meanwhile.
                     buffered
                 } else {
-                    start_session(stream, peer, &shared, &upgrade, &buffered[head_len..]).await;
+                    let client = forwarding
+                        .and_then(|trusted| trusted.client_from_headers(&upgrade.forwarded))
+                        .map_or(peer, |ip| SocketAddr::new(ip, 0));
+                    start_session(stream, client, &shared, &upgrade, &buffered[head_len..]).await;
                     return;
                 }
             }

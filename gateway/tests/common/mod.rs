@@ -6,6 +6,7 @@
 
 pub mod cp;
 pub mod nginx;
+pub mod nginx_front;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -41,7 +42,8 @@ use tokio_tungstenite::WebSocketStream;
 pub const DEVICE: &str = "dev-1";
 pub const TOKEN: &[u8] = b"token-of-dev-1-0123456789";
 pub const REVOKED_DEVICE: &str = "dev-revoked";
-pub const PATH: &str = "/s3cr3t";
+/// A secret path that passes the gateway's strength rules (22+ base64url characters).
+pub const PATH: &str = "/s3cr3t-Zq3vN8xL2pR7tW1yB5cD9f";
 
 pub type Ws = WebSocketStream<TlsStream<TcpStream>>;
 
