@@ -1,0 +1,139 @@
+//! The probe comparison against real nginx (Debian's /usr/sbin/nginx): nginx against an
+//! identical server block of itself, a differently configured one, and the gateway in its
+//! fronted and standalone modes. Idle probes (nginx's 60 s and 75 s timeouts) run only with
+//! HTTVPS_PROBE_SLOW=1.
+
+mod common;
+
+use common::{different, random_secret_path, settings, Gateway, Nginx, Server, Site};
+use httvps_probe::probes::Level;
+use httvps_probe::report;
+use httvps_probe::run::{self, Verdict};
+
+/// nginx against a second, identical server block of itself: every probe identical. Shows the
+/// probes are deterministic and that only `Date` needs normalizing.
+#[test]
+fn nginx_is_identical_to_itself() {
+    let site = Site::new();
+    let reference = Server::tls();
+    let twin = Server::tls();
+    let _nginx = Nginx::start(&site, &[reference.clone(), twin.clone()]);
+    let secret = random_secret_path();
+    let results = run::run(&settings(twin.addr(), reference.addr(), Some(&secret))).expect("run");
+    println!("{}", report::format(&results, true));
+    assert!(
+        different(&results).is_empty(),
+        "differ: {:?}",
+        different(&results)
+    );
+    let identical = results
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Identical { .. }))
+        .count();
+    assert!(identical >= 50, "{identical} probes identical");
+}
+
+/// A server block that differs only in `server_tokens off` is told apart by every probe that
+/// gets an HTTP answer: the comparison can fail.
+#[test]
+fn a_different_server_is_detected() {
+    let site = Site::new();
+    let reference = Server::tls();
+    let tokens_off = Server::tls().with(" server_tokens off;");
+    let _nginx = Nginx::start(&site, &[reference.clone(), tokens_off.clone()]);
+    let mut s = settings(tokens_off.addr(), reference.addr(), None);
+    s.only = vec!["get-root".into(), "missing-file".into(), "garbage".into()];
+    let results = run::run(&s).expect("run");
+    println!("{}", report::format(&results, false));
+    assert_eq!(
+        different(&results),
+        vec!["get-root", "missing-file", "garbage"]
+    );
+    let Verdict::Different { diff, .. } = &results[0].verdict else {
+        unreachable!()
+    };
+    assert_eq!(diff.target, vec!["Server: nginx\\r\\n"]);
+    assert_eq!(diff.reference, vec!["Server: nginx/1.22.1\\r\\n"]);
+}
+
+/// HTTP-level probes (every probe except the TLS-parameter ones) are byte-identical.
+fn assert_http_level_identical(results: &[run::ProbeResult]) {
+    println!("{}", report::format(results, true));
+    let differing: Vec<&str> = results
+        .iter()
+        .filter(|r| r.probe.level == Level::Http && matches!(r.verdict, Verdict::Different { .. }))
+        .map(|r| r.probe.name)
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "HTTP-level probes that differ from nginx: {differing:?}"
+    );
+}
+
+/// Fronted mode: nginx terminates TLS, serves the site and proxies only the secret path to the
+/// gateway's plain listener (`--plain-listen`, camo-probe). Compared with an nginx server block
+/// without the gateway.
+#[test]
+fn fronted_gateway_answers_like_nginx() {
+    assert!(
+        common::gateway_supports("--plain-listen"),
+        "the gateway has no --plain-listen yet (fronted mode, branch camo-probe)"
+    );
+    let site = Site::new();
+    let secret = random_secret_path();
+    let gateway_plain = common::free_port();
+    let reference = Server::tls();
+    let front = Server::tls().with(&format!(
+        " location = {secret} {{\n  proxy_pass http://127.0.0.1:{gateway_plain};\n  \
+         proxy_http_version 1.1;\n  proxy_set_header Upgrade $http_upgrade;\n  \
+         proxy_set_header Connection \"upgrade\";\n  proxy_set_header Host $host;\n  \
+         proxy_set_header X-Forwarded-For $remote_addr;\n  proxy_read_timeout 1h;\n }}"
+    ));
+    let _nginx = Nginx::start(&site, &[reference.clone(), front.clone()]);
+    let gateway = Gateway::start(
+        &site,
+        &secret,
+        &[
+            "--plain-listen".into(),
+            format!("127.0.0.1:{gateway_plain}"),
+            "--trusted-proxies".into(),
+            "127.0.0.1/32".into(),
+        ],
+    );
+    common::wait_listening(std::net::SocketAddr::from(([127, 0, 0, 1], gateway_plain)));
+    let results = run::run(&settings(front.addr(), reference.addr(), Some(&secret))).expect("run");
+    assert_http_level_identical(&results);
+    drop(gateway);
+}
+
+/// Standalone mode: the gateway terminates TLS and relays everything that is not a valid
+/// upgrade on the secret path to nginx (`--fallback` to its plain port, `--fallback-raw` for
+/// plain HTTP on the TLS port to its TLS port; camo-gw). Compared with nginx's TLS server.
+#[test]
+fn standalone_gateway_with_fallback_answers_like_nginx() {
+    assert!(
+        common::gateway_supports("--fallback-raw"),
+        "the gateway has no --fallback/--fallback-raw yet (standalone mode, branch camo-gw)"
+    );
+    let site = Site::new();
+    let secret = random_secret_path();
+    let reference = Server::tls();
+    let fallback = Server::plain();
+    let fallback_tls = Server::tls();
+    let _nginx = Nginx::start(
+        &site,
+        &[reference.clone(), fallback.clone(), fallback_tls.clone()],
+    );
+    let gateway = Gateway::start(
+        &site,
+        &secret,
+        &[
+            "--fallback".into(),
+            fallback.addr().to_string(),
+            "--fallback-raw".into(),
+            fallback_tls.addr().to_string(),
+        ],
+    );
+    let results = run::run(&settings(gateway.addr, reference.addr(), Some(&secret))).expect("run");
+    assert_http_level_identical(&results);
+}
