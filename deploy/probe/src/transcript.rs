@@ -17,7 +17,8 @@ pub fn render(observed: &Observed, transport: Transport, level: Level) -> String
     }
     out.push_str(&escape(&observed.received));
     if !out.is_empty() && !out.ends_with('\n') {
-        out.push_str("<no final newline>\n");
+        // The last received line had no line feed: mark it on its own line.
+        out.push_str("\n-- (no final line feed)\n");
     }
     if transport == Transport::Tls {
         match (&observed.handshake, level) {
