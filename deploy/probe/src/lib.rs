@@ -5,6 +5,7 @@
 pub mod compare;
 pub mod conn;
 pub mod probes;
+pub mod raw_hello;
 pub mod report;
 pub mod run;
 pub mod tls;

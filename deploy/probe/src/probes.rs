@@ -11,6 +11,8 @@ pub enum Transport {
     Tls,
     /// Raw TCP to the (TLS) port: plain HTTP or nothing at all.
     Plain,
+    /// A hand-built TLS 1.2 ClientHello with this SNI, then only the first answer record's kind.
+    RawHello(&'static str),
 }
 
 /// The SNI of the ClientHello.
@@ -86,6 +88,14 @@ impl Probe {
             finish: Finish::Settle,
             needs_secret: false,
             level: Level::Http,
+        }
+    }
+
+    const fn raw_hello(name: &'static str, sni: &'static str) -> Probe {
+        Probe {
+            transport: Transport::RawHello(sni),
+            level: Level::Tls,
+            ..Probe::tls(name, &[])
         }
     }
 
@@ -210,6 +220,10 @@ pub const PROBES: &[Probe] = &[
     Probe::tls("sni-odd", &[Send("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n")]).sni(Sni::Name("under_score.invalid")),
     Probe::tls("sni-other-name", &[Send("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n")]).sni(Sni::Name("www.example.com")),
     Probe::tls("sni-omitted", &[Send("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n")]).sni(Sni::Omitted),
+    Probe::raw_hello("sni-raw-baseline", "localhost"),
+    Probe::raw_hello("sni-raw-ip-literal", "127.0.0.1"),
+    Probe::raw_hello("sni-raw-trailing-dot", "localhost."),
+    Probe::raw_hello("sni-raw-invalid-char", "bad!name.invalid"),
     Probe::tls("tls-parameters", &[Send("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n")]).tls_level(),
     Probe::tls("tls-alpn-h2", &[Send("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n")]).alpn(Alpn::H2AndHttp11).tls_level(),
     // Timeouts (with --slow)

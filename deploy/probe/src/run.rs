@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::compare::{self, Diff};
 use crate::conn::{Observed, ProbeConn};
 use crate::probes::{self, Finish, Placeholders, Probe, Step, Transport, PROBES};
-use crate::{tls, transcript};
+use crate::{raw_hello, tls, transcript};
 
 /// Errors before any probe runs.
 #[derive(Debug, thiserror::Error)]
@@ -183,7 +183,7 @@ pub fn observe(
     placeholders: &Placeholders,
 ) -> Observed {
     let tls = match probe.transport {
-        Transport::Plain => None,
+        Transport::Plain | Transport::RawHello(_) => None,
         Transport::Tls => match tls::client(probe.sni, probe.alpn, settings.sni.as_deref()) {
             Ok(client) => Some(client),
             // Checked in `run` with the same inputs; a probe-specific name cannot fail.
@@ -195,6 +195,9 @@ pub fn observe(
         Err(e) => return Observed::connect_failed(e.kind()),
     };
     let start = Instant::now();
+    if let Transport::RawHello(sni) = probe.transport {
+        conn.send(&raw_hello::client_hello(sni));
+    }
     for step in probe.steps {
         match *step {
             Step::Send(template) => conn.send(&probes::expand(template, placeholders)),

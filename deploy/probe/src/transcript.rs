@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::conn::{Observed, TcpClose};
 use crate::probes::{Level, Transport};
+use crate::raw_hello;
 
 /// The transcript of `observed` (received bytes as they are; normalize them first).
 pub fn render(observed: &Observed, transport: Transport, level: Level) -> String {
@@ -15,7 +16,11 @@ pub fn render(observed: &Observed, transport: Transport, level: Level) -> String
         let _ = writeln!(out, "-- connect failed: {kind:?}");
         return out;
     }
-    out.push_str(&escape(&observed.received));
+    if let Transport::RawHello(_) = transport {
+        let _ = writeln!(out, "-- {}", raw_hello::first_record(&observed.received));
+    } else {
+        out.push_str(&escape(&observed.received));
+    }
     if !out.is_empty() && !out.ends_with('\n') {
         // The last received line had no line feed: mark it on its own line.
         out.push_str("\n-- (no final line feed)\n");
@@ -59,15 +64,17 @@ pub fn render(observed: &Observed, transport: Transport, level: Level) -> String
     out
 }
 
-/// A coarse time bucket, so scheduling noise does not count but nginx's 60 s and 75 s and a
-/// 10 s timeout are told apart.
+/// A coarse time bucket, so scheduling noise does not count but nginx's timers (lingering 5 s,
+/// lingering time 30 s, header/body 60 s, keep-alive 75 s) and a 10 s timeout are told apart.
+/// The edges sit between those values, never on one.
 pub fn bucket(after: Duration) -> &'static str {
     match after.as_secs_f64() {
         t if t < 1.0 => "<1 s",
-        t if t < 5.0 => "1-5 s",
-        t if t < 20.0 => "5-20 s (~10 s)",
-        t if t < 50.0 => "20-50 s",
-        t if t < 67.0 => "50-67 s (~60 s)",
+        t if t < 3.0 => "1-3 s",
+        t if t < 8.0 => "3-8 s (~5 s)",
+        t if t < 20.0 => "8-20 s (~10 s)",
+        t if t < 45.0 => "20-45 s (~30 s)",
+        t if t < 67.0 => "45-67 s (~60 s)",
         t if t < 85.0 => "67-85 s (~75 s)",
         _ => ">85 s",
     }
@@ -143,8 +150,9 @@ mod tests {
     #[test]
     fn buckets_separate_nginx_timeouts_from_short_ones() {
         assert_eq!(bucket(Duration::from_millis(999)), "<1 s");
-        assert_eq!(bucket(Duration::from_secs(10)), "5-20 s (~10 s)");
-        assert_eq!(bucket(Duration::from_secs(60)), "50-67 s (~60 s)");
+        assert_eq!(bucket(Duration::from_millis(5_020)), "3-8 s (~5 s)");
+        assert_eq!(bucket(Duration::from_secs(10)), "8-20 s (~10 s)");
+        assert_eq!(bucket(Duration::from_secs(60)), "45-67 s (~60 s)");
         assert_eq!(bucket(Duration::from_secs(75)), "67-85 s (~75 s)");
         assert_ne!(
             bucket(Duration::from_secs(60)),
