@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{different, random_secret_path, settings, Gateway, Nginx, Server, Site};
+use common::{different, random_secret_path, settings, Gateway, Listeners, Nginx, Server, Site};
 use httvps_probe::probes::Level;
 use httvps_probe::report;
 use httvps_probe::run::{self, Verdict};
@@ -70,38 +70,76 @@ fn assert_http_level_identical(results: &[run::ProbeResult]) {
     );
 }
 
-/// Fronted mode: nginx terminates TLS, serves the site and proxies only the secret path to the
-/// gateway's plain listener (`--plain-listen`, camo-probe). Compared with an nginx server block
-/// without the gateway.
+/// The site template the fronted deployment ships (deploy/nginx, branch camo-probe).
+fn fronted_template() -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../nginx/templates/httvps.conf.template");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the fronted deployment's nginx template, branch camo-probe)",
+            path.display()
+        )
+    })
+}
+
+/// `--subprotocol` with a random token where the gateway takes one (per deployment, camo-gw),
+/// so that the wrong-subprotocol probe is one.
+fn subprotocol_args() -> Vec<String> {
+    if common::gateway_supports("--subprotocol") {
+        let token: u64 = rand::random();
+        vec!["--subprotocol".into(), format!("p{token:016x}")]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Fronted mode: nginx with the shipped site template terminates TLS, serves the site and hands
+/// only upgrades on the secret path to the gateway's plain listener (`--plain-listen`,
+/// camo-probe). Compared with a plain nginx server block serving the same site.
 #[test]
 fn fronted_gateway_answers_like_nginx() {
     assert!(
         common::gateway_supports("--plain-listen"),
         "the gateway has no --plain-listen yet (fronted mode, branch camo-probe)"
     );
+    let template = fronted_template();
     let site = Site::new();
     let secret = random_secret_path();
-    let gateway_plain = common::free_port();
+    let mut args: Vec<String> = vec![
+        "--listen".into(),
+        String::new(),
+        "--plain-listen".into(),
+        "127.0.0.1:0".into(),
+        "--trusted-proxies".into(),
+        "127.0.0.1/32".into(),
+    ];
+    args.extend(subprotocol_args());
+    let gateway = Gateway::start(&secret, &args, Listeners::Plain);
+    let plain = gateway.plain_addr.expect("plain listener");
     let reference = Server::tls();
-    let front = Server::tls().with(&format!(
-        " location = {secret} {{\n  proxy_pass http://127.0.0.1:{gateway_plain};\n  \
-         proxy_http_version 1.1;\n  proxy_set_header Upgrade $http_upgrade;\n  \
-         proxy_set_header Connection \"upgrade\";\n  proxy_set_header Host $host;\n  \
-         proxy_set_header X-Forwarded-For $remote_addr;\n  proxy_read_timeout 1h;\n }}"
-    ));
-    let _nginx = Nginx::start(&site, &[reference.clone(), front.clone()]);
-    let gateway = Gateway::start(
-        &site,
-        &secret,
-        &[
-            "--plain-listen".into(),
-            format!("127.0.0.1:{gateway_plain}"),
-            "--trusted-proxies".into(),
-            "127.0.0.1/32".into(),
-        ],
+    let front_tls = common::free_port();
+    let front_http = common::free_port();
+    let rendered = template
+        .replace("${HTTVPS_SECRET_PATH}", &secret)
+        .replace("${HTTVPS_SERVER_NAME}", "localhost")
+        .replace("${HTTVPS_HTTPS_PORT}", &format!("127.0.0.1:{front_tls}"))
+        .replace("${HTTVPS_HTTP_PORT}", &format!("127.0.0.1:{front_http}"))
+        .replace("${HTTVPS_TLS_CERT}", &site.cert().display().to_string())
+        .replace("${HTTVPS_TLS_KEY}", &site.key().display().to_string())
+        .replace("${HTTVPS_SITE_ROOT}", &site.root().display().to_string());
+    assert!(
+        !rendered.contains("${HTTVPS_"),
+        "a template variable is left:\n{rendered}"
     );
-    common::wait_listening(std::net::SocketAddr::from(([127, 0, 0, 1], gateway_plain)));
-    let results = run::run(&settings(front.addr(), reference.addr(), Some(&secret))).expect("run");
+    let http_extra = format!("upstream httvps_gateway {{ server {plain}; }}\n{rendered}");
+    let front = std::net::SocketAddr::from(([127, 0, 0, 1], front_tls));
+    let _nginx = Nginx::start_with(
+        &site,
+        std::slice::from_ref(&reference),
+        &http_extra,
+        &[front],
+    );
+    let results = run::run(&settings(front, reference.addr(), Some(&secret))).expect("run");
     assert_http_level_identical(&results);
     drop(gateway);
 }
@@ -124,16 +162,21 @@ fn standalone_gateway_with_fallback_answers_like_nginx() {
         &site,
         &[reference.clone(), fallback.clone(), fallback_tls.clone()],
     );
-    let gateway = Gateway::start(
-        &site,
-        &secret,
-        &[
-            "--fallback".into(),
-            fallback.addr().to_string(),
-            "--fallback-raw".into(),
-            fallback_tls.addr().to_string(),
-        ],
-    );
-    let results = run::run(&settings(gateway.addr, reference.addr(), Some(&secret))).expect("run");
+    let mut args: Vec<String> = vec![
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--tls-cert".into(),
+        site.cert().display().to_string(),
+        "--tls-key".into(),
+        site.key().display().to_string(),
+        "--fallback".into(),
+        fallback.addr().to_string(),
+        "--fallback-raw".into(),
+        fallback_tls.addr().to_string(),
+    ];
+    args.extend(subprotocol_args());
+    let gateway = Gateway::start(&secret, &args, Listeners::Tls);
+    let target = gateway.tls_addr.expect("TLS listener");
+    let results = run::run(&settings(target, reference.addr(), Some(&secret))).expect("run");
     assert_http_level_identical(&results);
 }

@@ -124,6 +124,17 @@ impl Nginx {
     /// Starts nginx with the Debian package's `http` defaults and one server block per entry,
     /// all serving the same site.
     pub fn start(site: &Site, servers: &[Server]) -> Nginx {
+        Nginx::start_with(site, servers, "", &[])
+    }
+
+    /// Also with `http_extra` in the `http` block (e.g. a rendered site template) and waiting for
+    /// `also_listening` too.
+    pub fn start_with(
+        site: &Site,
+        servers: &[Server],
+        http_extra: &str,
+        also_listening: &[SocketAddr],
+    ) -> Nginx {
         let prefix = site.path();
         let mut conf = format!(
             "user root;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/logs/error.log;\n\
@@ -135,21 +146,23 @@ impl Nginx {
              access_log {p}/logs/access.log;\ngzip on;\n\
              client_body_temp_path {p}/tmp/body;\nproxy_temp_path {p}/tmp/proxy;\n\
              fastcgi_temp_path {p}/tmp/fastcgi;\nuwsgi_temp_path {p}/tmp/uwsgi;\nscgi_temp_path {p}/tmp/scgi;\n\
-             ssl_certificate {p}/cert.pem;\nssl_certificate_key {p}/key.pem;\n",
+             ssl_certificate {p}/cert.pem;\nssl_certificate_key {p}/key.pem;\n\
+             # The servers listen on random ports, a real site on 443: no port in redirects.\n\
+             port_in_redirect off;\n",
             p = prefix.display()
         );
         for s in servers {
             let ssl = if s.tls { " ssl" } else { "" };
-            // port_in_redirect off: the servers listen on random ports, a real site on 443.
             let _ = write!(
                 conf,
                 "server {{\n listen 127.0.0.1:{port}{ssl};\n server_name localhost;\n \
-                 root {root};\n index index.html;\n port_in_redirect off;\n{extra}\n}}\n",
+                 root {root};\n index index.html;\n{extra}\n}}\n",
                 port = s.port,
                 root = site.root().display(),
                 extra = s.extra,
             );
         }
+        conf.push_str(http_extra);
         conf.push_str("}\n");
         std::fs::create_dir_all(prefix.join("tmp")).expect("tmp");
         let conf_path = prefix.join("nginx.conf");
@@ -170,6 +183,9 @@ impl Nginx {
         let nginx = Nginx { child };
         for s in servers {
             wait_listening(s.addr());
+        }
+        for addr in also_listening {
+            wait_listening(*addr);
         }
         nginx
     }
@@ -242,15 +258,25 @@ pub fn gateway_supports(flag: &str) -> bool {
 /// The gateway binary in a child process; killed when dropped.
 pub struct Gateway {
     child: Child,
-    /// Its TLS listener.
-    pub addr: SocketAddr,
+    /// Its TLS listener, when it has one.
+    pub tls_addr: Option<SocketAddr>,
+    /// Its plain listener for a front, when it has one.
+    pub plain_addr: Option<SocketAddr>,
     output: Arc<Mutex<Vec<String>>>,
+}
+
+/// Which listeners the gateway is started with (it prints a line for each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listeners {
+    Tls,
+    Plain,
 }
 
 impl Gateway {
     /// Starts the gateway without a control plane (a development device and direct upstream:
-    /// probes never authenticate), with the site's certificate and `args` on top.
-    pub fn start(site: &Site, secret_path: &str, args: &[String]) -> Gateway {
+    /// probes never authenticate) with `args` on top (the listeners among them), and waits for
+    /// the line naming the `expect`ed listener's address.
+    pub fn start(secret_path: &str, args: &[String], expect: Listeners) -> Gateway {
         let mut command = Command::new(gateway_binary());
         for (key, _) in std::env::vars() {
             if key.starts_with("HTTVPS_GATEWAY_") || key.starts_with("OTEL_") {
@@ -258,17 +284,13 @@ impl Gateway {
             }
         }
         command
-            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .args(["--path", secret_path])
             .args([
                 "--dev-device",
                 "probe-device:probe-token",
                 "--dev-direct-upstream",
             ])
-            .arg("--tls-cert")
-            .arg(site.cert())
-            .arg("--tls-key")
-            .arg(site.key())
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -288,33 +310,51 @@ impl Gateway {
         let sink = output.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("connect with:") {
-                    let _ = tx.send(line.clone());
-                }
+                let _ = tx.send(line.clone());
                 sink.lock().map(|mut o| o.push(line)).ok();
             }
         });
         let mut gateway = Gateway {
             child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls_addr: None,
+            plain_addr: None,
             output,
         };
-        let line = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(line) => line,
-            Err(_) => panic!(
-                "the gateway printed no connect line; output:\n{}",
-                gateway.output()
-            ),
-        };
-        // connect with: httvps://DEVICE_ID:TOKEN@HOST:PORT/PATH?fp=FP
-        let port: u16 = line
-            .split("@HOST:")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        gateway.addr.set_port(port);
-        gateway
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = rx.recv_timeout(left) else {
+                panic!(
+                    "the gateway did not name its listener; output:\n{}",
+                    gateway.output()
+                );
+            };
+            // connect with: httvps://DEVICE_ID:TOKEN@HOST:PORT/PATH?fp=FP
+            if let Some(rest) = line.strip_prefix("connect with:") {
+                let port: u16 = rest
+                    .split("@HOST:")
+                    .nth(1)
+                    .and_then(|rest| rest.split('/').next())
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_else(|| panic!("no port in {line:?}"));
+                gateway.tls_addr = Some(SocketAddr::from(([127, 0, 0, 1], port)));
+            }
+            // plain listener for the front on ADDR: clients connect through the front
+            if let Some(rest) = line.strip_prefix("plain listener for the front on ") {
+                let addr = rest.split(": clients").next().unwrap_or_default();
+                gateway.plain_addr = Some(
+                    addr.parse()
+                        .unwrap_or_else(|_| panic!("no address in {line:?}")),
+                );
+            }
+            let ready = match expect {
+                Listeners::Tls => gateway.tls_addr.is_some(),
+                Listeners::Plain => gateway.plain_addr.is_some(),
+            };
+            if ready {
+                return gateway;
+            }
+        }
     }
 
     pub fn output(&self) -> String {
