@@ -155,9 +155,13 @@ fn standalone_gateway_with_fallback_answers_like_nginx() {
     );
     let site = Site::new();
     let secret = random_secret_path();
-    let reference = Server::tls();
-    let fallback = Server::plain();
-    let fallback_tls = Server::tls();
+    // As docs/operations.md's standalone set-up says: the fallback is plain HTTP on another
+    // port, so absolute redirects would name http://; the site (and so the reference) uses
+    // relative ones.
+    let relative = " absolute_redirect off;";
+    let reference = Server::tls().with(relative);
+    let fallback = Server::plain().with(relative);
+    let fallback_tls = Server::tls().with(relative);
     let _nginx = Nginx::start(
         &site,
         &[reference.clone(), fallback.clone(), fallback_tls.clone()],
