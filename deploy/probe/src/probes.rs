@@ -1,8 +1,9 @@
 //! The probe table: every probe is data (what to send, how, and how long to watch the answer).
 //! Request templates use placeholders that [`expand`] fills in per run:
-//! `{host}` (the Host header value), `{secret}` (the secret path), `{long}` (9000 URI bytes),
+//! `{host}` (the Host header value), `{secret}` (the secret path; `{secret_pct}` with its first
+//! character percent-encoded, `{secret_upper}` in upper case), `{long}` (9000 URI bytes),
 //! `{big}` (one 9000-byte header line), `{many}` (200 small headers), `{nul}` (a NUL byte),
-//! `{garbage}` (fixed non-ASCII bytes).
+//! `{garbage}` (fixed non-ASCII bytes), `{ws}` (WebSocket upgrade headers without the version).
 
 /// How the probe reaches the port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,20 +162,40 @@ pub const PROBES: &[Probe] = &[
     Probe::tls("patch", &[Send("PATCH / HTTP/1.1\r\nHost: {host}\r\nContent-Length: 2\r\n\r\n{}")]),
     Probe::tls("unknown-method", &[Send("FOO / HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
     Probe::tls("lowercase-method", &[Send("get / HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
+    Probe::tls("propfind", &[Send("PROPFIND / HTTP/1.1\r\nHost: {host}\r\nDepth: 1\r\n\r\n")]),
+    Probe::tls("mkcol", &[Send("MKCOL /newdir/ HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
     // HTTP versions
     Probe::tls("http10", &[Send("GET / HTTP/1.0\r\n\r\n")]),
     Probe::tls("http10-keepalive", &[Send("GET / HTTP/1.0\r\nHost: {host}\r\nConnection: keep-alive\r\n\r\n")]),
     Probe::tls("http09", &[Send("GET /\r\n")]),
     Probe::tls("http2-preface", &[Send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")]),
     Probe::tls("unknown-version", &[Send("GET / HTTP/3.7\r\nHost: {host}\r\n\r\n")]),
+    Probe::tls("lowercase-version", &[Send("GET / http/1.1\r\nHost: {host}\r\n\r\n")]),
+    Probe::tls("double-space-request-line", &[Send("GET  / HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
+    Probe::tls("tab-request-line", &[Send("GET\t/ HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
+    Probe::tls("trailing-space-request-line", &[Send("GET / HTTP/1.1 \r\nHost: {host}\r\n\r\n")]),
     // Host and URI forms
     Probe::tls("no-host", &[Send("GET / HTTP/1.1\r\n\r\n")]),
     Probe::tls("duplicate-host", &[Send("GET / HTTP/1.1\r\nHost: {host}\r\nHost: other.invalid\r\n\r\n")]),
+    Probe::tls("host-with-port", &[Send("GET / HTTP/1.1\r\nHost: {host}:443\r\n\r\n")]),
+    Probe::tls("host-empty", &[Send("GET / HTTP/1.1\r\nHost:\r\n\r\n")]),
+    Probe::tls("host-invalid", &[Send("GET / HTTP/1.1\r\nHost: bad/host\r\n\r\n")]),
+    Probe::tls("header-space-before-colon", &[Send("GET / HTTP/1.1\r\nHost : {host}\r\n\r\n")]),
     Probe::tls("absolute-uri", &[Send("GET https://{host}/ HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
+    Probe::tls("absolute-uri-http", &[Send("GET http://{host}/folder HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
+    Probe::tls("asterisk-get", &[Send("GET * HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
     Probe::tls("folder-no-slash", &[Send("GET /folder HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
     Probe::tls("folder-with-index", &[Send("GET /folder/ HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
     Probe::tls("folder-no-index", &[Send("GET /noindex/ HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
     Probe::tls("missing-file", &[Send("GET /missing.html HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
+    Probe::tls("file-as-folder", &[Send("GET /index.html/ HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
+    Probe::tls("robots-txt", &[Send("GET /robots.txt HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
+    Probe::tls("double-slash", &[Send("GET //index.html HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
+    Probe::tls("dot-segments", &[Send("GET /folder/../index.html HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
+    Probe::tls("encoded-dot-segments", &[Send("GET /folder/%2e%2e/index.html HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
+    Probe::tls("encoded-slash", &[Send("GET /folder%2Findex.html HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
+    Probe::tls("utf8-path", &[Send("GET /café HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
+    Probe::tls("uri-fragment", &[Send("GET /index.html#top HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
     Probe::tls("path-traversal", &[Send("GET /../../etc/passwd HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
     Probe::tls("percent-encoded", &[Send("GET /%69ndex.html HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
     Probe::tls("bad-percent", &[Send("GET /%zz HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
@@ -183,6 +204,11 @@ pub const PROBES: &[Probe] = &[
     Probe::tls("range", &[Send("GET /range.bin HTTP/1.1\r\nHost: {host}\r\nRange: bytes=0-9\r\n\r\n")]),
     Probe::tls("multi-range", &[Send("GET /range.bin HTTP/1.1\r\nHost: {host}\r\nRange: bytes=0-1,5-6\r\n\r\n")]),
     Probe::tls("range-unsatisfiable", &[Send("GET /range.bin HTTP/1.1\r\nHost: {host}\r\nRange: bytes=999999-\r\n\r\n")]),
+    Probe::tls("range-suffix", &[Send("GET /range.bin HTTP/1.1\r\nHost: {host}\r\nRange: bytes=-10\r\n\r\n")]),
+    Probe::tls("if-range-mismatch", &[Send("GET /range.bin HTTP/1.1\r\nHost: {host}\r\nRange: bytes=0-9\r\nIf-Range: \"nope\"\r\n\r\n")]),
+    Probe::tls("if-match-mismatch", &[Send("GET /index.html HTTP/1.1\r\nHost: {host}\r\nIf-Match: \"nope\"\r\n\r\n")]),
+    Probe::tls("if-unmodified-since-past", &[Send("GET /index.html HTTP/1.1\r\nHost: {host}\r\nIf-Unmodified-Since: Thu, 01 Jan 1970 00:00:01 GMT\r\n\r\n")]),
+    Probe::tls("accept-gzip", &[Send("GET /index.html HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: gzip, deflate, br\r\n\r\n")]),
     Probe::tls("if-modified-since", &[Send("GET /index.html HTTP/1.1\r\nHost: {host}\r\nIf-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT\r\n\r\n")]),
     Probe::tls("if-none-match", &[Send("GET /index.html HTTP/1.1\r\nHost: {host}\r\nIf-None-Match: *\r\n\r\n")]),
     // Sizes
@@ -201,19 +227,32 @@ pub const PROBES: &[Probe] = &[
     Probe::tls("two-cl", &[Send("POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc")]),
     Probe::tls("invalid-cl", &[Send("POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: -1\r\n\r\n")]),
     Probe::tls("chunked-body", &[Send("POST / HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")]),
+    Probe::tls("te-gzip", &[Send("POST / HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: gzip\r\n\r\n")]),
+    Probe::tls("te-chunked-identity", &[Send("POST / HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n")]),
+    Probe::tls("te-space-before-colon", &[Send("POST / HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n")]),
+    Probe::tls("bad-chunk-size", &[Send("POST / HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")]),
+    Probe::tls("cl-plus-sign", &[Send("POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: +5\r\n\r\nhello")]),
     Probe::tls("get-with-body", &[Send("GET / HTTP/1.1\r\nHost: {host}\r\nContent-Length: 5\r\n\r\nhello")]),
     Probe::tls("expect-100", &[Send("POST / HTTP/1.1\r\nHost: {host}\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"), Wait(500), Send("hello")]),
     // Connection reuse
     Probe::tls("pipelined", &[Send("GET / HTTP/1.1\r\nHost: {host}\r\n\r\nGET /missing.html HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
+    Probe::tls("pipelined-then-garbage", &[Send("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n{garbage}\r\n\r\n")]),
     Probe::tls("keepalive-second", &[Send("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n"), Wait(300), Send("GET /folder HTTP/1.1\r\nHost: {host}\r\n\r\n")]),
     Probe::tls("connection-close", &[Send("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")]),
     // WebSocket upgrades
     Probe::tls("upgrade-wrong-path", &[Send("GET /ws HTTP/1.1\r\nHost: {host}\r\n{ws}Sec-WebSocket-Version: 13\r\n\r\n")]),
+    Probe::tls("upgrade-root", &[Send("GET / HTTP/1.1\r\nHost: {host}\r\n{ws}Sec-WebSocket-Version: 13\r\n\r\n")]),
+    Probe::tls("upgrade-h2c", &[Send("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n")]),
     Probe::tls("upgrade-secret-wrong-subprotocol", &[Send("GET {secret} HTTP/1.1\r\nHost: {host}\r\n{ws}Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\r\n")]).secret(),
     Probe::tls("upgrade-secret-version-8", &[Send("GET {secret} HTTP/1.1\r\nHost: {host}\r\n{ws}Sec-WebSocket-Version: 8\r\n\r\n")]).secret(),
     Probe::tls("upgrade-secret-post", &[Send("POST {secret} HTTP/1.1\r\nHost: {host}\r\n{ws}Sec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n")]).secret(),
+    Probe::tls("upgrade-secret-http10", &[Send("GET {secret} HTTP/1.0\r\nHost: {host}\r\n{ws}Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\r\n")]).secret(),
+    Probe::tls("upgrade-secret-percent-encoded", &[Send("GET {secret_pct} HTTP/1.1\r\nHost: {host}\r\n{ws}Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\r\n")]).secret(),
+    Probe::tls("upgrade-secret-no-key", &[Send("GET {secret} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n")]).secret(),
     Probe::tls("secret-no-upgrade", &[Send("GET {secret} HTTP/1.1\r\nHost: {host}\r\n\r\n")]).secret(),
     Probe::tls("secret-slash", &[Send("GET {secret}/ HTTP/1.1\r\nHost: {host}\r\n\r\n")]).secret(),
+    Probe::tls("secret-upper-case", &[Send("GET {secret_upper} HTTP/1.1\r\nHost: {host}\r\n\r\n")]).secret(),
+    Probe::tls("secret-head", &[Send("HEAD {secret} HTTP/1.1\r\nHost: {host}\r\n\r\n")]).secret(),
     // Plain HTTP and odd TLS
     Probe::tls("plain-http-to-tls-port", &[Send("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n")]).plain(),
     Probe::tls("plain-garbage-to-tls-port", &[Send("{garbage}\r\n")]).plain(),
@@ -255,7 +294,9 @@ pub fn expand(template: &str, values: &Placeholders) -> Vec<u8> {
         };
         match name {
             "host" => out.extend_from_slice(values.host.as_bytes()),
-            "secret" => out.extend_from_slice(values.secret.as_deref().unwrap_or("/").as_bytes()),
+            "secret" => out.extend_from_slice(secret(values).as_bytes()),
+            "secret_pct" => out.extend_from_slice(percent_encode_first(secret(values)).as_bytes()),
+            "secret_upper" => out.extend_from_slice(secret(values).to_uppercase().as_bytes()),
             "ws" => out.extend_from_slice(WS.as_bytes()),
             "long" => out.extend(std::iter::repeat_n(b'a', 9000)),
             "big" => {
@@ -282,6 +323,19 @@ pub fn expand(template: &str, values: &Placeholders) -> Vec<u8> {
     out
 }
 
+fn secret(values: &Placeholders) -> &str {
+    values.secret.as_deref().unwrap_or("/")
+}
+
+/// `/abc` as `/%61bc`: the same path to a server that decodes before matching.
+fn percent_encode_first(path: &str) -> String {
+    let mut chars = path.chars();
+    match (chars.next(), chars.next()) {
+        (Some('/'), Some(c)) if c.is_ascii() => format!("/%{:02X}{}", c as u32, chars.as_str()),
+        _ => path.to_owned(),
+    }
+}
+
 /// Fixed non-HTTP bytes (the same every run, so both sides get the same garbage).
 const GARBAGE: [u8; 16] = [
     0x9c, 0x01, 0xff, 0x42, 0x7f, 0x80, 0x00, 0x13, 0x37, 0xde, 0xad, 0xbe, 0xef, 0x20, 0x0a, 0xfe,
@@ -304,6 +358,10 @@ mod tests {
         assert_eq!(got, b"GET /s3cr3t HTTP/1.1\r\nHost: example.org\r\n\r\n{}");
         assert_eq!(expand("/{long}", &values()).len(), 9001);
         assert_eq!(expand("{nul}", &values()), vec![0]);
+        assert_eq!(
+            expand("{secret_pct} {secret_upper}", &values()),
+            b"/%733cr3t /S3CR3T"
+        );
     }
 
     #[test]
@@ -312,13 +370,13 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), PROBES.len(), "probe names are unique");
-        assert!(PROBES.len() >= 50, "{} probes", PROBES.len());
+        assert!(PROBES.len() >= 90, "{} probes", PROBES.len());
         // Every template that names the secret is marked, so it is skipped without one.
         for p in PROBES {
             let uses_secret = p
                 .steps
                 .iter()
-                .any(|s| matches!(s, Step::Send(t) if t.contains("{secret}")));
+                .any(|s| matches!(s, Step::Send(t) if t.contains("{secret")));
             assert_eq!(uses_secret, p.needs_secret, "{}", p.name);
         }
     }

@@ -42,12 +42,12 @@ fn a_different_server_is_detected() {
     let tokens_off = Server::tls().with(" server_tokens off;");
     let _nginx = Nginx::start(&site, &[reference.clone(), tokens_off.clone()]);
     let mut s = settings(tokens_off.addr(), reference.addr(), None);
-    s.only = vec!["get-root".into(), "missing-file".into(), "garbage".into()];
+    s.only = vec!["get-root".into(), "missing-file".into(), "obs-fold".into()];
     let results = run::run(&s).expect("run");
     println!("{}", report::format(&results, false));
     assert_eq!(
         different(&results),
-        vec!["get-root", "missing-file", "garbage"]
+        vec!["get-root", "missing-file", "obs-fold"]
     );
     let Verdict::Different { diff, .. } = &results[0].verdict else {
         unreachable!()
