@@ -424,3 +424,38 @@ async fn tls_picks_the_server_s_cipher_order_and_issues_nginx_s_ticket_lifetime(
     );
     assert!(tls13.contains("HTTP/1.1 404 Not Found"), "{tls13}");
 }
+
+/// What `s_client` says about ALPN: the protocol chosen, or that the server refused.
+fn alpn_outcome(output: &str) -> String {
+    if output.contains("no application protocol") {
+        return "refused: no application protocol".into();
+    }
+    output
+        .lines()
+        .find(|l| l.starts_with("ALPN protocol:") || l.starts_with("No ALPN negotiated"))
+        .unwrap_or("no ALPN line")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn alpn_is_negotiated_like_nginx_without_http2() {
+    let nginx = Nginx::start().await;
+    let gw = TestGateway::start_static(standalone_config(&nginx)).await;
+    let cases = [
+        ("h2,http/1.1", "ALPN protocol: http/1.1"),
+        ("http/1.0", "ALPN protocol: http/1.0"),
+        ("http/1.0,http/1.1", "ALPN protocol: http/1.1"),
+        ("h2", "refused: no application protocol"),
+        ("spdy/3", "refused: no application protocol"),
+    ];
+    for (offer, nginx_outcome) in cases {
+        let direct = s_client(nginx.tls, &["-alpn", offer]).await;
+        let through = s_client(gw.addr(), &["-alpn", offer]).await;
+        assert_eq!(alpn_outcome(&direct), nginx_outcome, "nginx, offer {offer}");
+        assert_eq!(
+            alpn_outcome(&direct),
+            alpn_outcome(&through),
+            "offer {offer}:\n--- nginx\n{direct}\n--- gateway\n{through}"
+        );
+    }
+}
