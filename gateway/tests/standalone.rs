@@ -459,3 +459,33 @@ async fn alpn_is_negotiated_like_nginx_without_http2() {
         );
     }
 }
+
+#[tokio::test]
+async fn odd_sni_values_nginx_accepts_are_accepted_except_the_documented_ones() {
+    let nginx = Nginx::start().await;
+    let gw = TestGateway::start_static(standalone_config(&nginx)).await;
+    let handshake_done =
+        |output: &str| output.contains("Cipher is ") && !output.contains("Cipher is (NONE)");
+    for name in [
+        "under_score.example",
+        "trailing.dot.example.",
+        "127.0.0.1",
+        "MiXeD.Example",
+    ] {
+        let direct = s_client(nginx.tls, &["-servername", name]).await;
+        let through = s_client(gw.addr(), &["-servername", name]).await;
+        assert!(handshake_done(&direct), "nginx, SNI {name}: {direct}");
+        assert!(handshake_done(&through), "gateway, SNI {name}: {through}");
+    }
+    // rustls refuses SNI values that are not DNS names (docs/operations.md, "Standalone mode");
+    // when this starts passing, that list needs updating.
+    for name in ["empty..label.example", "-leading.example", "1.2.3.999"] {
+        let direct = s_client(nginx.tls, &["-servername", name]).await;
+        let through = s_client(gw.addr(), &["-servername", name]).await;
+        assert!(handshake_done(&direct), "nginx, SNI {name}: {direct}");
+        assert!(
+            !handshake_done(&through) && through.contains("illegal parameter"),
+            "gateway, SNI {name}: {through}"
+        );
+    }
+}
