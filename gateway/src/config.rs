@@ -1023,6 +1023,28 @@ mod tests {
         for bad in ["nginx", "nginx:http", ":80", "unix:"] {
             assert!(bad.parse::<FallbackAddr>().is_err(), "{bad}");
         }
+        let flags = GatewayConfig::load_from([
+            "gw",
+            "--fallback",
+            "unix:/run/site.sock",
+            "--fallback-raw",
+            "127.0.0.1:8444",
+            "--subprotocol",
+            "x7.v1",
+            "--client-header-timeout",
+            "30s",
+        ])
+        .unwrap();
+        assert_eq!(
+            flags.fallback,
+            Some(FallbackAddr::Unix("/run/site.sock".into()))
+        );
+        assert_eq!(
+            flags.fallback_raw,
+            Some(FallbackAddr::Tcp("127.0.0.1:8444".into()))
+        );
+        assert_eq!(flags.subprotocol.as_deref(), Some("x7.v1"));
+        assert_eq!(flags.client_header_timeout, Duration::from_secs(30));
         let mut config = GatewayConfig {
             decoy_dir: Some("/srv/site".into()),
             ..valid_config()

@@ -269,8 +269,13 @@ fn build(
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| GatewayError::Tls(e.to_string()))?;
-    // HTTP/1.1 only: the upgrade needs it, and a plain web server would offer it too.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // nginx's ALPN list without HTTP/2 (server preference, as nginx selects): the upgrade
+    // needs HTTP/1.1, and a client offering only HTTP/1.0 is served as nginx would serve it.
+    config.alpn_protocols = vec![
+        b"http/1.1".to_vec(),
+        b"http/1.0".to_vec(),
+        b"http/0.9".to_vec(),
+    ];
     // As close to nginx (Debian's nginx.conf) as rustls allows: the server's cipher order,
     // TLS 1.2 session tickets (rustls has none by default), a 300 s ticket lifetime.
     config.ignore_client_order = true;

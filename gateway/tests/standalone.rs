@@ -424,3 +424,68 @@ async fn tls_picks_the_server_s_cipher_order_and_issues_nginx_s_ticket_lifetime(
     );
     assert!(tls13.contains("HTTP/1.1 404 Not Found"), "{tls13}");
 }
+
+/// What `s_client` says about ALPN: the protocol chosen, or that the server refused.
+fn alpn_outcome(output: &str) -> String {
+    if output.contains("no application protocol") {
+        return "refused: no application protocol".into();
+    }
+    output
+        .lines()
+        .find(|l| l.starts_with("ALPN protocol:") || l.starts_with("No ALPN negotiated"))
+        .unwrap_or("no ALPN line")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn alpn_is_negotiated_like_nginx_without_http2() {
+    let nginx = Nginx::start().await;
+    let gw = TestGateway::start_static(standalone_config(&nginx)).await;
+    let cases = [
+        ("h2,http/1.1", "ALPN protocol: http/1.1"),
+        ("http/1.0", "ALPN protocol: http/1.0"),
+        ("http/1.0,http/1.1", "ALPN protocol: http/1.1"),
+        ("h2", "refused: no application protocol"),
+        ("spdy/3", "refused: no application protocol"),
+    ];
+    for (offer, nginx_outcome) in cases {
+        let direct = s_client(nginx.tls, &["-alpn", offer]).await;
+        let through = s_client(gw.addr(), &["-alpn", offer]).await;
+        assert_eq!(alpn_outcome(&direct), nginx_outcome, "nginx, offer {offer}");
+        assert_eq!(
+            alpn_outcome(&direct),
+            alpn_outcome(&through),
+            "offer {offer}:\n--- nginx\n{direct}\n--- gateway\n{through}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn odd_sni_values_nginx_accepts_are_accepted_except_the_documented_ones() {
+    let nginx = Nginx::start().await;
+    let gw = TestGateway::start_static(standalone_config(&nginx)).await;
+    let handshake_done =
+        |output: &str| output.contains("Cipher is ") && !output.contains("Cipher is (NONE)");
+    for name in [
+        "under_score.example",
+        "trailing.dot.example.",
+        "127.0.0.1",
+        "MiXeD.Example",
+    ] {
+        let direct = s_client(nginx.tls, &["-servername", name]).await;
+        let through = s_client(gw.addr(), &["-servername", name]).await;
+        assert!(handshake_done(&direct), "nginx, SNI {name}: {direct}");
+        assert!(handshake_done(&through), "gateway, SNI {name}: {through}");
+    }
+    // rustls refuses SNI values that are not DNS names (docs/operations.md, "Standalone mode");
+    // when this starts passing, that list needs updating.
+    for name in ["empty..label.example", "-leading.example", "1.2.3.999"] {
+        let direct = s_client(nginx.tls, &["-servername", name]).await;
+        let through = s_client(gw.addr(), &["-servername", name]).await;
+        assert!(handshake_done(&direct), "nginx, SNI {name}: {direct}");
+        assert!(
+            !handshake_done(&through) && through.contains("illegal parameter"),
+            "gateway, SNI {name}: {through}"
+        );
+    }
+}
