@@ -23,6 +23,7 @@ pub mod rate_limit;
 pub mod session;
 pub mod shared;
 pub mod stats;
+pub mod throttled_log;
 pub mod tls;
 pub mod upgrade;
 pub mod upstream;
