@@ -206,6 +206,17 @@ impl Session {
         resumed: bool,
     ) -> Result<(), HelloErrorCode> {
         let shared = self.shared.clone();
+        // The end is known now: the session is ended at that time, not at a later heartbeat.
+        let subscription_left = match entitlement.expires_at_ms {
+            Some(at) if at <= unix_ms() => {
+                shared.authority.forget(&entitlement.device_id);
+                return self.reject(HelloErrorCode::Expired, None, "the subscription has ended");
+            }
+            Some(at) => Some(Duration::from_millis(
+                u64::try_from(at - unix_ms()).unwrap_or(0),
+            )),
+            None => None,
+        };
         let state = shared.state.clone();
         let session_key = session_uuid.to_string();
         tracing::Span::current().record("session.id", session_key.as_str());
@@ -343,6 +354,7 @@ impl Session {
         self.quota = quota;
         let now = Instant::now();
         self.established_at = Some(now);
+        self.subscription_end = subscription_left.and_then(|left| now.checked_add(left));
         if !shared.config.idle_timeout.is_zero() {
             self.idle_deadline = Some(now + shared.config.idle_timeout);
         }
