@@ -16,6 +16,7 @@ pub mod control_plane;
 pub mod decoy;
 pub mod entitlements;
 mod error;
+pub mod expiring;
 pub mod gateway;
 pub mod listener;
 pub mod metrics;

@@ -7,9 +7,13 @@ mod common;
 
 use std::time::Duration;
 
+use common::cp::{Subscriber, TestCp};
 use common::*;
-use httvps_control_plane::model::now_ms;
-use httvps_proto::{ErrorCode, Event};
+use httvps_control_plane::auth::token;
+use httvps_control_plane::model::{now_ms, ResetStrategy};
+use httvps_control_plane::store::{NewDevice, NewNode, NewPlan, NewRegion, NewSubscription};
+use httvps_proto::{ClientHello, ErrorCode, Event, HelloErrorCode};
+use uuid::Uuid;
 
 const T: Duration = Duration::from_secs(10);
 
@@ -48,8 +52,197 @@ async fn a_subscription_that_ends_mid_session_ends_the_session_at_its_end_time()
     .await;
     // The cached allow went with it: the next HELLO is refused as expired.
     let again = TestClient::try_connect(&gw, &sub.device.to_string(), sub.token.as_bytes()).await;
+    assert_eq!(again.err().map(|e| e.code), Some(HelloErrorCode::Expired));
+}
+
+/// A region with this code.
+async fn region(cp: &TestCp, code: &str) -> Uuid {
+    cp.store()
+        .create_region(
+            "test",
+            &NewRegion {
+                code: code.into(),
+                name: code.to_uppercase(),
+                latitude: None,
+                longitude: None,
+            },
+        )
+        .await
+        .unwrap()
+        .id
+}
+
+/// A real Shadowsocks node of the test, registered in `region`.
+async fn node_in(cp: &TestCp, region: Uuid, name: &str) -> Uuid {
+    let node = start_node().await;
+    let addr = match node.config.addr() {
+        shadowsocks::config::ServerAddr::SocketAddr(a) => *a,
+        other => panic!("{other}"),
+    };
+    cp.store()
+        .create_node(
+            "test",
+            &NewNode {
+                name: name.into(),
+                host: addr.ip().to_string(),
+                port: addr.port(),
+                cipher: node.config.method().to_string(),
+                secret: node.config.password().to_owned(),
+                region_id: Some(region),
+                groups: vec![],
+                weight: 100,
+                capacity: 1000,
+            },
+        )
+        .await
+        .unwrap()
+        .id
+}
+
+/// A subscriber whose plan allows only `regions` (empty: all).
+async fn subscriber_in(cp: &TestCp, regions: &[Uuid]) -> Subscriber {
+    let store = cp.store();
+    let tag = Uuid::new_v4().simple().to_string();
+    let plan = store
+        .create_plan(
+            "test",
+            &NewPlan {
+                name: format!("plan-{tag}"),
+                device_limit: 5,
+                session_limit: 50,
+                quota_bytes: None,
+                reset_strategy: ResetStrategy::CalendarMonth,
+                duration_days: Some(30),
+                allowed_regions: regions.to_vec(),
+            },
+        )
+        .await
+        .unwrap();
+    let user = store
+        .create_user("test", &format!("user-{tag}"), None)
+        .await
+        .unwrap();
+    store
+        .create_subscription(
+            "test",
+            user.id,
+            &NewSubscription {
+                plan_id: plan.id,
+                on_hold: false,
+                queued: false,
+            },
+        )
+        .await
+        .unwrap();
+    let secret = token::generate();
+    let device = store
+        .create_device(
+            "test",
+            &NewDevice {
+                user_id: user.id,
+                name: "phone".into(),
+                token_hash: token::hash(&secret),
+            },
+        )
+        .await
+        .unwrap();
+    Subscriber {
+        user: user.id,
+        device: device.id,
+        token: secret,
+    }
+}
+
+/// HELLO of `sub` asking for `region`.
+async fn connect_in(
+    gw: &TestGateway,
+    sub: &Subscriber,
+    region: Option<&str>,
+) -> Result<TestClient, HelloErrorCode> {
+    let mut hello = ClientHello::new(sub.device.to_string(), sub.token.as_bytes().to_vec());
+    hello.region = region.map(str::to_owned);
+    TestClient::try_connect_with(gw.addr(), &gw.fingerprint(), hello)
+        .await
+        .map_err(|e| e.code)
+}
+
+fn region_config() -> httvps_gateway::GatewayConfig {
+    httvps_gateway::GatewayConfig {
+        // Several sessions of one device in a row; the limits are not what is tested here.
+        device_session_limit: 0,
+        ..test_config()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_excluded_regions_are_refused_and_cached_answers_keep_to_the_requested_region()
+{
+    let cp = std::sync::Arc::new(TestCp::start().await);
+    let de = region(&cp, "de").await;
+    region(&cp, "us").await;
+    node_in(&cp, de, "de-1").await;
+    let gw = TestGateway::start_with_cp(region_config(), &cp, &cp.gateway_token).await;
+    let echo = echo_server().await;
+
+    let only_de = subscriber_in(&cp, &[de]).await;
     assert_eq!(
-        again.err().map(|e| e.code),
-        Some(httvps_proto::HelloErrorCode::Expired)
+        connect_in(&gw, &only_de, Some("zz")).await.err(),
+        Some(HelloErrorCode::RegionNotAllowed),
+        "a region nobody defined (SPEC §10.2)"
     );
+    // An allow without a region is cached ...
+    let client = connect_in(&gw, &only_de, None).await.unwrap();
+    echo_once(&client, echo, b"no region").await;
+    // ... and not used for a region the plan excludes.
+    assert_eq!(
+        connect_in(&gw, &only_de, Some("us")).await.err(),
+        Some(HelloErrorCode::RegionNotAllowed),
+        "a cached allow without a region does not cover an excluded region"
+    );
+    let client = connect_in(&gw, &only_de, Some("DE")).await.unwrap();
+    echo_once(&client, echo, b"in de").await;
+
+    // A cached region_not_allowed does not refuse the next HELLO without a region.
+    let other = subscriber_in(&cp, &[de]).await;
+    assert_eq!(
+        connect_in(&gw, &other, Some("us")).await.err(),
+        Some(HelloErrorCode::RegionNotAllowed)
+    );
+    let client = connect_in(&gw, &other, None)
+        .await
+        .expect("the refused region was cached for that region only");
+    echo_once(&client, echo, b"after a refused region").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requested_region_wins_over_the_devices_sticky_node() {
+    let cp = std::sync::Arc::new(TestCp::start().await);
+    let de = region(&cp, "de").await;
+    let us = region(&cp, "us").await;
+    let de_node = node_in(&cp, de, "de-1").await;
+    let us_node = node_in(&cp, us, "us-1").await;
+    let gw = TestGateway::start_with_cp(region_config(), &cp, &cp.gateway_token).await;
+    let echo = echo_server().await;
+    let sub = subscriber_in(&cp, &[]).await;
+
+    let node_of = |client: &TestClient| {
+        let session = Uuid::from_bytes(client.session_id);
+        let cp = cp.clone();
+        async move { cp.store().get_session(session).await.unwrap().node_id }
+    };
+    let first = connect_in(&gw, &sub, Some("de")).await.unwrap();
+    echo_once(&first, echo, b"in de").await;
+    assert_eq!(node_of(&first).await, Some(de_node));
+    // The device is sticky to the de node now; asking for us must still get us.
+    let second = connect_in(&gw, &sub, Some("us")).await.unwrap();
+    echo_once(&second, echo, b"in us").await;
+    assert_eq!(
+        node_of(&second).await,
+        Some(us_node),
+        "the requested region, not the sticky node"
+    );
+    // Without a region the sticky node (now the us node) holds.
+    let third = connect_in(&gw, &sub, None).await.unwrap();
+    echo_once(&third, echo, b"sticky").await;
+    assert_eq!(node_of(&third).await, Some(us_node));
 }

@@ -145,6 +145,26 @@ pub async fn validate_device(
         ));
     }
     if let Some(region) = req.region.as_deref().filter(|r| !r.is_empty()) {
+        // SPEC §10.2: a region nobody defined is not allowed either. Codes are lowercase letters,
+        // digits and '-': anything else (NUL bytes included) cannot name one.
+        let code = region.to_ascii_lowercase();
+        let well_formed = code.len() <= 32
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let known = well_formed
+            && match state.store.region_by_code(&code).await {
+                Ok(_) => true,
+                Err(StoreError::NotFound(_)) => false,
+                Err(e) => return Err(e.into()),
+            };
+        if !known {
+            return Ok(deny(
+                &state,
+                "region_not_allowed",
+                format!("region {region:?} is unknown"),
+            ));
+        }
         if !plan.allowed_regions.is_empty()
             && !plan
                 .allowed_regions
