@@ -136,7 +136,8 @@ pub struct GatewayConfig {
     #[arg(long, env = "HTTVPS_GATEWAY_USAGE_FLUSH_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     pub usage_flush_timeout: Duration,
 
-    /// Interval of the gateway registry heartbeat (with the version).
+    /// Interval of the gateway registry heartbeat (with the version); the pool snapshot used
+    /// while the control plane cannot be asked is refreshed with it.
     #[arg(long, env = "HTTVPS_GATEWAY_REGISTRY_HEARTBEAT_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub registry_heartbeat_interval: Duration,
 

@@ -268,7 +268,9 @@ impl Gateway {
     }
 }
 
-/// Tells the control plane's registry this gateway is alive, at start and every `interval`.
+/// Tells the control plane's registry this gateway is alive, at start and every `interval`, and
+/// refreshes the pool snapshot kept for outages (so a device that never had a node still gets
+/// one while the control plane cannot be asked).
 async fn registry_heartbeat(
     cp: Arc<ControlPlaneClient>,
     interval: Duration,
@@ -286,6 +288,11 @@ async fn registry_heartbeat(
             metrics::counter!(crate::metrics::CONTROL_PLANE_ERRORS_TOTAL, "call" => "gateway_heartbeat")
                 .increment(1);
             tracing::warn!(error = %e, "gateway heartbeat failed");
+        }
+        if let Err(e) = cp.pool().await {
+            metrics::counter!(crate::metrics::CONTROL_PLANE_ERRORS_TOTAL, "call" => "pool")
+                .increment(1);
+            tracing::warn!(error = %e, "pool snapshot not refreshed (the last one stays in use)");
         }
     }
 }

@@ -12,7 +12,11 @@ use common::*;
 use httvps_control_plane::auth::token;
 use httvps_control_plane::model::{now_ms, ResetStrategy};
 use httvps_control_plane::store::{NewDevice, NewNode, NewPlan, NewRegion, NewSubscription};
+use httvps_gateway::control_plane::ControlPlaneClient;
+use httvps_gateway::entitlements::EntitlementCache;
+use httvps_gateway::{Backends, Gateway, TlsSource};
 use httvps_proto::{ClientHello, ErrorCode, Event, HelloErrorCode};
+use std::sync::Arc;
 use uuid::Uuid;
 
 const T: Duration = Duration::from_secs(10);
@@ -177,7 +181,7 @@ fn region_config() -> httvps_gateway::GatewayConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_and_excluded_regions_are_refused_and_cached_answers_keep_to_the_requested_region()
 {
-    let cp = std::sync::Arc::new(TestCp::start().await);
+    let cp = Arc::new(TestCp::start().await);
     let de = region(&cp, "de").await;
     region(&cp, "us").await;
     node_in(&cp, de, "de-1").await;
@@ -216,7 +220,7 @@ async fn unknown_and_excluded_regions_are_refused_and_cached_answers_keep_to_the
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_requested_region_wins_over_the_devices_sticky_node() {
-    let cp = std::sync::Arc::new(TestCp::start().await);
+    let cp = Arc::new(TestCp::start().await);
     let de = region(&cp, "de").await;
     let us = region(&cp, "us").await;
     let de_node = node_in(&cp, de, "de-1").await;
@@ -245,4 +249,72 @@ async fn a_requested_region_wins_over_the_devices_sticky_node() {
     let third = connect_in(&gw, &sub, None).await.unwrap();
     echo_once(&third, echo, b"sticky").await;
     assert_eq!(node_of(&third).await, Some(us_node));
+}
+
+/// A gateway on `cp` whose control-plane client the test keeps (to see its pool snapshot).
+async fn gateway_keeping_client(cp: &Arc<TestCp>) -> (TestGateway, Arc<ControlPlaneClient>) {
+    let config = region_config();
+    let client = cp.client(&cp.gateway_token, config.control_plane_timeout);
+    let cache = EntitlementCache::new(client.clone(), config.cache_limits());
+    let tls = Arc::new(TlsSource::self_signed(&["localhost".into()]).unwrap());
+    let gateway = Gateway::start_with(
+        config,
+        tls,
+        Backends {
+            authority: Arc::new(cache.clone()),
+            nodes: client.clone(),
+            control_plane: Some(client.clone()),
+        },
+    )
+    .await
+    .unwrap();
+    let gw = TestGateway {
+        gateway,
+        node: dead_node(),
+        device: String::new(),
+        token: Vec::new(),
+        cache: Some(cache),
+        cp: Some(cp.clone()),
+    };
+    (gw, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_down_a_cached_device_that_never_had_a_node_gets_one_from_the_last_known_pool(
+) {
+    let cp = Arc::new(TestCp::start().await);
+    let node = start_node().await;
+    cp.add_node(&node, "node-1").await;
+    let (gw, client) = gateway_keeping_client(&cp).await;
+    eventually(T, "the gateway has the pool snapshot", || async {
+        client.known_pool_len() == 1
+    })
+    .await;
+    let echo = echo_server().await;
+    let sub = cp.subscriber(None, 5).await;
+    // An allow in the cache, no stream: the device never had a node assigned.
+    drop(connect_in(&gw, &sub, None).await.unwrap());
+    cp.stop().await;
+    let session = connect_in(&gw, &sub, None)
+        .await
+        .expect("admitted from the cached allow");
+    echo_once(&session, echo, b"through a node of the last known pool").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_down_and_no_node_known_a_cached_device_is_refused_at_hello() {
+    // A pool without nodes: the snapshot is empty and the device never had a node.
+    let cp = Arc::new(TestCp::start().await);
+    let (gw, _client) = gateway_keeping_client(&cp).await;
+    let sub = cp.subscriber(None, 5).await;
+    drop(connect_in(&gw, &sub, None).await.unwrap());
+    cp.stop().await;
+    let mut hello = ClientHello::new(sub.device.to_string(), sub.token.as_bytes().to_vec());
+    hello.region = None;
+    let refused = TestClient::try_connect_with(gw.addr(), &gw.fingerprint(), hello)
+        .await
+        .err()
+        .expect("not admitted into a session where every stream would fail");
+    assert_eq!(refused.code, HelloErrorCode::Internal);
+    assert!(refused.retry_after_ms > 0, "with a retry hint");
 }

@@ -308,10 +308,25 @@ impl Session {
                     return self.reject(code, retry, &detail);
                 }
                 Err(e) => {
-                    // Admitted from the entitlement; the control task registers the
-                    // session once the control plane answers again.
                     metrics::counter!(m::CONTROL_PLANE_ERRORS_TOTAL, "call" => "session_start")
                         .increment(1);
+                    // A session whose every stream would fail with node_unavailable is not
+                    // worth admitting: no node is known for the device during this outage.
+                    if !shared
+                        .upstreams
+                        .nodes()
+                        .has_offline_node(&entitlement.device_id)
+                    {
+                        tracing::warn!(error = %e, "control plane unavailable and no node known for the device");
+                        state.release(&slot, "", SessionEnd::Final).await;
+                        return self.reject(
+                            HelloErrorCode::Internal,
+                            Some(RETRY_AFTER_UNAVAILABLE),
+                            "no node available now; try again later",
+                        );
+                    }
+                    // Admitted from the entitlement; the control task registers the
+                    // session once the control plane answers again.
                     tracing::warn!(error = %e, "session start not recorded yet");
                 }
             }

@@ -265,6 +265,11 @@ impl Upstreams {
         self.direct
     }
 
+    /// Where sessions get their nodes.
+    pub fn nodes(&self) -> &Arc<dyn NodeSource> {
+        &self.nodes
+    }
+
     /// The pool of pre-warmed node connections.
     pub fn prewarm(&self) -> &Prewarm {
         &self.prewarm
