@@ -267,6 +267,11 @@ pub struct GatewayConfig {
     #[arg(long, env = "HTTVPS_GATEWAY_MAX_STREAMS", default_value_t = 256)]
     pub max_streams: u32,
 
+    /// Live sessions this gateway holds at most (0 = no cap): a HELLO beyond gets HELLO_ERROR
+    /// `internal` with a retry hint, before the device is checked.
+    #[arg(long, env = "HTTVPS_GATEWAY_MAX_SESSIONS", default_value_t = 10_000)]
+    pub max_sessions: usize,
+
     /// Streams per session whose target is still being connected; more are refused with
     /// `stream_limit`.
     #[arg(long, env = "HTTVPS_GATEWAY_MAX_PENDING_OPENS", default_value_t = 64)]

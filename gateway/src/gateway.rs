@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use httvps_proto::SessionConfig;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -47,6 +48,8 @@ pub struct Shared {
     pub usage: Option<UsageReporter>,
     /// State shared with the other gateways (Redis, or in process).
     pub state: Arc<SharedState>,
+    /// One permit per live session (`--max-sessions`); `None`: no cap.
+    pub session_slots: Option<Arc<Semaphore>>,
 }
 
 /// What the gateway asks about devices and nodes.
@@ -133,8 +136,13 @@ impl Gateway {
             .with_dev_direct_upstream(config.dev_direct_upstream),
         );
         let state = Arc::new(SharedState::from_config(&config)?);
+        let session_slots = (config.max_sessions > 0).then(|| {
+            metrics::gauge!(crate::metrics::SESSIONS_MAX).set(config.max_sessions as f64);
+            Arc::new(Semaphore::new(config.max_sessions))
+        });
         let shared = Arc::new(Shared {
             state,
+            session_slots,
             session_config: config.session_config(),
             authority,
             upstreams,

@@ -1,7 +1,7 @@
 //! What a device's entitlement means for its sessions, against the REAL control plane (in
 //! process, SQLite) and real Shadowsocks nodes: the subscription's end time, regions (requested,
-//! unknown, excluded by the plan, cached), node selection while the control plane is down, and
-//! the gateway's own session cap.
+//! unknown, excluded by the plan, cached), node selection (while the control plane is down, and
+//! concurrent opens of one session sharing one assignment), and the gateway's own session cap.
 
 mod common;
 
@@ -12,10 +12,13 @@ use common::*;
 use httvps_control_plane::auth::token;
 use httvps_control_plane::model::{now_ms, ResetStrategy};
 use httvps_control_plane::store::{NewDevice, NewNode, NewPlan, NewRegion, NewSubscription};
+use httvps_gateway::authority::BoxFuture;
 use httvps_gateway::control_plane::ControlPlaneClient;
 use httvps_gateway::entitlements::EntitlementCache;
-use httvps_gateway::{Backends, Gateway, TlsSource};
-use httvps_proto::{ClientHello, ErrorCode, Event, HelloErrorCode};
+use httvps_gateway::upstream::{AssignRequest, NoNode};
+use httvps_gateway::{Backends, Gateway, Node, NodeSource, StaticAuthority, TlsSource};
+use httvps_proto::{ClientHello, ErrorCode, Event, HelloErrorCode, ResetCode, StreamKind};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -317,4 +320,85 @@ async fn control_plane_down_and_no_node_known_a_cached_device_is_refused_at_hell
         .expect("not admitted into a session where every stream would fail");
     assert_eq!(refused.code, HelloErrorCode::Internal);
     assert!(refused.retry_after_ms > 0, "with a retry hint");
+}
+
+/// A node source that takes its time to find nothing (a slow control plane with an empty pool),
+/// counting the calls.
+#[derive(Debug, Default)]
+struct SlowEmptyPool {
+    calls: AtomicUsize,
+}
+
+impl NodeSource for SlowEmptyPool {
+    fn assign<'a>(&'a self, _: AssignRequest<'a>) -> BoxFuture<'a, Result<Node, NoNode>> {
+        Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Err(NoNode("no node in the pool".into()))
+        })
+    }
+
+    fn report_failure<'a>(&'a self, _: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_opens_of_a_session_share_one_node_assignment_instead_of_queueing() {
+    let nodes = Arc::new(SlowEmptyPool::default());
+    let tls = Arc::new(TlsSource::self_signed(&["localhost".into()]).unwrap());
+    let gateway = Gateway::start(
+        test_config(),
+        tls,
+        Arc::new(StaticAuthority::new().with_device(DEVICE, TOKEN)),
+        nodes.clone(),
+    )
+    .await
+    .unwrap();
+    let gw = TestGateway {
+        gateway,
+        node: dead_node(),
+        device: DEVICE.into(),
+        token: TOKEN.to_vec(),
+        cache: None,
+        cp: None,
+    };
+    let client = gw.client().await;
+    let echo = echo_server().await;
+    let mut streams = Vec::new();
+    for _ in 0..8 {
+        streams.push(client.open(StreamKind::Tcp, echo, b"").await);
+    }
+    for mut s in streams {
+        assert_eq!(s.accepted().await, Err(ResetCode::NodeUnavailable));
+    }
+    assert_eq!(
+        nodes.calls.load(Ordering::SeqCst),
+        1,
+        "eight opens waiting for a node make one assignment, not one each in turn behind a lock"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_at_its_session_cap_refuses_hello_and_admits_again_once_a_session_ends() {
+    let config = httvps_gateway::GatewayConfig {
+        max_sessions: 2,
+        ..test_config()
+    };
+    let gw = TestGateway::start_static(config).await;
+    let first = gw.client().await;
+    let _second = TestClient::connect(&gw, "dev-2", b"token-2").await;
+    let refused = TestClient::try_connect(&gw, "dev-2", b"token-2")
+        .await
+        .err()
+        .expect("a third session is over the gateway's cap");
+    assert_eq!(refused.code, HelloErrorCode::Internal);
+    assert!(refused.retry_after_ms > 0, "with a retry hint");
+    drop(first);
+    eventually(T, "a session ended and its slot is free", || async {
+        TestClient::try_connect(&gw, "dev-2", b"token-2")
+            .await
+            .is_ok()
+    })
+    .await;
 }

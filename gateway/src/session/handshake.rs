@@ -81,6 +81,20 @@ impl Session {
                 "too many failed attempts",
             );
         }
+        // The gateway-wide cap, before anything costs a control-plane call.
+        if let Some(slots) = &shared.session_slots {
+            match slots.clone().try_acquire_owned() {
+                Ok(slot) => self.gateway_slot = Some(slot),
+                Err(_) => {
+                    metrics::counter!(m::SESSIONS_REFUSED_FULL_TOTAL).increment(1);
+                    return self.reject(
+                        HelloErrorCode::Internal,
+                        Some(RETRY_AFTER_UNAVAILABLE),
+                        "this gateway is at its session limit; try again later",
+                    );
+                }
+            }
+        }
         let resumed = match hello.resume_token.as_ref().map(|t| t.as_bytes()) {
             Some(token) if !token.is_empty() => self.try_resume(hello, token).await,
             _ => None,

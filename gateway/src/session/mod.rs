@@ -81,6 +81,7 @@ where
         handshake_deadline: Some(now + shared.config.handshake_timeout),
         idle_deadline: None,
         subscription_end: None,
+        gateway_slot: None,
         lifetime_deadline: now + lifetime,
         drain: None,
         shutdown_seen: false,
@@ -150,6 +151,8 @@ struct Session {
     /// When the device's subscription ends (from its entitlement): the session ends then with
     /// ERROR `expired`, without waiting for a heartbeat.
     subscription_end: Option<Instant>,
+    /// Its place under the gateway's `--max-sessions`, from HELLO on.
+    gateway_slot: Option<tokio::sync::OwnedSemaphorePermit>,
     lifetime_deadline: Instant,
     /// Draining after our GOAWAY: its code and when to give up on the remaining streams.
     drain: Option<(ErrorCode, Instant)>,
