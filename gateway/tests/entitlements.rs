@@ -222,7 +222,7 @@ async fn unknown_and_excluded_regions_are_refused_and_cached_answers_keep_to_the
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_requested_region_wins_over_the_devices_sticky_node() {
+async fn an_unknown_region_is_refused_and_a_requested_region_wins_over_the_devices_sticky_node() {
     let cp = Arc::new(TestCp::start().await);
     let de = region(&cp, "de").await;
     let us = region(&cp, "us").await;
@@ -231,6 +231,11 @@ async fn a_requested_region_wins_over_the_devices_sticky_node() {
     let gw = TestGateway::start_with_cp(region_config(), &cp, &cp.gateway_token).await;
     let echo = echo_server().await;
     let sub = subscriber_in(&cp, &[]).await;
+    assert_eq!(
+        connect_in(&gw, &sub, Some("zz")).await.err(),
+        Some(HelloErrorCode::RegionNotAllowed),
+        "a plan allowing every region still does not allow one nobody defined (SPEC §10.2)"
+    );
 
     let node_of = |client: &TestClient| {
         let session = Uuid::from_bytes(client.session_id);
