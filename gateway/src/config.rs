@@ -37,9 +37,10 @@ pub struct GatewayConfig {
     #[arg(
         long,
         env = "HTTVPS_GATEWAY_METRICS_LISTEN",
-        default_value = "127.0.0.1:9464"
+        default_value = "127.0.0.1:9464",
+        value_parser = parse_optional_addr
     )]
-    pub metrics_listen: Option<SocketAddr>,
+    pub metrics_listen: OptionalAddr,
 
     /// The secret WebSocket path: no default, at least 128 bits (a segment of 22 or more
     /// base64url characters, e.g. from `head -c 24 /dev/urandom | base64 | tr '+/' '-_'`);
@@ -207,7 +208,8 @@ pub struct GatewayConfig {
     #[arg(long, env = "HTTVPS_GATEWAY_USAGE_FLUSH_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     pub usage_flush_timeout: Duration,
 
-    /// Interval of the gateway registry heartbeat (with the version).
+    /// Interval of the gateway registry heartbeat (with the version); the pool snapshot used
+    /// while the control plane cannot be asked is refreshed with it.
     #[arg(long, env = "HTTVPS_GATEWAY_REGISTRY_HEARTBEAT_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub registry_heartbeat_interval: Duration,
 
@@ -336,6 +338,11 @@ pub struct GatewayConfig {
     /// Live streams per session (advertised as `max_streams`).
     #[arg(long, env = "HTTVPS_GATEWAY_MAX_STREAMS", default_value_t = 256)]
     pub max_streams: u32,
+
+    /// Live sessions this gateway holds at most (0 = no cap): a HELLO beyond gets HELLO_ERROR
+    /// `internal` with a retry hint, before the device is checked.
+    #[arg(long, env = "HTTVPS_GATEWAY_MAX_SESSIONS", default_value_t = 10_000)]
+    pub max_sessions: usize,
 
     /// Streams per session whose target is still being connected; more are refused with
     /// `stream_limit`.
@@ -829,6 +836,22 @@ fn scalar(key: &str, value: &toml::Value) -> Result<String, GatewayError> {
     }
 }
 
+/// An address that may be switched off. An alias rather than `Option<SocketAddr>` written out,
+/// so clap hands the whole value to [`parse_optional_addr`] (for an `Option` field it would
+/// parse a `SocketAddr` and refuse the empty value that means "off").
+pub type OptionalAddr = Option<SocketAddr>;
+
+/// Parses a listen address; empty (or blank) means none.
+pub fn parse_optional_addr(text: &str) -> Result<OptionalAddr, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|e| {
+        format!("{text:?} is not an address like 127.0.0.1:9464 (or empty for none): {e}")
+    })
+}
+
 /// Parses `250ms`, `10s`, `5m`, `24h` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -862,6 +885,25 @@ mod tests {
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("1d").is_err());
+    }
+
+    #[test]
+    fn an_empty_metrics_listen_disables_the_listener() {
+        let default = GatewayConfig::load_from(["gw"]).unwrap();
+        assert!(default.metrics_listen.is_some());
+        let off = GatewayConfig::try_parse_from(["gw", "--metrics-listen", ""]).unwrap();
+        assert_eq!(off.metrics_listen, None);
+        let set = GatewayConfig::try_parse_from(["gw", "--metrics-listen", "127.0.0.1:9999"]);
+        assert_eq!(
+            set.unwrap().metrics_listen,
+            Some("127.0.0.1:9999".parse().unwrap())
+        );
+        assert!(GatewayConfig::try_parse_from(["gw", "--metrics-listen", "nonsense"]).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        std::fs::write(&path, "metrics_listen = \"\"\n").unwrap();
+        let from_file = GatewayConfig::load_from(["gw", "--config", path.to_str().unwrap()]);
+        assert_eq!(from_file.unwrap().metrics_listen, None);
     }
 
     #[test]

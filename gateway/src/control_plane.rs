@@ -136,6 +136,16 @@ pub struct ControlPlaneClient {
     /// The node last assigned to each device: used when the control plane cannot be asked,
     /// so a device admitted from the entitlement cache during an outage still gets a node.
     last_nodes: Arc<std::sync::Mutex<std::collections::HashMap<String, Node>>>,
+    /// The last pool snapshot ([`Self::pool`]): where a device that never had a node gets one
+    /// during an outage.
+    known_pool: Arc<std::sync::Mutex<Vec<PoolEntry>>>,
+}
+
+/// A usable node of the last pool snapshot, with its region.
+#[derive(Clone, Debug)]
+struct PoolEntry {
+    node: Node,
+    region: Option<String>,
 }
 
 /// Devices whose last node is remembered at most (the map is cleared when full).
@@ -194,6 +204,8 @@ struct NodeJson {
     port: u16,
     cipher: String,
     secret: String,
+    #[serde(default)]
+    region: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -255,6 +267,7 @@ impl ControlPlaneClient {
             base,
             token,
             last_nodes: Arc::default(),
+            known_pool: Arc::default(),
         })
     }
 
@@ -431,7 +444,7 @@ impl ControlPlaneClient {
             .map_err(|e| CpError::Unavailable(e.0))
     }
 
-    /// `GET /v1/gateway/pool`: the usable nodes.
+    /// `GET /v1/gateway/pool`: the usable nodes. The answer is kept for outages.
     pub async fn pool(&self) -> Result<Vec<Node>, CpError> {
         let answer = self
             .call::<PoolJson>(
@@ -442,11 +455,71 @@ impl ControlPlaneClient {
             )
             .await?
             .ok_or_else(|| CpError::Unavailable("empty pool answer".into()))?;
-        Ok(answer
+        let entries: Vec<PoolEntry> = answer
             .nodes
             .into_iter()
-            .filter_map(|n| n.into_node().ok())
-            .collect())
+            .filter_map(|n| {
+                let region = n.region.clone();
+                n.into_node().ok().map(|node| PoolEntry { node, region })
+            })
+            .collect();
+        if let Ok(mut known) = self.known_pool.lock() {
+            known.clone_from(&entries);
+        }
+        Ok(entries.into_iter().map(|e| e.node).collect())
+    }
+
+    /// Nodes in the last pool snapshot (0 before the first one).
+    pub fn known_pool_len(&self) -> usize {
+        self.known_pool.lock().map_or(0, |k| k.len())
+    }
+
+    /// A node for a device while the control plane cannot be asked: its last assigned node, else
+    /// one from the last pool snapshot (in the requested region when it has one), chosen by
+    /// rendezvous hashing so a device keeps getting the same node.
+    fn offline_node(&self, request: &AssignRequest<'_>) -> Option<Node> {
+        let usable = |n: &Node| !request.exclude.contains(&n.id);
+        if let Some(node) = self
+            .last_nodes
+            .lock()
+            .ok()
+            .and_then(|l| l.get(request.device_id).cloned())
+            .filter(usable)
+        {
+            return Some(node);
+        }
+        let known = self.known_pool.lock().ok()?;
+        let candidates: Vec<&PoolEntry> = known.iter().filter(|e| usable(&e.node)).collect();
+        let in_region: Vec<&PoolEntry> = match request.region {
+            Some(region) => candidates
+                .iter()
+                .copied()
+                .filter(|e| {
+                    e.region
+                        .as_deref()
+                        .is_some_and(|r| r.eq_ignore_ascii_case(region))
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let pick_from = if in_region.is_empty() {
+            candidates
+        } else {
+            in_region
+        };
+        pick_from
+            .into_iter()
+            .max_by_key(|e| rendezvous(request.device_id, &e.node.id))
+            .map(|e| e.node.clone())
+    }
+
+    fn remember(&self, device_id: &str, node: &Node) {
+        if let Ok(mut last) = self.last_nodes.lock() {
+            if last.len() >= LAST_NODES_MAX {
+                last.clear();
+            }
+            last.insert(device_id.to_owned(), node.clone());
+        }
     }
 
     /// `POST /v1/gateway/sessions`: registers a session under the plan's session limit
@@ -531,6 +604,17 @@ impl ControlPlaneClient {
     }
 }
 
+/// The rendezvous (highest random weight) score of a node for a device: stable across gateways
+/// and restarts, and spreading devices evenly over the nodes.
+fn rendezvous(device_id: &str, node_id: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(device_id.as_bytes());
+    h.update([0]);
+    h.update(node_id.as_bytes());
+    h.finalize().into()
+}
+
 /// The HELLO_ERROR for a control-plane refusal code.
 pub fn hello_code(code: &str) -> HelloErrorCode {
     match code {
@@ -550,32 +634,29 @@ impl NodeSource for ControlPlaneClient {
                 .await
             {
                 Ok(node) => {
-                    if let Ok(mut last) = self.last_nodes.lock() {
-                        if last.len() >= LAST_NODES_MAX {
-                            last.clear();
-                        }
-                        last.insert(request.device_id.to_owned(), node.clone());
-                    }
+                    self.remember(request.device_id, &node);
                     Ok(node)
                 }
-                Err(CpError::Unavailable(e)) => {
-                    let known = self
-                        .last_nodes
-                        .lock()
-                        .ok()
-                        .and_then(|l| l.get(request.device_id).cloned())
-                        .filter(|n| !request.exclude.contains(&n.id));
-                    match known {
-                        Some(node) => {
-                            tracing::warn!(error = %e, node = %node.id, "control plane unavailable: using the device's last node");
-                            Ok(node)
-                        }
-                        None => Err(NoNode(format!("control plane unavailable: {e}"))),
+                Err(CpError::Unavailable(e)) => match self.offline_node(&request) {
+                    Some(node) => {
+                        tracing::warn!(error = %e, node = %node.id, "control plane unavailable: using the device's last node or one of the last known pool");
+                        self.remember(request.device_id, &node);
+                        Ok(node)
                     }
-                }
+                    None => Err(NoNode(format!(
+                        "control plane unavailable and no node known: {e}"
+                    ))),
+                },
                 Err(e) => Err(NoNode(e.to_string())),
             }
         })
+    }
+
+    fn has_offline_node(&self, device_id: &str) -> bool {
+        self.last_nodes
+            .lock()
+            .is_ok_and(|l| l.contains_key(device_id))
+            || self.known_pool_len() > 0
     }
 
     fn node_by_id<'a>(&'a self, node_id: &'a str) -> BoxFuture<'a, Result<Node, NoNode>> {

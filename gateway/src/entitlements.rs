@@ -1,8 +1,12 @@
 //! The entitlement cache in front of the control plane's device validation.
 //!
-//! - Answers are cached per `(device id, SHA-256 of the token)`, so a wrong token never finds
-//!   the positive entry of the right one; allows and denials live in two separately bounded maps
-//!   (entries, and time: the `cache_ttl_secs` of the answer capped by the configuration).
+//! - Answers are cached per `(device id, SHA-256 of the token, requested region)`, so a wrong
+//!   token never finds the positive entry of the right one, an allow without a region is never
+//!   used for a region the plan excludes, and a refused region does not refuse the device's
+//!   HELLOs without one. Allows and denials live in two separately bounded maps (entries, and
+//!   time: the `cache_ttl_secs` of the answer capped by the configuration), grouped per device
+//!   and amortized O(1) in every operation ([`ExpiringMap`]). An allow past the subscription's
+//!   end is not used.
 //! - Concurrent HELLOs of one device (same key) make one call: the first starts it in a task of
 //!   its own (so a client hanging up does not cancel it for the others) and everyone waits for
 //!   its result (single-flight).
@@ -10,8 +14,7 @@
 //!   time connects from the cache; others get [`AuthorityUnavailable`] (→ HELLO_ERROR `internal`
 //!   with a retry hint). Every call has the client's timeout, so nothing hangs.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,7 +28,9 @@ use crate::authority::{
     AuthorityUnavailable, BoxFuture, DeviceAuthority, DeviceCheck, Entitlement, Verdict,
 };
 use crate::control_plane::{ControlPlaneClient, ValidateAnswer};
+use crate::expiring::ExpiringMap;
 use crate::metrics as m;
+use crate::shared::unix_ms;
 
 /// Bounds of the cache.
 #[derive(Clone, Copy, Debug)]
@@ -62,68 +67,35 @@ pub struct CacheStats {
     pub calls: AtomicU64,
 }
 
-type Key = (String, [u8; 32]);
-type Outcome = Result<ValidateAnswer, String>;
-
-/// A map bounded in entries (oldest inserted evicted first) whose entries expire.
-#[derive(Debug)]
-struct BoundedTtlMap<K, V> {
-    entries: HashMap<K, (V, Instant, u64)>,
-    order: VecDeque<(K, u64)>,
-    capacity: usize,
-    seq: u64,
+/// What an answer is cached under.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    /// The device id in lower case (the group: `forget` drops all of a device's entries).
+    device: String,
+    /// SHA-256 of the token.
+    token: [u8; 32],
+    /// The requested region in lower case; `None` when the HELLO named none.
+    region: Option<String>,
 }
 
-impl<K: Eq + Hash + Clone, V: Clone> BoundedTtlMap<K, V> {
-    fn new(capacity: usize) -> Self {
-        BoundedTtlMap {
-            entries: HashMap::new(),
-            order: VecDeque::new(),
-            capacity,
-            seq: 0,
+/// Entries of one device within a map.
+type SubKey = ([u8; 32], Option<String>);
+type Outcome = Result<ValidateAnswer, String>;
+
+impl Key {
+    fn new(device_id: &str, token: &[u8], region: Option<&str>) -> Self {
+        Key {
+            device: device_id.to_ascii_lowercase(),
+            token: token_hash(token),
+            region: region
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_ascii_lowercase),
         }
     }
 
-    fn get(&mut self, key: &K, now: Instant) -> Option<V> {
-        match self.entries.get(key) {
-            Some((v, until, _)) if now < *until => Some(v.clone()),
-            Some(_) => {
-                self.entries.remove(key);
-                None
-            }
-            None => None,
-        }
-    }
-
-    fn insert(&mut self, key: K, value: V, until: Instant) {
-        if self.capacity == 0 {
-            return;
-        }
-        self.seq += 1;
-        self.entries.insert(key.clone(), (value, until, self.seq));
-        self.order.push_back((key, self.seq));
-        while self.entries.len() > self.capacity {
-            let Some((old, seq)) = self.order.pop_front() else {
-                break;
-            };
-            if self.entries.get(&old).is_some_and(|(_, _, s)| *s == seq) {
-                self.entries.remove(&old);
-            }
-        }
-        // Re-inserted keys leave stale positions behind; compact now and then.
-        if self.order.len() > 2 * self.capacity + 16 {
-            let entries = &self.entries;
-            self.order
-                .retain(|(k, s)| entries.get(k).is_some_and(|(_, _, cur)| cur == s));
-        }
-    }
-
-    fn retain(&mut self, mut keep: impl FnMut(&K) -> bool) {
-        self.entries.retain(|k, _| keep(k));
-    }
-
-    fn len(&self) -> usize {
-        self.entries.len()
+    fn sub(&self) -> SubKey {
+        (self.token, self.region.clone())
     }
 }
 
@@ -131,8 +103,8 @@ impl<K: Eq + Hash + Clone, V: Clone> BoundedTtlMap<K, V> {
 struct Inner {
     client: Arc<ControlPlaneClient>,
     limits: CacheLimits,
-    positive: Mutex<BoundedTtlMap<Key, Entitlement>>,
-    negative: Mutex<BoundedTtlMap<Key, (HelloErrorCode, String)>>,
+    positive: Mutex<ExpiringMap<String, SubKey, Entitlement>>,
+    negative: Mutex<ExpiringMap<String, SubKey, (HelloErrorCode, String)>>,
     inflight: Mutex<HashMap<Key, watch::Receiver<Option<Outcome>>>>,
     stats: CacheStats,
 }
@@ -149,8 +121,8 @@ impl EntitlementCache {
         EntitlementCache {
             inner: Arc::new(Inner {
                 client,
-                positive: Mutex::new(BoundedTtlMap::new(limits.positive_entries)),
-                negative: Mutex::new(BoundedTtlMap::new(limits.negative_entries)),
+                positive: Mutex::new(ExpiringMap::new(limits.positive_entries)),
+                negative: Mutex::new(ExpiringMap::new(limits.negative_entries)),
                 limits,
                 inflight: Mutex::new(HashMap::new()),
                 stats: CacheStats::default(),
@@ -176,20 +148,24 @@ impl EntitlementCache {
     }
 
     fn lookup(&self, key: &Key, now: Instant) -> Option<Verdict> {
+        let sub = key.sub();
         if let Some(e) = self
             .inner
             .positive
             .lock()
             .ok()
-            .and_then(|mut p| p.get(key, now))
+            .and_then(|mut p| p.get(&key.device, &sub, now))
         {
-            return Some(Verdict::Allow(e));
+            // Past the subscription's end the control plane decides again (renewed or not).
+            if e.expires_at_ms.is_none_or(|at| at > unix_ms()) {
+                return Some(Verdict::Allow(e));
+            }
         }
         self.inner
             .negative
             .lock()
             .ok()
-            .and_then(|mut n| n.get(key, now))
+            .and_then(|mut n| n.get(&key.device, &sub, now))
             .map(|(code, message)| Verdict::Deny {
                 code,
                 message,
@@ -201,6 +177,7 @@ impl EntitlementCache {
     fn join_or_call(
         &self,
         key: &Key,
+        device_id: &str,
         token: &str,
         region: Option<&str>,
     ) -> watch::Receiver<Option<Outcome>> {
@@ -217,6 +194,7 @@ impl EntitlementCache {
         drop(inflight);
         let inner = self.inner.clone();
         let key = key.clone();
+        let device_id = device_id.to_owned();
         let token = token.to_owned();
         let region = region.map(str::to_owned);
         inner.stats.calls.fetch_add(1, Ordering::Relaxed);
@@ -225,28 +203,36 @@ impl EntitlementCache {
             async move {
                 let outcome = inner
                     .client
-                    .validate_device(&key.0, &token, region.as_deref())
+                    .validate_device(&device_id, &token, region.as_deref())
                     .await
                     .map_err(|e| e.to_string());
                 if let Ok(answer) = &outcome {
                     let now = Instant::now();
+                    let sub = key.sub();
                     match &answer.verdict {
                         Verdict::Allow(e) => {
                             let ttl = answer.cache_ttl.min(inner.limits.positive_ttl_max);
                             if let Ok(mut p) = inner.positive.lock() {
-                                p.insert(key.clone(), e.clone(), now + ttl);
+                                p.insert(
+                                    key.device.clone(),
+                                    sub.clone(),
+                                    e.clone(),
+                                    now,
+                                    now + ttl,
+                                );
                             }
                             if let Ok(mut n) = inner.negative.lock() {
-                                n.retain(|k| *k != key);
+                                n.remove(&key.device, &sub);
                             }
                         }
                         Verdict::Deny { code, message, .. } => {
                             let ttl = answer.cache_ttl.min(inner.limits.negative_ttl_max);
                             if let Ok(mut n) = inner.negative.lock() {
-                                n.insert(key.clone(), (*code, message.clone()), now + ttl);
+                                let denial = (*code, message.clone());
+                                n.insert(key.device.clone(), sub.clone(), denial, now, now + ttl);
                             }
                             if let Ok(mut p) = inner.positive.lock() {
-                                p.retain(|k| *k != key);
+                                p.remove(&key.device, &sub);
                             }
                         }
                     }
@@ -280,7 +266,7 @@ impl DeviceAuthority for EntitlementCache {
                     retry_after: None,
                 });
             };
-            let key: Key = (check.device_id.to_owned(), token_hash(check.device_token));
+            let key = Key::new(check.device_id, check.device_token, check.region);
             if let Some(verdict) = self.lookup(&key, Instant::now()) {
                 self.inner.stats.hits.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!(m::ENTITLEMENT_CACHE_TOTAL, "result" => "hit").increment(1);
@@ -290,7 +276,7 @@ impl DeviceAuthority for EntitlementCache {
             tracing::Span::current().record("httvps.cache", "miss");
             self.inner.stats.misses.fetch_add(1, Ordering::Relaxed);
             metrics::counter!(m::ENTITLEMENT_CACHE_TOTAL, "result" => "miss").increment(1);
-            let mut rx = self.join_or_call(&key, token, check.region);
+            let mut rx = self.join_or_call(&key, check.device_id, token, check.region);
             let outcome = match rx.wait_for(Option::is_some).await {
                 Ok(v) => v.clone().unwrap_or_else(|| Err("no answer".into())),
                 Err(_) => Err("validation call ended without an answer".into()),
@@ -304,31 +290,7 @@ impl DeviceAuthority for EntitlementCache {
 
     fn forget(&self, device_id: &str) {
         if let Ok(mut p) = self.inner.positive.lock() {
-            p.retain(|(d, _)| !d.eq_ignore_ascii_case(device_id));
+            p.remove_group(&device_id.to_ascii_lowercase());
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bounded_map_evicts_oldest_and_expires() {
-        let now = Instant::now();
-        let mut map = BoundedTtlMap::new(2);
-        map.insert("a", 1, now + Duration::from_secs(10));
-        map.insert("b", 2, now + Duration::from_secs(10));
-        map.insert("c", 3, now + Duration::from_secs(10));
-        assert_eq!(map.len(), 2);
-        assert_eq!(map.get(&"a", now), None);
-        assert_eq!(map.get(&"c", now), Some(3));
-        map.insert("d", 4, now + Duration::from_millis(1));
-        assert_eq!(map.get(&"d", now + Duration::from_secs(1)), None);
-        for i in 0..100 {
-            map.insert("x", i, now + Duration::from_secs(10));
-        }
-        assert!(map.order.len() <= 2 * 2 + 16 + 1);
-        assert_eq!(map.get(&"x", now), Some(99));
     }
 }

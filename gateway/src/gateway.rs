@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use httvps_proto::SessionConfig;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -53,6 +54,8 @@ pub struct Shared {
     pub usage: Option<UsageReporter>,
     /// State shared with the other gateways (Redis, or in process).
     pub state: Arc<SharedState>,
+    /// One permit per live session (`--max-sessions`); `None`: no cap.
+    pub session_slots: Option<Arc<Semaphore>>,
 }
 
 /// What the gateway asks about devices and nodes.
@@ -162,8 +165,13 @@ impl Gateway {
                  (development only; standalone production needs a local web server)"
             );
         }
+        let session_slots = (config.max_sessions > 0).then(|| {
+            metrics::gauge!(crate::metrics::SESSIONS_MAX).set(config.max_sessions as f64);
+            Arc::new(Semaphore::new(config.max_sessions))
+        });
         let shared = Arc::new(Shared {
             state,
+            session_slots,
             session_config: config.session_config(),
             authority,
             upstreams,
@@ -355,7 +363,9 @@ fn fallbacks(config: &GatewayConfig) -> (Option<Fallback>, Option<Fallback>) {
     )
 }
 
-/// Tells the control plane's registry this gateway is alive, at start and every `interval`.
+/// Tells the control plane's registry this gateway is alive, at start and every `interval`, and
+/// refreshes the pool snapshot kept for outages (so a device that never had a node still gets
+/// one while the control plane cannot be asked).
 async fn registry_heartbeat(
     cp: Arc<ControlPlaneClient>,
     interval: Duration,
@@ -373,6 +383,11 @@ async fn registry_heartbeat(
             metrics::counter!(crate::metrics::CONTROL_PLANE_ERRORS_TOTAL, "call" => "gateway_heartbeat")
                 .increment(1);
             tracing::warn!(error = %e, "gateway heartbeat failed");
+        }
+        if let Err(e) = cp.pool().await {
+            metrics::counter!(crate::metrics::CONTROL_PLANE_ERRORS_TOTAL, "call" => "pool")
+                .increment(1);
+            tracing::warn!(error = %e, "pool snapshot not refreshed (the last one stays in use)");
         }
     }
 }

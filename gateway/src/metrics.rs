@@ -11,6 +11,10 @@ use crate::GatewayError;
 pub const SESSIONS_ACTIVE: &str = "httvps_gateway_sessions_active";
 /// Sessions ended, by the WebSocket close code they ended with (`close_code`).
 pub const SESSIONS_TOTAL: &str = "httvps_gateway_sessions_total";
+/// Gauge: live sessions this gateway admits at most (`--max-sessions`; absent when uncapped).
+pub const SESSIONS_MAX: &str = "httvps_gateway_sessions_max";
+/// Counter: HELLOs refused because this gateway held `--max-sessions` sessions.
+pub const SESSIONS_REFUSED_FULL_TOTAL: &str = "httvps_gateway_sessions_refused_full_total";
 /// Streams currently live, by `kind` (tcp, udp).
 pub const STREAMS_ACTIVE: &str = "httvps_gateway_streams_active";
 /// STREAM_OPENs by `kind` and `result` (ok or the reset code).

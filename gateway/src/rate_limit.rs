@@ -1,10 +1,18 @@
 //! Rate limiting of failed HELLOs per source address and per device id: a token bucket per key
 //! that refills at `limit / window`, with a bounded number of tracked keys.
+//!
+//! Keys come from unauthenticated input, so every operation is O(1) under the lock: tracked keys
+//! sit in a queue in the order of their first failure; each new key looks at the two oldest,
+//! forgetting those whose bucket is full again (they carry no information) and moving the others
+//! to the back, and when the table is full the oldest key is evicted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Oldest keys looked at per new key.
+const SWEEP_PER_INSERT: usize = 2;
 
 /// Counts failures per key and says when a key has had too many.
 #[derive(Debug)]
@@ -12,7 +20,16 @@ pub struct FailureLimiter<K> {
     capacity: f64,
     refill_per_sec: f64,
     max_keys: usize,
-    buckets: Mutex<HashMap<K, Bucket>>,
+    table: Mutex<Table<K>>,
+}
+
+#[derive(Debug)]
+struct Table<K> {
+    buckets: HashMap<K, Bucket>,
+    /// Every tracked key once, oldest first.
+    order: VecDeque<K>,
+    /// Buckets looked at by the last `record_failure` (tests check it stays small).
+    last_work: usize,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -29,16 +46,20 @@ impl<K: Eq + Hash + Clone> FailureLimiter<K> {
             capacity,
             refill_per_sec: capacity / window.as_secs_f64().max(0.001),
             max_keys: max_keys.max(1),
-            buckets: Mutex::new(HashMap::new()),
+            table: Mutex::new(Table {
+                buckets: HashMap::new(),
+                order: VecDeque::new(),
+                last_work: 0,
+            }),
         }
     }
 
     /// `Err(retry_after)` when the key has used up its failures.
     pub fn check(&self, key: &K, now: Instant) -> Result<(), Duration> {
-        let Ok(mut buckets) = self.buckets.lock() else {
+        let Ok(mut table) = self.table.lock() else {
             return Ok(());
         };
-        let Some(bucket) = buckets.get_mut(key) else {
+        let Some(bucket) = table.buckets.get_mut(key) else {
             return Ok(());
         };
         self.refill(bucket, now);
@@ -52,25 +73,36 @@ impl<K: Eq + Hash + Clone> FailureLimiter<K> {
 
     /// Records one failure for the key.
     pub fn record_failure(&self, key: &K, now: Instant) {
-        let Ok(mut buckets) = self.buckets.lock() else {
+        let Ok(mut table) = self.table.lock() else {
             return;
         };
-        if !buckets.contains_key(key) && buckets.len() >= self.max_keys {
-            // Keys whose bucket is full again carry no information; forget them first.
-            let capacity = self.capacity;
-            let refill = self.refill_per_sec;
-            buckets.retain(|_, b| {
-                b.tokens + now.saturating_duration_since(b.updated).as_secs_f64() * refill
-                    < capacity
-            });
-            if buckets.len() >= self.max_keys {
-                // Still full: evict one arbitrary key so memory stays bounded.
-                if let Some(victim) = buckets.keys().next().cloned() {
-                    buckets.remove(&victim);
+        let table = &mut *table;
+        table.last_work = 1;
+        if !table.buckets.contains_key(key) {
+            for _ in 0..SWEEP_PER_INSERT.min(table.order.len()) {
+                table.last_work += 1;
+                let Some(old) = table.order.pop_front() else {
+                    break;
+                };
+                let full_again = table
+                    .buckets
+                    .get(&old)
+                    .is_none_or(|b| self.refilled(b, now) >= self.capacity);
+                if full_again {
+                    table.buckets.remove(&old);
+                } else {
+                    table.order.push_back(old);
                 }
             }
+            if table.buckets.len() >= self.max_keys {
+                // Still full: the oldest key goes, so memory stays bounded.
+                if let Some(old) = table.order.pop_front() {
+                    table.buckets.remove(&old);
+                }
+            }
+            table.order.push_back(key.clone());
         }
-        let bucket = buckets.entry(key.clone()).or_insert(Bucket {
+        let bucket = table.buckets.entry(key.clone()).or_insert(Bucket {
             tokens: self.capacity,
             updated: now,
         });
@@ -80,15 +112,15 @@ impl<K: Eq + Hash + Clone> FailureLimiter<K> {
 
     /// Whether the key has a recorded failure still counting.
     pub fn contains(&self, key: &K) -> bool {
-        self.buckets
+        self.table
             .lock()
-            .map(|b| b.contains_key(key))
+            .map(|t| t.buckets.contains_key(key))
             .unwrap_or(false)
     }
 
     /// Keys tracked now.
     pub fn len(&self) -> usize {
-        self.buckets.lock().map(|b| b.len()).unwrap_or(0)
+        self.table.lock().map(|t| t.buckets.len()).unwrap_or(0)
     }
 
     /// Whether no key is tracked.
@@ -96,9 +128,13 @@ impl<K: Eq + Hash + Clone> FailureLimiter<K> {
         self.len() == 0
     }
 
-    fn refill(&self, bucket: &mut Bucket, now: Instant) {
+    fn refilled(&self, bucket: &Bucket, now: Instant) -> f64 {
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.refill_per_sec).min(self.capacity);
+        (bucket.tokens + elapsed * self.refill_per_sec).min(self.capacity)
+    }
+
+    fn refill(&self, bucket: &mut Bucket, now: Instant) {
+        bucket.tokens = self.refilled(bucket, now);
         bucket.updated = now;
     }
 }
@@ -119,6 +155,31 @@ mod tests {
         assert!(retry > Duration::from_secs(19) && retry <= Duration::from_secs(20));
         assert!(limiter.check(&"other", t0).is_ok());
         assert!(limiter.check(&"ip", t0 + Duration::from_secs(21)).is_ok());
+    }
+
+    #[test]
+    fn work_per_failure_is_constant_with_a_full_table() {
+        let t0 = Instant::now();
+        let limiter = FailureLimiter::new(1, Duration::from_secs(60), 10_000);
+        let mut most = 0;
+        for i in 0..50_000u32 {
+            limiter.record_failure(&i, t0);
+            most = most.max(limiter.table.lock().unwrap().last_work);
+        }
+        assert!(limiter.len() <= 10_000);
+        assert!(
+            most <= 1 + SWEEP_PER_INSERT,
+            "at most {most} buckets looked at per failure, whatever the table holds"
+        );
+        // The newest offender is still limited; keys whose buckets refilled are forgotten first.
+        assert!(limiter.check(&49_999, t0).is_err());
+        let later = t0 + Duration::from_secs(61);
+        limiter.record_failure(&1_000_000, later);
+        limiter.record_failure(&1_000_001, later);
+        assert!(
+            limiter.len() < 10_000,
+            "refilled keys were dropped, not just evicted"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::app::AppState;
 use crate::auth::token;
 use crate::config::AssignStrategy;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{now_ms, DeviceStatus, Millis, Plan, Session, UserStatus};
+use crate::model::{now_ms, DeviceStatus, Millis, Plan, Session, SubscriptionStatus, UserStatus};
 use crate::node_pool::PoolView;
 use crate::pool::{assign, AssignError, AssignRequest, Strategy};
 use crate::shared;
@@ -61,7 +61,8 @@ pub struct Entitlement {
     /// `null` = unlimited.
     pub remaining_bytes: Option<i64>,
     pub quota_resets_at: Option<Millis>,
-    /// When the subscription ends; `null` = never.
+    /// When the subscription ends and with it the device's sessions; `null` = never, or a
+    /// queued subscription follows.
     pub expires_at: Option<Millis>,
     /// Region codes the device may use; empty = all.
     pub allowed_regions: Vec<String>,
@@ -144,6 +145,26 @@ pub async fn validate_device(
         ));
     }
     if let Some(region) = req.region.as_deref().filter(|r| !r.is_empty()) {
+        // SPEC §10.2: a region nobody defined is not allowed either. Codes are lowercase letters,
+        // digits and '-': anything else (NUL bytes included) cannot name one.
+        let code = region.to_ascii_lowercase();
+        let well_formed = code.len() <= 32
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let known = well_formed
+            && match state.store.region_by_code(&code).await {
+                Ok(_) => true,
+                Err(StoreError::NotFound(_)) => false,
+                Err(e) => return Err(e.into()),
+            };
+        if !known {
+            return Ok(deny(
+                &state,
+                "region_not_allowed",
+                format!("region {region:?} is unknown"),
+            ));
+        }
         if !plan.allowed_regions.is_empty()
             && !plan
                 .allowed_regions
@@ -161,6 +182,21 @@ pub async fn validate_device(
     if device.last_seen_at.is_none_or(|seen| now - seen >= 60_000) {
         state.store.touch_device(device.id, now).await?;
     }
+    // Gateways end a session at `expires_at` to the second. A queued subscription starts when
+    // this one ends, so access does not end then: no end time (session heartbeats follow the
+    // chain).
+    let expires_at = match sub.ends_at {
+        Some(end) => {
+            let queued = state
+                .store
+                .list_subscriptions(user.id)
+                .await?
+                .iter()
+                .any(|s| s.status == SubscriptionStatus::Queued);
+            (!queued).then_some(end)
+        }
+        None => None,
+    };
     metrics::counter!("httvps_cp_device_validations_total", "result" => "allow", "code" => "ok")
         .increment(1);
     tracing::Span::current().record("httvps.verdict", "allow");
@@ -172,7 +208,7 @@ pub async fn validate_device(
             session_limit: plan.session_limit,
             remaining_bytes: quota.remaining_bytes,
             quota_resets_at: quota.period_end,
-            expires_at: sub.ends_at,
+            expires_at,
             allowed_regions: plan.allowed_regions.clone(),
             plan,
         }),

@@ -93,9 +93,10 @@ pub enum AssignError {
 
 /// Picks a node for a session.
 ///
-/// Order of rules: healthy + active + not excluded, region allowed, below capacity; the sticky
-/// node if it passes; else the preferred region if it has eligible nodes; else the region nearest
-/// the client (great-circle) that has eligible nodes; then `strategy`.
+/// Order of rules: healthy + active + not excluded, region allowed, below capacity; the preferred
+/// region if it has eligible nodes, else the region nearest the client (great-circle) that has
+/// eligible nodes; the sticky node if it is among those (so an explicitly requested region wins
+/// over stickiness); then `strategy`.
 pub fn assign<R: Rng + ?Sized>(
     candidates: &[NodeCandidate],
     request: &AssignRequest,
@@ -103,8 +104,20 @@ pub fn assign<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Result<Uuid, AssignError> {
     let eligible = eligible_nodes(candidates, request)?;
+    let in_preferred = |n: &&NodeCandidate| {
+        request
+            .preferred_region
+            .as_deref()
+            .is_none_or(|region| n.in_region(region))
+    };
+    let preferred_available = eligible.iter().any(in_preferred);
     if let Some(sticky) = request.sticky_node {
-        if eligible.iter().any(|n| n.id == sticky) {
+        // Stickiness holds within what the client asked for: a requested region with eligible
+        // nodes beats a sticky node elsewhere.
+        let keep = eligible
+            .iter()
+            .any(|n| n.id == sticky && (!preferred_available || in_preferred(n)));
+        if keep {
             return Ok(sticky);
         }
     }
@@ -416,15 +429,32 @@ mod tests {
             node(2, "de"),
             node(3, "us"),
         ];
-        let sticky = AssignRequest {
+        for preferred_region in [None, Some("de".to_owned()), Some("nowhere".to_owned())] {
+            let sticky = AssignRequest {
+                sticky_node: Some(id(1)),
+                preferred_region,
+                ..Default::default()
+            };
+            assert_eq!(least(&nodes, &sticky), Ok(id(1)));
+            assert_eq!(
+                assign(&nodes, &sticky, Strategy::Weighted, &mut rng()),
+                Ok(id(1))
+            );
+        }
+    }
+
+    #[test]
+    fn a_requested_region_wins_over_the_sticky_node() {
+        let nodes = [node(1, "de"), node(2, "de"), node(3, "us")];
+        let request = AssignRequest {
             sticky_node: Some(id(1)),
-            preferred_region: Some("us".into()),
+            preferred_region: Some("US".into()),
             ..Default::default()
         };
-        assert_eq!(least(&nodes, &sticky), Ok(id(1)));
+        assert_eq!(least(&nodes, &request), Ok(id(3)));
         assert_eq!(
-            assign(&nodes, &sticky, Strategy::Weighted, &mut rng()),
-            Ok(id(1))
+            assign(&nodes, &request, Strategy::Weighted, &mut rng()),
+            Ok(id(3))
         );
     }
 

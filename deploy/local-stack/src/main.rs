@@ -37,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     let database = args.data_dir.join("control-plane.db");
@@ -74,11 +75,49 @@ async fn main() -> anyhow::Result<()> {
     println!("  curl --socks5-hostname 127.0.0.1:1080 https://example.com/");
     println!();
     println!("an admin for the API and /docs (the password is read from standard input):");
-    println!("  cargo run -p httvps-control-plane -- --database-url sqlite:{} admin create --username admin", database.display());
+    println!(
+        "  {} --database-url sqlite:{} admin create --username admin",
+        control_plane_command(),
+        database.display()
+    );
     println!();
-    println!("Ctrl-C stops everything.");
-    tokio::signal::ctrl_c().await?;
+    println!("Ctrl-C (or SIGTERM) stops everything.");
+    wait_for_termination().await?;
     println!("stopping");
     stack.stop().await;
     Ok(())
+}
+
+/// The control-plane binary built next to this one (`cargo build --release` builds both), else
+/// the release build's `cargo run`.
+fn control_plane_command() -> String {
+    let sibling = std::env::current_exe().ok().and_then(|exe| {
+        let path = exe.with_file_name(format!(
+            "httvps-control-plane{}",
+            std::env::consts::EXE_SUFFIX
+        ));
+        path.is_file().then_some(path)
+    });
+    match sibling {
+        Some(path) => path.display().to_string(),
+        None => "cargo run --release -p httvps-control-plane --".into(),
+    }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (`kill`, service managers, containers): both stop the stack
+/// gracefully, draining the gateway's sessions.
+async fn wait_for_termination() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => Ok(()),
+            interrupted = tokio::signal::ctrl_c() => interrupted,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
 }

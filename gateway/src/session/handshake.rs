@@ -81,6 +81,20 @@ impl Session {
                 "too many failed attempts",
             );
         }
+        // The gateway-wide cap, before anything costs a control-plane call.
+        if let Some(slots) = &shared.session_slots {
+            match slots.clone().try_acquire_owned() {
+                Ok(slot) => self.gateway_slot = Some(slot),
+                Err(_) => {
+                    metrics::counter!(m::SESSIONS_REFUSED_FULL_TOTAL).increment(1);
+                    return self.reject(
+                        HelloErrorCode::Internal,
+                        Some(RETRY_AFTER_UNAVAILABLE),
+                        "this gateway is at its session limit; try again later",
+                    );
+                }
+            }
+        }
         let resumed = match hello.resume_token.as_ref().map(|t| t.as_bytes()) {
             Some(token) if !token.is_empty() => self.try_resume(hello, token).await,
             _ => None,
@@ -206,6 +220,17 @@ impl Session {
         resumed: bool,
     ) -> Result<(), HelloErrorCode> {
         let shared = self.shared.clone();
+        // The end is known now: the session is ended at that time, not at a later heartbeat.
+        let subscription_left = match entitlement.expires_at_ms {
+            Some(at) if at <= unix_ms() => {
+                shared.authority.forget(&entitlement.device_id);
+                return self.reject(HelloErrorCode::Expired, None, "the subscription has ended");
+            }
+            Some(at) => Some(Duration::from_millis(
+                u64::try_from(at - unix_ms()).unwrap_or(0),
+            )),
+            None => None,
+        };
         let state = shared.state.clone();
         let session_key = session_uuid.to_string();
         tracing::Span::current().record("session.id", session_key.as_str());
@@ -297,10 +322,25 @@ impl Session {
                     return self.reject(code, retry, &detail);
                 }
                 Err(e) => {
-                    // Admitted from the entitlement; the control task registers the
-                    // session once the control plane answers again.
                     metrics::counter!(m::CONTROL_PLANE_ERRORS_TOTAL, "call" => "session_start")
                         .increment(1);
+                    // A session whose every stream would fail with node_unavailable is not
+                    // worth admitting: no node is known for the device during this outage.
+                    if !shared
+                        .upstreams
+                        .nodes()
+                        .has_offline_node(&entitlement.device_id)
+                    {
+                        tracing::warn!(error = %e, "control plane unavailable and no node known for the device");
+                        state.release(&slot, "", SessionEnd::Final).await;
+                        return self.reject(
+                            HelloErrorCode::Internal,
+                            Some(RETRY_AFTER_UNAVAILABLE),
+                            "no node available now; try again later",
+                        );
+                    }
+                    // Admitted from the entitlement; the control task registers the
+                    // session once the control plane answers again.
                     tracing::warn!(error = %e, "session start not recorded yet");
                 }
             }
@@ -343,6 +383,7 @@ impl Session {
         self.quota = quota;
         let now = Instant::now();
         self.established_at = Some(now);
+        self.subscription_end = subscription_left.and_then(|left| now.checked_add(left));
         if !shared.config.idle_timeout.is_zero() {
             self.idle_deadline = Some(now + shared.config.idle_timeout);
         }

@@ -80,6 +80,8 @@ where
         conn: Connection::new(Role::Server, shared.session_config.clone(), now),
         handshake_deadline: Some(now + shared.config.handshake_timeout),
         idle_deadline: None,
+        subscription_end: None,
+        gateway_slot: None,
         lifetime_deadline: now + lifetime,
         drain: None,
         shutdown_seen: false,
@@ -146,6 +148,11 @@ struct Session {
     hello_trace: httvps_telemetry::TraceLink,
     handshake_deadline: Option<Instant>,
     idle_deadline: Option<Instant>,
+    /// When the device's subscription ends (from its entitlement): the session ends then with
+    /// ERROR `expired`, without waiting for a heartbeat.
+    subscription_end: Option<Instant>,
+    /// Its place under the gateway's `--max-sessions`, from HELLO on.
+    gateway_slot: Option<tokio::sync::OwnedSemaphorePermit>,
     lifetime_deadline: Instant,
     /// Draining after our GOAWAY: its code and when to give up on the remaining streams.
     drain: Option<(ErrorCode, Instant)>,
@@ -267,6 +274,7 @@ impl Session {
         [
             self.handshake_deadline,
             self.idle_deadline,
+            self.subscription_end,
             Some(self.lifetime_deadline),
             self.drain.map(|(_, at)| at),
         ]
@@ -281,6 +289,9 @@ impl Session {
         if self.handshake_deadline.is_some_and(|at| now >= at) {
             self.handshake_deadline = None;
             self.end(ErrorCode::HandshakeTimeout, "no HELLO in time");
+        } else if self.subscription_end.is_some_and(|at| now >= at) {
+            self.subscription_end = None;
+            self.subscription_ended();
         } else if self.idle_deadline.is_some_and(|at| now >= at) {
             self.end(ErrorCode::IdleTimeout, "idle");
         } else if self.drain.is_some_and(|(_, at)| now >= at) {
@@ -291,6 +302,16 @@ impl Session {
             self.lifetime_deadline = now + Duration::from_secs(365 * 86_400);
             self.start_drain(ErrorCode::MaxLifetime, self.shared.config.drain_timeout);
         }
+    }
+
+    /// The subscription's end time has come: ERROR `expired`, final (no resume).
+    fn subscription_ended(&mut self) {
+        tracing::info!(peer = %self.peer, device = self.device_id.as_deref().unwrap_or("-"), "subscription ended");
+        if let Some(device) = &self.device_id {
+            self.shared.authority.forget(device);
+        }
+        self.end_reason = Some("expired");
+        self.end(ErrorCode::Expired, "the subscription has ended");
     }
 
     /// Sends GOAWAY and lets the streams finish for at most `grace`.

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::RedisDownPolicy;
 use crate::metrics as m;
 use crate::stats::GatewayStats;
+use crate::throttled_log::ThrottledWarning;
 use crate::{GatewayConfig, GatewayError};
 use directory::SessionDirectory;
 use load::NodeLoadCounter;
@@ -40,6 +41,8 @@ use quota::QuotaLedger;
 pub const RESUME_TOKEN_LEN: usize = 32;
 /// How long a usage counter outlives its period (late folds still land in it).
 const USAGE_COUNTER_GRACE: Duration = Duration::from_secs(86_400);
+/// Shortest time between two warnings that Redis operations fail.
+const STORE_WARNING_INTERVAL: Duration = Duration::from_secs(30);
 /// Lifetime of a counter for a quota that never resets.
 const USAGE_COUNTER_NO_PERIOD: Duration = Duration::from_secs(40 * 86_400);
 
@@ -92,6 +95,8 @@ pub struct SharedState {
     interval: Duration,
     started_at_ms: i64,
     resumes: Mutex<HashMap<String, IssuedResume>>,
+    /// The warning about failing Redis operations, at most every [`STORE_WARNING_INTERVAL`].
+    store_warning: ThrottledWarning,
     /// Live sessions, for events.
     pub directory: SessionDirectory,
     /// Quota accounts.
@@ -144,6 +149,7 @@ impl SharedState {
             interval: config.shared_state_interval,
             started_at_ms: unix_ms(),
             resumes: Mutex::new(HashMap::new()),
+            store_warning: ThrottledWarning::new(STORE_WARNING_INTERVAL),
             directory: SessionDirectory::default(),
             quotas: QuotaLedger::default(),
             loads: Arc::new(NodeLoadCounter::default()),
@@ -158,6 +164,9 @@ impl SharedState {
     fn failed(&self, op: &'static str, e: &StoreError) {
         metrics::counter!(m::REDIS_ERRORS_TOTAL, "op" => op).increment(1);
         tracing::debug!(op, error = %e, "shared state operation failed");
+        if let Some(failures) = self.store_warning.occurred(Instant::now()) {
+            tracing::warn!(op, error = %e, failures, "shared state (Redis) operations are failing; this gateway falls back to its own counts (logged at most every 30 s, with the failures since the last line)");
+        }
     }
 
     /// Counts a new (or resumed) session against its device's and its plan's limits.

@@ -2,6 +2,7 @@
 //!
 //! - [`nodes`]: the [`Node`] type and the [`NodeSource`] seam (control plane or a fixed list).
 //! - [`policy`]: which targets are allowed.
+//! - [`session_node`]: the node a session's streams share (single-flight assignment).
 //! - [`tcp`] and [`udp`]: the per-stream tasks that own the upstream sockets.
 //!
 //! Domain targets are resolved **here**, on the gateway, when the target policy is in force:
@@ -13,6 +14,7 @@ pub mod nodes;
 pub mod open_span;
 pub mod policy;
 pub mod prewarm;
+pub mod session_node;
 pub mod tcp;
 pub mod udp;
 pub mod upload;
@@ -33,12 +35,11 @@ use shadowsocks::relay::udprelay::ProxySocket;
 use shadowsocks::relay::Address;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::Mutex;
-use tracing::Instrument;
 
 pub use nodes::{AssignRequest, NoNode, Node, NodeSource, StaticNodes};
 pub use policy::TargetPolicy;
 pub use prewarm::Prewarm;
+pub use session_node::SessionNode;
 
 /// A TCP connection to a target through a node (over a fresh or pre-warmed TCP connection).
 pub type NodeStream = ProxyClientStream<TcpStream>;
@@ -173,61 +174,6 @@ pub struct Upstreams {
     direct: bool,
 }
 
-/// The node a session uses. Its streams share it, so a failover moves all of them.
-#[derive(Debug)]
-pub struct SessionNode {
-    device_id: String,
-    session_id: String,
-    region: Option<String>,
-    current: Mutex<Option<Node>>,
-    /// The id of `current`, readable without waiting for an assignment in progress.
-    current_id: std::sync::Mutex<Option<String>>,
-    /// Where the control plane moved the session (failover), not yet applied.
-    moved_to: std::sync::Mutex<Option<String>>,
-}
-
-impl SessionNode {
-    /// No node yet; one is assigned at the first stream.
-    pub fn new(device_id: String, session_id: String, region: Option<String>) -> Self {
-        SessionNode {
-            device_id,
-            session_id,
-            region,
-            current: Mutex::new(None),
-            current_id: std::sync::Mutex::new(None),
-            moved_to: std::sync::Mutex::new(None),
-        }
-    }
-
-    /// The session's id.
-    pub fn session_id(&self) -> &str {
-        &self.session_id
-    }
-
-    /// The node the session's streams use now, if one was assigned.
-    pub fn current_id(&self) -> Option<String> {
-        self.current_id.lock().ok().and_then(|c| c.clone())
-    }
-
-    /// The control plane says the session belongs on `node_id`: new streams go there (streams
-    /// already open stay where they are).
-    pub fn move_to(&self, node_id: &str) {
-        if self.current_id().as_deref() == Some(node_id) {
-            return;
-        }
-        if let Ok(mut m) = self.moved_to.lock() {
-            *m = Some(node_id.to_owned());
-        }
-    }
-
-    fn set_current(&self, current: &mut Option<Node>, node: Option<Node>) {
-        if let Ok(mut id) = self.current_id.lock() {
-            *id = node.as_ref().map(|n| n.id.clone());
-        }
-        *current = node;
-    }
-}
-
 impl Upstreams {
     /// Creates the shared Shadowsocks client context; no pre-warmed connections, no direct
     /// upstream.
@@ -263,6 +209,11 @@ impl Upstreams {
     /// Whether the development `direct` upstream is on.
     pub fn is_direct(&self) -> bool {
         self.direct
+    }
+
+    /// Where sessions get their nodes.
+    pub fn nodes(&self) -> &Arc<dyn NodeSource> {
+        &self.nodes
     }
 
     /// The pool of pre-warmed node connections.
@@ -322,7 +273,7 @@ impl Upstreams {
     /// once more on another node. Returns the stream and the id of the node it goes through.
     pub async fn connect_tcp(
         &self,
-        session: &SessionNode,
+        session: &Arc<SessionNode>,
         target: &Address,
         early_data: &[u8],
     ) -> Result<(UpstreamStream, Arc<str>), ResetCode> {
@@ -420,7 +371,10 @@ impl Upstreams {
     }
 
     /// Opens a UDP association with the session's node (with one failover, as for TCP).
-    pub async fn bind_udp(&self, session: &SessionNode) -> Result<(NodeSocket, Node), ResetCode> {
+    pub async fn bind_udp(
+        &self,
+        session: &Arc<SessionNode>,
+    ) -> Result<(NodeSocket, Node), ResetCode> {
         if self.direct {
             tracing::warn!("UDP streams need a node; the development direct upstream has none");
             return Err(ResetCode::NodeUnavailable);
@@ -440,64 +394,19 @@ impl Upstreams {
         Err(ResetCode::NodeUnavailable)
     }
 
-    async fn node_for(&self, session: &SessionNode, exclude: &[String]) -> Result<Node, ResetCode> {
-        let mut current = session.current.lock().await;
-        let moved = session.moved_to.lock().ok().and_then(|mut m| m.take());
-        if let Some(target) = &moved {
-            if current.as_ref().is_some_and(|n| n.id != *target) {
-                session.set_current(&mut current, None);
-            }
-        }
-        if let Some(node) = current.as_ref().filter(|n| !exclude.contains(&n.id)) {
-            return Ok(node.clone());
-        }
-        if let Some(target) = moved.filter(|t| !exclude.contains(t)) {
-            match self.nodes.node_by_id(&target).await {
-                Ok(node) => {
-                    tracing::info!(session = %session.session_id, node = %node.id, "session moved to a new node");
-                    session.set_current(&mut current, Some(node.clone()));
-                    return Ok(node);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "node of the failover unavailable; asking for another")
-                }
-            }
-        }
-        let request = AssignRequest {
-            device_id: &session.device_id,
-            session_id: &session.session_id,
-            region: session.region.as_deref(),
-            exclude,
-        };
-        let span = tracing::info_span!(
-            "node assignment",
-            session.id = %session.session_id,
-            httvps.excluded = exclude.len(),
-            httvps.node.id = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-        );
-        match self.nodes.assign(request).instrument(span.clone()).await {
-            Ok(node) => {
-                span.record("httvps.node.id", node.id.as_str());
-                session.set_current(&mut current, Some(node.clone()));
-                Ok(node)
-            }
-            Err(e) => {
-                span.record("otel.status_code", "error");
-                span.in_scope(|| tracing::warn!(error = %e, "no node for session"));
-                Err(ResetCode::NodeUnavailable)
-            }
-        }
+    async fn node_for(
+        &self,
+        session: &Arc<SessionNode>,
+        exclude: &[String],
+    ) -> Result<Node, ResetCode> {
+        session.node(&self.nodes, exclude).await
     }
 
     async fn node_failed(&self, session: &SessionNode, node: &Node) {
         metrics::counter!(crate::metrics::NODE_FAILURES_TOTAL, "node" => node.id.clone())
             .increment(1);
         self.nodes.report_failure(&node.id).await;
-        let mut current = session.current.lock().await;
-        if current.as_ref().is_some_and(|n| n.id == node.id) {
-            session.set_current(&mut current, None);
-        }
+        session.failed(&node.id);
     }
 }
 

@@ -83,6 +83,13 @@ pub trait NodeSource: Send + Sync + fmt::Debug {
 
     /// The gateway could not connect through `node_id`.
     fn report_failure<'a>(&'a self, node_id: &'a str) -> BoxFuture<'a, ()>;
+
+    /// Whether a node could be found for the device while the control plane cannot be asked
+    /// (sources that never ask one: always).
+    fn has_offline_node(&self, device_id: &str) -> bool {
+        let _ = device_id;
+        true
+    }
 }
 
 /// A fixed list of nodes (development, the one-machine stack, tests). Spreads sessions round

@@ -166,7 +166,13 @@ pub fn init_with(
 }
 
 fn log_layer(logs: &LogSettings) -> Box<dyn Layer<Registry> + Send + Sync> {
-    let layer = tracing_subscriber::fmt::layer();
+    use std::io::IsTerminal;
+    // Colour codes only for a person at a terminal: files, pipes and log collectors get text.
+    let ansi = match logs.target {
+        LogTarget::Stdout => std::io::stdout().is_terminal(),
+        LogTarget::Stderr => std::io::stderr().is_terminal(),
+    };
+    let layer = tracing_subscriber::fmt::layer().with_ansi(ansi);
     match (logs.json, logs.target) {
         (false, LogTarget::Stdout) => layer.boxed(),
         (false, LogTarget::Stderr) => layer.with_writer(std::io::stderr).boxed(),

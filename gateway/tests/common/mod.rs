@@ -558,11 +558,20 @@ impl TestClient {
         token: &[u8],
         resume: Option<&[u8]>,
     ) -> Result<TestClient, HelloError> {
+        let mut hello = ClientHello::new(device, token.to_vec());
+        hello.resume_token = resume.map(<[u8]>::to_vec);
+        Self::try_connect_with(addr, fingerprint, hello).await
+    }
+
+    /// A session opened with this HELLO (a region, a resume token, ...).
+    pub async fn try_connect_with(
+        addr: SocketAddr,
+        fingerprint: &str,
+        hello: ClientHello,
+    ) -> Result<TestClient, HelloError> {
         let ws = ws_connect_to(addr, fingerprint).await;
         let (mut sink, mut source) = ws.split();
         let mut conn = Connection::new(Role::Client, SessionConfig::default(), Instant::now());
-        let mut hello = ClientHello::new(device, token.to_vec());
-        hello.resume_token = resume.map(<[u8]>::to_vec);
         conn.send_hello(hello).unwrap();
         while let Some(m) = conn.poll_transmit(Instant::now()) {
             sink.send(Message::Binary(m)).await.unwrap();

@@ -1,0 +1,409 @@
+//! What a device's entitlement means for its sessions, against the REAL control plane (in
+//! process, SQLite) and real Shadowsocks nodes: the subscription's end time, regions (requested,
+//! unknown, excluded by the plan, cached), node selection (while the control plane is down, and
+//! concurrent opens of one session sharing one assignment), and the gateway's own session cap.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cp::{Subscriber, TestCp};
+use common::*;
+use httvps_control_plane::auth::token;
+use httvps_control_plane::model::{now_ms, ResetStrategy};
+use httvps_control_plane::store::{NewDevice, NewNode, NewPlan, NewRegion, NewSubscription};
+use httvps_gateway::authority::BoxFuture;
+use httvps_gateway::control_plane::ControlPlaneClient;
+use httvps_gateway::entitlements::EntitlementCache;
+use httvps_gateway::upstream::{AssignRequest, NoNode};
+use httvps_gateway::{Backends, Gateway, Node, NodeSource, StaticAuthority, TlsSource};
+use httvps_proto::{ClientHello, ErrorCode, Event, HelloErrorCode, ResetCode, StreamKind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use uuid::Uuid;
+
+const T: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_that_ends_mid_session_ends_the_session_at_its_end_time() {
+    // Heartbeats every 30 s (the default): only the entitlement's end time can be on time.
+    let gw = TestGateway::start(test_config()).await;
+    let cp = gw.cp.clone().unwrap();
+    let sub = cp.subscriber(None, 5).await;
+    let end = now_ms() + 3_000;
+    cp.store()
+        .execute_raw(&format!(
+            "UPDATE subscriptions SET ends_at = {end} WHERE user_id = '{}'",
+            sub.user
+        ))
+        .await
+        .unwrap();
+    let mut client = TestClient::try_connect(&gw, &sub.device.to_string(), sub.token.as_bytes())
+        .await
+        .unwrap();
+    let echo = echo_server().await;
+    echo_once(&client, echo, b"while the subscription runs").await;
+    let event = client.session_event(T).await;
+    let late_ms = now_ms() - end;
+    match event {
+        Some(Event::PeerError(e)) => assert_eq!(e.code, ErrorCode::Expired),
+        other => panic!("expected ERROR expired, got {other:?}"),
+    }
+    assert!(
+        (-100..=1_000).contains(&late_ms),
+        "ended {late_ms} ms after the subscription's end (at most 1 s late)"
+    );
+    eventually(T, "the session is over at the control plane", || async {
+        live_sessions(&cp, sub.device).await.is_empty()
+    })
+    .await;
+    // The cached allow went with it: the next HELLO is refused as expired.
+    let again = TestClient::try_connect(&gw, &sub.device.to_string(), sub.token.as_bytes()).await;
+    assert_eq!(again.err().map(|e| e.code), Some(HelloErrorCode::Expired));
+}
+
+/// A region with this code.
+async fn region(cp: &TestCp, code: &str) -> Uuid {
+    cp.store()
+        .create_region(
+            "test",
+            &NewRegion {
+                code: code.into(),
+                name: code.to_uppercase(),
+                latitude: None,
+                longitude: None,
+            },
+        )
+        .await
+        .unwrap()
+        .id
+}
+
+/// A real Shadowsocks node of the test, registered in `region`.
+async fn node_in(cp: &TestCp, region: Uuid, name: &str) -> Uuid {
+    let node = start_node().await;
+    let addr = match node.config.addr() {
+        shadowsocks::config::ServerAddr::SocketAddr(a) => *a,
+        other => panic!("{other}"),
+    };
+    cp.store()
+        .create_node(
+            "test",
+            &NewNode {
+                name: name.into(),
+                host: addr.ip().to_string(),
+                port: addr.port(),
+                cipher: node.config.method().to_string(),
+                secret: node.config.password().to_owned(),
+                region_id: Some(region),
+                groups: vec![],
+                weight: 100,
+                capacity: 1000,
+            },
+        )
+        .await
+        .unwrap()
+        .id
+}
+
+/// A subscriber whose plan allows only `regions` (empty: all).
+async fn subscriber_in(cp: &TestCp, regions: &[Uuid]) -> Subscriber {
+    let store = cp.store();
+    let tag = Uuid::new_v4().simple().to_string();
+    let plan = store
+        .create_plan(
+            "test",
+            &NewPlan {
+                name: format!("plan-{tag}"),
+                device_limit: 5,
+                session_limit: 50,
+                quota_bytes: None,
+                reset_strategy: ResetStrategy::CalendarMonth,
+                duration_days: Some(30),
+                allowed_regions: regions.to_vec(),
+            },
+        )
+        .await
+        .unwrap();
+    let user = store
+        .create_user("test", &format!("user-{tag}"), None)
+        .await
+        .unwrap();
+    store
+        .create_subscription(
+            "test",
+            user.id,
+            &NewSubscription {
+                plan_id: plan.id,
+                on_hold: false,
+                queued: false,
+            },
+        )
+        .await
+        .unwrap();
+    let secret = token::generate();
+    let device = store
+        .create_device(
+            "test",
+            &NewDevice {
+                user_id: user.id,
+                name: "phone".into(),
+                token_hash: token::hash(&secret),
+            },
+        )
+        .await
+        .unwrap();
+    Subscriber {
+        user: user.id,
+        device: device.id,
+        token: secret,
+    }
+}
+
+/// HELLO of `sub` asking for `region`.
+async fn connect_in(
+    gw: &TestGateway,
+    sub: &Subscriber,
+    region: Option<&str>,
+) -> Result<TestClient, HelloErrorCode> {
+    let mut hello = ClientHello::new(sub.device.to_string(), sub.token.as_bytes().to_vec());
+    hello.region = region.map(str::to_owned);
+    TestClient::try_connect_with(gw.addr(), &gw.fingerprint(), hello)
+        .await
+        .map_err(|e| e.code)
+}
+
+fn region_config() -> httvps_gateway::GatewayConfig {
+    httvps_gateway::GatewayConfig {
+        // Several sessions of one device in a row; the limits are not what is tested here.
+        device_session_limit: 0,
+        ..test_config()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_excluded_regions_are_refused_and_cached_answers_keep_to_the_requested_region()
+{
+    let cp = Arc::new(TestCp::start().await);
+    let de = region(&cp, "de").await;
+    region(&cp, "us").await;
+    node_in(&cp, de, "de-1").await;
+    let gw = TestGateway::start_with_cp(region_config(), &cp, &cp.gateway_token).await;
+    let echo = echo_server().await;
+
+    let only_de = subscriber_in(&cp, &[de]).await;
+    assert_eq!(
+        connect_in(&gw, &only_de, Some("zz")).await.err(),
+        Some(HelloErrorCode::RegionNotAllowed),
+        "a region nobody defined (SPEC §10.2)"
+    );
+    // An allow without a region is cached ...
+    let client = connect_in(&gw, &only_de, None).await.unwrap();
+    echo_once(&client, echo, b"no region").await;
+    // ... and not used for a region the plan excludes.
+    assert_eq!(
+        connect_in(&gw, &only_de, Some("us")).await.err(),
+        Some(HelloErrorCode::RegionNotAllowed),
+        "a cached allow without a region does not cover an excluded region"
+    );
+    let client = connect_in(&gw, &only_de, Some("DE")).await.unwrap();
+    echo_once(&client, echo, b"in de").await;
+
+    // A cached region_not_allowed does not refuse the next HELLO without a region.
+    let other = subscriber_in(&cp, &[de]).await;
+    assert_eq!(
+        connect_in(&gw, &other, Some("us")).await.err(),
+        Some(HelloErrorCode::RegionNotAllowed)
+    );
+    let client = connect_in(&gw, &other, None)
+        .await
+        .expect("the refused region was cached for that region only");
+    echo_once(&client, echo, b"after a refused region").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_region_is_refused_and_a_requested_region_wins_over_the_devices_sticky_node() {
+    let cp = Arc::new(TestCp::start().await);
+    let de = region(&cp, "de").await;
+    let us = region(&cp, "us").await;
+    let de_node = node_in(&cp, de, "de-1").await;
+    let us_node = node_in(&cp, us, "us-1").await;
+    let gw = TestGateway::start_with_cp(region_config(), &cp, &cp.gateway_token).await;
+    let echo = echo_server().await;
+    let sub = subscriber_in(&cp, &[]).await;
+    assert_eq!(
+        connect_in(&gw, &sub, Some("zz")).await.err(),
+        Some(HelloErrorCode::RegionNotAllowed),
+        "a plan allowing every region still does not allow one nobody defined (SPEC §10.2)"
+    );
+
+    let node_of = |client: &TestClient| {
+        let session = Uuid::from_bytes(client.session_id);
+        let cp = cp.clone();
+        async move { cp.store().get_session(session).await.unwrap().node_id }
+    };
+    let first = connect_in(&gw, &sub, Some("de")).await.unwrap();
+    echo_once(&first, echo, b"in de").await;
+    assert_eq!(node_of(&first).await, Some(de_node));
+    // The device is sticky to the de node now; asking for us must still get us.
+    let second = connect_in(&gw, &sub, Some("us")).await.unwrap();
+    echo_once(&second, echo, b"in us").await;
+    assert_eq!(
+        node_of(&second).await,
+        Some(us_node),
+        "the requested region, not the sticky node"
+    );
+    // Without a region the sticky node (now the us node) holds.
+    let third = connect_in(&gw, &sub, None).await.unwrap();
+    echo_once(&third, echo, b"sticky").await;
+    assert_eq!(node_of(&third).await, Some(us_node));
+}
+
+/// A gateway on `cp` whose control-plane client the test keeps (to see its pool snapshot).
+async fn gateway_keeping_client(cp: &Arc<TestCp>) -> (TestGateway, Arc<ControlPlaneClient>) {
+    let config = region_config();
+    let client = cp.client(&cp.gateway_token, config.control_plane_timeout);
+    let cache = EntitlementCache::new(client.clone(), config.cache_limits());
+    let tls = Arc::new(TlsSource::self_signed(&["localhost".into()]).unwrap());
+    let gateway = Gateway::start_with(
+        config,
+        tls,
+        Backends {
+            authority: Arc::new(cache.clone()),
+            nodes: client.clone(),
+            control_plane: Some(client.clone()),
+        },
+    )
+    .await
+    .unwrap();
+    let gw = TestGateway {
+        gateway,
+        node: dead_node(),
+        device: String::new(),
+        token: Vec::new(),
+        cache: Some(cache),
+        cp: Some(cp.clone()),
+    };
+    (gw, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_down_a_cached_device_that_never_had_a_node_gets_one_from_the_last_known_pool(
+) {
+    let cp = Arc::new(TestCp::start().await);
+    let node = start_node().await;
+    cp.add_node(&node, "node-1").await;
+    let (gw, client) = gateway_keeping_client(&cp).await;
+    eventually(T, "the gateway has the pool snapshot", || async {
+        client.known_pool_len() == 1
+    })
+    .await;
+    let echo = echo_server().await;
+    let sub = cp.subscriber(None, 5).await;
+    // An allow in the cache, no stream: the device never had a node assigned.
+    drop(connect_in(&gw, &sub, None).await.unwrap());
+    cp.stop().await;
+    let session = connect_in(&gw, &sub, None)
+        .await
+        .expect("admitted from the cached allow");
+    echo_once(&session, echo, b"through a node of the last known pool").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_down_and_no_node_known_a_cached_device_is_refused_at_hello() {
+    // A pool without nodes: the snapshot is empty and the device never had a node.
+    let cp = Arc::new(TestCp::start().await);
+    let (gw, _client) = gateway_keeping_client(&cp).await;
+    let sub = cp.subscriber(None, 5).await;
+    drop(connect_in(&gw, &sub, None).await.unwrap());
+    cp.stop().await;
+    let mut hello = ClientHello::new(sub.device.to_string(), sub.token.as_bytes().to_vec());
+    hello.region = None;
+    let refused = TestClient::try_connect_with(gw.addr(), &gw.fingerprint(), hello)
+        .await
+        .err()
+        .expect("not admitted into a session where every stream would fail");
+    assert_eq!(refused.code, HelloErrorCode::Internal);
+    assert!(refused.retry_after_ms > 0, "with a retry hint");
+}
+
+/// A node source that takes its time to find nothing (a slow control plane with an empty pool),
+/// counting the calls.
+#[derive(Debug, Default)]
+struct SlowEmptyPool {
+    calls: AtomicUsize,
+}
+
+impl NodeSource for SlowEmptyPool {
+    fn assign<'a>(&'a self, _: AssignRequest<'a>) -> BoxFuture<'a, Result<Node, NoNode>> {
+        Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Err(NoNode("no node in the pool".into()))
+        })
+    }
+
+    fn report_failure<'a>(&'a self, _: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_opens_of_a_session_share_one_node_assignment_instead_of_queueing() {
+    let nodes = Arc::new(SlowEmptyPool::default());
+    let tls = Arc::new(TlsSource::self_signed(&["localhost".into()]).unwrap());
+    let gateway = Gateway::start(
+        test_config(),
+        tls,
+        Arc::new(StaticAuthority::new().with_device(DEVICE, TOKEN)),
+        nodes.clone(),
+    )
+    .await
+    .unwrap();
+    let gw = TestGateway {
+        gateway,
+        node: dead_node(),
+        device: DEVICE.into(),
+        token: TOKEN.to_vec(),
+        cache: None,
+        cp: None,
+    };
+    let client = gw.client().await;
+    let echo = echo_server().await;
+    let mut streams = Vec::new();
+    for _ in 0..8 {
+        streams.push(client.open(StreamKind::Tcp, echo, b"").await);
+    }
+    for mut s in streams {
+        assert_eq!(s.accepted().await, Err(ResetCode::NodeUnavailable));
+    }
+    assert_eq!(
+        nodes.calls.load(Ordering::SeqCst),
+        1,
+        "eight opens waiting for a node make one assignment, not one each in turn behind a lock"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_at_its_session_cap_refuses_hello_and_admits_again_once_a_session_ends() {
+    let config = httvps_gateway::GatewayConfig {
+        max_sessions: 2,
+        ..test_config()
+    };
+    let gw = TestGateway::start_static(config).await;
+    let first = gw.client().await;
+    let _second = TestClient::connect(&gw, "dev-2", b"token-2").await;
+    let refused = TestClient::try_connect(&gw, "dev-2", b"token-2")
+        .await
+        .err()
+        .expect("a third session is over the gateway's cap");
+    assert_eq!(refused.code, HelloErrorCode::Internal);
+    assert!(refused.retry_after_ms > 0, "with a retry hint");
+    drop(first);
+    eventually(T, "a session ended and its slot is free", || async {
+        TestClient::try_connect(&gw, "dev-2", b"token-2")
+            .await
+            .is_ok()
+    })
+    .await;
+}
