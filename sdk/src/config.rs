@@ -87,6 +87,9 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// A stream open waits at most this long for STREAM_OPEN_ACK.
     pub open_timeout: Duration,
+    /// After a GOAWAY the draining session keeps carrying the streams it has (new ones go to
+    /// a new session) for at most this long, in case the gateway never ends it.
+    pub drain_timeout: Duration,
     /// Delays between reconnection attempts.
     pub backoff: Backoff,
     /// Protocol limits (windows, frame size) this client advertises.
@@ -122,6 +125,7 @@ impl ClientConfig {
             region: None,
             connect_timeout: Duration::from_secs(15),
             open_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(600),
             backoff: Backoff::default(),
             session: SessionConfig::default(),
             udp_queue: 256,

@@ -6,6 +6,7 @@
 //! with both ends blocked on sending.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,8 @@ const WRITER_QUEUE: usize = 64;
 pub(crate) struct SessionShared {
     notify: Notify,
     dirty: Mutex<Vec<StreamId>>,
+    /// The client asked to end the session (also one it no longer holds a handle to).
+    close_requested: AtomicBool,
 }
 
 impl SessionShared {
@@ -41,6 +44,12 @@ impl SessionShared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(id);
+        self.notify.notify_one();
+    }
+
+    /// Ends the session (its streams are aborted), also once no handle is left.
+    pub(crate) fn request_close(&self) {
+        self.close_requested.store(true, Ordering::Relaxed);
         self.notify.notify_one();
     }
 
@@ -83,6 +92,25 @@ pub(crate) struct SessionHandle {
     pub info: watch::Receiver<SessionInfo>,
     pub ack: Arc<HelloAck>,
     open_timeout: Duration,
+}
+
+/// A session the client no longer opens streams on (it drains): it keeps serving its streams
+/// without a handle, and this still lets [`crate::Client::close`] end it.
+#[derive(Debug, Clone)]
+pub(crate) struct DrainingSession(std::sync::Weak<SessionShared>);
+
+impl DrainingSession {
+    /// Whether the session is still running.
+    pub fn alive(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+
+    /// Ends the session if it still runs.
+    pub fn close(&self) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.request_close();
+        }
+    }
 }
 
 impl std::fmt::Debug for Command {
@@ -130,6 +158,11 @@ impl SessionHandle {
             Opened::Udp(id, slot) => Ok(UdpFlow::new(id, target, slot, self.shared.clone())),
             Opened::Tcp(..) => Err(Error::Closed),
         }
+    }
+
+    /// What is left to reach the session once this handle is dropped.
+    pub fn draining(&self) -> DrainingSession {
+        DrainingSession(Arc::downgrade(&self.shared))
     }
 
     /// Ends the session (streams are aborted).
@@ -220,6 +253,8 @@ pub(crate) async fn establish(
         udp: HashMap::new(),
         opening: HashMap::new(),
         udp_queue: config.udp_queue,
+        drain_timeout: config.drain_timeout,
+        drain_deadline: None,
         heartbeat: if ack.heartbeat_interval_ms == 0 {
             Duration::from_secs(15)
         } else {
@@ -251,6 +286,10 @@ struct Driver {
     /// Opens waiting for STREAM_OPEN_ACK.
     opening: HashMap<StreamId, (oneshot::Sender<Result<Opened, Error>>, Slot)>,
     udp_queue: usize,
+    /// How long the streams of a draining session (GOAWAY received) may run at most.
+    drain_timeout: Duration,
+    /// Set at GOAWAY: the streams still running then are aborted.
+    drain_deadline: Option<Instant>,
     heartbeat: Duration,
     /// A PING is out and its PONG is due by then.
     pong_due: Option<Instant>,
@@ -286,6 +325,9 @@ impl Driver {
                 Some(Instant::now() + (self.heartbeat * 2).max(Duration::from_secs(10)));
         }
         let mut ended: Option<(String, Option<ErrorCode>)> = None;
+        // No handle is left (the client dropped it, e.g. at GOAWAY): the session runs on for
+        // its streams and ends once they have.
+        let mut detached = false;
         loop {
             let now = Instant::now();
             self.apply_handle_work(now);
@@ -312,10 +354,22 @@ impl Driver {
             if self.conn.is_closed() && pending.is_none() {
                 ended.get_or_insert(("the session was closed".into(), None));
             }
+            if !self.conn.is_closed() {
+                if self.shared.close_requested.load(Ordering::Relaxed) {
+                    self.conn.close(ErrorCode::NoError, "client closed");
+                    continue;
+                }
+                if detached && self.tcp.is_empty() && self.udp.is_empty() && self.opening.is_empty()
+                {
+                    self.conn.close(ErrorCode::NoError, "client closed");
+                    continue;
+                }
+            }
             if ended.is_some() {
                 break;
             }
             let pong_deadline = self.pong_due.map(tokio::time::Instant::from_std);
+            let drain_deadline = self.drain_deadline.map(tokio::time::Instant::from_std);
             tokio::select! {
                 msg = incoming.next() => match msg {
                     Some(Ok(Message::Binary(bytes))) => {
@@ -330,9 +384,10 @@ impl Driver {
                     Some(Ok(_)) => {}
                     Some(Err(e)) => ended = Some((format!("connection error: {e}"), None)),
                 },
-                cmd = commands.recv() => match cmd {
+                cmd = commands.recv(), if !detached => match cmd {
                     Some(Command::Open { kind, target, reply }) => self.open(kind, target, reply),
-                    Some(Command::Close) | None => self.conn.close(ErrorCode::NoError, "client closed"),
+                    Some(Command::Close) => self.conn.close(ErrorCode::NoError, "client closed"),
+                    None => detached = true,
                 },
                 _ = self.shared.notify.notified() => {}
                 permit = out_tx.reserve(), if pending.is_some() => {
@@ -347,6 +402,11 @@ impl Driver {
                 }
                 _ = sleep_until(pong_deadline) => {
                     ended = Some(("the gateway stopped answering PINGs".into(), None));
+                }
+                _ = sleep_until(drain_deadline) => {
+                    tracing::warn!(streams = self.tcp.len() + self.udp.len(), "drain timeout: aborting the streams left on the draining session");
+                    self.drain_deadline = None;
+                    self.conn.close(ErrorCode::NoError, "drain timeout");
                 }
             }
             if let Some(code) = self.peer_end_code() {
@@ -546,6 +606,8 @@ impl Driver {
                 Event::GoAway(g) => {
                     tracing::info!(code = %g.code, reason = %g.reason, "the gateway is draining this session");
                     self.info.send_modify(|i| i.draining = true);
+                    self.drain_deadline
+                        .get_or_insert_with(|| Instant::now() + self.drain_timeout);
                 }
                 Event::PeerError(e) => {
                     self.info.send_modify(|i| {

@@ -330,8 +330,14 @@ impl Session {
     fn on_control_event(&mut self, event: ControlEvent) {
         match event {
             ControlEvent::End { code, reason } if reason == "resumed" => {
-                tracing::info!(peer = %self.peer, device = self.device_id.as_deref().unwrap_or("-"), "session resumed on another connection");
                 self.end_reason = Some("resumed");
+                if self.drain.is_some() {
+                    // After our GOAWAY the client resumes on a new connection, as SPEC §9.1
+                    // asks; this one still finishes its streams (until the drain deadline).
+                    tracing::info!(peer = %self.peer, device = self.device_id.as_deref().unwrap_or("-"), "draining session resumed on another connection; its streams finish here");
+                    return;
+                }
+                tracing::info!(peer = %self.peer, device = self.device_id.as_deref().unwrap_or("-"), "session resumed on another connection");
                 self.end(code, "the session was resumed elsewhere");
             }
             ControlEvent::End {
