@@ -117,6 +117,7 @@ async fn route(
         // Draining: new sessions go elsewhere; look like the plain web server meanwhile.
         return shared.decoy.not_found(false);
     }
+    let echo_subprotocol = upgrade::offers_subprotocol(&req);
     let on_upgrade = hyper::upgrade::on(&mut req);
     // tungstenite allocates its read buffer eagerly (128 KiB by default): per idle session that
     // was most of the gateway's memory (examples/sessions_bench.rs). 16 KiB still takes a
@@ -140,5 +141,5 @@ async fn route(
             Err(e) => tracing::debug!(%peer, error = %e, "upgrade failed"),
         }
     });
-    upgrade::switching_protocols(&accept, shared.decoy.server_header())
+    upgrade::switching_protocols(&accept, shared.decoy.server_header(), echo_subprotocol)
 }

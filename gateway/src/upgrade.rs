@@ -23,7 +23,7 @@ pub enum NotUpgrade {
     Version,
     /// `Sec-WebSocket-Key` missing or not base64 of 16 bytes.
     Key,
-    /// `Sec-WebSocket-Protocol` does not list `httvps.v1`.
+    /// `Sec-WebSocket-Protocol` is present and does not list `httvps.v1`.
     Subprotocol,
 }
 
@@ -64,15 +64,21 @@ pub fn check<B>(req: &Request<B>, secret_path: &str) -> Result<String, NotUpgrad
     if !is_valid_key(key) {
         return Err(NotUpgrade::Key);
     }
-    if !has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL) {
+    // A client whose link carries no subprotocol token offers none (SPEC §2.2).
+    if offers_subprotocol(req) && !has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL) {
         return Err(NotUpgrade::Subprotocol);
     }
     Ok(derive_accept_key(key))
 }
 
+/// Whether the request carries `Sec-WebSocket-Protocol` at all.
+pub fn offers_subprotocol<B>(req: &Request<B>) -> bool {
+    req.headers().contains_key(header::SEC_WEBSOCKET_PROTOCOL)
+}
+
 /// The 101 response completing the handshake, without extensions (permessage-deflate stays
-/// off, SPEC §2.2).
-pub fn switching_protocols(accept: &str, server: &str) -> Response<Body> {
+/// off, SPEC §2.2); it echoes the subprotocol only to a client that offered it.
+pub fn switching_protocols(accept: &str, server: &str, echo_subprotocol: bool) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
@@ -90,10 +96,12 @@ pub fn switching_protocols(accept: &str, server: &str) -> Response<Body> {
     if let Ok(v) = header::HeaderValue::from_str(accept) {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
-    headers.insert(
-        header::SEC_WEBSOCKET_PROTOCOL,
-        header::HeaderValue::from_static(SUBPROTOCOL),
-    );
+    if echo_subprotocol {
+        headers.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            header::HeaderValue::from_static(SUBPROTOCOL),
+        );
+    }
     response
 }
 
@@ -149,10 +157,13 @@ mod tests {
             check(&request("/other", Some("httvps.v1")), "/httvps"),
             Err(NotUpgrade::Path)
         );
-        assert_eq!(
-            check(&request("/httvps", None), "/httvps"),
-            Err(NotUpgrade::Subprotocol)
-        );
+        // No subprotocol offered: accepted, and none is echoed.
+        assert!(check(&request("/httvps", None), "/httvps").is_ok());
+        assert!(!offers_subprotocol(&request("/httvps", None)));
+        let response = switching_protocols("x", "nginx", false);
+        assert!(!response
+            .headers()
+            .contains_key(header::SEC_WEBSOCKET_PROTOCOL));
         assert_eq!(
             check(&request("/httvps", Some("httvps.v2")), "/httvps"),
             Err(NotUpgrade::Subprotocol)

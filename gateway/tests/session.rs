@@ -46,7 +46,6 @@ async fn anything_but_a_valid_upgrade_gets_the_plain_404() {
     assert!(plain.contains("server: nginx"), "{plain}");
     for request in [
         upgrade_request("/wrong", Some("httvps.v1")),
-        upgrade_request(PATH, None),
         upgrade_request(PATH, Some("chat")),
         upgrade_request(&format!("{PATH}?q=1"), Some("httvps.v1")),
         format!("GET {PATH} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
@@ -124,19 +123,68 @@ async fn failed_hellos_are_rate_limited_per_device() {
 }
 
 #[tokio::test]
-async fn hello_timeout_ends_with_handshake_timeout() {
+async fn hello_timeout_closes_silently_after_a_random_delay() {
     let config = GatewayConfig {
         handshake_timeout: Duration::from_millis(300),
+        unauthenticated_close_delay: Duration::from_secs(2),
         ..test_config()
     };
     let gw = TestGateway::start(config).await;
+    let started = std::time::Instant::now();
     let mut ws = ws_connect(&gw).await;
     let ending = read_until_close(&mut ws, T).await;
-    assert_eq!(
-        ending.error().map(|e| e.code),
-        Some(ErrorCode::HandshakeTimeout)
+    let took = started.elapsed();
+    // SPEC §4.1: no ERROR (no text) before a valid HELLO; a plain close after the timeout
+    // plus 10-100 % of the configured delay.
+    assert!(ending.frames.is_empty(), "{:?}", ending.frames);
+    assert_eq!(ending.close_code, Some(1000));
+    assert_eq!(ending.close_reason.as_deref(), Some(""));
+    assert!(
+        took >= Duration::from_millis(300 + 200),
+        "closed after {took:?}"
     );
-    assert_eq!(ending.close_code, Some(1001));
+    assert!(
+        took < Duration::from_millis(300 + 2000 + 1500),
+        "closed after {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unauthenticated_peer_gets_codes_but_no_text() {
+    let config = GatewayConfig {
+        unauthenticated_close_delay: Duration::from_secs(2),
+        ..test_config()
+    };
+    let gw = TestGateway::start(config).await;
+    // A wrong token: HELLO_ERROR auth_failed, without its message, and a late close.
+    let mut ws = ws_connect(&gw).await;
+    let started = std::time::Instant::now();
+    ws.send(Message::Binary(hello_bytes(&gw.device, b"wrong-token")))
+        .await
+        .unwrap();
+    let ending = read_until_close(&mut ws, T).await;
+    let refusal = ending.hello_error().expect("a HELLO_ERROR");
+    assert_eq!(refusal.code, HelloErrorCode::AuthFailed);
+    assert_eq!(refusal.message, "", "no text for an unauthenticated peer");
+    assert_eq!(ending.close_code, Some(1008));
+    assert_eq!(ending.close_reason.as_deref(), Some(""));
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    // An unsupported version list: the code, no "supported versions" text.
+    let mut ws = ws_connect(&gw).await;
+    let mut hello = hello_bytes(&gw.device, &gw.token).to_vec();
+    hello[8] = 0x63; // versions [0x0063]
+    ws.send(Message::Binary(hello.into())).await.unwrap();
+    let ending = read_until_close(&mut ws, T).await;
+    let refusal = ending.hello_error().expect("a HELLO_ERROR");
+    assert_eq!(refusal.code, HelloErrorCode::UnsupportedVersion);
+    assert_eq!(refusal.message, "");
+    // A text message before HELLO: nothing at all, a plain close.
+    let mut ws = ws_connect(&gw).await;
+    ws.send(Message::Text("hello".into())).await.unwrap();
+    let ending = read_until_close(&mut ws, T).await;
+    assert!(ending.frames.is_empty(), "{:?}", ending.frames);
+    assert_eq!(ending.close_code, Some(1000));
+    assert_eq!(ending.close_reason.as_deref(), Some(""));
 }
 
 #[tokio::test]
@@ -174,13 +222,20 @@ async fn expect_error(
         }
     }
     let ending = read_until_close(&mut ws, T).await;
-    assert_eq!(
-        ending.error().map(|e| e.code),
-        Some(code),
-        "frames: {:?}",
-        ending.frames
-    );
-    assert_eq!(ending.close_code, Some(close));
+    if hello_first {
+        assert_eq!(
+            ending.error().map(|e| e.code),
+            Some(code),
+            "frames: {:?}",
+            ending.frames
+        );
+        assert_eq!(ending.close_code, Some(close));
+    } else {
+        // Before a valid HELLO: no ERROR, no text, a plain close (SPEC §4.1).
+        assert!(ending.frames.is_empty(), "frames: {:?}", ending.frames);
+        assert_eq!(ending.close_code, Some(1000));
+    }
+    assert_eq!(ending.close_reason.as_deref(), Some(""));
     let mut s = healthy.open(StreamKind::Tcp, echo, b"still here").await;
     s.accepted().await.unwrap();
     s.finish();

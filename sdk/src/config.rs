@@ -31,6 +31,9 @@ pub struct GatewayEndpoint {
     pub server_name: Option<String>,
     /// How its certificate is checked.
     pub trust: Trust,
+    /// The deployment's WebSocket subprotocol token (the link's `proto`): offered, and the
+    /// gateway must echo it. `None`: no `Sec-WebSocket-Protocol` at all, and none accepted.
+    pub subprotocol: Option<String>,
 }
 
 impl GatewayEndpoint {
@@ -141,6 +144,7 @@ impl ClientConfig {
             path: link.path.clone(),
             server_name: link.sni.clone(),
             trust: link.fingerprint.map_or(Trust::WebPki, Trust::Pinned),
+            subprotocol: link.subprotocol.clone(),
         };
         Ok(ClientConfig::new(gateway, link.device_id, link.token))
     }

@@ -316,8 +316,9 @@ impl Driver {
             let _ = sink.close().await;
         });
         let mut pending: Option<Bytes> = None;
-        let mut ping_timer = tokio::time::interval(self.heartbeat);
-        ping_timer.tick().await;
+        // Jittered (× uniform[0.7, 1.0]): PINGs at least every heartbeat, never at an exact
+        // period an observer could match.
+        let mut next_ping = tokio::time::Instant::now() + jittered(self.heartbeat);
         // A first RTT sample right away lets the receive windows grow toward the
         // bandwidth-delay product from the start instead of after the first heartbeat.
         if self.conn.ping(Instant::now()).is_ok() {
@@ -395,7 +396,8 @@ impl Driver {
                         permit.send(Message::Binary(frame));
                     }
                 }
-                _ = ping_timer.tick() => {
+                _ = tokio::time::sleep_until(next_ping) => {
+                    next_ping = tokio::time::Instant::now() + jittered(self.heartbeat);
                     if self.pong_due.is_none() && self.conn.ping(Instant::now()).is_ok() {
                         self.pong_due = Some(Instant::now() + (self.heartbeat * 2).max(Duration::from_secs(10)));
                     }
@@ -636,6 +638,11 @@ impl Driver {
             slot.fail(StreamFailure::SessionEnded(why.to_owned()));
         }
     }
+}
+
+/// `interval` × uniform[0.7, 1.0].
+fn jittered(interval: Duration) -> Duration {
+    interval.mul_f64(0.7 + 0.3 * rand::random::<f64>())
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -93,6 +93,7 @@ impl Harness {
             path: PATH.into(),
             server_name: Some("localhost".into()),
             trust: Trust::Pinned(fp),
+            subprotocol: None,
         };
         let mut c = ClientConfig::new(gw, DEVICE, TOKEN);
         c.backoff.initial = Duration::from_millis(50);
