@@ -408,3 +408,118 @@ async fn max_lifetime_sends_goaway_max_lifetime() {
         other => panic!("expected ERROR no_error, got {other:?}"),
     }
 }
+
+/// Reads WebSocket messages until `n` HTTVPS frames arrived (or the connection ended).
+async fn read_frames(ws: &mut Ws, n: usize) -> Vec<Frame> {
+    use futures_util::StreamExt;
+    let mut frames = Vec::new();
+    let _ = tokio::time::timeout(T, async {
+        while frames.len() < n {
+            match ws.next().await {
+                Some(Ok(Message::Binary(b))) => frames.push(Frame::decode(b, 1 << 24).unwrap()),
+                Some(Ok(_)) => {}
+                _ => return,
+            }
+        }
+    })
+    .await;
+    frames
+}
+
+#[tokio::test]
+async fn a_peers_no_error_error_gets_close_code_1000() {
+    let gw = TestGateway::start(test_config()).await;
+    let mut ws = ws_connect(&gw).await;
+    ws.send(Message::Binary(gw.hello())).await.unwrap();
+    assert!(matches!(
+        read_frames(&mut ws, 1).await[..],
+        [Frame::HelloAck(_)]
+    ));
+    let bye = Frame::Error(httvps_proto::frame::ErrorFrame::new(
+        ErrorCode::NoError,
+        "bye",
+    ));
+    ws.send(Message::Binary(bye.to_bytes())).await.unwrap();
+    let ending = read_until_close(&mut ws, T).await;
+    // SPEC §2.6: the session ended with `no_error`, and the receiver of ERROR answers no ERROR.
+    assert!(ending.error().is_none(), "{:?}", ending.frames);
+    assert_eq!(ending.close_code, Some(1000));
+    assert_eq!(ending.close_reason.as_deref(), Some(""));
+}
+
+#[tokio::test]
+async fn frames_right_behind_hello_are_handled_after_the_hello_ack() {
+    let gw = TestGateway::start(test_config()).await;
+    let mut ws = ws_connect(&gw).await;
+    let ping = Frame::Ping(httvps_proto::frame::PingPayload(*b"12345678"));
+    // SPEC §4.1 item 1: a client must not do this; the reference server reads the next message
+    // only once it has answered HELLO, so the PING is handled as if sent after HELLO_ACK.
+    ws.feed(Message::Binary(gw.hello())).await.unwrap();
+    ws.feed(Message::Binary(ping.to_bytes())).await.unwrap();
+    ws.flush().await.unwrap();
+    let frames = read_frames(&mut ws, 2).await;
+    assert!(matches!(frames[0], Frame::HelloAck(_)), "{frames:?}");
+    assert_eq!(
+        frames[1],
+        Frame::Pong(httvps_proto::frame::PingPayload(*b"12345678"))
+    );
+}
+
+/// A raw WebSocket frame from the client: `first` is FIN/RSV/opcode, masked unless `unmasked`.
+fn raw_ws_frame(first: u8, payload: &[u8], unmasked: bool) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mask = [0x11, 0x22, 0x33, 0x44];
+    let mut out = vec![first];
+    if unmasked {
+        out.push(payload.len() as u8);
+        out.extend_from_slice(payload);
+    } else {
+        out.push(0x80 | payload.len() as u8);
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    }
+    out
+}
+
+#[tokio::test]
+async fn websocket_level_errors_end_the_session_with_protocol_error() {
+    use tokio::io::AsyncWriteExt;
+    let gw = TestGateway::start(test_config()).await;
+    let ping = Frame::Ping(httvps_proto::frame::PingPayload(*b"abcdefgh")).to_bytes();
+    let cases = [
+        ("unmasked frame", raw_ws_frame(0x82, &ping, true)),
+        (
+            "RSV1 bit without an extension",
+            raw_ws_frame(0xC2, &ping, false),
+        ),
+        ("reserved opcode 0x3", raw_ws_frame(0x83, &ping, false)),
+    ];
+    for (what, bytes) in &cases {
+        // After the handshake: ERROR protocol_error, then close 1002 (SPEC §2.4).
+        let mut ws = ws_connect(&gw).await;
+        ws.send(Message::Binary(gw.hello())).await.unwrap();
+        assert!(matches!(
+            read_frames(&mut ws, 1).await[..],
+            [Frame::HelloAck(_)]
+        ));
+        ws.get_mut().write_all(bytes).await.unwrap();
+        ws.get_mut().flush().await.unwrap();
+        let ending = read_until_close(&mut ws, T).await;
+        assert_eq!(
+            ending.error().map(|e| e.code),
+            Some(ErrorCode::ProtocolError),
+            "{what}: {:?}",
+            ending.frames
+        );
+        assert_eq!(ending.close_code, Some(1002), "{what}");
+        assert_eq!(ending.close_reason.as_deref(), Some(""), "{what}");
+        // Before HELLO: nothing, a plain close (SPEC §4.1 item 8).
+        let mut ws = ws_connect(&gw).await;
+        ws.get_mut().write_all(bytes).await.unwrap();
+        ws.get_mut().flush().await.unwrap();
+        let ending = read_until_close(&mut ws, T).await;
+        assert!(ending.frames.is_empty(), "{what}: {:?}", ending.frames);
+        assert_eq!(ending.close_code, Some(1000), "{what}");
+        assert_eq!(ending.close_reason.as_deref(), Some(""), "{what}");
+    }
+}

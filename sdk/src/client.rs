@@ -113,7 +113,9 @@ impl Client {
         self.inner.status.subscribe()
     }
 
-    /// Opens a TCP stream to `target`; returns once the gateway connected it.
+    /// Opens a TCP stream to `target`; returns once the gateway accepted it (STREAM_OPEN_ACK,
+    /// SPEC §5.3). A target that then refuses or cannot be reached shows up on the stream as
+    /// a reset or an end without data.
     pub async fn open_tcp(&self, target: TargetAddr) -> Result<TcpStream, Error> {
         let session = self.session().await?;
         match session.open_tcp(target.clone()).await {

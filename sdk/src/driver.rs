@@ -17,6 +17,7 @@ use httvps_proto::{
     ClientHello, Connection, ErrorCode, Event, ResetCode, Role, StreamId, StreamKind, TargetAddr,
 };
 use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::config::{ClientConfig, GatewayEndpoint};
@@ -255,6 +256,7 @@ pub(crate) async fn establish(
         udp_queue: config.udp_queue,
         drain_timeout: config.drain_timeout,
         drain_deadline: None,
+        local_close: None,
         heartbeat: if ack.heartbeat_interval_ms == 0 {
             Duration::from_secs(15)
         } else {
@@ -290,6 +292,8 @@ struct Driver {
     drain_timeout: Duration,
     /// Set at GOAWAY: the streams still running then are aborted.
     drain_deadline: Option<Instant>,
+    /// The code of the ERROR this side ended the session with.
+    local_close: Option<ErrorCode>,
     heartbeat: Duration,
     /// A PING is out and its PONG is due by then.
     pong_due: Option<Instant>,
@@ -357,12 +361,12 @@ impl Driver {
             }
             if !self.conn.is_closed() {
                 if self.shared.close_requested.load(Ordering::Relaxed) {
-                    self.conn.close(ErrorCode::NoError, "client closed");
+                    self.close(ErrorCode::NoError, "client closed");
                     continue;
                 }
                 if detached && self.tcp.is_empty() && self.udp.is_empty() && self.opening.is_empty()
                 {
-                    self.conn.close(ErrorCode::NoError, "client closed");
+                    self.close(ErrorCode::NoError, "client closed");
                     continue;
                 }
             }
@@ -375,10 +379,12 @@ impl Driver {
                 msg = incoming.next() => match msg {
                     Some(Ok(Message::Binary(bytes))) => {
                         if let Err(e) = self.conn.handle_message(bytes, Instant::now()) {
+                            // The connection sent ERROR with this code itself.
+                            self.local_close.get_or_insert(e.code());
                             tracing::warn!(error = %e, "protocol violation by the gateway");
                         }
                     }
-                    Some(Ok(Message::Text(_))) => self.conn.close(ErrorCode::ProtocolError, "text message"),
+                    Some(Ok(Message::Text(_))) => self.close(ErrorCode::ProtocolError, "text message"),
                     Some(Ok(Message::Close(_))) | None => {
                         ended = Some(("the gateway closed the connection".into(), None));
                     }
@@ -387,7 +393,7 @@ impl Driver {
                 },
                 cmd = commands.recv(), if !detached => match cmd {
                     Some(Command::Open { kind, target, reply }) => self.open(kind, target, reply),
-                    Some(Command::Close) => self.conn.close(ErrorCode::NoError, "client closed"),
+                    Some(Command::Close) => self.close(ErrorCode::NoError, "client closed"),
                     None => detached = true,
                 },
                 _ = self.shared.notify.notified() => {}
@@ -408,7 +414,7 @@ impl Driver {
                 _ = sleep_until(drain_deadline) => {
                     tracing::warn!(streams = self.tcp.len() + self.udp.len(), "drain timeout: aborting the streams left on the draining session");
                     self.drain_deadline = None;
-                    self.conn.close(ErrorCode::NoError, "drain timeout");
+                    self.close(ErrorCode::NoError, "drain timeout");
                 }
             }
             if let Some(code) = self.peer_end_code() {
@@ -416,6 +422,15 @@ impl Driver {
             }
         }
         let (why, code) = ended.unwrap_or_else(|| ("ended".into(), None));
+        // SPEC §2.6: the Close carries the code of the ERROR that ended the session, ours or
+        // the gateway's (echoed). Without an ERROR (connection lost) there is nothing to send.
+        if let Some(close_with) = code.or(self.peer_end_code()).or(self.local_close) {
+            let close = CloseFrame {
+                code: close_with.websocket_close_code().into(),
+                reason: "".into(),
+            };
+            let _ = out_tx.try_send(Message::Close(Some(close)));
+        }
         self.fail_all(&why);
         self.info.send_modify(|i| {
             i.ended = Some(why.clone());
@@ -424,6 +439,14 @@ impl Driver {
         drop(out_tx);
         let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
         tracing::debug!(reason = %why, "session ended");
+    }
+
+    /// Ends the session with ERROR `code` and remembers the code for the Close.
+    fn close(&mut self, code: ErrorCode, message: &str) {
+        if !self.conn.is_closed() {
+            self.local_close.get_or_insert(code);
+        }
+        self.conn.close(code, message);
     }
 
     fn peer_end_code(&self) -> Option<ErrorCode> {

@@ -499,6 +499,8 @@ impl Session {
             }
             Event::PeerError(error) => {
                 self.client_goodbye = true;
+                // The session ended with the peer's code: the close says the same (SPEC §2.6).
+                self.close_code = Some(close::for_error(error.code));
                 tracing::debug!(peer = %self.peer, code = %error.code, message = %error.message, "client ended the session");
             }
             Event::GoAway(_) => tracing::debug!(peer = %self.peer, "client is draining"),
@@ -811,7 +813,8 @@ impl Session {
         // Whatever is still queued is dropped with the session.
         self.written_down = self.conn.stats().data_bytes_sent;
         self.update_stats();
-        let mut code = self.close_code.unwrap_or(if self.conn.is_established() {
+        // `is_established` is false once the connection is closed: ask whether HELLO_ACK went out.
+        let mut code = self.close_code.unwrap_or(if self.established_at.is_some() {
             close::NORMAL
         } else {
             // A HELLO_ERROR the connection queued itself (unsupported version).
