@@ -77,9 +77,13 @@ fn random_hex() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// Builds the `httvps-gateway` binary (another package of the workspace, so Cargo gives this
-/// test no path to it) next to this test's own target directory and returns its path.
+/// The `httvps-gateway` binary: `HTTVPS_GATEWAY_BIN` if set, else built (it is another package
+/// of the workspace, so Cargo gives this test no path to it) next to this test's own target
+/// directory.
 fn gateway_binary() -> PathBuf {
+    if let Some(binary) = std::env::var_os("HTTVPS_GATEWAY_BIN") {
+        return PathBuf::from(binary);
+    }
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/drain-<hash>
     let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
