@@ -55,6 +55,11 @@ pub struct ServeConfig {
     #[arg(long, env = "HTTVPS_CP_GATEWAY_SNI")]
     pub gateway_sni: Option<String>,
 
+    /// The gateways' per-deployment WebSocket subprotocol token, put in links (`proto=`) so
+    /// clients offer it; unset when the gateways require none.
+    #[arg(long, env = "HTTVPS_CP_GATEWAY_SUBPROTOCOL")]
+    pub gateway_subprotocol: Option<String>,
+
     /// How long gateways may cache an allow decision, in seconds.
     #[arg(long, env = "HTTVPS_CP_ENTITLEMENT_TTL_SECS", default_value_t = 60)]
     pub entitlement_ttl_secs: u64,

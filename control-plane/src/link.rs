@@ -22,6 +22,11 @@ pub enum LinkError {
     /// `HTTVPS_CP_GATEWAY_SNI` is not a host name.
     #[error("gateway SNI {0:?} is not a valid host name")]
     Sni(String),
+    /// `HTTVPS_CP_GATEWAY_SUBPROTOCOL` is not a WebSocket subprotocol token.
+    #[error(
+        "gateway subprotocol {0:?} is not a token of 1 to 64 letters, digits or !#$%&'*+-.^_`|~"
+    )]
+    Subprotocol(String),
     /// The text does not fit in a QR code.
     #[error("cannot make a QR code: {0}")]
     Qr(String),
@@ -165,6 +170,16 @@ pub fn device_link(
         }
         None => None,
     };
+    let subprotocol = match config
+        .gateway_subprotocol
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(token) if httvps_proto::link::is_subprotocol_token(token) => Some(token.to_owned()),
+        Some(token) => return Err(LinkError::Subprotocol(token.to_owned())),
+        None => None,
+    };
     let name = name.trim();
     Ok(ConnectionLink {
         device_id: device_id.to_string(),
@@ -174,6 +189,7 @@ pub fn device_link(
         path: gateway.path,
         fingerprint,
         sni,
+        subprotocol,
         name: (!name.is_empty()).then(|| name.to_owned()),
     })
 }
@@ -271,5 +287,12 @@ mod tests {
         c.gateway_cert_sha256 = None;
         c.gateway_sni = Some("10.0.0.1".into());
         assert!(matches!(check_config(&c), Err(LinkError::Sni(_))));
+        c.gateway_sni = None;
+        c.gateway_subprotocol = Some("k7Qz-9".into());
+        let link = device_link(&c, id, "tok", "x").unwrap();
+        assert_eq!(link.subprotocol.as_deref(), Some("k7Qz-9"));
+        assert!(link.to_string().contains("proto=k7Qz-9"));
+        c.gateway_subprotocol = Some("a b".into());
+        assert!(matches!(check_config(&c), Err(LinkError::Subprotocol(_))));
     }
 }

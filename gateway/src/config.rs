@@ -307,6 +307,11 @@ pub struct GatewayConfig {
     #[arg(long, env = "HTTVPS_GATEWAY_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub handshake_timeout: Duration,
 
+    /// A connection that fails before a valid HELLO (timeout, bad input, refused credentials)
+    /// gets no error text and is closed after a random delay between a tenth of this and this.
+    #[arg(long, env = "HTTVPS_GATEWAY_UNAUTHENTICATED_CLOSE_DELAY", default_value = "10s", value_parser = parse_duration)]
+    pub unauthenticated_close_delay: Duration,
+
     /// Idle time (no frame received) after which a session is closed; advertised in HELLO_ACK.
     #[arg(long, env = "HTTVPS_GATEWAY_IDLE_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
@@ -673,6 +678,11 @@ impl GatewayConfig {
                 "--max-connections, --max-connections-per-ip and --fallback-max-connections \
                  must be at least 1"
                     .into(),
+            ));
+        }
+        if self.unauthenticated_close_delay > Duration::from_secs(60) {
+            return Err(GatewayError::Config(
+                "--unauthenticated-close-delay must be at most 60 s (each waiting connection holds a socket)".into(),
             ));
         }
         if self.ws_ping_interval.is_zero() || self.ws_ping_interval > Duration::from_secs(30) {

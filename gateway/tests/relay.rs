@@ -402,3 +402,43 @@ async fn pending_opens_beyond_the_limit_get_stream_limit() {
     let mut c = client.open(StreamKind::Tcp, echo, b"").await;
     assert_eq!(c.accepted().await, Err(ResetCode::StreamLimit));
 }
+
+#[tokio::test]
+async fn an_empty_datagram_is_no_error_and_the_flow_goes_on() {
+    let gw = TestGateway::start(test_config()).await;
+    let responder = udp_responder().await;
+    let client = gw.client().await;
+    let mut stream = client.open(StreamKind::Udp, responder, b"").await;
+    stream.accepted().await.unwrap();
+    // SPEC §7: a DATAGRAM without data is a valid zero-length UDP datagram, not an error. The
+    // gateway hands it to the node like any other; on this path (gateway -> Shadowsocks node) it
+    // does not reach the target, which UDP allows, and the stream and session carry on.
+    stream.datagram(None, b"");
+    stream.datagram(None, b"after");
+    match stream.next(T).await {
+        Some(StreamEv::Datagram(None, data)) => assert_eq!(&data[..], b"re:after"),
+        other => panic!("expected the reply to the next datagram, got {other:?}"),
+    }
+    client.ping();
+}
+
+#[tokio::test]
+async fn stream_open_ack_means_accepted_and_a_refused_target_ends_the_stream_afterwards() {
+    let gw = TestGateway::start(test_config()).await;
+    // A port nobody listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let client = gw.client().await;
+    let mut stream = client
+        .open(StreamKind::Tcp, closed, b"GET / HTTP/1.0\r\n\r\n")
+        .await;
+    // SPEC §3.9: the ACK says the stream was accepted (policy passed, a path through a node is
+    // open), not that the target connected: the node learns of the refusal only afterwards.
+    stream.accepted().await.unwrap();
+    match stream.next(T).await {
+        Some(StreamEv::Fin) | Some(StreamEv::Reset(_)) => {}
+        other => panic!("expected the stream to end without data, got {other:?}"),
+    }
+}

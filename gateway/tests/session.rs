@@ -46,7 +46,6 @@ async fn without_a_fallback_anything_but_a_valid_upgrade_gets_the_built_in_404()
     assert!(plain.contains("\r\nServer: nginx\r\n"), "{plain}");
     for request in [
         upgrade_request("/wrong", Some("httvps.v1")),
-        upgrade_request(PATH, None),
         upgrade_request(PATH, Some("chat")),
         upgrade_request(&format!("{PATH}?q=1"), Some("httvps.v1")),
         format!("GET {PATH} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
@@ -88,19 +87,68 @@ async fn failed_hellos_are_rate_limited_per_device() {
 }
 
 #[tokio::test]
-async fn hello_timeout_ends_with_handshake_timeout() {
+async fn hello_timeout_closes_silently_after_a_random_delay() {
     let config = GatewayConfig {
         handshake_timeout: Duration::from_millis(300),
+        unauthenticated_close_delay: Duration::from_secs(2),
         ..test_config()
     };
     let gw = TestGateway::start(config).await;
+    let started = std::time::Instant::now();
     let mut ws = ws_connect(&gw).await;
     let ending = read_until_close(&mut ws, T).await;
-    assert_eq!(
-        ending.error().map(|e| e.code),
-        Some(ErrorCode::HandshakeTimeout)
+    let took = started.elapsed();
+    // SPEC §4.1: no ERROR (no text) before a valid HELLO; a plain close after the timeout
+    // plus 10-100 % of the configured delay.
+    assert!(ending.frames.is_empty(), "{:?}", ending.frames);
+    assert_eq!(ending.close_code, Some(1000));
+    assert_eq!(ending.close_reason.as_deref(), Some(""));
+    assert!(
+        took >= Duration::from_millis(300 + 200),
+        "closed after {took:?}"
     );
-    assert_eq!(ending.close_code, Some(1001));
+    assert!(
+        took < Duration::from_millis(300 + 2000 + 1500),
+        "closed after {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unauthenticated_peer_gets_codes_but_no_text() {
+    let config = GatewayConfig {
+        unauthenticated_close_delay: Duration::from_secs(2),
+        ..test_config()
+    };
+    let gw = TestGateway::start(config).await;
+    // A wrong token: HELLO_ERROR auth_failed, without its message, and a late close.
+    let mut ws = ws_connect(&gw).await;
+    let started = std::time::Instant::now();
+    ws.send(Message::Binary(hello_bytes(&gw.device, b"wrong-token")))
+        .await
+        .unwrap();
+    let ending = read_until_close(&mut ws, T).await;
+    let refusal = ending.hello_error().expect("a HELLO_ERROR");
+    assert_eq!(refusal.code, HelloErrorCode::AuthFailed);
+    assert_eq!(refusal.message, "", "no text for an unauthenticated peer");
+    assert_eq!(ending.close_code, Some(1008));
+    assert_eq!(ending.close_reason.as_deref(), Some(""));
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    // An unsupported version list: the code, no "supported versions" text.
+    let mut ws = ws_connect(&gw).await;
+    let mut hello = hello_bytes(&gw.device, &gw.token).to_vec();
+    hello[8] = 0x63; // versions [0x0063]
+    ws.send(Message::Binary(hello.into())).await.unwrap();
+    let ending = read_until_close(&mut ws, T).await;
+    let refusal = ending.hello_error().expect("a HELLO_ERROR");
+    assert_eq!(refusal.code, HelloErrorCode::UnsupportedVersion);
+    assert_eq!(refusal.message, "");
+    // A text message before HELLO: nothing at all, a plain close.
+    let mut ws = ws_connect(&gw).await;
+    ws.send(Message::Text("hello".into())).await.unwrap();
+    let ending = read_until_close(&mut ws, T).await;
+    assert!(ending.frames.is_empty(), "{:?}", ending.frames);
+    assert_eq!(ending.close_code, Some(1000));
+    assert_eq!(ending.close_reason.as_deref(), Some(""));
 }
 
 #[tokio::test]
@@ -138,13 +186,20 @@ async fn expect_error(
         }
     }
     let ending = read_until_close(&mut ws, T).await;
-    assert_eq!(
-        ending.error().map(|e| e.code),
-        Some(code),
-        "frames: {:?}",
-        ending.frames
-    );
-    assert_eq!(ending.close_code, Some(close));
+    if hello_first {
+        assert_eq!(
+            ending.error().map(|e| e.code),
+            Some(code),
+            "frames: {:?}",
+            ending.frames
+        );
+        assert_eq!(ending.close_code, Some(close));
+    } else {
+        // Before a valid HELLO: no ERROR, no text, a plain close (SPEC §4.1).
+        assert!(ending.frames.is_empty(), "frames: {:?}", ending.frames);
+        assert_eq!(ending.close_code, Some(1000));
+    }
+    assert_eq!(ending.close_reason.as_deref(), Some(""));
     let mut s = healthy.open(StreamKind::Tcp, echo, b"still here").await;
     s.accepted().await.unwrap();
     s.finish();
@@ -315,5 +370,120 @@ async fn max_lifetime_sends_goaway_max_lifetime() {
     match client.session_event(T).await {
         Some(Event::PeerError(e)) => assert_eq!(e.code, ErrorCode::NoError),
         other => panic!("expected ERROR no_error, got {other:?}"),
+    }
+}
+
+/// Reads WebSocket messages until `n` HTTVPS frames arrived (or the connection ended).
+async fn read_frames(ws: &mut Ws, n: usize) -> Vec<Frame> {
+    use futures_util::StreamExt;
+    let mut frames = Vec::new();
+    let _ = tokio::time::timeout(T, async {
+        while frames.len() < n {
+            match ws.next().await {
+                Some(Ok(Message::Binary(b))) => frames.push(Frame::decode(b, 1 << 24).unwrap()),
+                Some(Ok(_)) => {}
+                _ => return,
+            }
+        }
+    })
+    .await;
+    frames
+}
+
+#[tokio::test]
+async fn a_peers_no_error_error_gets_close_code_1000() {
+    let gw = TestGateway::start(test_config()).await;
+    let mut ws = ws_connect(&gw).await;
+    ws.send(Message::Binary(gw.hello())).await.unwrap();
+    assert!(matches!(
+        read_frames(&mut ws, 1).await[..],
+        [Frame::HelloAck(_)]
+    ));
+    let bye = Frame::Error(httvps_proto::frame::ErrorFrame::new(
+        ErrorCode::NoError,
+        "bye",
+    ));
+    ws.send(Message::Binary(bye.to_bytes())).await.unwrap();
+    let ending = read_until_close(&mut ws, T).await;
+    // SPEC §2.6: the session ended with `no_error`, and the receiver of ERROR answers no ERROR.
+    assert!(ending.error().is_none(), "{:?}", ending.frames);
+    assert_eq!(ending.close_code, Some(1000));
+    assert_eq!(ending.close_reason.as_deref(), Some(""));
+}
+
+#[tokio::test]
+async fn frames_right_behind_hello_are_handled_after_the_hello_ack() {
+    let gw = TestGateway::start(test_config()).await;
+    let mut ws = ws_connect(&gw).await;
+    let ping = Frame::Ping(httvps_proto::frame::PingPayload(*b"12345678"));
+    // SPEC §4.1 item 1: a client must not do this; the reference server reads the next message
+    // only once it has answered HELLO, so the PING is handled as if sent after HELLO_ACK.
+    ws.feed(Message::Binary(gw.hello())).await.unwrap();
+    ws.feed(Message::Binary(ping.to_bytes())).await.unwrap();
+    ws.flush().await.unwrap();
+    let frames = read_frames(&mut ws, 2).await;
+    assert!(matches!(frames[0], Frame::HelloAck(_)), "{frames:?}");
+    assert_eq!(
+        frames[1],
+        Frame::Pong(httvps_proto::frame::PingPayload(*b"12345678"))
+    );
+}
+
+/// A raw WebSocket frame from the client: `first` is FIN/RSV/opcode, masked unless `unmasked`.
+fn raw_ws_frame(first: u8, payload: &[u8], unmasked: bool) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mask = [0x11, 0x22, 0x33, 0x44];
+    let mut out = vec![first];
+    if unmasked {
+        out.push(payload.len() as u8);
+        out.extend_from_slice(payload);
+    } else {
+        out.push(0x80 | payload.len() as u8);
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    }
+    out
+}
+
+#[tokio::test]
+async fn websocket_level_errors_end_the_session_with_protocol_error() {
+    use tokio::io::AsyncWriteExt;
+    let gw = TestGateway::start(test_config()).await;
+    let ping = Frame::Ping(httvps_proto::frame::PingPayload(*b"abcdefgh")).to_bytes();
+    let cases = [
+        ("unmasked frame", raw_ws_frame(0x82, &ping, true)),
+        (
+            "RSV1 bit without an extension",
+            raw_ws_frame(0xC2, &ping, false),
+        ),
+        ("reserved opcode 0x3", raw_ws_frame(0x83, &ping, false)),
+    ];
+    for (what, bytes) in &cases {
+        // After the handshake: ERROR protocol_error, then close 1002 (SPEC §2.4).
+        let mut ws = ws_connect(&gw).await;
+        ws.send(Message::Binary(gw.hello())).await.unwrap();
+        assert!(matches!(
+            read_frames(&mut ws, 1).await[..],
+            [Frame::HelloAck(_)]
+        ));
+        ws.get_mut().write_all(bytes).await.unwrap();
+        ws.get_mut().flush().await.unwrap();
+        let ending = read_until_close(&mut ws, T).await;
+        assert_eq!(
+            ending.error().map(|e| e.code),
+            Some(ErrorCode::ProtocolError),
+            "{what}: {:?}",
+            ending.frames
+        );
+        assert_eq!(ending.close_code, Some(1002), "{what}");
+        assert_eq!(ending.close_reason.as_deref(), Some(""), "{what}");
+        // Before HELLO: nothing, a plain close (SPEC §4.1 item 8).
+        let mut ws = ws_connect(&gw).await;
+        ws.get_mut().write_all(bytes).await.unwrap();
+        ws.get_mut().flush().await.unwrap();
+        let ending = read_until_close(&mut ws, T).await;
+        assert!(ending.frames.is_empty(), "{what}: {:?}", ending.frames);
+        assert_eq!(ending.close_code, Some(1000), "{what}");
+        assert_eq!(ending.close_reason.as_deref(), Some(""), "{what}");
     }
 }

@@ -153,6 +153,27 @@ codes! {
     }
 }
 
+impl ErrorCode {
+    /// The WebSocket close code that follows an ERROR with this code (SPEC §2.6), sent by the
+    /// side that ended the session and echoed by the side that received the ERROR.
+    pub fn websocket_close_code(self) -> u16 {
+        match self {
+            ErrorCode::NoError => 1000,
+            ErrorCode::ProtocolError
+            | ErrorCode::FrameSize
+            | ErrorCode::FlowControl
+            | ErrorCode::StreamId
+            | ErrorCode::UnknownFrame => 1002,
+            ErrorCode::Revoked | ErrorCode::Expired | ErrorCode::QuotaExceeded => 1008,
+            ErrorCode::HandshakeTimeout
+            | ErrorCode::IdleTimeout
+            | ErrorCode::MaxLifetime
+            | ErrorCode::ShuttingDown => 1001,
+            ErrorCode::Internal | ErrorCode::Other(_) => 1011,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! (as text or a QR code). The control plane writes them; the SDK reads them.
 //!
 //! ```text
-//! httvps://DEVICE_ID:TOKEN@HOST[:PORT][/PATH][?fp=SHA256HEX&sni=NAME&name=LABEL]
+//! httvps://DEVICE_ID:TOKEN@HOST[:PORT][/PATH][?fp=SHA256HEX&sni=NAME&proto=TOKEN&name=LABEL]
 //! ```
 
 use std::fmt;
@@ -13,6 +13,8 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTRO
 pub const SCHEME: &str = "httvps://";
 /// The WebSocket path when a link has none.
 pub const DEFAULT_PATH: &str = "/httvps";
+/// Longest WebSocket subprotocol token a link may carry.
+pub const MAX_SUBPROTOCOL_LEN: usize = 64;
 
 // Userinfo and query values: escape everything that would end or split the component.
 const COMPONENT: &AsciiSet = &CONTROLS
@@ -56,6 +58,9 @@ pub struct ConnectionLink {
     pub fingerprint: Option<[u8; 32]>,
     /// TLS server name and HTTP Host to use instead of `host`.
     pub sni: Option<String>,
+    /// The deployment's WebSocket subprotocol token (SPEC §2.2): offered in
+    /// `Sec-WebSocket-Protocol` and required in the answer. `None`: no subprotocol at all.
+    pub subprotocol: Option<String>,
     /// A display label.
     pub name: Option<String>,
 }
@@ -69,6 +74,7 @@ impl fmt::Debug for ConnectionLink {
             .field("port", &self.port)
             .field("path", &self.path)
             .field("sni", &self.sni)
+            .field("subprotocol", &self.subprotocol)
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
@@ -92,6 +98,11 @@ pub enum LinkError {
     /// `fp` is not 64 hex digits.
     #[error("fp must be 64 hex digits (SHA-256 of the certificate)")]
     Fingerprint,
+    /// `proto` is not an HTTP token of 1 to 64 characters.
+    #[error(
+        "proto must be a WebSocket subprotocol token: 1 to 64 letters, digits or !#$%&'*+-.^_`|~"
+    )]
+    Subprotocol,
     /// A percent-escape that is not UTF-8.
     #[error("the link's {0} is not valid UTF-8 after percent-decoding")]
     Encoding(&'static str),
@@ -114,6 +125,15 @@ fn parse_fingerprint(hex: &str) -> Result<[u8; 32], LinkError> {
             .map_err(|_| LinkError::Fingerprint)?;
     }
     Ok(out)
+}
+
+/// Whether `token` is a valid `Sec-WebSocket-Protocol` value for a link: an HTTP token
+/// (RFC 9110 `tchar`s) of 1 to [`MAX_SUBPROTOCOL_LEN`] bytes.
+pub fn is_subprotocol_token(token: &str) -> bool {
+    (1..=MAX_SUBPROTOCOL_LEN).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 impl ConnectionLink {
@@ -173,6 +193,7 @@ impl ConnectionLink {
             path,
             fingerprint: None,
             sni: None,
+            subprotocol: None,
             name: None,
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -180,6 +201,13 @@ impl ConnectionLink {
             match key {
                 "fp" => link.fingerprint = Some(parse_fingerprint(value)?),
                 "sni" => link.sni = Some(decode(value, "sni")?).filter(|s| !s.is_empty()),
+                "proto" => {
+                    let token = decode(value, "proto")?;
+                    if !is_subprotocol_token(&token) {
+                        return Err(LinkError::Subprotocol);
+                    }
+                    link.subprotocol = Some(token);
+                }
                 "name" => link.name = Some(decode(value, "name")?).filter(|s| !s.is_empty()),
                 _ => {}
             }
@@ -227,6 +255,10 @@ impl fmt::Display for ConnectionLink {
         }
         if let Some(sni) = &self.sni {
             write!(f, "{sep}sni={}", utf8_percent_encode(sni, COMPONENT))?;
+            sep = '&';
+        }
+        if let Some(proto) = &self.subprotocol {
+            write!(f, "{sep}proto={}", utf8_percent_encode(proto, COMPONENT))?;
             sep = '&';
         }
         if let Some(name) = &self.name {
@@ -313,5 +345,27 @@ mod tests {
             ConnectionLink::parse("httvps://d:%ff@h"),
             Err(LinkError::Encoding("token"))
         );
+        for bad in ["", "a%20b", "a,b", "x/y", &"a".repeat(65)] {
+            assert_eq!(
+                ConnectionLink::parse(&format!("httvps://d:t@h?proto={bad}")),
+                Err(LinkError::Subprotocol),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_subprotocol_token_is_optional_and_round_trips() {
+        let without = ConnectionLink::parse("httvps://d:t@h/p").unwrap();
+        assert_eq!(without.subprotocol, None);
+        assert!(!without.to_string().contains("proto="));
+        let s = "httvps://d:t@h:443/p?fp=60a3fc80cd8d087bc8168f6570269dc500863b337424a07aa71b9a104dc25c7f&sni=vpn.example.com&proto=k7Qz-x.9_ab&name=Laptop";
+        let with = ConnectionLink::parse(s).unwrap();
+        assert_eq!(with.subprotocol.as_deref(), Some("k7Qz-x.9_ab"));
+        assert_eq!(with.to_string(), s);
+        // Still never part of the URL the client requests.
+        assert_eq!(with.websocket_url(), "wss://h:443/p");
+        assert!(is_subprotocol_token("httvps.v1"));
+        assert!(!is_subprotocol_token("a b"));
     }
 }

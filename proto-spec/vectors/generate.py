@@ -652,6 +652,8 @@ def handshake():
                  "HELLO_ACK with flags 0xff (IGNORABLE included): flags on known frames are ignored",
                  enc_frame(f, flags=0xFF), f)
 
+    # Codes decided before the device proved its token go to an unauthenticated peer: no message
+    # (SPEC §4.1 item 8).
     vf.valid("hello_error_auth_failed", "HELLO_ERROR auth_failed with an empty message",
              hello_error("auth_failed"))
     vf.valid("hello_error_revoked", "HELLO_ERROR revoked with a message",
@@ -661,12 +663,12 @@ def handshake():
              hello_error("quota_exceeded", retry_after_ms=3600000, message="monthly quota used up"))
     vf.valid("hello_error_too_many_sessions", "HELLO_ERROR too_many_sessions with a retry advice",
              hello_error("too_many_sessions", retry_after_ms=5000, message="3 sessions already open"))
-    vf.valid("hello_error_rate_limited", "HELLO_ERROR rate_limited with retry_after_ms 30000",
-             hello_error("rate_limited", retry_after_ms=30000, message="slow down"))
-    vf.valid("hello_error_unsupported_version", "HELLO_ERROR unsupported_version listing the server's versions",
-             hello_error("unsupported_version", message="supported versions: 1"))
-    vf.valid("hello_error_internal", "HELLO_ERROR internal with retry_after_ms at u32 max",
-             hello_error("internal", retry_after_ms=U32_MAX, message="control plane unreachable"))
+    vf.valid("hello_error_rate_limited", "HELLO_ERROR rate_limited with retry_after_ms 30000 and no message (unauthenticated peer)",
+             hello_error("rate_limited", retry_after_ms=30000))
+    vf.valid("hello_error_unsupported_version", "HELLO_ERROR unsupported_version with no message (unauthenticated peer)",
+             hello_error("unsupported_version"))
+    vf.valid("hello_error_internal", "HELLO_ERROR internal with retry_after_ms at u32 max and no message (unauthenticated peer)",
+             hello_error("internal", retry_after_ms=U32_MAX))
     vf.valid("hello_error_region_not_allowed", "HELLO_ERROR region_not_allowed",
              hello_error("region_not_allowed", message="region ap-south not in plan"))
     vf.valid("hello_error_unknown_code", "HELLO_ERROR with code 0x1234, unknown to this version, kept as other",

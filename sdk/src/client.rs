@@ -10,7 +10,7 @@ use rand::Rng;
 use tokio::sync::watch;
 
 use crate::config::ClientConfig;
-use crate::driver::{establish, SessionHandle};
+use crate::driver::{establish, DrainingSession, SessionHandle};
 use crate::error::Error;
 use crate::stream::TcpStream;
 use crate::udp::UdpFlow;
@@ -48,6 +48,8 @@ pub struct ClientStatus {
 struct Inner {
     config: ClientConfig,
     current: Mutex<Option<SessionHandle>>,
+    /// Sessions that got GOAWAY: they finish their streams without a handle (SPEC §9.1).
+    draining: Mutex<Vec<DrainingSession>>,
     resume: Mutex<Option<Vec<u8>>>,
     status: watch::Sender<ClientStatus>,
     /// One (re)connection at a time.
@@ -90,6 +92,7 @@ impl Client {
             inner: Arc::new(Inner {
                 config,
                 current: Mutex::new(None),
+                draining: Mutex::new(Vec::new()),
                 resume: Mutex::new(None),
                 status,
                 connecting: tokio::sync::Mutex::new(()),
@@ -110,7 +113,9 @@ impl Client {
         self.inner.status.subscribe()
     }
 
-    /// Opens a TCP stream to `target`; returns once the gateway connected it.
+    /// Opens a TCP stream to `target`; returns once the gateway accepted it (STREAM_OPEN_ACK,
+    /// SPEC §5.3). A target that then refuses or cannot be reached shows up on the stream as
+    /// a reset or an end without data.
     pub async fn open_tcp(&self, target: TargetAddr) -> Result<TcpStream, Error> {
         let session = self.session().await?;
         match session.open_tcp(target.clone()).await {
@@ -137,11 +142,21 @@ impl Client {
         }
     }
 
-    /// Ends the session and stops reconnecting.
+    /// Ends the session (and any still draining) and stops reconnecting.
     pub async fn close(&self) {
         self.inner
             .status
             .send_modify(|s| s.state = ConnectionState::Closed);
+        let draining = std::mem::take(
+            &mut *self
+                .inner
+                .draining
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for session in draining {
+            session.close();
+        }
         let session = self
             .inner
             .current
@@ -298,7 +313,8 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
         } else {
             tracing::info!("gateway draining; moving new streams to a new session");
         }
-        // The draining session keeps serving its streams; new ones go to the next session.
+        // The draining session keeps serving its streams without a handle (its driver ends it
+        // once they are done); new ones go to the next session.
         {
             let mut current = client
                 .inner
@@ -306,7 +322,15 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             if current.as_ref().is_some_and(|c| c.info.same_channel(&info)) {
-                *current = None;
+                if let Some(old) = current.take() {
+                    let mut draining = client
+                        .inner
+                        .draining
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    draining.retain(DrainingSession::alive);
+                    draining.push(old.draining());
+                }
             }
         }
         if snapshot.end_code.is_some_and(|c| {

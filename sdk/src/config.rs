@@ -31,6 +31,9 @@ pub struct GatewayEndpoint {
     pub server_name: Option<String>,
     /// How its certificate is checked.
     pub trust: Trust,
+    /// The deployment's WebSocket subprotocol token (the link's `proto`): offered, and the
+    /// gateway must echo it. `None`: no `Sec-WebSocket-Protocol` at all, and none accepted.
+    pub subprotocol: Option<String>,
 }
 
 impl GatewayEndpoint {
@@ -87,6 +90,9 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// A stream open waits at most this long for STREAM_OPEN_ACK.
     pub open_timeout: Duration,
+    /// After a GOAWAY the draining session keeps carrying the streams it has (new ones go to
+    /// a new session) for at most this long, in case the gateway never ends it.
+    pub drain_timeout: Duration,
     /// Delays between reconnection attempts.
     pub backoff: Backoff,
     /// Protocol limits (windows, frame size) this client advertises.
@@ -122,6 +128,7 @@ impl ClientConfig {
             region: None,
             connect_timeout: Duration::from_secs(15),
             open_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(600),
             backoff: Backoff::default(),
             session: SessionConfig::default(),
             udp_queue: 256,
@@ -137,6 +144,7 @@ impl ClientConfig {
             path: link.path.clone(),
             server_name: link.sni.clone(),
             trust: link.fingerprint.map_or(Trust::WebPki, Trust::Pinned),
+            subprotocol: link.subprotocol.clone(),
         };
         Ok(ClientConfig::new(gateway, link.device_id, link.token))
     }

@@ -6,6 +6,7 @@
 //! with both ends blocked on sending.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use httvps_proto::{
     ClientHello, Connection, ErrorCode, Event, ResetCode, Role, StreamId, StreamKind, TargetAddr,
 };
 use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::config::{ClientConfig, GatewayEndpoint};
@@ -32,6 +34,8 @@ const WRITER_QUEUE: usize = 64;
 pub(crate) struct SessionShared {
     notify: Notify,
     dirty: Mutex<Vec<StreamId>>,
+    /// The client asked to end the session (also one it no longer holds a handle to).
+    close_requested: AtomicBool,
 }
 
 impl SessionShared {
@@ -41,6 +45,12 @@ impl SessionShared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(id);
+        self.notify.notify_one();
+    }
+
+    /// Ends the session (its streams are aborted), also once no handle is left.
+    pub(crate) fn request_close(&self) {
+        self.close_requested.store(true, Ordering::Relaxed);
         self.notify.notify_one();
     }
 
@@ -83,6 +93,25 @@ pub(crate) struct SessionHandle {
     pub info: watch::Receiver<SessionInfo>,
     pub ack: Arc<HelloAck>,
     open_timeout: Duration,
+}
+
+/// A session the client no longer opens streams on (it drains): it keeps serving its streams
+/// without a handle, and this still lets [`crate::Client::close`] end it.
+#[derive(Debug, Clone)]
+pub(crate) struct DrainingSession(std::sync::Weak<SessionShared>);
+
+impl DrainingSession {
+    /// Whether the session is still running.
+    pub fn alive(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+
+    /// Ends the session if it still runs.
+    pub fn close(&self) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.request_close();
+        }
+    }
 }
 
 impl std::fmt::Debug for Command {
@@ -130,6 +159,11 @@ impl SessionHandle {
             Opened::Udp(id, slot) => Ok(UdpFlow::new(id, target, slot, self.shared.clone())),
             Opened::Tcp(..) => Err(Error::Closed),
         }
+    }
+
+    /// What is left to reach the session once this handle is dropped.
+    pub fn draining(&self) -> DrainingSession {
+        DrainingSession(Arc::downgrade(&self.shared))
     }
 
     /// Ends the session (streams are aborted).
@@ -220,6 +254,9 @@ pub(crate) async fn establish(
         udp: HashMap::new(),
         opening: HashMap::new(),
         udp_queue: config.udp_queue,
+        drain_timeout: config.drain_timeout,
+        drain_deadline: None,
+        local_close: None,
         heartbeat: if ack.heartbeat_interval_ms == 0 {
             Duration::from_secs(15)
         } else {
@@ -251,6 +288,12 @@ struct Driver {
     /// Opens waiting for STREAM_OPEN_ACK.
     opening: HashMap<StreamId, (oneshot::Sender<Result<Opened, Error>>, Slot)>,
     udp_queue: usize,
+    /// How long the streams of a draining session (GOAWAY received) may run at most.
+    drain_timeout: Duration,
+    /// Set at GOAWAY: the streams still running then are aborted.
+    drain_deadline: Option<Instant>,
+    /// The code of the ERROR this side ended the session with.
+    local_close: Option<ErrorCode>,
     heartbeat: Duration,
     /// A PING is out and its PONG is due by then.
     pong_due: Option<Instant>,
@@ -277,8 +320,9 @@ impl Driver {
             let _ = sink.close().await;
         });
         let mut pending: Option<Bytes> = None;
-        let mut ping_timer = tokio::time::interval(self.heartbeat);
-        ping_timer.tick().await;
+        // Jittered (× uniform[0.7, 1.0]): PINGs at least every heartbeat, never at an exact
+        // period an observer could match.
+        let mut next_ping = tokio::time::Instant::now() + jittered(self.heartbeat);
         // A first RTT sample right away lets the receive windows grow toward the
         // bandwidth-delay product from the start instead of after the first heartbeat.
         if self.conn.ping(Instant::now()).is_ok() {
@@ -286,6 +330,9 @@ impl Driver {
                 Some(Instant::now() + (self.heartbeat * 2).max(Duration::from_secs(10)));
         }
         let mut ended: Option<(String, Option<ErrorCode>)> = None;
+        // No handle is left (the client dropped it, e.g. at GOAWAY): the session runs on for
+        // its streams and ends once they have.
+        let mut detached = false;
         loop {
             let now = Instant::now();
             self.apply_handle_work(now);
@@ -312,27 +359,42 @@ impl Driver {
             if self.conn.is_closed() && pending.is_none() {
                 ended.get_or_insert(("the session was closed".into(), None));
             }
+            if !self.conn.is_closed() {
+                if self.shared.close_requested.load(Ordering::Relaxed) {
+                    self.close(ErrorCode::NoError, "client closed");
+                    continue;
+                }
+                if detached && self.tcp.is_empty() && self.udp.is_empty() && self.opening.is_empty()
+                {
+                    self.close(ErrorCode::NoError, "client closed");
+                    continue;
+                }
+            }
             if ended.is_some() {
                 break;
             }
             let pong_deadline = self.pong_due.map(tokio::time::Instant::from_std);
+            let drain_deadline = self.drain_deadline.map(tokio::time::Instant::from_std);
             tokio::select! {
                 msg = incoming.next() => match msg {
                     Some(Ok(Message::Binary(bytes))) => {
                         if let Err(e) = self.conn.handle_message(bytes, Instant::now()) {
+                            // The connection sent ERROR with this code itself.
+                            self.local_close.get_or_insert(e.code());
                             tracing::warn!(error = %e, "protocol violation by the gateway");
                         }
                     }
-                    Some(Ok(Message::Text(_))) => self.conn.close(ErrorCode::ProtocolError, "text message"),
+                    Some(Ok(Message::Text(_))) => self.close(ErrorCode::ProtocolError, "text message"),
                     Some(Ok(Message::Close(_))) | None => {
                         ended = Some(("the gateway closed the connection".into(), None));
                     }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => ended = Some((format!("connection error: {e}"), None)),
                 },
-                cmd = commands.recv() => match cmd {
+                cmd = commands.recv(), if !detached => match cmd {
                     Some(Command::Open { kind, target, reply }) => self.open(kind, target, reply),
-                    Some(Command::Close) | None => self.conn.close(ErrorCode::NoError, "client closed"),
+                    Some(Command::Close) => self.close(ErrorCode::NoError, "client closed"),
+                    None => detached = true,
                 },
                 _ = self.shared.notify.notified() => {}
                 permit = out_tx.reserve(), if pending.is_some() => {
@@ -340,7 +402,8 @@ impl Driver {
                         permit.send(Message::Binary(frame));
                     }
                 }
-                _ = ping_timer.tick() => {
+                _ = tokio::time::sleep_until(next_ping) => {
+                    next_ping = tokio::time::Instant::now() + jittered(self.heartbeat);
                     if self.pong_due.is_none() && self.conn.ping(Instant::now()).is_ok() {
                         self.pong_due = Some(Instant::now() + (self.heartbeat * 2).max(Duration::from_secs(10)));
                     }
@@ -348,12 +411,26 @@ impl Driver {
                 _ = sleep_until(pong_deadline) => {
                     ended = Some(("the gateway stopped answering PINGs".into(), None));
                 }
+                _ = sleep_until(drain_deadline) => {
+                    tracing::warn!(streams = self.tcp.len() + self.udp.len(), "drain timeout: aborting the streams left on the draining session");
+                    self.drain_deadline = None;
+                    self.close(ErrorCode::NoError, "drain timeout");
+                }
             }
             if let Some(code) = self.peer_end_code() {
                 ended.get_or_insert((format!("the gateway ended the session: {code}"), Some(code)));
             }
         }
         let (why, code) = ended.unwrap_or_else(|| ("ended".into(), None));
+        // SPEC §2.6: the Close carries the code of the ERROR that ended the session, ours or
+        // the gateway's (echoed). Without an ERROR (connection lost) there is nothing to send.
+        if let Some(close_with) = code.or(self.peer_end_code()).or(self.local_close) {
+            let close = CloseFrame {
+                code: close_with.websocket_close_code().into(),
+                reason: "".into(),
+            };
+            let _ = out_tx.try_send(Message::Close(Some(close)));
+        }
         self.fail_all(&why);
         self.info.send_modify(|i| {
             i.ended = Some(why.clone());
@@ -362,6 +439,14 @@ impl Driver {
         drop(out_tx);
         let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
         tracing::debug!(reason = %why, "session ended");
+    }
+
+    /// Ends the session with ERROR `code` and remembers the code for the Close.
+    fn close(&mut self, code: ErrorCode, message: &str) {
+        if !self.conn.is_closed() {
+            self.local_close.get_or_insert(code);
+        }
+        self.conn.close(code, message);
     }
 
     fn peer_end_code(&self) -> Option<ErrorCode> {
@@ -546,6 +631,8 @@ impl Driver {
                 Event::GoAway(g) => {
                     tracing::info!(code = %g.code, reason = %g.reason, "the gateway is draining this session");
                     self.info.send_modify(|i| i.draining = true);
+                    self.drain_deadline
+                        .get_or_insert_with(|| Instant::now() + self.drain_timeout);
                 }
                 Event::PeerError(e) => {
                     self.info.send_modify(|i| {
@@ -574,6 +661,11 @@ impl Driver {
             slot.fail(StreamFailure::SessionEnded(why.to_owned()));
         }
     }
+}
+
+/// `interval` × uniform[0.7, 1.0].
+fn jittered(interval: Duration) -> Duration {
+    interval.mul_f64(0.7 + 0.3 * rand::random::<f64>())
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -1,5 +1,6 @@
-//! TCP, then TLS (pinned or web PKI), then the WebSocket upgrade with the `httvps.v1`
-//! subprotocol. Credentials never go into the URL; they go into HELLO.
+//! TCP, then TLS (pinned or web PKI), then the WebSocket upgrade, with the deployment's
+//! subprotocol token when the link carries one (SPEC §2.2). Credentials never go into the URL;
+//! they go into HELLO.
 
 use std::sync::Arc;
 
@@ -145,32 +146,50 @@ pub(crate) async fn connect(gateway: &GatewayEndpoint, max_message: usize) -> Re
     let mut request = url
         .into_client_request()
         .map_err(|e| Error::Config(format!("gateway URL: {e}")))?;
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static(httvps_proto::SUBPROTOCOL),
-    );
+    if let Some(token) = &gateway.subprotocol {
+        let value = HeaderValue::from_str(token)
+            .map_err(|_| Error::Config(format!("subprotocol {token:?} is not a header value")))?;
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", value);
+    }
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message));
     let (ws, response) = tokio_tungstenite::client_async_with_config(request, tls, Some(ws_config))
         .await
         .map_err(|e| unreachable("WebSocket upgrade", &e))?;
-    let agreed = response
-        .headers()
-        .get("Sec-WebSocket-Protocol")
-        .and_then(|v| v.to_str().ok());
-    if agreed != Some(httvps_proto::SUBPROTOCOL) {
-        return Err(Error::Unreachable(format!(
-            "{gateway}: the server did not agree to {}",
-            httvps_proto::SUBPROTOCOL
-        )));
-    }
+    check_subprotocol(
+        gateway.subprotocol.as_deref(),
+        response.headers().get("Sec-WebSocket-Protocol"),
+    )
+    .map_err(|why| Error::Unreachable(format!("{gateway}: {why}")))?;
     Ok(ws)
+}
+
+/// The 101 must echo exactly the token offered, or carry none when none was offered.
+fn check_subprotocol(offered: Option<&str>, echoed: Option<&HeaderValue>) -> Result<(), String> {
+    match (offered, echoed) {
+        (None, None) => Ok(()),
+        (Some(token), Some(echo)) if echo.as_bytes() == token.as_bytes() => Ok(()),
+        (Some(token), _) => Err(format!("the server did not agree to subprotocol {token}")),
+        (None, Some(_)) => Err("the server chose a subprotocol none was offered for".into()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_echoed_subprotocol_must_match_the_offer() {
+        let v = |s: &str| HeaderValue::from_str(s).unwrap();
+        assert!(check_subprotocol(None, None).is_ok());
+        assert!(check_subprotocol(Some("k7Qz"), Some(&v("k7Qz"))).is_ok());
+        assert!(check_subprotocol(Some("k7Qz"), None).is_err());
+        assert!(check_subprotocol(Some("k7Qz"), Some(&v("httvps.v1"))).is_err());
+        assert!(check_subprotocol(None, Some(&v("httvps.v1"))).is_err());
+    }
 
     #[test]
     fn aes_128_gcm_is_offered_first() {

@@ -57,7 +57,7 @@ struct Harness {
 
 fn gateway_config(listen: SocketAddr, allow_private: bool) -> GatewayConfig {
     GatewayConfig {
-        listen,
+        listen: httvps_gateway::config::ListenAddr::Tcp(listen),
         metrics_listen: None,
         path: PATH.into(),
         allow_private_targets: allow_private,
@@ -93,6 +93,7 @@ impl Harness {
             path: PATH.into(),
             server_name: Some("localhost".into()),
             trust: Trust::Pinned(fp),
+            subprotocol: None,
         };
         let mut c = ClientConfig::new(gw, DEVICE, TOKEN);
         c.backoff.initial = Duration::from_millis(50);

@@ -15,20 +15,7 @@ pub const INTERNAL: u16 = 1011;
 
 /// The close code that follows an ERROR frame with `code`.
 pub fn for_error(code: ErrorCode) -> u16 {
-    match code {
-        ErrorCode::NoError => NORMAL,
-        ErrorCode::ProtocolError
-        | ErrorCode::FrameSize
-        | ErrorCode::FlowControl
-        | ErrorCode::StreamId
-        | ErrorCode::UnknownFrame => PROTOCOL,
-        ErrorCode::Revoked | ErrorCode::Expired | ErrorCode::QuotaExceeded => POLICY,
-        ErrorCode::HandshakeTimeout
-        | ErrorCode::IdleTimeout
-        | ErrorCode::MaxLifetime
-        | ErrorCode::ShuttingDown => GOING_AWAY,
-        ErrorCode::Internal | ErrorCode::Other(_) => INTERNAL,
-    }
+    code.websocket_close_code()
 }
 
 #[cfg(test)]

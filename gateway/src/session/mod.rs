@@ -14,6 +14,7 @@
 pub mod close;
 pub mod control;
 mod handshake;
+pub mod silence;
 pub mod streams;
 
 use std::net::SocketAddr;
@@ -86,6 +87,7 @@ where
         drain: None,
         shutdown_seen: false,
         close_code: None,
+        quiet: silence::Quiet::default(),
         peer_gone: false,
         streams: StreamTable::default(),
         events_tx,
@@ -159,6 +161,9 @@ struct Session {
     shutdown_seen: bool,
     /// Set when the session decided to end: the close code for the WebSocket.
     close_code: Option<u16>,
+    /// The session ends before a valid HELLO: no ERROR or text goes out and the close waits a
+    /// random time ([`silence`]).
+    quiet: silence::Quiet,
     /// The WebSocket is gone or the peer closed it.
     peer_gone: bool,
     /// STREAM_DATA bytes handed to `Connection::write` (minus what it sent = queued there).
@@ -180,9 +185,8 @@ impl Session {
         let mut ping_due = false;
         let mut control_reads_while_blocked = 0usize;
         let ping_every = self.shared.config.ws_ping_interval;
-        let mut ws_ping =
-            tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-        ws_ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Jittered, so the pings show no exact period (SPEC §2.5).
+        let mut next_ping = tokio::time::Instant::now() + silence::ping_delay(ping_every);
         let drain_signal = self.shared.drain.clone();
 
         loop {
@@ -190,7 +194,7 @@ impl Session {
                 if ping_due {
                     outgoing = Some(Message::Ping(Bytes::new()));
                     ping_due = false;
-                } else if let Some(frame) = self.conn.poll_transmit(Instant::now()) {
+                } else if let Some(frame) = self.next_frame() {
                     outgoing = Some(Message::Binary(frame));
                 } else if self.drain.is_some()
                     && !self.conn.is_closed()
@@ -216,7 +220,8 @@ impl Session {
                     &mut sink,
                     &mut outgoing,
                     &mut needs_flush,
-                    || self.conn.poll_transmit(Instant::now()).map(Message::Binary),
+                    || next_frame(&mut self.conn, &mut self.quiet, self.established_at.is_some())
+                        .map(Message::Binary),
                 ), if sink_busy => {
                     if sent.is_err() {
                         self.peer_gone = true;
@@ -245,7 +250,10 @@ impl Session {
                 Some(event) = recv_control(&mut self.control) => self.on_control_event(event),
                 Some(event) = recv_listing(&mut self.listing) => self.on_control_event(event),
                 _ = tokio::time::sleep_until(deadline) => self.on_timer(),
-                _ = ws_ping.tick() => ping_due = true,
+                _ = tokio::time::sleep_until(next_ping) => {
+                    ping_due = true;
+                    next_ping = tokio::time::Instant::now() + silence::ping_delay(ping_every);
+                }
                 _ = drain_signal.cancelled(), if !self.shutdown_seen => {
                     self.shutdown_seen = true;
                     self.start_drain(ErrorCode::ShuttingDown, self.shared.config.shutdown_grace);
@@ -267,6 +275,15 @@ impl Session {
         }
         self.grant_read_credit();
         self.update_stats();
+    }
+
+    /// The next frame to send, as [`silence`] allows it.
+    fn next_frame(&mut self) -> Option<Bytes> {
+        next_frame(
+            &mut self.conn,
+            &mut self.quiet,
+            self.established_at.is_some(),
+        )
     }
 
     fn next_deadline(&self) -> Instant {
@@ -351,8 +368,14 @@ impl Session {
     fn on_control_event(&mut self, event: ControlEvent) {
         match event {
             ControlEvent::End { code, reason } if reason == "resumed" => {
-                tracing::info!(peer = %self.peer, device = self.device_id.as_deref().unwrap_or("-"), "session resumed on another connection");
                 self.end_reason = Some("resumed");
+                if self.drain.is_some() {
+                    // After our GOAWAY the client resumes on a new connection, as SPEC §9.1
+                    // asks; this one still finishes its streams (until the drain deadline).
+                    tracing::info!(peer = %self.peer, device = self.device_id.as_deref().unwrap_or("-"), "draining session resumed on another connection; its streams finish here");
+                    return;
+                }
+                tracing::info!(peer = %self.peer, device = self.device_id.as_deref().unwrap_or("-"), "session resumed on another connection");
                 self.end(code, "the session was resumed elsewhere");
             }
             ControlEvent::End {
@@ -497,6 +520,8 @@ impl Session {
             }
             Event::PeerError(error) => {
                 self.client_goodbye = true;
+                // The session ended with the peer's code: the close says the same (SPEC §2.6).
+                self.close_code = Some(close::for_error(error.code));
                 tracing::debug!(peer = %self.peer, code = %error.code, message = %error.message, "client ended the session");
             }
             Event::GoAway(_) => tracing::debug!(peer = %self.peer, "client is draining"),
@@ -809,14 +834,37 @@ impl Session {
         // Whatever is still queued is dropped with the session.
         self.written_down = self.conn.stats().data_bytes_sent;
         self.update_stats();
-        let code = self.close_code.unwrap_or(if self.conn.is_established() {
+        // `is_established` is false once the connection is closed: ask whether HELLO_ACK went out.
+        let mut code = self.close_code.unwrap_or(if self.established_at.is_some() {
             close::NORMAL
         } else {
             // A HELLO_ERROR the connection queued itself (unsupported version).
             close::POLICY
         });
+        let mut last_frames = Vec::new();
+        while let Some(frame) = self.next_frame() {
+            last_frames.push(frame);
+        }
+        if self.quiet.close && !self.peer_gone {
+            if self.quiet.error_dropped {
+                // No ERROR went out: the close code tells nothing either.
+                code = close::NORMAL;
+            }
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+                for frame in last_frames.drain(..) {
+                    if sink.feed(Message::Binary(frame)).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = sink.flush().await;
+            })
+            .await;
+            // Not reading meanwhile: TCP backpressure bounds what the peer can still send.
+            let max = self.shared.config.unauthenticated_close_delay;
+            tokio::time::sleep(silence::close_delay(max)).await;
+        }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-            while let Some(frame) = self.conn.poll_transmit(Instant::now()) {
+            for frame in last_frames {
                 if sink.feed(Message::Binary(frame)).await.is_err() {
                     return;
                 }
@@ -956,6 +1004,29 @@ where
         std::task::Poll::Ready(Ok(()))
     })
     .await
+}
+
+/// The next frame `conn` has to send, as [`silence`] allows it (`established`: HELLO_ACK went
+/// out); frames it withholds are skipped.
+fn next_frame(
+    conn: &mut Connection,
+    quiet: &mut silence::Quiet,
+    established: bool,
+) -> Option<Bytes> {
+    loop {
+        let frame = conn.poll_transmit(Instant::now())?;
+        match silence::outgoing(frame, established) {
+            silence::Outgoing::Send(frame) => return Some(frame),
+            silence::Outgoing::SendQuietly(frame) => {
+                quiet.close = true;
+                return Some(frame);
+            }
+            silence::Outgoing::Drop => {
+                quiet.close = true;
+                quiet.error_dropped = true;
+            }
+        }
+    }
 }
 
 /// A random extra lifetime in `0..=max`.

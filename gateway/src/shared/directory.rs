@@ -26,6 +26,9 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct SessionDirectory {
     sessions: Mutex<HashMap<String, Entry>>,
+    /// Connections whose session id a resume took over while they still finish their streams
+    /// (a drain, SPEC §9.1): revocations, kills and quota still reach them.
+    superseded: Mutex<Vec<(String, Entry)>>,
     generations: AtomicU64,
 }
 
@@ -53,7 +56,11 @@ impl SessionDirectory {
             },
         );
         if let Some(old) = old {
-            let _ = old.commands.try_send(resumed_elsewhere());
+            if old.commands.try_send(resumed_elsewhere()).is_ok() {
+                let mut superseded = self.superseded();
+                superseded.retain(|(_, e)| !e.commands.is_closed());
+                superseded.push((session_id.to_owned(), old));
+            }
         }
         Listing {
             commands: rx,
@@ -63,6 +70,8 @@ impl SessionDirectory {
 
     /// Removes a session (it ended), unless its id was taken over by a newer connection.
     pub fn remove(&self, session_id: &str, listing: &Listing) {
+        self.superseded()
+            .retain(|(_, e)| e.generation != listing.generation);
         let mut sessions = self.lock();
         if sessions
             .get(session_id)
@@ -96,6 +105,15 @@ impl SessionDirectory {
     /// Tells the sessions an event names to end; returns how many were told.
     pub fn apply(&self, event: &SharedEvent, this_gateway: &str) -> usize {
         let sessions = self.lock();
+        let superseded = self.superseded();
+        // Superseded connections are told too, except about a resume (that already happened).
+        let draining = || superseded.iter().map(|(id, e)| (id.as_str(), e));
+        let all = || {
+            sessions
+                .iter()
+                .map(|(id, e)| (id.as_str(), e))
+                .chain(draining())
+        };
         let mut told = 0;
         let mut tell = |entry: &Entry, command: ControlEvent| {
             // A full queue means the session already has an end command pending.
@@ -109,10 +127,7 @@ impl SessionDirectory {
                 } else {
                     ErrorCode::Revoked
                 };
-                for entry in sessions
-                    .values()
-                    .filter(|e| matches_target(&e.owner, target))
-                {
+                for (_, entry) in all().filter(|(_, e)| matches_target(&e.owner, target)) {
                     tell(
                         entry,
                         ControlEvent::End {
@@ -123,7 +138,7 @@ impl SessionDirectory {
                 }
             }
             SharedEvent::SessionKilled { session_id } => {
-                if let Some(entry) = sessions.get(session_id) {
+                for (_, entry) in all().filter(|(id, _)| *id == session_id.as_str()) {
                     tell(
                         entry,
                         ControlEvent::End {
@@ -134,10 +149,7 @@ impl SessionDirectory {
                 }
             }
             SharedEvent::QuotaExceeded { user_id } => {
-                for entry in sessions
-                    .values()
-                    .filter(|e| quota_subject(&e.owner) == user_id)
-                {
+                for (_, entry) in all().filter(|(_, e)| quota_subject(&e.owner) == user_id) {
                     tell(
                         entry,
                         ControlEvent::End {
@@ -163,6 +175,10 @@ impl SessionDirectory {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn superseded(&self) -> std::sync::MutexGuard<'_, Vec<(String, Entry)>> {
+        self.superseded.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -269,5 +285,35 @@ mod tests {
         assert_eq!(dir.len(), 1);
         dir.remove("s1", &new);
         assert!(dir.is_empty());
+    }
+
+    #[test]
+    fn a_superseded_connection_still_draining_is_still_revoked_and_killed() {
+        let dir = SessionDirectory::default();
+        let mut old = dir.insert("s1", owner("d1", "u1"));
+        let mut new = dir.insert("s1", owner("d1", "u1"));
+        // The old one drains (it ignores the resume) and stays reachable.
+        assert!(old.commands.try_recv().is_ok());
+        let revoke = SharedEvent::Revoked {
+            target: RevocationTarget::Device("d1".into()),
+            reason: "revoked".into(),
+        };
+        assert_eq!(dir.apply(&revoke, "gw"), 2);
+        assert!(matches!(
+            old.commands.try_recv(),
+            Ok(ControlEvent::End {
+                code: ErrorCode::Revoked,
+                ..
+            })
+        ));
+        assert!(new.commands.try_recv().is_ok());
+        let kill = SharedEvent::SessionKilled {
+            session_id: "s1".into(),
+        };
+        assert_eq!(dir.apply(&kill, "gw"), 2);
+        // Once the old connection ended it is gone; the new one is untouched.
+        dir.remove("s1", &old);
+        assert_eq!(dir.apply(&kill, "gw"), 1);
+        assert_eq!(dir.len(), 1);
     }
 }

@@ -192,6 +192,8 @@ pub fn test_config() -> GatewayConfig {
         usage_flush_timeout: Duration::from_secs(5),
         // The test client asks for this subprotocol and checks it is echoed.
         subprotocol: Some("httvps.v1".into()),
+        // Short, so tests of bad input need not wait the default 1-10 s before the close.
+        unauthenticated_close_delay: Duration::from_millis(200),
         ..GatewayConfig::default()
     }
 }
@@ -428,6 +430,8 @@ pub fn hello_bytes(device: &str, token: &[u8]) -> Bytes {
 pub struct Ending {
     pub frames: Vec<Frame>,
     pub close_code: Option<u16>,
+    /// The WebSocket Close's reason text.
+    pub close_reason: Option<String>,
 }
 
 impl Ending {
@@ -450,6 +454,7 @@ impl Ending {
 pub async fn read_until_close(ws: &mut Ws, within: Duration) -> Ending {
     let mut frames = Vec::new();
     let mut close_code = None;
+    let mut close_reason = None;
     let _ = tokio::time::timeout(within, async {
         while let Some(msg) = ws.next().await {
             match msg {
@@ -459,7 +464,8 @@ pub async fn read_until_close(ws: &mut Ws, within: Duration) -> Ending {
                     }
                 }
                 Ok(Message::Close(frame)) => {
-                    close_code = frame.map(|f| u16::from(f.code));
+                    close_code = frame.as_ref().map(|f| u16::from(f.code));
+                    close_reason = frame.map(|f| f.reason.to_string());
                     break;
                 }
                 Ok(_) => {}
@@ -468,7 +474,11 @@ pub async fn read_until_close(ws: &mut Ws, within: Duration) -> Ending {
         }
     })
     .await;
-    Ending { frames, close_code }
+    Ending {
+        frames,
+        close_code,
+        close_reason,
+    }
 }
 
 // ---- the test client: a small driver of Connection(Role::Client) ----

@@ -767,3 +767,40 @@ fn a_ping_flood_is_bounded() {
     let err = p.server.handle_message(ping, p.now).unwrap_err();
     assert_eq!(err.code(), ErrorCode::ProtocolError);
 }
+
+#[test]
+fn a_stream_open_after_the_clients_own_goaway_is_refused_with_going_away() {
+    let mut p = Pair::default();
+    let a = p.open_accepted(StreamKind::Tcp);
+    p.client.go_away(ErrorCode::NoError, "leaving").unwrap();
+    p.flush_to_server();
+    assert!(matches!(p.server.poll_event(), Some(Event::GoAway(g)) if g.last_stream_id == a));
+    // SPEC §9.1: the client opens no further streams on this session ...
+    assert_eq!(
+        p.client
+            .open_stream(StreamKind::Tcp, target(), Bytes::new()),
+        Err(ApiError::GoingAway)
+    );
+    // ... and a STREAM_OPEN it sends anyway is refused like one after the server's GOAWAY:
+    // STREAM_RESET `going_away`, the session and the streams it has carry on.
+    let late = Frame::StreamOpen(StreamOpen {
+        stream_id: StreamId(a.0 + 1),
+        kind: StreamKind::Tcp,
+        target: target(),
+        early_data: Bytes::from_static(b"early"),
+    });
+    p.server.handle_message(late.to_bytes(), p.now).unwrap();
+    let msg = p.server.poll_transmit(p.now).unwrap();
+    assert_eq!(
+        Frame::decode(msg, u32::MAX).unwrap(),
+        Frame::StreamReset(StreamReset {
+            stream_id: StreamId(a.0 + 1),
+            code: ResetCode::GoingAway
+        })
+    );
+    p.server
+        .write(a, Bytes::from_static(b"still served"))
+        .unwrap();
+    p.flush_to_client();
+    assert_eq!(data_of(&events(&mut p.client), a), b"still served");
+}
