@@ -152,7 +152,9 @@ where
                 tracing::trace!(%peer, ?end, "relayed to the fallback");
             }
             Err(e) => {
-                tracing::warn!(%peer, error = %e, "fallback unavailable; closing the connection");
+                // Counted in httvps_gateway_fallback_errors_total; logged only at debug, as
+                // clients decide how often this happens.
+                tracing::debug!(%peer, error = %e, "fallback unavailable; closing the connection");
                 let _ = stream.shutdown().await;
             }
         }
