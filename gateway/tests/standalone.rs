@@ -509,3 +509,23 @@ async fn odd_sni_values_nginx_accepts_are_accepted_except_the_documented_ones() 
         );
     }
 }
+
+#[tokio::test]
+async fn a_session_s_connection_ends_with_close_notify() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let gw = TestGateway::start_static(test_config()).await;
+    let mut ws = ws_connect(&gw).await;
+    ws.send(Message::Binary(gw.hello())).await.unwrap();
+    let ack = tokio::time::timeout(T, ws.next()).await.unwrap();
+    assert!(matches!(ack, Some(Ok(Message::Binary(_)))), "{ack:?}");
+    ws.close(None).await.unwrap();
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(T, ws.next()).await {}
+    // After the WebSocket close handshake, TLS ends with close_notify (read gives a clean EOF)
+    // rather than a bare FIN (an unexpected-EOF error).
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(T, ws.get_mut().read_to_end(&mut rest))
+        .await
+        .expect("the gateway closes the connection");
+    assert!(end.is_ok(), "{end:?}");
+}
