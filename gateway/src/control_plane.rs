@@ -99,6 +99,9 @@ pub struct HeartbeatAnswer {
     pub node_id: Option<String>,
     /// `Some(reason)`: close the session now (`killed`, `revoked`, `expired`).
     pub end: Option<String>,
+    /// `Some(end)`: the control plane said when access ends as of now (`None` inside: never,
+    /// or a queued subscription follows); `None`: it did not say (an older control plane).
+    pub expires_at_ms: Option<Option<i64>>,
 }
 
 /// One line of a usage report.
@@ -218,6 +221,14 @@ struct HeartbeatJson {
     node_id: Option<String>,
     end: bool,
     end_reason: Option<String>,
+    /// Missing (older control plane) and `null` (no end) differ.
+    #[serde(default, deserialize_with = "present")]
+    expires_at: Option<Option<i64>>,
+}
+
+/// A field that is there, `null` or not.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize, Default)]
@@ -560,6 +571,7 @@ impl ControlPlaneClient {
             end: answer
                 .end
                 .then(|| answer.end_reason.unwrap_or_else(|| "killed".into())),
+            expires_at_ms: answer.expires_at,
         })
     }
 

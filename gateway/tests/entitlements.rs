@@ -62,6 +62,77 @@ async fn a_subscription_that_ends_mid_session_ends_the_session_at_its_end_time()
     assert_eq!(again.err().map(|e| e.code), Some(HelloErrorCode::Expired));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscription_end_holds_while_the_control_plane_is_down() {
+    let gw = TestGateway::start(test_config()).await;
+    let cp = gw.cp.clone().unwrap();
+    let sub = cp.subscriber(None, 5).await;
+    let end = now_ms() + 2_000;
+    cp.store()
+        .execute_raw(&format!(
+            "UPDATE subscriptions SET ends_at = {end} WHERE user_id = '{}'",
+            sub.user
+        ))
+        .await
+        .unwrap();
+    let mut client = TestClient::try_connect(&gw, &sub.device.to_string(), sub.token.as_bytes())
+        .await
+        .unwrap();
+    cp.stop().await;
+    let event = client.session_event(T).await;
+    let late_ms = now_ms() - end;
+    match event {
+        Some(Event::PeerError(e)) => assert_eq!(e.code, ErrorCode::Expired),
+        other => panic!("expected ERROR expired, got {other:?}"),
+    }
+    assert!(
+        (-100..=1_000).contains(&late_ms),
+        "ended {late_ms} ms after the subscription's end with nobody to ask (at most 1 s late)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_bought_mid_session_keeps_the_session_past_the_old_end() {
+    let gw = TestGateway::start(test_config()).await;
+    let cp = gw.cp.clone().unwrap();
+    let sub = cp.subscriber(None, 5).await;
+    let end = now_ms() + 2_000;
+    cp.store()
+        .execute_raw(&format!(
+            "UPDATE subscriptions SET ends_at = {end} WHERE user_id = '{}'",
+            sub.user
+        ))
+        .await
+        .unwrap();
+    let mut client = TestClient::try_connect(&gw, &sub.device.to_string(), sub.token.as_bytes())
+        .await
+        .unwrap();
+    // The renewal: a queued subscription that starts when the current one ends.
+    let plan = cp.store().list_subscriptions(sub.user).await.unwrap()[0].plan_id;
+    cp.store()
+        .create_subscription(
+            "test",
+            sub.user,
+            &NewSubscription {
+                plan_id: plan,
+                on_hold: false,
+                queued: true,
+            },
+        )
+        .await
+        .unwrap();
+    let echo = echo_server().await;
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    assert!(
+        client
+            .session_event(Duration::from_millis(100))
+            .await
+            .is_none(),
+        "no ERROR at the old end"
+    );
+    echo_once(&client, echo, b"on the renewed subscription").await;
+}
+
 /// A region with this code.
 async fn region(cp: &TestCp, code: &str) -> Uuid {
     cp.store()
