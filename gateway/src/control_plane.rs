@@ -485,34 +485,37 @@ impl ControlPlaneClient {
         self.known_pool.lock().map_or(0, |k| k.len())
     }
 
-    /// A node for a device while the control plane cannot be asked: its last assigned node, else
-    /// one from the last pool snapshot (in the requested region when it has one), chosen by
-    /// rendezvous hashing so a device keeps getting the same node.
+    /// A node for a device while the control plane cannot be asked: its last assigned node (when
+    /// in the requested region, if that has nodes), else one from the last pool snapshot (in the
+    /// requested region when it has nodes), chosen by rendezvous hashing so a device keeps
+    /// getting the same node.
     fn offline_node(&self, request: &AssignRequest<'_>) -> Option<Node> {
         let usable = |n: &Node| !request.exclude.contains(&n.id);
-        if let Some(node) = self
+        let known = self.known_pool.lock().ok()?;
+        let candidates: Vec<&PoolEntry> = known.iter().filter(|e| usable(&e.node)).collect();
+        let in_requested = |e: &PoolEntry| {
+            request.region.is_some_and(|region| {
+                e.region
+                    .as_deref()
+                    .is_some_and(|r| r.eq_ignore_ascii_case(region))
+            })
+        };
+        let in_region: Vec<&PoolEntry> = candidates
+            .iter()
+            .copied()
+            .filter(|e| in_requested(e))
+            .collect();
+        // The last node, unless the client asks for a region it is not in (and that has nodes).
+        let last = self
             .last_nodes
             .lock()
             .ok()
             .and_then(|l| l.get(request.device_id).cloned())
             .filter(usable)
-        {
-            return Some(node);
+            .filter(|n| in_region.is_empty() || in_region.iter().any(|e| e.node.id == n.id));
+        if last.is_some() {
+            return last;
         }
-        let known = self.known_pool.lock().ok()?;
-        let candidates: Vec<&PoolEntry> = known.iter().filter(|e| usable(&e.node)).collect();
-        let in_region: Vec<&PoolEntry> = match request.region {
-            Some(region) => candidates
-                .iter()
-                .copied()
-                .filter(|e| {
-                    e.region
-                        .as_deref()
-                        .is_some_and(|r| r.eq_ignore_ascii_case(region))
-                })
-                .collect(),
-            None => Vec::new(),
-        };
         let pick_from = if in_region.is_empty() {
             candidates
         } else {

@@ -157,6 +157,42 @@ async fn node_in(cp: &TestCp, region: Uuid, name: &str) -> Uuid {
         shadowsocks::config::ServerAddr::SocketAddr(a) => *a,
         other => panic!("{other}"),
     };
+    register_node(cp, &node, addr, region, name).await
+}
+
+/// A real Shadowsocks node registered in `region` at a TCP forwarder that counts the
+/// connections it carries (so the test sees which node a stream went through).
+async fn counted_node_in(cp: &TestCp, region: Uuid, name: &str) -> Arc<AtomicUsize> {
+    let node = start_node().await;
+    let to = match node.config.addr() {
+        shadowsocks::config::ServerAddr::SocketAddr(a) => *a,
+        other => panic!("{other}"),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    register_node(cp, &node, addr, region, name).await;
+    count
+}
+
+async fn register_node(
+    cp: &TestCp,
+    node: &Node,
+    addr: std::net::SocketAddr,
+    region: Uuid,
+    name: &str,
+) -> Uuid {
     cp.store()
         .create_node(
             "test",
@@ -477,4 +513,33 @@ async fn a_gateway_at_its_session_cap_refuses_hello_and_admits_again_once_a_sess
             .is_ok()
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_down_a_requested_region_wins_over_the_devices_last_node() {
+    let cp = Arc::new(TestCp::start().await);
+    let de = region(&cp, "de").await;
+    let us = region(&cp, "us").await;
+    let via_de = counted_node_in(&cp, de, "de-1").await;
+    let via_us = counted_node_in(&cp, us, "us-1").await;
+    let (gw, client) = gateway_keeping_client(&cp).await;
+    eventually(T, "the gateway has the pool snapshot", || async {
+        client.known_pool_len() == 2
+    })
+    .await;
+    let echo = echo_server().await;
+    let sub = subscriber_in(&cp, &[]).await;
+    // Allows cached for both regions; the device's last node is the de node.
+    drop(connect_in(&gw, &sub, Some("us")).await.unwrap());
+    let session = connect_in(&gw, &sub, Some("de")).await.unwrap();
+    echo_once(&session, echo, b"in de").await;
+    assert!(via_de.load(Ordering::SeqCst) > 0);
+    cp.stop().await;
+    let before = via_us.load(Ordering::SeqCst);
+    let session = connect_in(&gw, &sub, Some("us")).await.unwrap();
+    echo_once(&session, echo, b"in us, from the last known pool").await;
+    assert!(
+        via_us.load(Ordering::SeqCst) > before,
+        "the requested region's node, not the device's last node in de"
+    );
 }
