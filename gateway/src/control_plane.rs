@@ -99,6 +99,9 @@ pub struct HeartbeatAnswer {
     pub node_id: Option<String>,
     /// `Some(reason)`: close the session now (`killed`, `revoked`, `expired`).
     pub end: Option<String>,
+    /// `Some(end)`: the control plane said when access ends as of now (`None` inside: never,
+    /// or a queued subscription follows); `None`: it did not say (an older control plane).
+    pub expires_at_ms: Option<Option<i64>>,
 }
 
 /// One line of a usage report.
@@ -218,6 +221,14 @@ struct HeartbeatJson {
     node_id: Option<String>,
     end: bool,
     end_reason: Option<String>,
+    /// Missing (older control plane) and `null` (no end) differ.
+    #[serde(default, deserialize_with = "present")]
+    expires_at: Option<Option<i64>>,
+}
+
+/// A field that is there, `null` or not.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize, Default)]
@@ -474,34 +485,37 @@ impl ControlPlaneClient {
         self.known_pool.lock().map_or(0, |k| k.len())
     }
 
-    /// A node for a device while the control plane cannot be asked: its last assigned node, else
-    /// one from the last pool snapshot (in the requested region when it has one), chosen by
-    /// rendezvous hashing so a device keeps getting the same node.
+    /// A node for a device while the control plane cannot be asked: its last assigned node (when
+    /// in the requested region, if that has nodes), else one from the last pool snapshot (in the
+    /// requested region when it has nodes), chosen by rendezvous hashing so a device keeps
+    /// getting the same node.
     fn offline_node(&self, request: &AssignRequest<'_>) -> Option<Node> {
         let usable = |n: &Node| !request.exclude.contains(&n.id);
-        if let Some(node) = self
+        let known = self.known_pool.lock().ok()?;
+        let candidates: Vec<&PoolEntry> = known.iter().filter(|e| usable(&e.node)).collect();
+        let in_requested = |e: &PoolEntry| {
+            request.region.is_some_and(|region| {
+                e.region
+                    .as_deref()
+                    .is_some_and(|r| r.eq_ignore_ascii_case(region))
+            })
+        };
+        let in_region: Vec<&PoolEntry> = candidates
+            .iter()
+            .copied()
+            .filter(|e| in_requested(e))
+            .collect();
+        // The last node, unless the client asks for a region it is not in (and that has nodes).
+        let last = self
             .last_nodes
             .lock()
             .ok()
             .and_then(|l| l.get(request.device_id).cloned())
             .filter(usable)
-        {
-            return Some(node);
+            .filter(|n| in_region.is_empty() || in_region.iter().any(|e| e.node.id == n.id));
+        if last.is_some() {
+            return last;
         }
-        let known = self.known_pool.lock().ok()?;
-        let candidates: Vec<&PoolEntry> = known.iter().filter(|e| usable(&e.node)).collect();
-        let in_region: Vec<&PoolEntry> = match request.region {
-            Some(region) => candidates
-                .iter()
-                .copied()
-                .filter(|e| {
-                    e.region
-                        .as_deref()
-                        .is_some_and(|r| r.eq_ignore_ascii_case(region))
-                })
-                .collect(),
-            None => Vec::new(),
-        };
         let pick_from = if in_region.is_empty() {
             candidates
         } else {
@@ -560,6 +574,7 @@ impl ControlPlaneClient {
             end: answer
                 .end
                 .then(|| answer.end_reason.unwrap_or_else(|| "killed".into())),
+            expires_at_ms: answer.expires_at,
         })
     }
 

@@ -262,7 +262,9 @@ fn build(
         .unwrap_or_default();
     // The provider is chosen explicitly: other crates in the process (reqwest) may enable a
     // second one, and then rustls cannot pick a process default.
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.cipher_suites.sort_by_key(openssl_rank);
+    let provider = Arc::new(provider);
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| GatewayError::Tls(e.to_string()))?
@@ -276,8 +278,9 @@ fn build(
         b"http/1.0".to_vec(),
         b"http/0.9".to_vec(),
     ];
-    // As close to nginx (Debian's nginx.conf) as rustls allows: the server's cipher order,
-    // TLS 1.2 session tickets (rustls has none by default), a 300 s ticket lifetime.
+    // As close to nginx (Debian's nginx.conf) as rustls allows: the server's cipher order
+    // (OpenSSL's, see `openssl_rank`), TLS 1.2 session tickets (rustls has none by default),
+    // a 300 s ticket lifetime.
     config.ignore_client_order = true;
     let ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()
         .map_err(|e| GatewayError::Tls(format!("session ticket keys: {e}")))?;
@@ -288,6 +291,25 @@ fn build(
         config: Arc::new(config),
         fingerprint,
     })
+}
+
+/// Position of a suite in OpenSSL's order for Debian nginx's `ssl_ciphers HIGH:!aNULL:!MD5`
+/// (`openssl ciphers -v`): TLS 1.3 first, then AES-256-GCM, ChaCha20, AES-128-GCM, ECDSA
+/// before RSA. With the server's order deciding, the suite chosen for a client is nginx's.
+fn openssl_rank(suite: &rustls::SupportedCipherSuite) -> u8 {
+    use rustls::CipherSuite as C;
+    match suite.suite() {
+        C::TLS13_AES_256_GCM_SHA384 => 0,
+        C::TLS13_CHACHA20_POLY1305_SHA256 => 1,
+        C::TLS13_AES_128_GCM_SHA256 => 2,
+        C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => 3,
+        C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => 4,
+        C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => 5,
+        C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => 6,
+        C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => 7,
+        C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => 8,
+        _ => 9,
+    }
 }
 
 /// SHA-256 of a DER certificate as 64 lowercase hex digits.

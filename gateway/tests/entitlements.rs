@@ -62,6 +62,77 @@ async fn a_subscription_that_ends_mid_session_ends_the_session_at_its_end_time()
     assert_eq!(again.err().map(|e| e.code), Some(HelloErrorCode::Expired));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscription_end_holds_while_the_control_plane_is_down() {
+    let gw = TestGateway::start(test_config()).await;
+    let cp = gw.cp.clone().unwrap();
+    let sub = cp.subscriber(None, 5).await;
+    let end = now_ms() + 2_000;
+    cp.store()
+        .execute_raw(&format!(
+            "UPDATE subscriptions SET ends_at = {end} WHERE user_id = '{}'",
+            sub.user
+        ))
+        .await
+        .unwrap();
+    let mut client = TestClient::try_connect(&gw, &sub.device.to_string(), sub.token.as_bytes())
+        .await
+        .unwrap();
+    cp.stop().await;
+    let event = client.session_event(T).await;
+    let late_ms = now_ms() - end;
+    match event {
+        Some(Event::PeerError(e)) => assert_eq!(e.code, ErrorCode::Expired),
+        other => panic!("expected ERROR expired, got {other:?}"),
+    }
+    assert!(
+        (-100..=1_000).contains(&late_ms),
+        "ended {late_ms} ms after the subscription's end with nobody to ask (at most 1 s late)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_bought_mid_session_keeps_the_session_past_the_old_end() {
+    let gw = TestGateway::start(test_config()).await;
+    let cp = gw.cp.clone().unwrap();
+    let sub = cp.subscriber(None, 5).await;
+    let end = now_ms() + 2_000;
+    cp.store()
+        .execute_raw(&format!(
+            "UPDATE subscriptions SET ends_at = {end} WHERE user_id = '{}'",
+            sub.user
+        ))
+        .await
+        .unwrap();
+    let mut client = TestClient::try_connect(&gw, &sub.device.to_string(), sub.token.as_bytes())
+        .await
+        .unwrap();
+    // The renewal: a queued subscription that starts when the current one ends.
+    let plan = cp.store().list_subscriptions(sub.user).await.unwrap()[0].plan_id;
+    cp.store()
+        .create_subscription(
+            "test",
+            sub.user,
+            &NewSubscription {
+                plan_id: plan,
+                on_hold: false,
+                queued: true,
+            },
+        )
+        .await
+        .unwrap();
+    let echo = echo_server().await;
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    assert!(
+        client
+            .session_event(Duration::from_millis(100))
+            .await
+            .is_none(),
+        "no ERROR at the old end"
+    );
+    echo_once(&client, echo, b"on the renewed subscription").await;
+}
+
 /// A region with this code.
 async fn region(cp: &TestCp, code: &str) -> Uuid {
     cp.store()
@@ -86,6 +157,42 @@ async fn node_in(cp: &TestCp, region: Uuid, name: &str) -> Uuid {
         shadowsocks::config::ServerAddr::SocketAddr(a) => *a,
         other => panic!("{other}"),
     };
+    register_node(cp, &node, addr, region, name).await
+}
+
+/// A real Shadowsocks node registered in `region` at a TCP forwarder that counts the
+/// connections it carries (so the test sees which node a stream went through).
+async fn counted_node_in(cp: &TestCp, region: Uuid, name: &str) -> Arc<AtomicUsize> {
+    let node = start_node().await;
+    let to = match node.config.addr() {
+        shadowsocks::config::ServerAddr::SocketAddr(a) => *a,
+        other => panic!("{other}"),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    register_node(cp, &node, addr, region, name).await;
+    count
+}
+
+async fn register_node(
+    cp: &TestCp,
+    node: &Node,
+    addr: std::net::SocketAddr,
+    region: Uuid,
+    name: &str,
+) -> Uuid {
     cp.store()
         .create_node(
             "test",
@@ -406,4 +513,33 @@ async fn a_gateway_at_its_session_cap_refuses_hello_and_admits_again_once_a_sess
             .is_ok()
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_down_a_requested_region_wins_over_the_devices_last_node() {
+    let cp = Arc::new(TestCp::start().await);
+    let de = region(&cp, "de").await;
+    let us = region(&cp, "us").await;
+    let via_de = counted_node_in(&cp, de, "de-1").await;
+    let via_us = counted_node_in(&cp, us, "us-1").await;
+    let (gw, client) = gateway_keeping_client(&cp).await;
+    eventually(T, "the gateway has the pool snapshot", || async {
+        client.known_pool_len() == 2
+    })
+    .await;
+    let echo = echo_server().await;
+    let sub = subscriber_in(&cp, &[]).await;
+    // Allows cached for both regions; the device's last node is the de node.
+    drop(connect_in(&gw, &sub, Some("us")).await.unwrap());
+    let session = connect_in(&gw, &sub, Some("de")).await.unwrap();
+    echo_once(&session, echo, b"in de").await;
+    assert!(via_de.load(Ordering::SeqCst) > 0);
+    cp.stop().await;
+    let before = via_us.load(Ordering::SeqCst);
+    let session = connect_in(&gw, &sub, Some("us")).await.unwrap();
+    echo_once(&session, echo, b"in us, from the last known pool").await;
+    assert!(
+        via_us.load(Ordering::SeqCst) > before,
+        "the requested region's node, not the device's last node in de"
+    );
 }

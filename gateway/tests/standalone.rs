@@ -394,35 +394,55 @@ async fn s_client(addr: SocketAddr, args: &[&str]) -> String {
     )
 }
 
+/// The lines of `s_client` output that name the cipher and the ticket lifetimes.
+fn tls_choices(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("New, ") || l.starts_with("TLS session ticket lifetime hint"))
+        .map(str::to_owned)
+        .collect()
+}
+
 #[tokio::test]
-async fn tls_picks_the_server_s_cipher_order_and_issues_nginx_s_ticket_lifetime() {
-    let gw = TestGateway::start_static(test_config()).await;
-    // The client prefers ChaCha20; the server's order (AES-128-GCM before it) wins, as with
-    // nginx's `ssl_prefer_server_ciphers on`.
-    let tls12 = s_client(
-        gw.addr(),
+async fn tls_cipher_choice_and_ticket_lifetimes_match_nginx() {
+    let nginx = Nginx::start().await;
+    let gw = TestGateway::start_static(standalone_config(&nginx)).await;
+    // Offers in an order other than the server's: the server's (OpenSSL's) order decides, as
+    // with Debian's `ssl_prefer_server_ciphers on`.
+    let offers: [&[&str]; 5] = [
         &[
             "-tls1_2",
             "-cipher",
-            "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256",
+            "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305",
         ],
-    )
-    .await;
-    assert!(
-        tls12.contains("Cipher is ECDHE-ECDSA-AES128-GCM-SHA256"),
-        "{tls12}"
-    );
-    // TLS 1.2 session tickets exist at all (rustls has none by default) and say 300 s.
-    assert!(
-        tls12.contains("TLS session ticket lifetime hint: 300 (seconds)"),
-        "{tls12}"
-    );
-    let tls13 = s_client(gw.addr(), &["-tls1_3"]).await;
-    assert!(
-        tls13.contains("TLS session ticket lifetime hint: 300 (seconds)"),
-        "{tls13}"
-    );
-    assert!(tls13.contains("HTTP/1.1 404 Not Found"), "{tls13}");
+        &[
+            "-tls1_2",
+            "-cipher",
+            "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384",
+        ],
+        &["-tls1_2"],
+        &[
+            "-tls1_3",
+            "-ciphersuites",
+            "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256",
+        ],
+        &["-tls1_3"],
+    ];
+    for offer in offers {
+        let direct = s_client(nginx.tls, offer).await;
+        let through = s_client(gw.addr(), offer).await;
+        let choices = tls_choices(&direct);
+        assert!(
+            choices.iter().any(|l| l.contains("lifetime hint: 300")),
+            "nginx issues 300 s tickets: {direct}"
+        );
+        assert_eq!(
+            choices,
+            tls_choices(&through),
+            "{offer:?}\n--- gateway\n{through}"
+        );
+    }
 }
 
 /// What `s_client` says about ALPN: the protocol chosen, or that the server refused.
@@ -488,4 +508,24 @@ async fn odd_sni_values_nginx_accepts_are_accepted_except_the_documented_ones() 
             "gateway, SNI {name}: {through}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_session_s_connection_ends_with_close_notify() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let gw = TestGateway::start_static(test_config()).await;
+    let mut ws = ws_connect(&gw).await;
+    ws.send(Message::Binary(gw.hello())).await.unwrap();
+    let ack = tokio::time::timeout(T, ws.next()).await.unwrap();
+    assert!(matches!(ack, Some(Ok(Message::Binary(_)))), "{ack:?}");
+    ws.close(None).await.unwrap();
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(T, ws.next()).await {}
+    // After the WebSocket close handshake, TLS ends with close_notify (read gives a clean EOF)
+    // rather than a bare FIN (an unexpected-EOF error).
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(T, ws.get_mut().read_to_end(&mut rest))
+        .await
+        .expect("the gateway closes the connection");
+    assert!(end.is_ok(), "{end:?}");
 }

@@ -15,7 +15,9 @@ use crate::app::AppState;
 use crate::auth::token;
 use crate::config::AssignStrategy;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{now_ms, DeviceStatus, Millis, Plan, Session, SubscriptionStatus, UserStatus};
+use crate::model::{
+    now_ms, DeviceStatus, Millis, Plan, Session, Subscription, SubscriptionStatus, UserStatus,
+};
 use crate::node_pool::PoolView;
 use crate::pool::{assign, AssignError, AssignRequest, Strategy};
 use crate::shared;
@@ -182,21 +184,7 @@ pub async fn validate_device(
     if device.last_seen_at.is_none_or(|seen| now - seen >= 60_000) {
         state.store.touch_device(device.id, now).await?;
     }
-    // Gateways end a session at `expires_at` to the second. A queued subscription starts when
-    // this one ends, so access does not end then: no end time (session heartbeats follow the
-    // chain).
-    let expires_at = match sub.ends_at {
-        Some(end) => {
-            let queued = state
-                .store
-                .list_subscriptions(user.id)
-                .await?
-                .iter()
-                .any(|s| s.status == SubscriptionStatus::Queued);
-            (!queued).then_some(end)
-        }
-        None => None,
-    };
+    let expires_at = access_ends_at(&state, &sub).await?;
     metrics::counter!("httvps_cp_device_validations_total", "result" => "allow", "code" => "ok")
         .increment(1);
     tracing::Span::current().record("httvps.verdict", "allow");
@@ -213,6 +201,22 @@ pub async fn validate_device(
             plan,
         }),
     }))
+}
+
+/// When the user's access ends: the subscription's end, unless a queued subscription starts
+/// then (no end time; heartbeats report the next one's end once it runs). Gateways end the
+/// sessions at this time to the second.
+async fn access_ends_at(state: &AppState, sub: &Subscription) -> ApiResult<Option<Millis>> {
+    let Some(end) = sub.ends_at else {
+        return Ok(None);
+    };
+    let queued = state
+        .store
+        .list_subscriptions(sub.user_id)
+        .await?
+        .iter()
+        .any(|s| s.status == SubscriptionStatus::Queued);
+    Ok((!queued).then_some(end))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -402,6 +406,9 @@ pub struct HeartbeatResponse {
     /// Close the session now.
     pub end: bool,
     pub end_reason: Option<&'static str>,
+    /// When the user's access ends as of now (as in the device validation's entitlement; a
+    /// renewal moves it): the gateway ends the session then.
+    pub expires_at: Option<Millis>,
 }
 
 /// Keeps a session alive and tells the gateway whether to move or end it.
@@ -419,6 +426,7 @@ pub async fn session_heartbeat(
         .store
         .heartbeat_session(id, gw.gateway.id, now)
         .await?;
+    let mut expires_at = None;
     let end_reason = if session.kill_requested {
         Some("killed")
     } else {
@@ -426,15 +434,18 @@ pub async fn session_heartbeat(
         let user = state.store.get_user(session.user_id).await?;
         if device.status != DeviceStatus::Active || user.status != UserStatus::Active {
             Some("revoked")
-        } else if state
-            .store
-            .resolve_subscription(user.id, now, false)
-            .await?
-            .is_none()
-        {
-            Some("expired")
         } else {
-            None
+            match state
+                .store
+                .resolve_subscription(user.id, now, false)
+                .await?
+            {
+                None => Some("expired"),
+                Some((sub, _)) => {
+                    expires_at = access_ends_at(&state, &sub).await?;
+                    None
+                }
+            }
         }
     };
     Ok(Json(HeartbeatResponse {
@@ -442,6 +453,7 @@ pub async fn session_heartbeat(
         node_id: session.node_id,
         end: end_reason.is_some(),
         end_reason,
+        expires_at,
     }))
 }
 

@@ -74,6 +74,15 @@ impl Observed {
     }
 }
 
+/// When an answer counts as complete without a close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quiet {
+    /// Longest wait for the first answer byte after the last send.
+    pub first_byte: Duration,
+    /// Silence after the last byte that ends the answer.
+    pub after_bytes: Duration,
+}
+
 /// A probe connection in progress.
 #[derive(Debug)]
 pub struct ProbeConn {
@@ -131,15 +140,22 @@ impl ProbeConn {
         }
     }
 
-    /// Reads until the TCP connection closes, `deadline` passes, or (with `quiet`) nothing
-    /// arrived for that long.
-    pub fn read_until(&mut self, deadline: Instant, quiet: Option<Duration>) {
+    /// Reads until the TCP connection closes, `deadline` passes, or (with `quiet`) the answer
+    /// seems complete: nothing arrived for `quiet.after_bytes` since the last byte, or, before
+    /// any answer byte, for `quiet.first_byte` since the last send (a slow server gets longer
+    /// for its first byte than a finished answer gets for a silent tail).
+    pub fn read_until(&mut self, deadline: Instant, quiet: Option<Quiet>) {
         let mut buf = vec![0u8; 16 * 1024];
         while self.observed.tcp_close == TcpClose::Open {
             let now = Instant::now();
             let mut limit = deadline;
             if let Some(quiet) = quiet {
-                limit = limit.min(self.last_activity.max(self.last_send) + quiet);
+                let quiet_end = if self.observed.received.is_empty() {
+                    self.last_send + quiet.first_byte
+                } else {
+                    self.last_activity.max(self.last_send) + quiet.after_bytes
+                };
+                limit = limit.min(quiet_end);
             }
             if now >= limit {
                 return;

@@ -34,6 +34,9 @@ struct Args {
     /// An answer is complete after this many milliseconds without a byte.
     #[arg(long, default_value_t = 1000)]
     settle_ms: u64,
+    /// A probe without any answer byte gives up after this many milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    first_byte_ms: u64,
     /// Longest wait for a close in the idle probes, in seconds.
     #[arg(long, default_value_t = 90)]
     idle_limit_secs: u64,
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         secret_path: args.secret_path,
         slow: args.slow,
         settle: Duration::from_millis(args.settle_ms),
+        first_byte: Duration::from_millis(args.first_byte_ms),
         idle_limit: Duration::from_secs(args.idle_limit_secs),
         jobs: args.jobs,
         only: args.only,

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::compare::{self, Diff};
-use crate::conn::{Observed, ProbeConn};
+use crate::conn::{Observed, ProbeConn, Quiet};
 use crate::probes::{self, Finish, Placeholders, Probe, Step, Transport, PROBES};
 use crate::{raw_hello, tls, transcript};
 
@@ -41,6 +41,8 @@ pub struct Settings {
     pub slow: bool,
     /// A fast probe's answer is complete after this long without a byte.
     pub settle: Duration,
+    /// A fast probe without any answer byte gives up after this long.
+    pub first_byte: Duration,
     /// Longest wait for a close in idle probes.
     pub idle_limit: Duration,
     /// Worker threads for fast probes.
@@ -205,7 +207,13 @@ pub fn observe(
         }
     }
     match probe.finish {
-        Finish::Settle => conn.read_until(start + FAST_LIMIT, Some(settings.settle)),
+        Finish::Settle => {
+            let quiet = Quiet {
+                first_byte: settings.first_byte,
+                after_bytes: settings.settle,
+            };
+            conn.read_until(start + FAST_LIMIT, Some(quiet));
+        }
         Finish::Idle => conn.read_until(Instant::now() + settings.idle_limit, None),
     }
     conn.finish()

@@ -184,3 +184,48 @@ fn standalone_gateway_with_fallback_answers_like_nginx() {
     let results = run::run(&settings(target, reference.addr(), Some(&secret))).expect("run");
     assert_http_level_identical(&results);
 }
+
+/// The program: exit 0 and a summary line when everything is identical, 1 and a diff when a
+/// probe differs, 2 on a usage error.
+#[test]
+fn the_program_reports_and_exits_by_verdict() {
+    let site = Site::new();
+    let reference = Server::tls();
+    let twin = Server::tls();
+    let tokens_off = Server::tls().with(" server_tokens off;");
+    let _nginx = Nginx::start(
+        &site,
+        &[reference.clone(), twin.clone(), tokens_off.clone()],
+    );
+    let probe = |target: std::net::SocketAddr, extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_httvps-probe"))
+            .args(["--target", &target.to_string()])
+            .args(["--reference", &reference.addr().to_string()])
+            .args(["--only", "get-root", "--only", "if-none-match"])
+            .args(extra)
+            .output()
+            .expect("httvps-probe runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = probe(twin.addr(), &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("identical  get-root\n"), "{out}");
+    assert!(
+        out.ends_with("summary: 2 identical, 0 different, 0 skipped of 2 probes\n"),
+        "{out}"
+    );
+
+    let (code, out) = probe(tokens_off.addr(), &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("different  get-root\n           at line 2:\n"),
+        "{out}"
+    );
+    assert!(out.contains("target    | Server: nginx\\r\\n\n"), "{out}");
+
+    let (code, _) = probe(twin.addr(), &["--secret-path", "no-slash"]);
+    assert_eq!(code, Some(2));
+}

@@ -9,10 +9,12 @@
 pub mod builtin;
 pub mod first_request;
 pub mod limits;
+pub mod reclaim;
 pub mod tls_accept;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -32,6 +34,9 @@ use first_request::{FirstRequest, SessionRequest};
 
 /// Initial (eagerly allocated) WebSocket read buffer of each session.
 const WS_READ_BUFFER: usize = 16 * 1024;
+
+/// Longest wait for the TLS `close_notify` (and FIN) to go out after a session ended.
+const SESSION_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Accepts connections until `stop` is cancelled. Connection tasks (and the sessions they
 /// become) are spawned on `tasks` so shutdown can wait for them.
@@ -161,7 +166,9 @@ pub async fn serve<S>(
                 tracing::trace!(%peer, ?end, "relayed to the fallback");
             }
             Err(e) => {
-                tracing::warn!(%peer, error = %e, "fallback unavailable; closing the connection");
+                // Counted in httvps_gateway_fallback_errors_total; logged only at debug, as
+                // clients decide how often this happens.
+                tracing::debug!(%peer, error = %e, "fallback unavailable; closing the connection");
                 let _ = stream.shutdown().await;
             }
         }
@@ -189,8 +196,14 @@ async fn start_session<S>(
         .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(Some(shared.config.max_message_size()))
         .max_frame_size(Some(shared.config.max_message_size()));
+    let (stream, back) = reclaim::Reclaimable::new(stream);
     let ws =
         WebSocketStream::from_partially_read(stream, early.to_vec(), Role::Server, Some(ws_config))
             .await;
     session::run_session(ws, peer, shared.clone()).await;
+    // The session dropped the WebSocket after its close handshake: end TLS cleanly, as nginx
+    // ends a proxied WebSocket.
+    if let Ok(Ok(mut stream)) = tokio::time::timeout(SESSION_SHUTDOWN_TIMEOUT, back).await {
+        let _ = tokio::time::timeout(SESSION_SHUTDOWN_TIMEOUT, stream.shutdown()).await;
+    }
 }

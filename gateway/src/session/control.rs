@@ -1,13 +1,14 @@
 //! The control plane's view of one session: a small task beside the session that sends its
 //! heartbeat every interval, registers it late when the control plane was unreachable at HELLO,
-//! and tells the session to end (kill, revocation, expiry) or to move to another node
-//! (failover). The session aborts it when it ends, then reports the end itself.
+//! and tells the session to end (kill, revocation, expiry), to move to another node (failover),
+//! or when its access ends now (a renewal moves it). The session asks for a heartbeat at once
+//! when its end time comes. The session aborts it when it ends, then reports the end itself.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use httvps_proto::ErrorCode;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use uuid::Uuid;
 
 use crate::control_plane::{ControlPlaneClient, CpError};
@@ -24,6 +25,8 @@ pub enum ControlEvent {
         /// The control plane's reason (`killed`, `revoked`, `expired`, ...).
         reason: String,
     },
+    /// The session may go on; its access ends at this time (Unix ms; `None`: no end known).
+    AccessEnds(Option<i64>),
 }
 
 /// The ERROR code for a control plane's end reason.
@@ -55,6 +58,8 @@ pub struct ControlTask {
     pub node: Arc<SessionNode>,
     /// Reports to the session.
     pub events: mpsc::Sender<ControlEvent>,
+    /// The session asks for a heartbeat now (its access end time has come).
+    pub check_now: Arc<Notify>,
 }
 
 impl ControlTask {
@@ -64,7 +69,10 @@ impl ControlTask {
             tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticker.tick().await;
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = self.check_now.notified() => {}
+            }
             if !self.registered {
                 match self
                     .client
@@ -107,6 +115,9 @@ impl ControlTask {
                     }
                     if let Some(node) = answer.node_id {
                         self.node.move_to(&node);
+                    }
+                    if let Some(ends) = answer.expires_at_ms {
+                        let _ = self.events.send(ControlEvent::AccessEnds(ends)).await;
                     }
                 }
                 Err(CpError::Refused { status: 404, .. }) => {

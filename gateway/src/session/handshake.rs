@@ -395,7 +395,9 @@ impl Session {
         self.node = Some(node.clone());
         if let Some(cp) = shared.control_plane.clone() {
             let (tx, rx) = tokio::sync::mpsc::channel(4);
+            let check_now = Arc::new(tokio::sync::Notify::new());
             let task = ControlTask {
+                check_now: check_now.clone(),
                 client: cp,
                 session_id: session_uuid,
                 device_id: entitlement.device_id.clone(),
@@ -408,6 +410,7 @@ impl Session {
             self.control = Some(ControlHandle {
                 events: rx,
                 task: tokio::spawn(task.run()).abort_handle(),
+                check_now,
             });
             self.cp_session = Some(session_uuid);
         }

@@ -37,7 +37,7 @@ use crate::gateway::Shared;
 use crate::metrics as m;
 use crate::shared::directory::Listing;
 use crate::shared::quota::QuotaAccount;
-use crate::shared::SessionEnd;
+use crate::shared::{unix_ms, SessionEnd};
 use crate::stats::SessionStatsGuard;
 use crate::upstream::tcp::TcpRelay;
 use crate::upstream::udp::{OutboundDatagram, UdpRelay};
@@ -65,6 +65,9 @@ const MAX_CONTROL_READS_WHILE_BLOCKED: usize = 256;
 const MAX_EVENTS_PER_WAKE: usize = 64;
 /// Frames moved into the WebSocket per wakeup of the session (one flush writes them all).
 const MAX_FRAMES_PER_WAKE: usize = 64;
+/// How long a session past its subscription's end waits for the control plane to say a
+/// renewal moved the end, before it ends with ERROR `expired`.
+const EXPIRY_CONFIRM_WAIT: Duration = Duration::from_millis(900);
 /// How long the close handshake may take once the session is over.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -82,6 +85,7 @@ where
         handshake_deadline: Some(now + shared.config.handshake_timeout),
         idle_deadline: None,
         subscription_end: None,
+        expiry_confirm: None,
         gateway_slot: None,
         lifetime_deadline: now + lifetime,
         drain: None,
@@ -153,6 +157,9 @@ struct Session {
     /// When the device's subscription ends (from its entitlement): the session ends then with
     /// ERROR `expired`, without waiting for a heartbeat.
     subscription_end: Option<Instant>,
+    /// The end time came and the control plane was asked: the session ends with ERROR `expired`
+    /// at this deadline unless the answer moves the end (a renewal).
+    expiry_confirm: Option<Instant>,
     /// Its place under the gateway's `--max-sessions`, from HELLO on.
     gateway_slot: Option<tokio::sync::OwnedSemaphorePermit>,
     lifetime_deadline: Instant,
@@ -292,6 +299,7 @@ impl Session {
             self.handshake_deadline,
             self.idle_deadline,
             self.subscription_end,
+            self.expiry_confirm,
             Some(self.lifetime_deadline),
             self.drain.map(|(_, at)| at),
         ]
@@ -306,9 +314,20 @@ impl Session {
         if self.handshake_deadline.is_some_and(|at| now >= at) {
             self.handshake_deadline = None;
             self.end(ErrorCode::HandshakeTimeout, "no HELLO in time");
+        } else if self.expiry_confirm.is_some_and(|at| now >= at) {
+            self.expiry_confirm = None;
+            self.subscription_ended();
         } else if self.subscription_end.is_some_and(|at| now >= at) {
             self.subscription_end = None;
-            self.subscription_ended();
+            match &self.control {
+                // A renewal may have moved the end since HELLO: ask at once, and end within
+                // EXPIRY_CONFIRM_WAIT unless the answer says otherwise (or there is none).
+                Some(control) => {
+                    control.check_now.notify_one();
+                    self.expiry_confirm = Some(now + EXPIRY_CONFIRM_WAIT);
+                }
+                None => self.subscription_ended(),
+            }
         } else if self.idle_deadline.is_some_and(|at| now >= at) {
             self.end(ErrorCode::IdleTimeout, "idle");
         } else if self.drain.is_some_and(|(_, at)| now >= at) {
@@ -318,6 +337,29 @@ impl Session {
             // Only once: afterwards the drain deadline governs.
             self.lifetime_deadline = now + Duration::from_secs(365 * 86_400);
             self.start_drain(ErrorCode::MaxLifetime, self.shared.config.drain_timeout);
+        }
+    }
+
+    /// The control plane says when access ends now (each heartbeat, and the answer to the one
+    /// asked for at the end time).
+    fn access_ends(&mut self, ends_at_ms: Option<i64>) {
+        let now = Instant::now();
+        match ends_at_ms {
+            None => {
+                self.subscription_end = None;
+                self.expiry_confirm = None;
+            }
+            Some(at) => match u64::try_from(at - unix_ms()) {
+                Ok(left) if left > 0 => {
+                    self.subscription_end = Some(now + Duration::from_millis(left));
+                    self.expiry_confirm = None;
+                }
+                // Past by this gateway's clock, not yet by the control plane's: end shortly.
+                _ => {
+                    self.subscription_end = None;
+                    self.expiry_confirm.get_or_insert(now + EXPIRY_CONFIRM_WAIT);
+                }
+            },
         }
     }
 
@@ -367,6 +409,7 @@ impl Session {
 
     fn on_control_event(&mut self, event: ControlEvent) {
         match event {
+            ControlEvent::AccessEnds(ends_at_ms) => self.access_ends(ends_at_ms),
             ControlEvent::End { code, reason } if reason == "resumed" => {
                 self.end_reason = Some("resumed");
                 if self.drain.is_some() {
@@ -938,6 +981,8 @@ impl Session {
 struct ControlHandle {
     events: mpsc::Receiver<ControlEvent>,
     task: tokio::task::AbortHandle,
+    /// Asks the task for a heartbeat now.
+    check_now: Arc<tokio::sync::Notify>,
 }
 
 impl Drop for ControlHandle {

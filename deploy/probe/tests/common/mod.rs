@@ -390,6 +390,7 @@ pub fn settings(target: SocketAddr, reference: SocketAddr, secret: Option<&str>)
         secret_path: secret.map(str::to_owned),
         slow: slow(),
         settle: Duration::from_millis(1000),
+        first_byte: Duration::from_millis(3000),
         idle_limit: Duration::from_secs(90),
         jobs: 8,
         only: Vec::new(),
