@@ -46,6 +46,8 @@ pub enum ApiError {
     },
     #[error("too many requests")]
     RateLimited,
+    #[error("the request body is larger than the limit")]
+    PayloadTooLarge,
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -78,6 +80,11 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 "Too many requests",
+            ),
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
             ),
             ApiError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -28,7 +28,12 @@ macro_rules! on_both_backends {
     };
 }
 
-on_both_backends!(device_limit_holds_under_parallel_creations,);
+on_both_backends!(
+    device_limit_holds_under_parallel_creations,
+    nul_text_in_gateway_fields_is_a_4xx,
+    regions_alternate_with_and_without_coordinates,
+    gateway_routes_never_answer_5xx_to_bad_input,
+);
 
 async fn send(app: &TestApp, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
     call(app.admin(method, path).json(&body)).await
@@ -112,4 +117,229 @@ where
         out.push(h.await.expect("task"));
     }
     out
+}
+
+/// A user with a plan allowing everything and one device; returns (user, device).
+async fn subscriber(app: &TestApp, tag: &str) -> (String, String) {
+    let plan = created_id(
+        send(
+            app,
+            Method::POST,
+            "/v1/admin/plans",
+            json!({"name": format!("plan-{tag}"), "device_limit": 5, "session_limit": 5}),
+        )
+        .await,
+    );
+    let user = created_id(send(app, Method::POST, "/v1/admin/users", json!({"name": tag})).await);
+    created_id(
+        send(
+            app,
+            Method::POST,
+            &format!("/v1/admin/users/{user}/subscriptions"),
+            json!({"plan_id": plan}),
+        )
+        .await,
+    );
+    let (status, device) = send(
+        app,
+        Method::POST,
+        &format!("/v1/admin/users/{user}/devices"),
+        json!({"name": "d"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{device}");
+    let device = device["device"]["id"].as_str().unwrap().to_owned();
+    (user, device)
+}
+
+#[track_caller]
+fn client_error(resp: (StatusCode, Value), what: &str) {
+    assert!(resp.0.is_client_error(), "{what}: {} {}", resp.0, resp.1);
+    assert!(
+        resp.1["code"].is_string(),
+        "{what}: not a problem document: {}",
+        resp.1
+    );
+}
+
+/// Issue 15 item 13: NUL characters in text the gateway API stores were 500s on PostgreSQL
+/// (SQLite stored them). Every one is a 4xx problem on both databases, and nothing is stored.
+async fn nul_text_in_gateway_fields_is_a_4xx(app: &TestApp) {
+    let (_, device) = subscriber(app, "nul").await;
+    let unknown = uuid::Uuid::new_v4();
+    client_error(
+        call(
+            app.gateway(Method::POST, &format!("/v1/gateway/sessions/{unknown}/end"))
+                .json(&json!({"reason": "client\u{0}closed"})),
+        )
+        .await,
+        "end reason of an unknown session",
+    );
+    client_error(
+        call(
+            app.gateway(Method::POST, "/v1/gateway/heartbeat")
+                .json(&json!({"version": "1.0\u{0}"})),
+        )
+        .await,
+        "heartbeat version",
+    );
+    client_error(
+        call(
+            app.gateway(Method::POST, "/v1/gateway/usage")
+                .json(&json!({"report_id": "r\u{0}1", "records": []})),
+        )
+        .await,
+        "usage report_id",
+    );
+    let session = uuid::Uuid::new_v4();
+    client_error(
+        call(
+            app.gateway(Method::POST, "/v1/gateway/sessions")
+                .json(&json!({
+                    "session_id": session, "device_id": device, "client_region": "eu\u{0}"
+                })),
+        )
+        .await,
+        "client_region",
+    );
+    // The same session with clean text starts normally: nothing half-written is in the way.
+    let (status, body) = call(
+        app.gateway(Method::POST, "/v1/gateway/sessions")
+            .json(&json!({
+                "session_id": session, "device_id": device, "client_region": "eu"
+            })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    client_error(
+        call(
+            app.gateway(Method::POST, &format!("/v1/gateway/sessions/{session}/end"))
+                .json(&json!({"reason": "\u{0}"})),
+        )
+        .await,
+        "end reason of a live session",
+    );
+    // Device validation answers a NUL token like any wrong one: a denial, not an error.
+    let (status, body) = call(
+        app.gateway(Method::POST, "/v1/gateway/devices/validate")
+            .json(&json!({"device_id": device, "device_token": "\u{0}", "region": "\u{0}"})),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::OK, &json!("auth_failed")),
+        "{body}"
+    );
+    // Admin text, queries and paths too.
+    client_error(
+        send(
+            app,
+            Method::POST,
+            "/v1/admin/users",
+            json!({"name": "a\u{0}b"}),
+        )
+        .await,
+        "user name",
+    );
+    client_error(
+        call(app.admin(Method::GET, "/v1/admin/audit?target_type=%00")).await,
+        "audit query",
+    );
+}
+
+/// Issue 15 item 13: creating and patching regions alternately with and without coordinates
+/// gave 500 "incorrect binary data format in bind parameter 4" on PostgreSQL.
+async fn regions_alternate_with_and_without_coordinates(app: &TestApp) {
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let body = if i % 2 == 0 {
+            json!({"code": format!("r{i}"), "name": "R", "latitude": 50.25, "longitude": -8.5})
+        } else {
+            json!({"code": format!("r{i}"), "name": "R"})
+        };
+        let (status, region) = send(app, Method::POST, "/v1/admin/regions", body).await;
+        assert_eq!(status, StatusCode::CREATED, "create {i}: {region}");
+        if i % 2 == 0 {
+            assert_eq!(
+                (region["latitude"].as_f64(), region["longitude"].as_f64()),
+                (Some(50.25), Some(-8.5))
+            );
+        } else {
+            assert!(
+                region["latitude"].is_null() && region["longitude"].is_null(),
+                "{region}"
+            );
+        }
+        ids.push(region["id"].as_str().unwrap().to_owned());
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let body = if i % 2 == 0 {
+            json!({"latitude": null, "longitude": null})
+        } else {
+            json!({"latitude": -33.5, "longitude": 151.25})
+        };
+        let (status, region) =
+            send(app, Method::PATCH, &format!("/v1/admin/regions/{id}"), body).await;
+        assert_eq!(status, StatusCode::OK, "patch {i}: {region}");
+        if i % 2 == 0 {
+            assert!(region["latitude"].is_null(), "{region}");
+        } else {
+            assert_eq!(region["longitude"].as_f64(), Some(151.25), "{region}");
+        }
+    }
+}
+
+/// Bad bodies on every gateway route: 4xx problems, never a 5xx, on both databases.
+async fn gateway_routes_never_answer_5xx_to_bad_input(app: &TestApp) {
+    let (_, device) = subscriber(app, "fuzz").await;
+    let session = uuid::Uuid::new_v4();
+    let routes = [
+        "/v1/gateway/devices/validate".to_owned(),
+        "/v1/gateway/nodes/assign".to_owned(),
+        "/v1/gateway/sessions".to_owned(),
+        format!("/v1/gateway/sessions/{session}/heartbeat"),
+        format!("/v1/gateway/sessions/{session}/end"),
+        "/v1/gateway/sessions/%00/end".to_owned(),
+        "/v1/gateway/usage".to_owned(),
+        "/v1/gateway/heartbeat".to_owned(),
+    ];
+    let nul = r"\u0000";
+    let bodies = [
+        String::new(),
+        "{".into(),
+        "[]".into(),
+        "{}".into(),
+        format!(r#"{{"device_id": "{nul}", "device_token": "{nul}", "region": "{nul}"}}"#),
+        format!(r#"{{"device_id": "{device}", "region": "{nul}", "exclude": ["{nul}"]}}"#),
+        format!(r#"{{"session_id": "{session}", "device_id": "{device}", "node_id": null, "client_region": "{nul}{nul}"}}"#),
+        format!(r#"{{"session_id": "{session}", "device_id": "{device}", "client_region": "{}"}}"#, "x".repeat(5000)),
+        format!(r#"{{"reason": "{nul}"}}"#),
+        format!(r#"{{"reason": "a\\{nul}"}}"#),
+        format!(r#"{{"version": "{nul}"}}"#),
+        format!(r#"{{"report_id": "{nul}", "records": [{{"device_id": "{device}", "bytes_up": 1, "bytes_down": 1, "at": 1}}]}}"#),
+        format!(r#"{{"report_id": "r", "records": [{{"device_id": "{device}", "session_id": "{nul}", "bytes_up": -1, "bytes_down": 1e400, "at": 1}}]}}"#),
+        r#"{"report_id": "r", "records": [{"device_id": "00000000-0000-0000-0000-000000000000", "bytes_up": 1, "bytes_down": 1, "at": 9223372036854775807}]}"#.into(),
+    ];
+    let mut seen = 0;
+    for route in &routes {
+        for body in &bodies {
+            let resp = app
+                .gateway(Method::POST, route)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .expect("request sent");
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            assert!(
+                !status.is_server_error(),
+                "POST {route} {body}: {status} {text}"
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, routes.len() * bodies.len());
+    let (status, _) = call(app.http.get(app.url("/readyz"))).await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -2,9 +2,11 @@
 //! queries with precise messages, and the two kinds of caller (admins with a JWT, gateways with
 //! a service token).
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -14,7 +16,10 @@ use crate::error::ApiError;
 use crate::model::{now_ms, Role};
 use crate::store::GatewayAuth;
 
-/// A JSON body; malformed JSON and wrong types are 400/422 problems naming the field.
+/// A JSON body; malformed JSON and wrong types are 400/422 problems naming the field, a body
+/// over `--max-body-bytes` (with a length or chunked) a 413 problem, and text with a NUL
+/// character a 422 problem: PostgreSQL cannot store NUL in text, so it is refused here for
+/// every route rather than as a 500 deep in the store.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
@@ -22,15 +27,90 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::Validation(e.body_text())),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::BadJson(
-                "expected Content-Type: application/json".into(),
-            )),
-            Err(e) => Err(ApiError::BadJson(e.body_text())),
+        let bytes = json_body(req, state).await?;
+        let value = parse_json::<T>(&bytes)?;
+        if has_nul_escape(&bytes) {
+            return Err(ApiError::Validation(
+                "text must not contain control characters such as NUL (\\u0000)".into(),
+            ));
         }
+        Ok(ApiJson(value))
     }
+}
+
+/// [`ApiJson`] without the NUL check, for bodies whose text never reaches the database (device
+/// validation answers `auth_failed` for any token it cannot match, NUL or not; login answers
+/// 401 for any name no admin has).
+#[derive(Debug)]
+pub struct ApiJsonAnyText<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJsonAnyText<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = json_body(req, state).await?;
+        parse_json::<T>(&bytes).map(ApiJsonAnyText)
+    }
+}
+
+/// The body of a request that says it is JSON.
+async fn json_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    if !is_json(req.headers()) {
+        return Err(ApiError::BadJson(
+            "expected Content-Type: application/json".into(),
+        ));
+    }
+    read_body(req, state).await
+}
+
+/// The whole body, within the body limit (413 problem beyond it).
+pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|e: BytesRejection| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadJson(e.body_text())
+            }
+        })
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match axum::Json::<T>::from_bytes(bytes) {
+        Ok(axum::Json(v)) => Ok(v),
+        Err(JsonRejection::JsonDataError(e)) => Err(ApiError::Validation(e.body_text())),
+        Err(e) => Err(ApiError::BadJson(e.body_text())),
+    }
+}
+
+/// `application/json` or `application/<something>+json`, parameters aside.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Whether valid JSON text holds a `\u0000` escape, the only way JSON can carry a NUL (a raw
+/// control character is not valid JSON). An escape starts at a backslash preceded by an even
+/// number of backslashes.
+pub fn has_nul_escape(json: &[u8]) -> bool {
+    const ESCAPE: &[u8] = b"\\u0000";
+    json.windows(ESCAPE.len())
+        .enumerate()
+        .filter(|(_, w)| *w == ESCAPE)
+        .any(|(at, _)| json[..at].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0)
 }
 
 /// Path parameters; an id that is not a UUID is a 400 problem.
@@ -41,6 +121,11 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if parts.uri.path().contains("%00") {
+            return Err(ApiError::Validation(
+                "bad path parameter: NUL character".into(),
+            ));
+        }
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(v)| ApiPath(v))
@@ -58,6 +143,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if parts.uri.query().is_some_and(|q| q.contains("%00")) {
+            return Err(ApiError::Validation("bad query: NUL character".into()));
+        }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(v)| ApiQuery(v))
@@ -158,5 +246,18 @@ where
             .authenticate_gateway(&token::hash(token), now_ms())
             .await?;
         auth.map(GatewayCaller).ok_or(ApiError::Unauthenticated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_nul_escape;
+
+    #[test]
+    fn nul_escapes_are_found_and_escaped_backslashes_are_not() {
+        assert!(has_nul_escape(br#"{"a": "x\u0000"}"#));
+        assert!(has_nul_escape(br#"{"a": "\\\u0000"}"#));
+        assert!(!has_nul_escape(br#"{"a": "\\u0000"}"#));
+        assert!(!has_nul_escape(br#"{"a": "\u0001 u0000"}"#));
     }
 }

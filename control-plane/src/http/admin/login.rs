@@ -17,7 +17,7 @@ use super::blocking;
 use crate::app::AppState;
 use crate::auth::password;
 use crate::error::{ApiError, ApiResult};
-use crate::http::extract::ApiJson;
+use crate::http::extract::ApiJsonAnyText;
 use crate::model::{Millis, Role};
 
 /// Failed logins allowed per (username, address) within [`FAILURE_WINDOW`].
@@ -120,7 +120,7 @@ fn failures() -> std::sync::MutexGuard<'static, Failures> {
 pub async fn login(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,
-    ApiJson(req): ApiJson<LoginRequest>,
+    ApiJsonAnyText(req): ApiJsonAnyText<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
     if req.username.len() > 254 || req.password.len() > 1024 {
         return Err(ApiError::Validation("username or password too long".into()));
