@@ -105,6 +105,26 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The state of an operator command (`httvps-control-plane device revoke ...`): the store
+    /// it opened and, from the same settings as `serve` (`REDIS_URL`, `HTTVPS_CP_REDIS_PREFIX`,
+    /// `HTTVPS_CP_REVOCATION_TTL`), the shared state its changes are announced on, so a change
+    /// made from the command line reaches the gateways as one made through the API does.
+    pub fn for_operator(config: ServeConfig, store: Store) -> Result<AppState, StartError> {
+        let shared = crate::shared::open(&config).map_err(|e| StartError::Config(e.to_string()))?;
+        // Operator commands sign no admin tokens.
+        let jwt = JwtKeys::new(token::generate().as_bytes(), config.jwt_ttl_secs);
+        Ok(AppState {
+            store,
+            config: Arc::new(config),
+            jwt,
+            metrics: metrics_handle(),
+            migrations_in_flight: Arc::new(AtomicUsize::new(0)),
+            shared,
+        })
+    }
+}
+
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
