@@ -108,6 +108,12 @@ pub struct ServeConfig {
     #[arg(long, env = "HTTVPS_CP_JOB_INTERVAL_SECS", default_value_t = 30)]
     pub job_interval_secs: u64,
 
+    /// Lifetime of the leader lease (`30s`): with several replicas on one database, the one
+    /// holding it runs the health checks and maintenance and renews it every third of this;
+    /// when it dies another takes over within this time.
+    #[arg(long, env = "HTTVPS_CP_LEADER_LEASE", default_value = "30s", value_parser = parse_duration)]
+    pub leader_lease: Duration,
+
     /// Largest request body, in bytes.
     #[arg(long, env = "HTTVPS_CP_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod leader;
 pub mod link;
 pub mod model;
 pub mod node_pool;
