@@ -128,9 +128,20 @@ impl AppState {
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        state.config.max_concurrent_requests.max(1),
+    ));
     http::routes()
         .layer(axum::middleware::from_fn(record_request))
         .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.request_timeout,
+            http::guard::deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            slots,
+            http::guard::concurrency,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(server_span)

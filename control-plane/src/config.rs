@@ -114,6 +114,19 @@ pub struct ServeConfig {
     #[arg(long, env = "HTTVPS_CP_LEADER_LEASE", default_value = "30s", value_parser = parse_duration)]
     pub leader_lease: Duration,
 
+    /// Longest a request may take, reading its body included (`30s`); a slower one gets a 408
+    /// problem document.
+    #[arg(long, env = "HTTVPS_CP_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Requests in progress at most; one more gets a 503 problem document with Retry-After.
+    #[arg(
+        long,
+        env = "HTTVPS_CP_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 1024
+    )]
+    pub max_concurrent_requests: usize,
+
     /// Largest request body, in bytes.
     #[arg(long, env = "HTTVPS_CP_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,

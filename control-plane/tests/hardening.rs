@@ -343,3 +343,94 @@ async fn gateway_routes_never_answer_5xx_to_bad_input(app: &TestApp) {
     let (status, _) = call(app.http.get(app.url("/readyz"))).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// Sends a login request whose body never arrives in full.
+async fn stalled_request(app: &TestApp) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = app.running.as_ref().unwrap().addr;
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(
+        b"POST /v1/admin/login HTTP/1.1\r\nHost: cp\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{\"username\": \"ro",
+    )
+    .await
+    .expect("write");
+    s
+}
+
+/// The status line and body of the answer on a raw connection.
+async fn raw_answer(mut s: tokio::net::TcpStream) -> (u16, Value) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).await.expect("read");
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head.lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+            });
+            if length.is_some_and(|n| body.len() >= n) {
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// Issue 15 item 15 (control plane): no timeout or concurrency limit on the HTTP server. A
+/// request whose body stalls ends with a 408 problem after `--request-timeout`; beyond
+/// `--max-concurrent-requests` in progress, the next request gets a 503 problem at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_requests_time_out_and_excess_ones_are_refused() {
+    let app = TestApp::with_db(common::TestDb::sqlite().await, |c| {
+        c.request_timeout = std::time::Duration::from_secs(2);
+        c.max_concurrent_requests = 2;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let stalled = [stalled_request(&app).await, stalled_request(&app).await];
+    // Both are in progress (reading their bodies) once the server has read their headers.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, body) = call(
+        app.http
+            .get(app.url("/v1/admin/regions"))
+            .bearer_auth(&app.admin_token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "overloaded", "{body}");
+    for s in stalled {
+        let (status, body) =
+            tokio::time::timeout(std::time::Duration::from_secs(10), raw_answer(s))
+                .await
+                .expect("the stalled request is answered, not left hanging");
+        assert_eq!(status, 408, "{body}");
+        assert_eq!(body["code"], "request_timeout", "{body}");
+    }
+    println!(
+        "stalled requests answered 408 after {:?}",
+        started.elapsed()
+    );
+    let (status, body) = call(
+        app.http
+            .get(app.url("/v1/admin/regions"))
+            .bearer_auth(&app.admin_token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "free again: {body}");
+    app.stop().await;
+}

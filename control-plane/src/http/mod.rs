@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod extract;
 pub mod gateway;
+pub mod guard;
 pub mod openapi;
 pub mod public;
 
