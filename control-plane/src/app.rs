@@ -142,6 +142,9 @@ pub fn router(state: AppState) -> Router {
             slots,
             http::guard::concurrency,
         ))
+        .layer(axum::middleware::from_fn(
+            http::guard::problems_for_bare_errors,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(server_span)

@@ -29,7 +29,8 @@ pub struct Cli {
         long,
         env = "DATABASE_URL",
         default_value = "sqlite:httvps-control-plane.db",
-        global = true
+        global = true,
+        hide_env_values = true
     )]
     pub database_url: String,
 

@@ -23,10 +23,12 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
 
     /// `postgres://...` or `sqlite:path` (created if missing).
+    /// (`--help` never shows the environment's value: it may hold a password.)
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "sqlite:httvps-control-plane.db"
+        default_value = "sqlite:httvps-control-plane.db",
+        hide_env_values = true
     )]
     pub database_url: String,
 

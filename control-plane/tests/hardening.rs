@@ -434,3 +434,157 @@ async fn slow_requests_time_out_and_excess_ones_are_refused() {
     assert_eq!(status, StatusCode::OK, "free again: {body}");
     app.stop().await;
 }
+
+/// Issue 15 item 14: an oversized body got a plain-text 413 (chunked: a 400), a 405 had no
+/// body, and `Authorization: bearer` in lower case was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_errors_are_problems_and_the_auth_scheme_is_case_insensitive() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::with_db(common::TestDb::sqlite().await, |c| {
+        c.max_body_bytes = 1024;
+    })
+    .await;
+    let resp = app
+        .admin(Method::DELETE, "/v1/admin/login")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(resp.headers().contains_key("allow"), "{:?}", resp.headers());
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "method_not_allowed", "{body}");
+
+    let big = json!({"name": "x".repeat(4000)});
+    let (status, body) = call(app.admin(Method::POST, "/v1/admin/users").json(&big)).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::PAYLOAD_TOO_LARGE, &json!("payload_too_large")),
+        "{body}"
+    );
+
+    let addr = app.running.as_ref().unwrap().addr;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let chunk = "y".repeat(4000);
+    let request = format!(
+        "POST /v1/admin/login HTTP/1.1\r\nHost: cp\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    let (status, body) = raw_answer(s).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (413, &json!("payload_too_large")),
+        "chunked: {body}"
+    );
+
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let (status, body) = call(
+            app.http
+                .get(app.url("/v1/admin/regions"))
+                .header("authorization", format!("{scheme} {}", app.admin_token)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{scheme}: {body}");
+        let (status, body) = call(
+            app.http
+                .get(app.url("/v1/gateway/pool"))
+                .header("authorization", format!("{scheme} {}", app.gateway_token)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{scheme}: {body}");
+    }
+    app.stop().await;
+}
+
+/// Issue 15 item 14: `--help` printed `DATABASE_URL` with its password.
+#[test]
+fn help_never_shows_the_database_password() {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"][..],
+        &["device", "revoke", "--help"][..],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_httvps-control-plane"))
+            .args(args)
+            .env(
+                "DATABASE_URL",
+                "postgres://httvps:hunter2-secret@db.example/httvps",
+            )
+            .output()
+            .expect("run --help");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}");
+        assert!(text.contains("DATABASE_URL"), "{args:?}: {text}");
+        assert!(
+            !text.contains("hunter2"),
+            "{args:?} shows the password: {text}"
+        );
+    }
+}
+
+/// A free local port (bound and released; the test binds it again right away).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Issue 15 item 14: the login username was written raw into the log, so a newline forged a
+/// log line and escape sequences reached the operator's terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_names_are_logged_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("cp.log");
+    let port = free_port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_httvps-control-plane"))
+        .arg("serve")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite:{}", dir.path().join("cp.db").display()),
+        )
+        .env("HTTVPS_CP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("HTTVPS_CP_GATEWAY_CERT_SHA256", "ab".repeat(32))
+        .env("HTTVPS_CP_HEALTH_INTERVAL_SECS", "0")
+        .env_remove("REDIS_URL")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..100 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "the control plane starts");
+    let forged = "eve\n2026-01-01T00:00:00Z  INFO admin logged in username=root\u{1b}]0;pwned\u{7}";
+    let (status, _) = call(
+        http.post(format!("{base}/v1/admin/login"))
+            .json(&json!({"username": forged, "password": "whatever"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    child.kill().await.unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("admin login refused"), "{log}");
+    assert!(
+        !log.lines().any(|l| l.starts_with("2026-01-01T00:00:00Z")),
+        "a forged line: {log}"
+    );
+    assert!(
+        !log.contains("\u{1b}]0;pwned"),
+        "a raw escape sequence: {log:?}"
+    );
+    assert!(log.contains(r"eve\n2026-01-01"), "the name, escaped: {log}");
+}

@@ -155,15 +155,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// The token of `Authorization: Bearer <token>`; the scheme is case-insensitive (RFC 7235).
 fn bearer(parts: &Parts) -> Option<&str> {
-    parts
+    let value = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+        .trim_start();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// An authenticated admin. The token's admin must still exist and be enabled.

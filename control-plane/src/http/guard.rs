@@ -52,3 +52,43 @@ pub async fn concurrency(
     };
     next.run(req).await
 }
+
+/// Turns the bare error answers of the layers under it (405 from the router with its `Allow`
+/// header, 413 from the body limit, ...) into problem documents like every other refusal.
+pub async fn problems_for_bare_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (code, detail) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not take this method (see Allow)".to_owned(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            "the request body is larger than the limit".to_owned(),
+        ),
+        s if s.is_server_error() => (
+            "internal",
+            "the server could not complete the request".to_owned(),
+        ),
+        s => (
+            "bad_request",
+            s.canonical_reason().unwrap_or("bad request").to_owned(),
+        ),
+    };
+    let (mut parts, _) = response.into_parts();
+    let mut problem = ApiError::refused(status, code, detail).into_response();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    for (name, value) in problem.headers() {
+        parts.headers.insert(name.clone(), value.clone());
+    }
+    *problem.headers_mut() = parts.headers;
+    problem
+}

@@ -144,7 +144,9 @@ pub async fn login(
         Some((admin, _)) if valid && !admin.disabled => admin,
         _ => {
             failures().fail(key, Instant::now());
-            tracing::info!(username = %req.username, %ip, "admin login refused");
+            // Debug-formatted: quoted and escaped, so a newline or an escape sequence in a
+            // name cannot forge a log line or drive the terminal.
+            tracing::info!(username = ?req.username, %ip, "admin login refused");
             return Err(ApiError::Unauthenticated);
         }
     };
@@ -157,7 +159,7 @@ pub async fn login(
         .jwt
         .issue(admin.id, &admin.username, admin.role, now_secs)
         .map_err(|e| ApiError::Internal(format!("cannot sign a token: {e}")))?;
-    tracing::info!(username = %admin.username, %ip, "admin logged in");
+    tracing::info!(username = ?admin.username, %ip, "admin logged in");
     Ok(Json(LoginResponse {
         token,
         expires_at: i64::try_from(exp.saturating_mul(1000)).unwrap_or(i64::MAX),
