@@ -33,6 +33,7 @@ on_both_backends!(
     nul_text_in_gateway_fields_is_a_4xx,
     regions_alternate_with_and_without_coordinates,
     gateway_routes_never_answer_5xx_to_bad_input,
+    a_password_change_ends_older_tokens,
 );
 
 async fn send(app: &TestApp, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
@@ -587,4 +588,125 @@ async fn login_names_are_logged_escaped() {
         "a raw escape sequence: {log:?}"
     );
     assert!(log.contains(r"eve\n2026-01-01"), "the name, escaped: {log}");
+}
+
+async fn login_token(app: &TestApp, username: &str, password: &str) -> String {
+    let (status, body) = call(
+        app.http
+            .post(app.url("/v1/admin/login"))
+            .json(&json!({"username": username, "password": password})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "login {username}: {body}");
+    body["token"].as_str().unwrap().to_owned()
+}
+
+async fn with_token(app: &TestApp, token: &str) -> StatusCode {
+    call(
+        app.http
+            .get(app.url("/v1/admin/regions"))
+            .bearer_auth(token),
+    )
+    .await
+    .0
+}
+
+/// Issue 15 item 14: a password change did not end the tokens issued before it, and changing
+/// one's own password did not ask for the current one.
+async fn a_password_change_ends_older_tokens(app: &TestApp) {
+    let old_root = app.admin_token.clone();
+    let (_, admins) = call(app.admin(Method::GET, "/v1/admin/admins")).await;
+    let root = admins
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["username"] == "root")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ops = created_id(
+        send(
+            app,
+            Method::POST,
+            "/v1/admin/admins",
+            json!({"username": "ops", "password": "ops password one", "role": "operator"}),
+        )
+        .await,
+    );
+    let ops_tokens = [
+        login_token(app, "ops", "ops password one").await,
+        login_token(app, "ops", "ops password one").await,
+    ];
+    for t in &ops_tokens {
+        assert_eq!(with_token(app, t).await, StatusCode::OK);
+    }
+    // One's own password: only with the current one.
+    let path = format!("/v1/admin/admins/{root}");
+    let (status, body) = send(
+        app,
+        Method::PATCH,
+        &path,
+        json!({"password": "a brand new password"}),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!("validation_failed")
+        ),
+        "{body}"
+    );
+    let (status, body) = send(
+        app,
+        Method::PATCH,
+        &path,
+        json!({"password": "a brand new password", "current_password": "not the password"}),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::FORBIDDEN, &json!("forbidden")),
+        "{body}"
+    );
+    assert_eq!(
+        with_token(app, &old_root).await,
+        StatusCode::OK,
+        "refusals change nothing"
+    );
+    let (status, body) = send(
+        app,
+        Method::PATCH,
+        &path,
+        json!({"password": "a brand new password", "current_password": common::app::ADMIN_PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        with_token(app, &old_root).await,
+        StatusCode::UNAUTHORIZED,
+        "the token from before the change"
+    );
+    let new_root = login_token(app, "root", "a brand new password").await;
+    assert_eq!(with_token(app, &new_root).await, StatusCode::OK);
+    // Another admin's password, set by an admin: that admin's tokens end too.
+    let (status, body) = call(
+        app.http
+            .patch(app.url(&format!("/v1/admin/admins/{ops}")))
+            .bearer_auth(&new_root)
+            .json(&json!({"password": "ops password two"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for t in &ops_tokens {
+        assert_eq!(with_token(app, t).await, StatusCode::UNAUTHORIZED);
+    }
+    let ops_new = login_token(app, "ops", "ops password two").await;
+    assert_eq!(with_token(app, &ops_new).await, StatusCode::OK);
+    assert_eq!(
+        with_token(app, &new_root).await,
+        StatusCode::OK,
+        "root's own token is untouched"
+    );
 }

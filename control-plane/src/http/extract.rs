@@ -213,12 +213,13 @@ where
         let state = AppState::from_ref(state);
         let token = bearer(parts).ok_or(ApiError::Unauthenticated)?;
         let claims = state.jwt.verify(token).ok_or(ApiError::Unauthenticated)?;
-        let admin = state
+        let (admin, generation) = state
             .store
-            .get_admin(claims.sub)
+            .admin_session(claims.sub)
             .await
             .map_err(|_| ApiError::Unauthenticated)?;
-        if admin.disabled {
+        // A password change since the token was issued ends it.
+        if admin.disabled || generation != claims.gen {
             return Err(ApiError::Unauthenticated);
         }
         // The stored role wins over the token's, so a demotion takes effect at once.

@@ -133,15 +133,15 @@ pub async fn login(
     let found = if req.username.is_empty() || req.username.chars().any(char::is_control) {
         None
     } else {
-        state.store.admin_credentials(&req.username).await?
+        state.store.admin_login(&req.username).await?
     };
     let hash = found
         .as_ref()
-        .map_or_else(|| password::decoy_hash().to_owned(), |(_, h)| h.clone());
+        .map_or_else(|| password::decoy_hash().to_owned(), |(_, h, _)| h.clone());
     let password = req.password;
     let valid = blocking(move || password::verify(&password, &hash)).await?;
-    let admin = match found {
-        Some((admin, _)) if valid && !admin.disabled => admin,
+    let (admin, generation) = match found {
+        Some((admin, _, generation)) if valid && !admin.disabled => (admin, generation),
         _ => {
             failures().fail(key, Instant::now());
             // Debug-formatted: quoted and escaped, so a newline or an escape sequence in a
@@ -157,7 +157,7 @@ pub async fn login(
         .as_secs();
     let (token, exp) = state
         .jwt
-        .issue(admin.id, &admin.username, admin.role, now_secs)
+        .issue_for_generation(admin.id, &admin.username, admin.role, generation, now_secs)
         .map_err(|e| ApiError::Internal(format!("cannot sign a token: {e}")))?;
     tracing::info!(username = ?admin.username, %ip, "admin logged in");
     Ok(Json(LoginResponse {
