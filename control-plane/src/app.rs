@@ -36,6 +36,8 @@ pub struct AppState {
     /// State shared with the gateways (Redis with `REDIS_URL`, else in process); see
     /// [`crate::shared`].
     pub shared: Arc<dyn SessionStore>,
+    /// Failed logins and bad gateway tokens, by client address and account.
+    pub auth_limits: Arc<http::client::AuthLimits>,
 }
 
 /// Why the service could not start.
@@ -94,6 +96,7 @@ impl AppState {
             }
         };
         let jwt = JwtKeys::new(&secret, config.jwt_ttl_secs);
+        let config_backoff = config.login_backoff_max;
         Ok(AppState {
             store,
             config: Arc::new(config),
@@ -101,6 +104,7 @@ impl AppState {
             metrics: metrics_handle(),
             migrations_in_flight: Arc::new(AtomicUsize::new(0)),
             shared,
+            auth_limits: Arc::new(http::client::AuthLimits::new(config_backoff)),
         })
     }
 }
@@ -114,6 +118,7 @@ impl AppState {
         let shared = crate::shared::open(&config).map_err(|e| StartError::Config(e.to_string()))?;
         // Operator commands sign no admin tokens.
         let jwt = JwtKeys::new(token::generate().as_bytes(), config.jwt_ttl_secs);
+        let config_backoff = config.login_backoff_max;
         Ok(AppState {
             store,
             config: Arc::new(config),
@@ -121,6 +126,7 @@ impl AppState {
             metrics: metrics_handle(),
             migrations_in_flight: Arc::new(AtomicUsize::new(0)),
             shared,
+            auth_limits: Arc::new(http::client::AuthLimits::new(config_backoff)),
         })
     }
 }

@@ -37,6 +37,18 @@ pub struct ServeConfig {
     #[arg(long, env = "HTTVPS_CP_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
+    /// Reverse proxies in front of the service (comma-separated addresses or blocks,
+    /// `10.0.0.0/8,192.0.2.7`). Only from them is `X-Forwarded-For` believed, to find the
+    /// client's address that login lockouts, the bad-token limit and gateway token allow-lists
+    /// use; empty = the connecting address is the client.
+    #[arg(long, env = "HTTVPS_CP_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::http::client::parse_cidr)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Longest wait the per-account login backoff imposes (`30s`): after 3 failed logins of an
+    /// account in a row, from any address, each next attempt waits 1 s, 2 s, 4 s, ... up to this.
+    #[arg(long, env = "HTTVPS_CP_LOGIN_BACKOFF_MAX", default_value = "30s", value_parser = parse_duration)]
+    pub login_backoff_max: Duration,
+
     /// Lifetime of an admin session token, in seconds.
     #[arg(long, env = "HTTVPS_CP_JWT_TTL_SECS", default_value_t = 900)]
     pub jwt_ttl_secs: u64,

@@ -710,3 +710,104 @@ async fn a_password_change_ends_older_tokens(app: &TestApp) {
         "root's own token is untouched"
     );
 }
+
+/// A login through the trusted proxy (this test's own address) on behalf of `client`.
+async fn login_via_proxy(
+    app: &TestApp,
+    client: &str,
+    password: &str,
+) -> (StatusCode, Value, Option<String>) {
+    let resp = app
+        .http
+        .post(app.url("/v1/admin/login"))
+        .header("x-forwarded-for", format!("{client}, 127.0.0.1"))
+        .json(&json!({"username": "root", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, resp.json().await.unwrap_or(Value::Null), retry)
+}
+
+/// Issue 15 item 14: the login lockout keyed on the connecting address, so behind a reverse
+/// proxy anyone could lock any admin out for 15 minutes; bad gateway tokens were not limited.
+/// Now the client address comes from `X-Forwarded-For` of trusted proxies, a spray from many
+/// addresses meets a short per-account backoff, and bad gateway tokens are limited per address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockouts_key_on_the_client_behind_trusted_proxies() {
+    use common::app::ADMIN_PASSWORD;
+    let app = TestApp::with_db(common::TestDb::sqlite().await, |c| {
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        c.login_backoff_max = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let attacker = "203.0.113.7";
+    let mut refused = 0;
+    let mut backoffs = 0;
+    while refused < 10 {
+        let (status, body, retry) = login_via_proxy(&app, attacker, "wrong password").await;
+        match status {
+            StatusCode::UNAUTHORIZED => refused += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(
+                    refused >= 3,
+                    "the account backoff starts after 3 failures: {body}"
+                );
+                assert_eq!(retry.as_deref(), Some("1"), "{body}");
+                backoffs += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(1050)).await;
+            }
+            other => panic!("{other} {body}"),
+        }
+        if refused == 3 && backoffs == 0 {
+            // The spray meets the per-account backoff from any address, even with the right
+            // password.
+            let (status, body, _) = login_via_proxy(&app, "198.51.100.99", ADMIN_PASSWORD).await;
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        }
+    }
+    assert!(backoffs >= 6, "{backoffs} backoffs");
+    tokio::time::sleep(std::time::Duration::from_millis(1050)).await;
+    // The attacker's address is locked, even with the right password...
+    let (status, body, retry) = login_via_proxy(&app, attacker, ADMIN_PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(retry.is_some_and(|s| s.parse::<u64>().unwrap() > 60));
+    // ...the admin at their own address is not.
+    let (status, body, _) = login_via_proxy(&app, "203.0.113.8", ADMIN_PASSWORD).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the admin is not locked out: {body}"
+    );
+
+    // Bad gateway tokens: 20 per minute per client address, then 429 for that address only.
+    let gateway = |client: &str, token: &str| {
+        app.http
+            .get(app.url("/v1/gateway/pool"))
+            .header("x-forwarded-for", client)
+            .bearer_auth(token)
+    };
+    for i in 0..20 {
+        let (status, body) = call(gateway("198.51.100.50", &format!("guess-{i}"))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{i}: {body}");
+    }
+    let (status, body) = call(gateway("198.51.100.50", "guess-20")).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::TOO_MANY_REQUESTS, &json!("rate_limited")),
+        "{body}"
+    );
+    let (status, _) = call(gateway("198.51.100.50", &app.gateway_token)).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the address is blocked for the minute"
+    );
+    let (status, body) = call(gateway("198.51.100.51", &app.gateway_token)).await;
+    assert_eq!(status, StatusCode::OK, "another gateway: {body}");
+    app.stop().await;
+}

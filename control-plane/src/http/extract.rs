@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::auth::token;
 use crate::error::ApiError;
+use crate::http::client::{lock, ClientAddr, GATEWAY_WINDOW, MAX_BAD_GATEWAY_TOKENS};
 use crate::model::{now_ms, Role};
 use crate::store::GatewayAuth;
 
@@ -241,26 +242,35 @@ where
 {
     type Rejection = ApiError;
 
+    /// Bad or missing tokens are limited per client address: after
+    /// [`MAX_BAD_GATEWAY_TOKENS`] within a minute, every call from there gets 429 until the
+    /// minute has passed.
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let ClientAddr(ip) = ClientAddr::from_request_parts(parts, state).await?;
         let state = AppState::from_ref(state);
-        let token = bearer(parts).ok_or(ApiError::Unauthenticated)?;
-        let auth = state
-            .store
-            .authenticate_gateway(&token::hash(token), now_ms())
-            .await?;
-        auth.map(GatewayCaller).ok_or(ApiError::Unauthenticated)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::has_nul_escape;
-
-    #[test]
-    fn nul_escapes_are_found_and_escaped_backslashes_are_not() {
-        assert!(has_nul_escape(br#"{"a": "x\u0000"}"#));
-        assert!(has_nul_escape(br#"{"a": "\\\u0000"}"#));
-        assert!(!has_nul_escape(br#"{"a": "\\u0000"}"#));
-        assert!(!has_nul_escape(br#"{"a": "\u0001 u0000"}"#));
+        let limits = &state.auth_limits;
+        let now = std::time::Instant::now();
+        if let Some((n, since)) = lock(&limits.gateways).get(&ip, now) {
+            if n >= MAX_BAD_GATEWAY_TOKENS {
+                let left = GATEWAY_WINDOW.saturating_sub(now - since);
+                return Err(ApiError::RateLimited(left.as_secs() + 1));
+            }
+        }
+        let auth = match bearer(parts) {
+            Some(token) => {
+                state
+                    .store
+                    .authenticate_gateway(&token::hash(token), now_ms())
+                    .await?
+            }
+            None => None,
+        };
+        match auth {
+            Some(auth) => Ok(GatewayCaller(auth)),
+            None => {
+                lock(&limits.gateways).fail(ip, now);
+                Err(ApiError::Unauthenticated)
+            }
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! OpenAPI document and its interactive docs.
 
 pub mod admin;
+pub mod client;
 pub mod extract;
 pub mod gateway;
 pub mod guard;
