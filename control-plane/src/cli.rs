@@ -237,6 +237,9 @@ pub enum GatewayCmd {
     Create {
         #[arg(long)]
         name: String,
+        /// Address blocks the token may be used from, comma-separated (default: anywhere).
+        #[arg(long, value_delimiter = ',', value_parser = crate::http::client::parse_cidr)]
+        allow_from: Vec<ipnet::IpNet>,
     },
     /// Issue a new token; old ones keep working for the overlap.
     Rotate {
@@ -244,6 +247,9 @@ pub enum GatewayCmd {
         name: String,
         #[arg(long, default_value_t = 3600)]
         overlap_secs: i64,
+        /// Address blocks the new token may be used from, comma-separated (default: anywhere).
+        #[arg(long, value_delimiter = ',', value_parser = crate::http::client::parse_cidr)]
+        allow_from: Vec<ipnet::IpNet>,
     },
     List,
 }
@@ -656,27 +662,32 @@ async fn operate(state: &AppState, command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Gateway(GatewayCmd::Create { name }) => {
+        Command::Gateway(GatewayCmd::Create { name, allow_from }) => {
             let secret = token::generate();
             let (g, _) = store
-                .create_gateway(ACTOR, &name, &token::hash(&secret))
+                .create_gateway_allowing(ACTOR, &name, &token::hash(&secret), &allow_from)
                 .await?;
             println!("gateway {} registered: {}", g.name, g.id);
             println!("service token (shown once): {secret}");
             Ok(())
         }
-        Command::Gateway(GatewayCmd::Rotate { name, overlap_secs }) => {
+        Command::Gateway(GatewayCmd::Rotate {
+            name,
+            overlap_secs,
+            allow_from,
+        }) => {
             let g = store
                 .gateway_by_name(&name)
                 .await
                 .with_context(|| format!("no gateway {name:?}"))?;
             let secret = token::generate();
             store
-                .rotate_gateway_token(
+                .rotate_gateway_token_allowing(
                     ACTOR,
                     g.id,
                     &token::hash(&secret),
                     overlap_secs.max(0) * 1000,
+                    &allow_from,
                 )
                 .await?;
             println!("new service token for {} (shown once; old tokens work for {overlap_secs} s more): {secret}", g.name);

@@ -34,6 +34,7 @@ on_both_backends!(
     regions_alternate_with_and_without_coordinates,
     gateway_routes_never_answer_5xx_to_bad_input,
     a_password_change_ends_older_tokens,
+    gateway_tokens_carry_an_address_allow_list,
 );
 
 async fn send(app: &TestApp, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
@@ -810,4 +811,79 @@ async fn lockouts_key_on_the_client_behind_trusted_proxies() {
     let (status, body) = call(gateway("198.51.100.51", &app.gateway_token)).await;
     assert_eq!(status, StatusCode::OK, "another gateway: {body}");
     app.stop().await;
+}
+
+async fn pool_with(app: &TestApp, token: &str) -> (StatusCode, Value) {
+    call(app.http.get(app.url("/v1/gateway/pool")).bearer_auth(token)).await
+}
+
+/// Issue 15 item 14: gateway tokens could not be restricted to addresses. A token with an
+/// allow-list works only from inside it (this test calls from 127.0.0.1).
+async fn gateway_tokens_carry_an_address_allow_list(app: &TestApp) {
+    let (status, far) = send(
+        app,
+        Method::POST,
+        "/v1/admin/gateways",
+        json!({"name": "gw-far", "allowed_from": ["10.0.0.0/8"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{far}");
+    let far_token = far["token"].as_str().unwrap().to_owned();
+    let (status, body) = pool_with(app, &far_token).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::FORBIDDEN, &json!("forbidden")),
+        "{body}"
+    );
+
+    let (status, near) = send(
+        app,
+        Method::POST,
+        "/v1/admin/gateways",
+        json!({"name": "gw-near", "allowed_from": ["127.0.0.0/8", "::1"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{near}");
+    let (status, body) = pool_with(app, near["token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let far_id = far["gateway"]["id"].as_str().unwrap();
+    let (status, rotated) = send(
+        app,
+        Method::POST,
+        &format!("/v1/admin/gateways/{far_id}/tokens"),
+        json!({"overlap_secs": 60, "allowed_from": ["127.0.0.1"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{rotated}");
+    assert_eq!(
+        rotated["allowed_from"],
+        json!(["127.0.0.1/32"]),
+        "{rotated}"
+    );
+    let (status, body) = pool_with(app, rotated["token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = pool_with(app, &far_token).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the first token keeps its list"
+    );
+    let (_, tokens) =
+        call(app.admin(Method::GET, &format!("/v1/admin/gateways/{far_id}/tokens"))).await;
+    assert_eq!(tokens[0]["allowed_from"], json!(["10.0.0.0/8"]), "{tokens}");
+
+    for bad in [json!(["10.0.0.0/33"]), json!(["example.com"]), json!([""])] {
+        let (status, body) = send(
+            app,
+            Method::POST,
+            "/v1/admin/gateways",
+            json!({"name": "gw-bad", "allowed_from": bad}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+    }
+    // The registered test gateway (no list) works from anywhere.
+    let (status, _) = pool_with(app, &app.gateway_token).await;
+    assert_eq!(status, StatusCode::OK);
 }

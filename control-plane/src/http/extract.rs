@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::auth::token;
 use crate::error::ApiError;
-use crate::http::client::{lock, ClientAddr, GATEWAY_WINDOW, MAX_BAD_GATEWAY_TOKENS};
+use crate::http::client::{lock, within, ClientAddr, GATEWAY_WINDOW, MAX_BAD_GATEWAY_TOKENS};
 use crate::model::{now_ms, Role};
 use crate::store::GatewayAuth;
 
@@ -266,7 +266,16 @@ where
             None => None,
         };
         match auth {
-            Some(auth) => Ok(GatewayCaller(auth)),
+            Some(auth) if auth.allowed_from.is_empty() || within(&auth.allowed_from, ip) => {
+                Ok(GatewayCaller(auth))
+            }
+            Some(_) => {
+                // A token used from outside its allow-list counts as a bad one.
+                lock(&limits.gateways).fail(ip, now);
+                Err(ApiError::Forbidden(format!(
+                    "this gateway token may not be used from {ip}"
+                )))
+            }
             None => {
                 lock(&limits.gateways).fail(ip, now);
                 Err(ApiError::Unauthenticated)
