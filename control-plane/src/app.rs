@@ -36,6 +36,8 @@ pub struct AppState {
     /// State shared with the gateways (Redis with `REDIS_URL`, else in process); see
     /// [`crate::shared`].
     pub shared: Arc<dyn SessionStore>,
+    /// Failed logins and bad gateway tokens, by client address and account.
+    pub auth_limits: Arc<http::client::AuthLimits>,
 }
 
 /// Why the service could not start.
@@ -94,6 +96,7 @@ impl AppState {
             }
         };
         let jwt = JwtKeys::new(&secret, config.jwt_ttl_secs);
+        let config_backoff = config.login_backoff_max;
         Ok(AppState {
             store,
             config: Arc::new(config),
@@ -101,6 +104,29 @@ impl AppState {
             metrics: metrics_handle(),
             migrations_in_flight: Arc::new(AtomicUsize::new(0)),
             shared,
+            auth_limits: Arc::new(http::client::AuthLimits::new(config_backoff)),
+        })
+    }
+}
+
+impl AppState {
+    /// The state of an operator command (`httvps-control-plane device revoke ...`): the store
+    /// it opened and, from the same settings as `serve` (`REDIS_URL`, `HTTVPS_CP_REDIS_PREFIX`,
+    /// `HTTVPS_CP_REVOCATION_TTL`), the shared state its changes are announced on, so a change
+    /// made from the command line reaches the gateways as one made through the API does.
+    pub fn for_operator(config: ServeConfig, store: Store) -> Result<AppState, StartError> {
+        let shared = crate::shared::open(&config).map_err(|e| StartError::Config(e.to_string()))?;
+        // Operator commands sign no admin tokens.
+        let jwt = JwtKeys::new(token::generate().as_bytes(), config.jwt_ttl_secs);
+        let config_backoff = config.login_backoff_max;
+        Ok(AppState {
+            store,
+            config: Arc::new(config),
+            jwt,
+            metrics: metrics_handle(),
+            migrations_in_flight: Arc::new(AtomicUsize::new(0)),
+            shared,
+            auth_limits: Arc::new(http::client::AuthLimits::new(config_backoff)),
         })
     }
 }
@@ -108,9 +134,23 @@ impl AppState {
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        state.config.max_concurrent_requests.max(1),
+    ));
     http::routes()
         .layer(axum::middleware::from_fn(record_request))
         .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.request_timeout,
+            http::guard::deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            slots,
+            http::guard::concurrency,
+        ))
+        .layer(axum::middleware::from_fn(
+            http::guard::problems_for_bare_errors,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(server_span)

@@ -7,13 +7,15 @@ use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
+use crate::app::AppState;
 use crate::auth::{password, token};
 use crate::config::ServeConfig;
-use crate::model::{now_ms, ResetStrategy, Role};
+use crate::domain;
+use crate::model::{now_ms, DeviceStatus, ResetStrategy, Role, UserStatus};
 use crate::pool::parse_access_key;
 use crate::store::{
     NewDevice, NewNode, NewPlan, NewRegion, NewSubscription, Store, StoreOptions, UsageGroupBy,
-    UsageQuery,
+    UsageQuery, UserUpdate,
 };
 
 const ACTOR: &str = "cli";
@@ -27,7 +29,8 @@ pub struct Cli {
         long,
         env = "DATABASE_URL",
         default_value = "sqlite:httvps-control-plane.db",
-        global = true
+        global = true,
+        hide_env_values = true
     )]
     pub database_url: String,
 
@@ -53,9 +56,16 @@ pub enum Command {
     /// Users and their subscriptions.
     #[command(subcommand)]
     User(UserCmd),
-    /// Devices: create one and print its connection link and QR code.
+    /// Devices: create one and print its connection link and QR code; revoke, disable, enable,
+    /// delete.
     #[command(subcommand)]
     Device(DeviceCmd),
+    /// Subscriptions.
+    #[command(subcommand)]
+    Subscription(SubscriptionCmd),
+    /// Sessions.
+    #[command(subcommand)]
+    Session(SessionCmd),
     /// Nodes of the Outline/Shadowsocks pool.
     #[command(subcommand)]
     Node(NodeCmd),
@@ -145,6 +155,33 @@ pub enum UserCmd {
         #[arg(long)]
         queued: bool,
     },
+    /// Disable a user: their sessions end on every gateway.
+    Disable {
+        /// User name or id.
+        user: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        /// User name or id.
+        user: String,
+    },
+    /// Delete a user with their devices, subscriptions and sessions.
+    Delete {
+        /// User name or id.
+        user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscriptionCmd {
+    /// Cancel a subscription; without a queued one to take over, the user's sessions end.
+    Cancel { id: Uuid },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCmd {
+    /// End a live session: its gateway closes it at once.
+    End { id: Uuid },
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,8 +203,14 @@ pub enum DeviceCmd {
         #[arg(long)]
         user: Option<String>,
     },
-    /// Revoke a device for good.
+    /// Revoke a device for good: its sessions end on every gateway.
     Revoke { id: Uuid },
+    /// Disable a device until it is enabled again: its sessions end on every gateway.
+    Disable { id: Uuid },
+    /// Enable a disabled device.
+    Enable { id: Uuid },
+    /// Delete a device: its sessions end on every gateway.
+    Delete { id: Uuid },
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,6 +237,9 @@ pub enum GatewayCmd {
     Create {
         #[arg(long)]
         name: String,
+        /// Address blocks the token may be used from, comma-separated (default: anywhere).
+        #[arg(long, value_delimiter = ',', value_parser = crate::http::client::parse_cidr)]
+        allow_from: Vec<ipnet::IpNet>,
     },
     /// Issue a new token; old ones keep working for the overlap.
     Rotate {
@@ -201,6 +247,9 @@ pub enum GatewayCmd {
         name: String,
         #[arg(long, default_value_t = 3600)]
         overlap_secs: i64,
+        /// Address blocks the new token may be used from, comma-separated (default: anywhere).
+        #[arg(long, value_delimiter = ',', value_parser = crate::http::client::parse_cidr)]
+        allow_from: Vec<ipnet::IpNet>,
     },
     List,
 }
@@ -218,7 +267,8 @@ pub struct UsageArgs {
     pub hourly: bool,
 }
 
-/// Runs the parsed command line.
+/// Runs the parsed command line. Operator commands announce what ends sessions (revocations,
+/// kills) on the shared state `REDIS_URL` names, as the service does.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => serve(ServeConfig::for_database(&cli.database_url)).await,
@@ -228,8 +278,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .context("opening the database")?;
             store.migrate().await.context("migrating the database")?;
-            let result = operate(&store, command).await;
-            store.close().await;
+            let state =
+                AppState::for_operator(ServeConfig::for_database(&cli.database_url), store)?;
+            let result = operate(&state, command).await;
+            state.store.close().await;
             result
         }
     }
@@ -312,7 +364,8 @@ fn read_password() -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-async fn operate(store: &Store, command: Command) -> anyhow::Result<()> {
+async fn operate(state: &AppState, command: Command) -> anyhow::Result<()> {
+    let store = &state.store;
     match command {
         Command::Serve(_) => unreachable_serve(),
         Command::Migrate => {
@@ -481,8 +534,8 @@ async fn operate(store: &Store, command: Command) -> anyhow::Result<()> {
         }
         Command::Device(DeviceCmd::Create { user, name, no_qr }) => {
             let user = user_id(store, &user).await?;
-            let config = ServeConfig::for_database("sqlite::memory:");
-            crate::link::check_config(&config)?;
+            let config = &state.config;
+            crate::link::check_config(config)?;
             let secret = token::generate();
             let device = store
                 .create_device(
@@ -494,7 +547,7 @@ async fn operate(store: &Store, command: Command) -> anyhow::Result<()> {
                     },
                 )
                 .await?;
-            let link = crate::link::device_link(&config, device.id, &secret, &name)?.to_string();
+            let link = crate::link::device_link(config, device.id, &secret, &name)?.to_string();
             println!("device {} created: {}", device.name, device.id);
             println!("token (shown once): {secret}");
             println!("connection link: {link}");
@@ -517,10 +570,45 @@ async fn operate(store: &Store, command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Device(DeviceCmd::Revoke { id }) => {
-            let d = store
-                .update_device(ACTOR, id, Some(crate::model::DeviceStatus::Revoked), None)
-                .await?;
+            let d = domain::devices::set_status(state, ACTOR, id, DeviceStatus::Revoked).await?;
             println!("device {} revoked", d.id);
+            Ok(())
+        }
+        Command::Device(DeviceCmd::Disable { id }) => {
+            let d = domain::devices::set_status(state, ACTOR, id, DeviceStatus::Disabled).await?;
+            println!("device {} disabled", d.id);
+            Ok(())
+        }
+        Command::Device(DeviceCmd::Enable { id }) => {
+            let d = domain::devices::set_status(state, ACTOR, id, DeviceStatus::Active).await?;
+            println!("device {} enabled", d.id);
+            Ok(())
+        }
+        Command::Device(DeviceCmd::Delete { id }) => {
+            domain::devices::delete(state, ACTOR, id).await?;
+            println!("device {id} deleted");
+            Ok(())
+        }
+        Command::User(UserCmd::Disable { user }) => {
+            set_user_status(state, &user, UserStatus::Disabled).await
+        }
+        Command::User(UserCmd::Enable { user }) => {
+            set_user_status(state, &user, UserStatus::Active).await
+        }
+        Command::User(UserCmd::Delete { user }) => {
+            let id = user_id(store, &user).await?;
+            domain::users::delete(state, ACTOR, id).await?;
+            println!("user {id} deleted");
+            Ok(())
+        }
+        Command::Subscription(SubscriptionCmd::Cancel { id }) => {
+            let s = domain::subscriptions::cancel(state, ACTOR, id).await?;
+            println!("subscription {} {}", s.id, s.status);
+            Ok(())
+        }
+        Command::Session(SessionCmd::End { id }) => {
+            let s = domain::sessions::kill(state, ACTOR, id).await?;
+            println!("session {} ends", s.id);
             Ok(())
         }
         Command::Node(NodeCmd::Import {
@@ -574,27 +662,32 @@ async fn operate(store: &Store, command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Gateway(GatewayCmd::Create { name }) => {
+        Command::Gateway(GatewayCmd::Create { name, allow_from }) => {
             let secret = token::generate();
             let (g, _) = store
-                .create_gateway(ACTOR, &name, &token::hash(&secret))
+                .create_gateway_allowing(ACTOR, &name, &token::hash(&secret), &allow_from)
                 .await?;
             println!("gateway {} registered: {}", g.name, g.id);
             println!("service token (shown once): {secret}");
             Ok(())
         }
-        Command::Gateway(GatewayCmd::Rotate { name, overlap_secs }) => {
+        Command::Gateway(GatewayCmd::Rotate {
+            name,
+            overlap_secs,
+            allow_from,
+        }) => {
             let g = store
                 .gateway_by_name(&name)
                 .await
                 .with_context(|| format!("no gateway {name:?}"))?;
             let secret = token::generate();
             store
-                .rotate_gateway_token(
+                .rotate_gateway_token_allowing(
                     ACTOR,
                     g.id,
                     &token::hash(&secret),
                     overlap_secs.max(0) * 1000,
+                    &allow_from,
                 )
                 .await?;
             println!("new service token for {} (shown once; old tokens work for {overlap_secs} s more): {secret}", g.name);
@@ -636,6 +729,18 @@ async fn operate(store: &Store, command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn set_user_status(state: &AppState, user: &str, status: UserStatus) -> anyhow::Result<()> {
+    let id = user_id(&state.store, user).await?;
+    let update = UserUpdate {
+        name: None,
+        email: None,
+        status: Some(status),
+    };
+    let u = domain::users::update(state, ACTOR, id, &update).await?;
+    println!("user {} {}", u.name, u.status);
+    Ok(())
 }
 
 fn unreachable_serve() -> anyhow::Result<()> {

@@ -23,10 +23,12 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
 
     /// `postgres://...` or `sqlite:path` (created if missing).
+    /// (`--help` never shows the environment's value: it may hold a password.)
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "sqlite:httvps-control-plane.db"
+        default_value = "sqlite:httvps-control-plane.db",
+        hide_env_values = true
     )]
     pub database_url: String,
 
@@ -34,6 +36,18 @@ pub struct ServeConfig {
     /// random secret is generated, so admin sessions do not survive a restart.
     #[arg(long, env = "HTTVPS_CP_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+
+    /// Reverse proxies in front of the service (comma-separated addresses or blocks,
+    /// `10.0.0.0/8,192.0.2.7`). Only from them is `X-Forwarded-For` believed, to find the
+    /// client's address that login lockouts, the bad-token limit and gateway token allow-lists
+    /// use; empty = the connecting address is the client.
+    #[arg(long, env = "HTTVPS_CP_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::http::client::parse_cidr)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Longest wait the per-account login backoff imposes (`30s`): after 3 failed logins of an
+    /// account in a row, from any address, each next attempt waits 1 s, 2 s, 4 s, ... up to this.
+    #[arg(long, env = "HTTVPS_CP_LOGIN_BACKOFF_MAX", default_value = "30s", value_parser = parse_duration)]
+    pub login_backoff_max: Duration,
 
     /// Lifetime of an admin session token, in seconds.
     #[arg(long, env = "HTTVPS_CP_JWT_TTL_SECS", default_value_t = 900)]
@@ -112,6 +126,25 @@ pub struct ServeConfig {
     /// Seconds between runs of the periodic jobs (roll-ups, expiry, stale sessions).
     #[arg(long, env = "HTTVPS_CP_JOB_INTERVAL_SECS", default_value_t = 30)]
     pub job_interval_secs: u64,
+
+    /// Lifetime of the leader lease (`30s`): with several replicas on one database, the one
+    /// holding it runs the health checks and maintenance and renews it every third of this;
+    /// when it dies another takes over within this time.
+    #[arg(long, env = "HTTVPS_CP_LEADER_LEASE", default_value = "30s", value_parser = parse_duration)]
+    pub leader_lease: Duration,
+
+    /// Longest a request may take, reading its body included (`30s`); a slower one gets a 408
+    /// problem document.
+    #[arg(long, env = "HTTVPS_CP_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Requests in progress at most; one more gets a 503 problem document with Retry-After.
+    #[arg(
+        long,
+        env = "HTTVPS_CP_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 1024
+    )]
+    pub max_concurrent_requests: usize,
 
     /// Largest request body, in bytes.
     #[arg(long, env = "HTTVPS_CP_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]

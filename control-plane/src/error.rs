@@ -44,8 +44,11 @@ pub enum ApiError {
         code: &'static str,
         detail: String,
     },
-    #[error("too many requests")]
-    RateLimited,
+    /// Too many attempts: retry after this many seconds.
+    #[error("too many attempts; retry in {0} s")]
+    RateLimited(u64),
+    #[error("the request body is larger than the limit")]
+    PayloadTooLarge,
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -74,10 +77,15 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", "Not found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             ApiError::Refused { status, code, .. } => (*status, code, "Refused"),
-            ApiError::RateLimited => (
+            ApiError::RateLimited(_) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 "Too many requests",
+            ),
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
             ),
             ApiError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -136,6 +144,12 @@ impl IntoResponse for ApiError {
             detail,
         };
         let mut response = (status, axum::Json(body)).into_response();
+        if let ApiError::RateLimited(secs) = self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs.max(1)),
+            );
+        }
         response.headers_mut().insert(
             axum::http::header::CONTENT_TYPE,
             axum::http::HeaderValue::from_static("application/problem+json"),

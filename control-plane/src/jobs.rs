@@ -1,6 +1,6 @@
 //! Periodic work: node health checks (with failover on failure) and maintenance (usage
-//! roll-ups, subscription expiry, stale sessions, retried failovers). Each round takes a
-//! PostgreSQL advisory lock first, so with several replicas exactly one does the work.
+//! roll-ups, subscription expiry, stale sessions, retried failovers). Only the replica holding
+//! the leader lease ([`crate::leader`]) does it, so with several replicas exactly one does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::app::AppState;
+use crate::leader::Leadership;
 use crate::model::{now_ms, NodeHealth};
 use crate::node_pool::{fail_over, StoreHealth};
 use crate::pool::{HealthCheckConfig, HealthChecker, HealthPolicy, ProbeTarget, Prober};
@@ -20,13 +21,19 @@ const ROLLUP_BATCH: i64 = 5_000;
 /// Roll-up transactions per round at most, so one round stays short.
 const ROLLUP_ROUNDS: usize = 20;
 
-/// Starts every periodic job; they stop when `shutdown` turns true.
+/// Starts the leader election and every periodic job; they stop when `shutdown` turns true.
 pub fn spawn_all(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-    let mut jobs = Vec::new();
+    let leader = Leadership::new();
+    let mut jobs = vec![leader.spawn(
+        state.store.clone(),
+        state.config.leader_lease,
+        shutdown.clone(),
+    )];
     if let Some(interval) = state.config.health_interval() {
         match probe_target(&state.config.probe_target) {
             Some(target) => jobs.push(tokio::spawn(health_loop(
                 state.clone(),
+                leader.clone(),
                 target,
                 interval,
                 shutdown.clone(),
@@ -39,6 +46,7 @@ pub fn spawn_all(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinH
     let interval = Duration::from_secs(state.config.job_interval_secs.max(1));
     jobs.push(tokio::spawn(maintenance_loop(
         state.clone(),
+        leader,
         interval,
         shutdown,
     )));
@@ -63,6 +71,7 @@ async fn wait(interval: Duration, shutdown: &mut watch::Receiver<bool>) -> bool 
 
 async fn health_loop(
     state: AppState,
+    leader: Leadership,
     target: ProbeTarget,
     interval: Duration,
     mut shutdown: watch::Receiver<bool>,
@@ -83,15 +92,8 @@ async fn health_loop(
         config,
     );
     loop {
-        match state.store.try_job_lock("health_check").await {
-            Ok(Some(lock)) => {
-                checker.run_once().await;
-                if let Err(e) = lock.release().await {
-                    tracing::warn!(error = %e, "releasing the health-check lock failed");
-                }
-            }
-            Ok(None) => tracing::debug!("another replica runs the health checks"),
-            Err(e) => tracing::warn!(error = %e, "cannot take the health-check lock"),
+        if leader.is_leader() {
+            checker.run_once().await;
         }
         if !wait(interval, &mut shutdown).await {
             return;
@@ -101,21 +103,15 @@ async fn health_loop(
 
 async fn maintenance_loop(
     state: AppState,
+    leader: Leadership,
     interval: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        match state.store.try_job_lock("maintenance").await {
-            Ok(Some(lock)) => {
-                if let Err(e) = maintenance_round(&state).await {
-                    tracing::warn!(error = %e, "maintenance round failed");
-                }
-                if let Err(e) = lock.release().await {
-                    tracing::warn!(error = %e, "releasing the maintenance lock failed");
-                }
+        if leader.is_leader() {
+            if let Err(e) = maintenance_round(&state).await {
+                tracing::warn!(error = %e, "maintenance round failed");
             }
-            Ok(None) => tracing::debug!("another replica runs maintenance"),
-            Err(e) => tracing::warn!(error = %e, "cannot take the maintenance lock"),
         }
         if !wait(interval, &mut shutdown).await {
             return;

@@ -262,6 +262,8 @@ pub struct GatewayToken {
     /// After this the token stops working (set when rotated, for the overlap).
     pub expires_at: Option<Millis>,
     pub revoked_at: Option<Millis>,
+    /// Address blocks the token may be used from; empty = anywhere.
+    pub allowed_from: Vec<String>,
 }
 
 /// A device's connection through a gateway.

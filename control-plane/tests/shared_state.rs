@@ -33,6 +33,8 @@ fn redis_url() -> String {
 struct Rig {
     app: TestApp,
     gateway: Arc<dyn SessionStore>,
+    /// The key prefix of this test's shared state.
+    prefix: String,
 }
 
 impl Rig {
@@ -53,7 +55,11 @@ impl Rig {
             c.assign_strategy = AssignStrategy::LeastConnections;
         })
         .await;
-        Rig { app, gateway }
+        Rig {
+            app,
+            gateway,
+            prefix,
+        }
     }
 
     /// Events from now on, once the subscription demonstrably reaches Redis.
@@ -143,6 +149,7 @@ on_both_backends!(
     live_gateways_come_from_the_registry,
     least_connections_follows_live_streams,
     the_shared_sticky_node_comes_first,
+    operator_cli_changes_reach_the_gateways,
 );
 
 /// A user on a plan (with one active subscription) and `devices` devices.
@@ -617,4 +624,76 @@ async fn live_gateways_need_redis() {
         "{problem}"
     );
     app.stop().await;
+}
+
+/// Runs the operator CLI (the real binary) on the rig's database and shared state.
+async fn operator_cli(rig: &Rig, args: &[&str]) -> String {
+    let db = rig.app.db.as_ref().expect("the rig's database").url.clone();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_httvps-control-plane"))
+        .args(args)
+        .env("DATABASE_URL", db)
+        .env("REDIS_URL", redis_url())
+        .env("HTTVPS_CP_REDIS_PREFIX", &rig.prefix)
+        .output()
+        .await
+        .expect("run the CLI");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Issue 15 item 9: `httvps-control-plane device revoke` only wrote the database, and the
+/// gateways heard of it 15-27 s later from their session heartbeats. Every CLI change that ends
+/// sessions now goes through the same domain function as the API and is announced at once.
+async fn operator_cli_changes_reach_the_gateways(rig: &Rig) {
+    let app = &rig.app;
+    let s = subscriber(app, 4).await;
+    let other = subscriber(app, 1).await;
+    let session = Uuid::new_v4();
+    let (status, body) = call(
+        app.gateway(Method::POST, "/v1/gateway/sessions")
+            .json(&json!({
+                "session_id": session, "device_id": s.devices[3]
+            })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut rx = rig.listen().await;
+    let (revoke, disable, delete) = (s.devices[0], s.devices[1], s.devices[2]);
+    operator_cli(rig, &["device", "revoke", &revoke.to_string()]).await;
+    expect_event(&mut rx, revoked(device_target(revoke), "revoked")).await;
+    assert!(rig
+        .gateway
+        .is_revoked(&revoke.to_string(), None)
+        .await
+        .unwrap());
+    operator_cli(rig, &["device", "disable", &disable.to_string()]).await;
+    expect_event(&mut rx, revoked(device_target(disable), "disabled")).await;
+    operator_cli(rig, &["device", "delete", &delete.to_string()]).await;
+    expect_event(&mut rx, revoked(device_target(delete), "deleted")).await;
+    operator_cli(rig, &["session", "end", &session.to_string()]).await;
+    expect_event(
+        &mut rx,
+        SharedEvent::SessionKilled {
+            session_id: session.to_string(),
+        },
+    )
+    .await;
+    operator_cli(
+        rig,
+        &["subscription", "cancel", &s.subscription.to_string()],
+    )
+    .await;
+    expect_event(&mut rx, revoked(user_target(s.user), "expired")).await;
+    operator_cli(rig, &["user", "disable", &other.user.to_string()]).await;
+    expect_event(&mut rx, revoked(user_target(other.user), "disabled")).await;
+    operator_cli(rig, &["user", "delete", &other.user.to_string()]).await;
+    expect_event(&mut rx, revoked(user_target(other.user), "deleted")).await;
+    // The database has the changes too, audited as the CLI.
+    let device = app.store().get_device(disable).await.unwrap();
+    assert_eq!(device.status.to_string(), "disabled");
 }

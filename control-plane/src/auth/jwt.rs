@@ -17,6 +17,10 @@ pub struct Claims {
     pub exp: u64,
     /// Issued at, Unix seconds.
     pub iat: u64,
+    /// The admin's token generation when it was issued: a password change moves it on and
+    /// ends every token issued before.
+    #[serde(default)]
+    pub gen: i64,
 }
 
 /// Signs and checks admin tokens.
@@ -48,12 +52,25 @@ impl JwtKeys {
         self.ttl_secs
     }
 
-    /// A token for the admin, valid for the configured time from `now_secs`.
+    /// A token for the admin (of token generation 0), valid for the configured time from
+    /// `now_secs`.
     pub fn issue(
         &self,
         sub: Uuid,
         username: &str,
         role: Role,
+        now_secs: u64,
+    ) -> Result<(String, u64), jsonwebtoken::errors::Error> {
+        self.issue_for_generation(sub, username, role, 0, now_secs)
+    }
+
+    /// A token for the admin under its token generation `gen`.
+    pub fn issue_for_generation(
+        &self,
+        sub: Uuid,
+        username: &str,
+        role: Role,
+        gen: i64,
         now_secs: u64,
     ) -> Result<(String, u64), jsonwebtoken::errors::Error> {
         let exp = now_secs + self.ttl_secs;
@@ -63,6 +80,7 @@ impl JwtKeys {
             role,
             exp,
             iat: now_secs,
+            gen,
         };
         Ok((
             encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::extract::{ApiJson, ApiPath, GatewayCaller};
+use super::extract::{ApiJson, ApiJsonAnyText, ApiPath, GatewayCaller};
 use crate::app::AppState;
 use crate::auth::token;
 use crate::config::AssignStrategy;
@@ -110,7 +110,7 @@ fn deny(
 pub async fn validate_device(
     State(state): State<AppState>,
     _gw: GatewayCaller,
-    ApiJson(req): ApiJson<ValidateRequest>,
+    ApiJsonAnyText(req): ApiJsonAnyText<ValidateRequest>,
 ) -> ApiResult<Json<ValidateResponse>> {
     let now = now_ms();
     let Ok(device_id) = Uuid::parse_str(&req.device_id) else {
@@ -257,7 +257,7 @@ pub struct AssignNodeResponse {
 pub async fn assign_node(
     State(state): State<AppState>,
     _gw: GatewayCaller,
-    ApiJson(req): ApiJson<AssignNodeRequest>,
+    ApiJsonAnyText(req): ApiJsonAnyText<AssignNodeRequest>,
 ) -> ApiResult<Json<AssignNodeResponse>> {
     let device = state.store.get_device(req.device_id).await?;
     let plan = state

@@ -2,8 +2,10 @@
 //! OpenAPI document and its interactive docs.
 
 pub mod admin;
+pub mod client;
 pub mod extract;
 pub mod gateway;
+pub mod guard;
 pub mod openapi;
 pub mod public;
 

@@ -74,6 +74,46 @@ impl Store {
             .transpose()
     }
 
+    /// The admin, its password hash and its token generation, for login.
+    pub async fn admin_login(&self, username: &str) -> Result<Option<(Admin, String, i64)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS}, password_hash, token_generation FROM admins WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|r| {
+            Ok((
+                from_row(&r)?,
+                r.text("password_hash")?,
+                r.int("token_generation")?,
+            ))
+        })
+        .transpose()
+    }
+
+    /// The admin and its token generation, for checking a token on every request.
+    pub async fn admin_session(&self, id: Uuid) -> Result<(Admin, i64)> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS}, token_generation FROM admins WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(self.reader())
+        .await?
+        .ok_or(StoreError::NotFound("admin"))?;
+        Ok((from_row(&row)?, row.int("token_generation")?))
+    }
+
+    /// The admin's password hash (to check a current password before changing it).
+    pub async fn admin_password_hash(&self, id: Uuid) -> Result<String> {
+        sqlx::query("SELECT password_hash FROM admins WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(self.reader())
+            .await?
+            .ok_or(StoreError::NotFound("admin"))?
+            .text("password_hash")
+    }
+
     pub async fn list_admins(&self) -> Result<Vec<Admin>> {
         let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM admins ORDER BY username"))
             .fetch_all(self.reader())
@@ -88,7 +128,8 @@ impl Store {
         row.int("n")
     }
 
-    /// Changes an admin's role, disabled flag or password hash.
+    /// Changes an admin's role, disabled flag or password hash. A new password moves the token
+    /// generation on, so every token issued before it stops working.
     pub async fn update_admin(
         &self,
         actor: &str,
@@ -100,7 +141,9 @@ impl Store {
         let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE admins SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), \
-             password_hash = COALESCE($4, password_hash) WHERE id = $1",
+             password_hash = COALESCE($4, password_hash), \
+             token_generation = token_generation + CASE WHEN $4 IS NULL THEN 0 ELSE 1 END \
+             WHERE id = $1",
         )
         .bind(id.to_string())
         .bind(role.map(Role::as_str))

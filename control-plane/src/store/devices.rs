@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::audit::{record, NewAudit};
 use super::row::RowExt;
-use super::{map_rows, Result, Store, StoreError};
+use super::{map_rows, Backend, Result, Store, StoreError};
 use crate::model::{now_ms, Device, DeviceStatus, Millis};
 
 /// A device to create.
@@ -33,12 +33,30 @@ fn from_row(r: &AnyRow) -> Result<Device> {
 
 impl Store {
     /// Creates a device, refusing when the user's plan in force allows no more devices
-    /// (revoked devices do not count).
+    /// (revoked devices do not count). The count and the insert happen under a lock on the
+    /// user (PostgreSQL: the user's row, `FOR UPDATE`; SQLite: the write lock `BEGIN IMMEDIATE`
+    /// takes), so parallel creations cannot all see room for one more.
     pub async fn create_device(&self, actor: &str, new: &NewDevice) -> Result<Device> {
-        self.get_user(new.user_id).await?;
-        let limit = self.device_limit(new.user_id).await?;
         let id = Uuid::new_v4();
         let mut tx = self.begin().await?;
+        let lock_user = match self.backend() {
+            Backend::Postgres => "SELECT id FROM users WHERE id = $1 FOR UPDATE",
+            Backend::Sqlite => "SELECT id FROM users WHERE id = $1",
+        };
+        sqlx::query(lock_user)
+            .bind(new.user_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound("user"))?;
+        let limit = sqlx::query(
+            "SELECT p.device_limit FROM subscriptions s JOIN plans p ON p.id = s.plan_id \
+             WHERE s.user_id = $1 AND s.status IN ('active', 'on_hold') ORDER BY s.created_at LIMIT 1",
+        )
+        .bind(new.user_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.int32("device_limit"))
+        .transpose()?;
         let count = sqlx::query(
             "SELECT COUNT(*) AS n FROM devices WHERE user_id = $1 AND status <> 'revoked'",
         )
@@ -74,18 +92,6 @@ impl Store {
         .await?;
         tx.commit().await?;
         self.get_device(id).await
-    }
-
-    /// The device limit of the user's plan in force (active or on hold), if any.
-    async fn device_limit(&self, user_id: Uuid) -> Result<Option<i32>> {
-        let row = sqlx::query(
-            "SELECT p.device_limit FROM subscriptions s JOIN plans p ON p.id = s.plan_id \
-             WHERE s.user_id = $1 AND s.status IN ('active', 'on_hold') ORDER BY s.created_at LIMIT 1",
-        )
-        .bind(user_id.to_string())
-        .fetch_optional(self.reader())
-        .await?;
-        row.map(|r| r.int32("device_limit")).transpose()
     }
 
     pub async fn get_device(&self, id: Uuid) -> Result<Device> {

@@ -2,6 +2,7 @@
 //! token and lets the old ones work until the end of an overlap, so gateways can be updated one
 //! by one.
 
+use ipnet::IpNet;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
@@ -15,10 +16,35 @@ use crate::model::{now_ms, Gateway, GatewayToken, Millis};
 pub struct GatewayAuth {
     pub gateway: Gateway,
     pub token_id: Uuid,
+    /// Where the token may be used from; empty = anywhere.
+    pub allowed_from: Vec<IpNet>,
+}
+
+/// A token's allow-list as stored: blocks joined with commas, NULL for anywhere.
+fn cidrs_column(allowed: &[IpNet]) -> Option<String> {
+    (!allowed.is_empty()).then(|| {
+        allowed
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+fn cidrs_from(r: &AnyRow) -> Result<Vec<IpNet>> {
+    r.opt_text("allowed_cidrs")?
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .map_err(|e| StoreError::Corrupt(format!("column allowed_cidrs: {e}")))
+        })
+        .collect()
 }
 
 const COLUMNS: &str = "id, name, created_at, last_seen_at, version";
-const TOKEN_COLUMNS: &str = "id, gateway_id, created_at, expires_at, revoked_at";
+const TOKEN_COLUMNS: &str = "id, gateway_id, created_at, expires_at, revoked_at, allowed_cidrs";
 
 fn from_row(r: &AnyRow) -> Result<Gateway> {
     Ok(Gateway {
@@ -37,16 +63,29 @@ fn token_from_row(r: &AnyRow) -> Result<GatewayToken> {
         created_at: r.int("created_at")?,
         expires_at: r.opt_int("expires_at")?,
         revoked_at: r.opt_int("revoked_at")?,
+        allowed_from: cidrs_from(r)?.iter().map(ToString::to_string).collect(),
     })
 }
 
 impl Store {
-    /// Registers a gateway with its first token (given as a hash).
+    /// Registers a gateway with its first token (given as a hash), usable from anywhere.
     pub async fn create_gateway(
         &self,
         actor: &str,
         name: &str,
         token_hash: &str,
+    ) -> Result<(Gateway, GatewayToken)> {
+        self.create_gateway_allowing(actor, name, token_hash, &[])
+            .await
+    }
+
+    /// Registers a gateway with its first token, usable only from `allowed` (empty: anywhere).
+    pub async fn create_gateway_allowing(
+        &self,
+        actor: &str,
+        name: &str,
+        token_hash: &str,
+        allowed: &[IpNet],
     ) -> Result<(Gateway, GatewayToken)> {
         let id = Uuid::new_v4();
         let token_id = Uuid::new_v4();
@@ -58,11 +97,12 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO gateway_tokens (id, gateway_id, token_hash, created_at) VALUES ($1, $2, $3, $4)")
+        sqlx::query("INSERT INTO gateway_tokens (id, gateway_id, token_hash, created_at, allowed_cidrs) VALUES ($1, $2, $3, $4, $5)")
             .bind(token_id.to_string())
             .bind(id.to_string())
             .bind(token_hash)
             .bind(now)
+            .bind(cidrs_column(allowed))
             .execute(&mut *tx)
             .await?;
         record(
@@ -72,7 +112,7 @@ impl Store {
                 action: "gateway.create",
                 target_type: "gateway",
                 target_id: Some(id.to_string()),
-                detail: serde_json::json!({"name": name}),
+                detail: serde_json::json!({"name": name, "allowed_from": cidrs_column(allowed)}),
             },
         )
         .await?;
@@ -91,6 +131,20 @@ impl Store {
         token_hash: &str,
         overlap_ms: Millis,
     ) -> Result<GatewayToken> {
+        self.rotate_gateway_token_allowing(actor, gateway, token_hash, overlap_ms, &[])
+            .await
+    }
+
+    /// [`Store::rotate_gateway_token`] with a token usable only from `allowed` (empty:
+    /// anywhere).
+    pub async fn rotate_gateway_token_allowing(
+        &self,
+        actor: &str,
+        gateway: Uuid,
+        token_hash: &str,
+        overlap_ms: Millis,
+        allowed: &[IpNet],
+    ) -> Result<GatewayToken> {
         self.get_gateway(gateway).await?;
         let now = now_ms();
         let token_id = Uuid::new_v4();
@@ -103,11 +157,12 @@ impl Store {
         .bind(now + overlap_ms.max(0))
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO gateway_tokens (id, gateway_id, token_hash, created_at) VALUES ($1, $2, $3, $4)")
+        sqlx::query("INSERT INTO gateway_tokens (id, gateway_id, token_hash, created_at, allowed_cidrs) VALUES ($1, $2, $3, $4, $5)")
             .bind(token_id.to_string())
             .bind(gateway.to_string())
             .bind(token_hash)
             .bind(now)
+            .bind(cidrs_column(allowed))
             .execute(&mut *tx)
             .await?;
         record(
@@ -117,7 +172,7 @@ impl Store {
                 action: "gateway.rotate_token",
                 target_type: "gateway",
                 target_id: Some(gateway.to_string()),
-                detail: serde_json::json!({"token_id": token_id, "overlap_ms": overlap_ms}),
+                detail: serde_json::json!({"token_id": token_id, "overlap_ms": overlap_ms, "allowed_from": cidrs_column(allowed)}),
             },
         )
         .await?;
@@ -209,7 +264,7 @@ impl Store {
         now: Millis,
     ) -> Result<Option<GatewayAuth>> {
         let row = sqlx::query(
-            "SELECT t.id AS token_id, g.id, g.name, g.created_at, g.last_seen_at, g.version \
+            "SELECT t.id AS token_id, t.allowed_cidrs, g.id, g.name, g.created_at, g.last_seen_at, g.version \
              FROM gateway_tokens t JOIN gateways g ON g.id = t.gateway_id \
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
         )
@@ -221,6 +276,7 @@ impl Store {
             Ok(GatewayAuth {
                 gateway: from_row(&r)?,
                 token_id: r.id("token_id")?,
+                allowed_from: cidrs_from(&r)?,
             })
         })
         .transpose()

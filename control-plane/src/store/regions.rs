@@ -17,6 +17,14 @@ pub struct NewRegion {
     pub longitude: Option<f64>,
 }
 
+/// A coordinate as a value that is never NULL and whether it is there. sqlx's `Any` driver binds
+/// a NULL `f64` as a PostgreSQL `float4`, and a statement prepared with that type then fails for
+/// the next real `f64` ("incorrect binary data format"); the SQL turns an absent one into NULL
+/// with `CASE WHEN present = 1 THEN value END` instead.
+fn coordinate(v: Option<f64>) -> (f64, i32) {
+    (v.unwrap_or(0.0), i32::from(v.is_some()))
+}
+
 const COLUMNS: &str = "id, code, name, latitude, longitude, created_at";
 
 fn from_row(r: &AnyRow) -> Result<Region> {
@@ -34,15 +42,22 @@ impl Store {
     pub async fn create_region(&self, actor: &str, new: &NewRegion) -> Result<Region> {
         let id = Uuid::new_v4();
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO regions (id, code, name, latitude, longitude, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(id.to_string())
-            .bind(&new.code)
-            .bind(&new.name)
-            .bind(new.latitude)
-            .bind(new.longitude)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+        let (lat, has_lat) = coordinate(new.latitude);
+        let (lon, has_lon) = coordinate(new.longitude);
+        sqlx::query(
+            "INSERT INTO regions (id, code, name, latitude, longitude, created_at) VALUES \
+             ($1, $2, $3, CASE WHEN $7 = 1 THEN $4 END, CASE WHEN $8 = 1 THEN $5 END, $6)",
+        )
+        .bind(id.to_string())
+        .bind(&new.code)
+        .bind(&new.name)
+        .bind(lat)
+        .bind(lon)
+        .bind(now_ms())
+        .bind(has_lat)
+        .bind(has_lon)
+        .execute(&mut *tx)
+        .await?;
         record(
             &mut tx,
             NewAudit {
@@ -59,15 +74,20 @@ impl Store {
     }
 
     pub async fn update_region(&self, actor: &str, id: Uuid, new: &NewRegion) -> Result<Region> {
+        let (lat, has_lat) = coordinate(new.latitude);
+        let (lon, has_lon) = coordinate(new.longitude);
         let mut tx = self.begin().await?;
         let done = sqlx::query(
-            "UPDATE regions SET code = $2, name = $3, latitude = $4, longitude = $5 WHERE id = $1",
+            "UPDATE regions SET code = $2, name = $3, latitude = CASE WHEN $6 = 1 THEN $4 END, \
+             longitude = CASE WHEN $7 = 1 THEN $5 END WHERE id = $1",
         )
         .bind(id.to_string())
         .bind(&new.code)
         .bind(&new.name)
-        .bind(new.latitude)
-        .bind(new.longitude)
+        .bind(lat)
+        .bind(lon)
+        .bind(has_lat)
+        .bind(has_lon)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {

@@ -31,8 +31,11 @@ pub struct CreateAdmin {
 pub struct UpdateAdmin {
     pub role: Option<Role>,
     pub disabled: Option<bool>,
-    /// A new password (at least 12 characters).
+    /// A new password (at least 12 characters). Every token issued to the admin before stops
+    /// working.
     pub password: Option<String>,
+    /// Your current password: required to change your own.
+    pub current_password: Option<String>,
 }
 
 fn username(value: &str) -> ApiResult<String> {
@@ -127,6 +130,18 @@ pub async fn update_admin(
         }
         if req.role.is_some_and(|r| r != Role::Admin) {
             return Err(ApiError::Conflict("you cannot demote yourself".into()));
+        }
+        if req.password.is_some() {
+            // A stolen token alone must not be enough to take the account over.
+            let Some(current) = req.current_password.clone() else {
+                return Err(ApiError::Validation(
+                    "give current_password to change your own password".into(),
+                ));
+            };
+            let hash = state.store.admin_password_hash(id).await?;
+            if !blocking(move || password::verify(&current, &hash)).await? {
+                return Err(ApiError::Forbidden("current_password is wrong".into()));
+            }
         }
     }
     let hash = match req.password {

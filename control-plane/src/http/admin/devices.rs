@@ -12,11 +12,11 @@ use uuid::Uuid;
 use super::{text, Operator, MAX_NAME};
 use crate::app::AppState;
 use crate::auth::token;
+use crate::domain;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
 use crate::link;
 use crate::model::{Device, DeviceStatus};
-use crate::shared::{self, RevocationReason};
 use crate::store::NewDevice;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -145,8 +145,7 @@ pub async fn delete_device(
     Operator(caller): Operator,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_device(&caller.actor(), id).await?;
-    shared::revoke_device(&state, id, RevocationReason::Deleted).await;
+    domain::devices::delete(&state, &caller.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -156,21 +155,9 @@ async fn set_status(
     id: Uuid,
     status: DeviceStatus,
 ) -> ApiResult<Json<Device>> {
-    let device = state
-        .store
-        .update_device(&caller.actor(), id, Some(status), None)
-        .await?;
-    let reason = match status {
-        DeviceStatus::Revoked => Some(RevocationReason::Revoked),
-        DeviceStatus::Disabled => Some(RevocationReason::Disabled),
-        DeviceStatus::Active => None,
-    };
-    if let Some(reason) = reason {
-        // Committed above: gateways end the device's sessions now instead of at the next
-        // heartbeat.
-        shared::revoke_device(state, id, reason).await;
-    }
-    Ok(Json(device))
+    Ok(Json(
+        domain::devices::set_status(state, &caller.actor(), id, status).await?,
+    ))
 }
 
 /// Revokes a device for good: its sessions end at once (with Redis; else at their next

@@ -30,6 +30,10 @@ pub const MAX_OVERLAP_SECS: i64 = 604_800;
 pub struct CreateGateway {
     /// Unique, 1 to 64 of `A-Z a-z 0-9 . _ -`.
     pub name: String,
+    /// Address blocks the token may be used from (`10.0.0.0/8`, `192.0.2.7`), at most 64;
+    /// absent or empty = anywhere.
+    #[serde(default)]
+    pub allowed_from: Vec<String>,
 }
 
 /// A new gateway and its first service token (shown once).
@@ -46,6 +50,25 @@ pub struct CreatedGateway {
 pub struct RotateToken {
     /// How long the gateway's current tokens keep working, 0 to 604800 seconds (default 3600).
     pub overlap_secs: Option<i64>,
+    /// Address blocks the new token may be used from, at most 64; absent or empty = anywhere.
+    #[serde(default)]
+    pub allowed_from: Vec<String>,
+}
+
+/// Checks a token's allow-list.
+fn allow_list(values: &[String]) -> ApiResult<Vec<ipnet::IpNet>> {
+    if values.len() > 64 {
+        return Err(ApiError::Validation(
+            "allowed_from may hold at most 64 blocks".into(),
+        ));
+    }
+    values
+        .iter()
+        .map(|v| {
+            crate::http::client::parse_cidr(v)
+                .map_err(|e| ApiError::Validation(format!("allowed_from: {e}")))
+        })
+        .collect()
 }
 
 /// A new service token (shown once).
@@ -80,10 +103,11 @@ pub async fn create_gateway(
     ApiJson(req): ApiJson<CreateGateway>,
 ) -> ApiResult<(StatusCode, Json<CreatedGateway>)> {
     let name = gateway_name(&req.name)?;
+    let allowed = allow_list(&req.allowed_from)?;
     let secret = token::generate();
     let (gateway, tok) = state
         .store
-        .create_gateway(&caller.actor(), &name, &token::hash(&secret))
+        .create_gateway_allowing(&caller.actor(), &name, &token::hash(&secret), &allowed)
         .await
         .map_err(|e| match e {
             StoreError::Conflict(_) => {
@@ -157,10 +181,17 @@ pub async fn rotate_token(
             "overlap_secs must be between 0 and {MAX_OVERLAP_SECS}"
         )));
     }
+    let allowed = allow_list(&req.allowed_from)?;
     let secret = token::generate();
     let meta = state
         .store
-        .rotate_gateway_token(&caller.actor(), id, &token::hash(&secret), overlap * 1000)
+        .rotate_gateway_token_allowing(
+            &caller.actor(),
+            id,
+            &token::hash(&secret),
+            overlap * 1000,
+            &allowed,
+        )
         .await?;
     Ok((
         StatusCode::CREATED,

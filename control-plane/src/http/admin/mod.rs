@@ -309,9 +309,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonOrEmp
                 .await
                 .map(|ApiJson(v)| JsonOrEmpty(v));
         }
-        let body = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::BadJson(e.to_string()))?;
+        let body = crate::http::extract::read_body(req, state).await?;
         if body.iter().all(u8::is_ascii_whitespace) {
             Ok(JsonOrEmpty(T::default()))
         } else {

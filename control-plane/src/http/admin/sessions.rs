@@ -9,11 +9,11 @@ use uuid::Uuid;
 
 use super::{limit, Operator};
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::domain;
+use crate::error::ApiResult;
 use crate::http::extract::{AdminCaller, ApiPath, ApiQuery};
 use crate::model::Session;
-use crate::shared;
-use crate::store::{SessionFilter, StoreError};
+use crate::store::SessionFilter;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -67,18 +67,7 @@ pub async fn end_session(
     Operator(caller): Operator,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Session>> {
-    let session = state.store.get_session(id).await?;
-    if session.ended_at.is_some() {
-        return Err(ApiError::Conflict("the session has already ended".into()));
-    }
-    let session = state
-        .store
-        .kill_session(&caller.actor(), id)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound(_) => ApiError::Conflict("the session has already ended".into()),
-            other => other.into(),
-        })?;
-    shared::announce_kill(&state, id).await;
-    Ok(Json(session))
+    Ok(Json(
+        domain::sessions::kill(&state, &caller.actor(), id).await?,
+    ))
 }

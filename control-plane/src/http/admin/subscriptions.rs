@@ -10,11 +10,11 @@ use uuid::Uuid;
 
 use super::{unknown_ref, Operator};
 use crate::app::AppState;
+use crate::domain;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AdminCaller, ApiJson, ApiPath};
 use crate::model::{now_ms, Millis, Subscription, SubscriptionStatus};
-use crate::shared::{self, RevocationReason};
-use crate::store::{NewSubscription, QuotaStatus, StoreError};
+use crate::store::{NewSubscription, QuotaStatus};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -130,46 +130,9 @@ pub async fn cancel_subscription(
     Operator(caller): Operator,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<Subscription>> {
-    let sub = state.store.get_subscription(id).await?;
-    if matches!(
-        sub.status,
-        SubscriptionStatus::Ended | SubscriptionStatus::Cancelled
-    ) {
-        return Err(ApiError::Conflict(format!(
-            "the subscription is already {}",
-            sub.status
-        )));
-    }
-    let sub = state
-        .store
-        .cancel_subscription(&caller.actor(), id)
-        .await
-        .map_err(|e| match e {
-            // Ended or cancelled between the read and the write.
-            StoreError::NotFound(_) => {
-                ApiError::Conflict("the subscription is no longer in force".into())
-            }
-            other => other.into(),
-        })?;
-    end_sessions_if_lapsed(&state, sub.user_id).await;
-    Ok(Json(sub))
-}
-
-/// After a cancellation: when nothing is in force any more (no queued subscription took over),
-/// the user's sessions end now. The cancellation is committed, so a failed check only delays
-/// that to the sessions' next heartbeat.
-async fn end_sessions_if_lapsed(state: &AppState, user: Uuid) {
-    match state
-        .store
-        .resolve_subscription(user, now_ms(), false)
-        .await
-    {
-        Ok(Some(_)) => {}
-        Ok(None) => shared::revoke_user(state, user, RevocationReason::Expired).await,
-        Err(e) => {
-            tracing::warn!(%user, error = %e, "cannot tell whether a subscription is still in force")
-        }
-    }
+    Ok(Json(
+        domain::subscriptions::cancel(&state, &caller.actor(), id).await?,
+    ))
 }
 
 /// Starts the subscription's quota period afresh: usage so far no longer counts.

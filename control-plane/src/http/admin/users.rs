@@ -10,10 +10,10 @@ use uuid::Uuid;
 
 use super::{email, limit, nullable, text, Operator, MAX_NAME};
 use crate::app::AppState;
+use crate::domain;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
 use crate::model::{User, UserStatus};
-use crate::shared::{self, RevocationReason};
 use crate::store::{StoreError, UserUpdate};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -130,14 +130,9 @@ pub async fn update_user(
         email: mail,
         status: req.status,
     };
-    let user = state
-        .store
-        .update_user(&caller.actor(), id, &update)
+    let user = domain::users::update(&state, &caller.actor(), id, &update)
         .await
         .map_err(conflict(name.as_deref().unwrap_or_default()))?;
-    if req.status == Some(UserStatus::Disabled) {
-        shared::revoke_user(&state, id, RevocationReason::Disabled).await;
-    }
     Ok(Json(user))
 }
 
@@ -149,7 +144,6 @@ pub async fn delete_user(
     Operator(caller): Operator,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_user(&caller.actor(), id).await?;
-    shared::revoke_user(&state, id, RevocationReason::Deleted).await;
+    domain::users::delete(&state, &caller.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
