@@ -540,3 +540,76 @@ async fn the_monthly_quota_holds_across_gateways_mid_session() {
     })
     .await;
 }
+
+/// Issue 15 item 2: slots are renewed while their sessions live, so a limit holds for as long
+/// as the sessions do (here over several leases of 2 s), across both gateways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn session_slots_are_renewed_while_the_sessions_live() {
+    let c = cluster(|config| {
+        config.device_session_limit = 2;
+        config.session_lease = Duration::from_secs(2);
+    })
+    .await;
+    let node = start_node().await;
+    c.cp.add_node(&node, "n1").await;
+    let echo = echo_server().await;
+    // The plan allows 50: only the device's limit (2), held in the shared slots, refuses.
+    let sub = c.cp.subscriber(None, 50).await;
+    let device = sub.device.to_string();
+    let on_a = TestClient::connect(&c.a, &device, sub.token.as_bytes()).await;
+    let on_b = TestClient::connect(&c.b, &device, sub.token.as_bytes()).await;
+    for round in 0..4 {
+        // Past another lease (2 s) and a half.
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        assert_eq!(
+            c.observer
+                .live_sessions(&owner(sub.user, sub.device))
+                .await
+                .unwrap(),
+            (2, 2),
+            "both slots still held after {} s",
+            (round + 1) * 5 / 2
+        );
+        let third = TestClient::try_connect(
+            if round % 2 == 0 { &c.a } else { &c.b },
+            &device,
+            sub.token.as_bytes(),
+        )
+        .await;
+        assert!(
+            matches!(&third, Err(e) if e.code == HelloErrorCode::TooManySessions),
+            "round {round}: a third session must be refused, got {:?}",
+            third.as_ref().map(|_| "admitted")
+        );
+    }
+    echo_once(&on_a, echo, b"still relaying").await;
+    echo_once(&on_b, echo, b"still relaying").await;
+}
+
+/// Issue 15 item 2 without Redis: one gateway's own slots are renewed as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn session_slots_are_renewed_in_process_too() {
+    let cp = Arc::new(TestCp::start().await);
+    let node = start_node().await;
+    cp.add_node(&node, "n1").await;
+    let sub = cp.subscriber(None, 50).await;
+    let config = GatewayConfig {
+        device_session_limit: 2,
+        session_lease: Duration::from_secs(2),
+        shared_state_interval: Duration::from_millis(100),
+        ..test_config()
+    };
+    let gw = TestGateway::start_with_cp(config, &cp, &cp.gateway_token).await;
+    let device = sub.device.to_string();
+    let _first = TestClient::connect(&gw, &device, sub.token.as_bytes()).await;
+    let _second = TestClient::connect(&gw, &device, sub.token.as_bytes()).await;
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        let third = TestClient::try_connect(&gw, &device, sub.token.as_bytes()).await;
+        assert!(
+            matches!(&third, Err(e) if e.code == HelloErrorCode::TooManySessions),
+            "round {round}: a third session must be refused, got {:?}",
+            third.as_ref().map(|_| "admitted")
+        );
+    }
+}

@@ -359,10 +359,22 @@ impl SharedState {
 
     async fn tick(&self, upkeep: &mut Upkeep, listen: &str, stats: &GatewayStats, draining: bool) {
         self.fold_usage().await;
+        let now = Instant::now();
+        // Slots held in this process (the store without Redis, else this gateway's own record
+        // for admissions during an outage) are renewed like Redis leases, or a live session's
+        // slot lapses after one lease and the limit stops counting it.
+        if upkeep.local_leases_at.is_none_or(|at| now >= at) {
+            let local: &dyn SessionStore = if self.distributed {
+                &self.local
+            } else {
+                self.store.as_ref()
+            };
+            let _ = local.renew(&self.directory.leases(), self.lease).await;
+            upkeep.local_leases_at = Some(now + self.lease / 3);
+        }
         if !self.distributed {
             return;
         }
-        let now = Instant::now();
         let ttl = self.lease;
         if let Err(e) = self
             .store
@@ -470,5 +482,6 @@ struct Upkeep {
     was_up: bool,
     ever_up: bool,
     leases_at: Option<Instant>,
+    local_leases_at: Option<Instant>,
     resumes_at: Option<Instant>,
 }
