@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use httvps_shared_state::{
     Admission, AdmitOutcome, GatewayInfo, InProcessStore, LimitScope, RedisStore, ResumeRecord,
-    SessionLease, SessionOwner, SessionStore, SharedEvent, StoreError,
+    SessionLease, SessionOwner, SessionStore, SharedEvent, StoreError, UsageCounter,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::error::RecvError;
@@ -34,7 +34,7 @@ use crate::stats::GatewayStats;
 use crate::{GatewayConfig, GatewayError};
 use directory::SessionDirectory;
 use load::NodeLoadCounter;
-use quota::QuotaLedger;
+use quota::{QuotaAccount, QuotaLedger};
 
 /// Bytes of a resume token.
 pub const RESUME_TOKEN_LEN: usize = 32;
@@ -324,6 +324,8 @@ impl SharedState {
                     }
                     Err(RecvError::Closed) => events = self.store.subscribe(),
                 },
+                // A quota crossed here: fold and announce it now, not at the next tick.
+                _ = self.quotas.crossed() => self.fold_usage().await,
                 _ = ticker.tick() => {
                     self.tick(&mut upkeep, &listen, &stats, draining.is_cancelled()).await;
                 }
@@ -434,37 +436,61 @@ impl SharedState {
         }
     }
 
+    /// The quota account of a session being admitted, checked against the shared counter: a
+    /// count in a cached allow may be minutes old, the counter has every gateway's bytes up to
+    /// the last fold. An account used up there is returned exhausted (the HELLO is refused).
+    /// While the store is unreachable the allow's count decides.
+    pub async fn open_quota(
+        &self,
+        counter: UsageCounter,
+        quota: u64,
+        used: u64,
+    ) -> Arc<QuotaAccount> {
+        let account = self.quotas.account(counter, quota, used);
+        // Redis just failed the admission: do not wait on it twice.
+        if account.is_exhausted() || !self.store.is_available() {
+            return account;
+        }
+        let ttl = usage_counter_ttl(&account.counter);
+        match self
+            .store
+            .add_usage(&account.counter, account.floor(), 0, ttl)
+            .await
+        {
+            Ok(total) => self.learned_total(&account, total).await,
+            Err(e) => self.failed("add_usage", &e),
+        }
+        account
+    }
+
+    /// Records the shared total of an account; announces the quota used up if nobody has yet.
+    async fn learned_total(&self, account: &QuotaAccount, total: u64) {
+        if account.folded(total) {
+            let subject = account.counter.subject.clone();
+            tracing::info!(subject = %subject, total, quota = account.quota, "byte quota used up across gateways");
+            let event = SharedEvent::QuotaExceeded { user_id: subject };
+            // Locally at once; the other gateways through the store.
+            self.on_event(&event);
+            if self.distributed {
+                if let Err(e) = self.store.publish(&event).await {
+                    self.failed("publish", &e);
+                }
+            }
+        }
+    }
+
     /// Folds every account's pending bytes into the shared counters; announces quotas that
     /// this fold used up.
     async fn fold_usage(&self) {
         for account in self.quotas.to_fold() {
             let delta = account.take_pending();
-            let ttl = account
-                .counter
-                .period_end_ms
-                .map_or(USAGE_COUNTER_NO_PERIOD, |end| {
-                    Duration::from_millis(u64::try_from(end - unix_ms()).unwrap_or(0))
-                        + USAGE_COUNTER_GRACE
-                });
+            let ttl = usage_counter_ttl(&account.counter);
             match self
                 .store
                 .add_usage(&account.counter, account.floor(), delta, ttl)
                 .await
             {
-                Ok(total) => {
-                    if account.folded(total) {
-                        let subject = account.counter.subject.clone();
-                        tracing::info!(subject = %subject, total, quota = account.quota, "byte quota used up across gateways");
-                        let event = SharedEvent::QuotaExceeded { user_id: subject };
-                        // Locally at once; the other gateways through the store.
-                        self.on_event(&event);
-                        if self.distributed {
-                            if let Err(e) = self.store.publish(&event).await {
-                                self.failed("publish", &e);
-                            }
-                        }
-                    }
-                }
+                Ok(total) => self.learned_total(&account, total).await,
                 Err(e) => {
                     self.failed("add_usage", &e);
                     account.unfold(delta);
@@ -474,6 +500,15 @@ impl SharedState {
             }
         }
     }
+}
+
+/// How long a usage counter lives: its period and a grace day, or [`USAGE_COUNTER_NO_PERIOD`].
+pub fn usage_counter_ttl(counter: &UsageCounter) -> Duration {
+    counter
+        .period_end_ms
+        .map_or(USAGE_COUNTER_NO_PERIOD, |end| {
+            Duration::from_millis(u64::try_from(end - unix_ms()).unwrap_or(0)) + USAGE_COUNTER_GRACE
+        })
 }
 
 /// When the periodic renewals are next due, and what Redis looked like last time.
