@@ -9,14 +9,17 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use httvps_shared_state::{
     InProcessStore, RedisStore, RevocationTarget, SessionStore, SharedEvent, StoreError,
+    UsageCounter,
 };
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::config::ServeConfig;
+use crate::model::{now_ms, Millis};
 
 /// Why a device's or user's sessions must end (the `reason` of [`SharedEvent::Revoked`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +112,38 @@ pub async fn revoke_user(state: &AppState, user: Uuid, reason: RevocationReason)
 pub async fn announce_kill(state: &AppState, session: Uuid) {
     let event = SharedEvent::SessionKilled {
         session_id: session.to_string(),
+    };
+    if let Err(e) = state.shared.publish(&event).await {
+        failed("publish", &e);
+    }
+}
+
+/// Sets the gateways' shared usage counter of the user's current period to `used` (what this
+/// control plane counts after an operator reset) and tells every gateway, so the user is not
+/// held to the old count until the period ends. Call it after the reset is committed.
+pub async fn reset_usage(state: &AppState, user: Uuid, period_end: Option<Millis>, used: u64) {
+    let counter = UsageCounter {
+        subject: user.to_string(),
+        period_end_ms: period_end,
+    };
+    // As long as the gateways keep the counter: the period and a grace day, else 40 days.
+    let ttl = period_end.map_or(Duration::from_secs(40 * 86_400), |end| {
+        Duration::from_millis(u64::try_from(end - now_ms()).unwrap_or(0))
+            + Duration::from_secs(86_400)
+    });
+    if let Err(e) = state.shared.set_usage(&counter, used, ttl).await {
+        failed("set_usage", &e);
+    }
+    let device_ids = match state.store.list_devices(Some(user)).await {
+        Ok(devices) => devices.into_iter().map(|d| d.id.to_string()).collect(),
+        Err(e) => {
+            tracing::warn!(%user, error = %e, "cannot list the user's devices for the usage reset");
+            Vec::new()
+        }
+    };
+    let event = SharedEvent::UsageReset {
+        user_id: user.to_string(),
+        device_ids,
     };
     if let Err(e) = state.shared.publish(&event).await {
         failed("publish", &e);

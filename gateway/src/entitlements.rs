@@ -306,6 +306,10 @@ impl DeviceAuthority for EntitlementCache {
         if let Ok(mut p) = self.inner.positive.lock() {
             p.retain(|(d, _)| !d.eq_ignore_ascii_case(device_id));
         }
+        // A denial too (e.g. `quota_exceeded` before a usage reset).
+        if let Ok(mut n) = self.inner.negative.lock() {
+            n.retain(|(d, _)| !d.eq_ignore_ascii_case(device_id));
+        }
     }
 }
 

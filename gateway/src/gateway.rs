@@ -132,7 +132,7 @@ impl Gateway {
             ))
             .with_dev_direct_upstream(config.dev_direct_upstream),
         );
-        let state = Arc::new(SharedState::from_config(&config)?);
+        let state = Arc::new(SharedState::from_config(&config)?.with_authority(authority.clone()));
         let shared = Arc::new(Shared {
             state,
             session_config: config.session_config(),

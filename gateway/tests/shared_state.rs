@@ -676,3 +676,69 @@ async fn an_exhausted_user_is_refused_at_hello_on_every_gateway_within_the_cache
         "ledger {ledger} within the quota {quota} plus a second of traffic"
     );
 }
+
+/// Issue 15 item 4: resetting a subscription's usage also resets the gateways' shared counter and
+/// what they cached about the user, so a user cut off at the quota connects again at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reset_usage_reaches_the_gateways_and_the_user_connects_again_at_once() {
+    let c = cluster(|config| {
+        config.usage_report_interval = Duration::from_millis(300);
+        // Allows expire fast, so the gateways ask again and cache the control plane's denial.
+        config.entitlement_cache_ttl = Duration::from_millis(500);
+    })
+    .await;
+    let node = start_node().await;
+    c.cp.add_node(&node, "n1").await;
+    let echo = echo_server().await;
+    let quota: u64 = 300_000;
+    let sub = c.cp.subscriber(Some(quota as i64), 5).await;
+    let device = sub.device.to_string();
+    let (source, _) = source_server(4 * 1024 * 1024).await;
+    let mut client = TestClient::connect(&c.a, &device, sub.token.as_bytes()).await;
+    let mut s = client.open(StreamKind::Tcp, source, b"").await;
+    s.accepted().await.unwrap();
+    while let Some(StreamEv::Data(_)) = s.next(T).await {}
+    expect_ended(&mut client, ErrorCode::QuotaExceeded, T).await;
+    drop(client);
+    eventually(T, "the control plane counts the quota used up", || async {
+        c.cp.used_bytes(sub.user).await as u64 >= quota
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Cut off on both gateways (the control plane's denial is cached now).
+    for gw in [&c.a, &c.b] {
+        let refused = TestClient::try_connect(gw, &device, sub.token.as_bytes())
+            .await
+            .err()
+            .expect("refused at the quota");
+        assert_eq!(refused.code, HelloErrorCode::QuotaExceeded);
+    }
+    let (subscription, _) =
+        c.cp.store()
+            .resolve_subscription(sub.user, httvps_control_plane::model::now_ms(), false)
+            .await
+            .unwrap()
+            .unwrap();
+    let admin = c.cp.admin_token().await;
+    c.cp.admin_post(
+        &admin,
+        &format!("/v1/admin/subscriptions/{}/reset-usage", subscription.id),
+    )
+    .await;
+    assert!(
+        usage_counter(&c.prefix, sub.user).await < quota,
+        "the shared counter is reset with the control plane's count"
+    );
+    // At once, on both gateways: no wait for a cache or the period to end.
+    let mut outcomes = Vec::new();
+    for gw in [&c.a, &c.b] {
+        match TestClient::try_connect(gw, &device, sub.token.as_bytes()).await {
+            Ok(again) => {
+                echo_once(&again, echo, b"after the reset").await;
+                outcomes.push("admitted".to_owned());
+            }
+            Err(e) => outcomes.push(format!("{:?}", e.code)),
+        }
+    }
+    assert_eq!(outcomes, ["admitted", "admitted"]);
+}

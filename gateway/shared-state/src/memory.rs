@@ -307,10 +307,21 @@ impl SessionStore for InProcessStore {
                 .usage
                 .get(counter)
                 .filter(|e| e.live(now))
-                .map_or(0, |e| e.value);
-            let total = current.max(floor).saturating_add(delta);
+                .map(|e| e.value);
+            let total = current.unwrap_or(floor).saturating_add(delta);
             s.usage.insert(counter.clone(), Expiring::new(total, ttl));
             total
+        }))
+    }
+
+    fn set_usage<'a>(
+        &'a self,
+        counter: &'a UsageCounter,
+        bytes: u64,
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        ready(self.with(|s, _| {
+            s.usage.insert(counter.clone(), Expiring::new(bytes, ttl));
         }))
     }
 

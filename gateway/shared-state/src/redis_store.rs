@@ -69,12 +69,10 @@ const LIVE: &str = "
 return { redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf'), redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf') }
 ";
 
-/// KEYS: counter. ARGV: floor, delta, ttl ms. The counter never reads below `floor`.
+/// KEYS: counter. ARGV: floor, delta, ttl ms. A missing counter starts at `floor`.
 /// Lua numbers are doubles: exact up to 2^53 bytes (8 PiB) per period.
 const ADD_USAGE: &str = "
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local floor = tonumber(ARGV[1])
-if cur < floor then cur = floor end
+local cur = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
 cur = cur + tonumber(ARGV[2])
 redis.call('SET', KEYS[1], string.format('%d', cur), 'PX', ARGV[3])
 return cur
@@ -535,6 +533,21 @@ impl SessionStore for RedisStore {
                 })
                 .await?;
             Ok(u64::try_from(total).unwrap_or(0))
+        })
+    }
+
+    fn set_usage<'a>(
+        &'a self,
+        counter: &'a UsageCounter,
+        bytes: u64,
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            self.run(|mut c| async move {
+                c.pset_ex::<_, _, ()>(self.keys.usage(counter), bytes, ms(ttl))
+                    .await
+            })
+            .await
         })
     }
 

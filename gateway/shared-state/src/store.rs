@@ -113,7 +113,9 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     fn node_loads(&self) -> BoxFuture<'_, StoreResult<NodeLoads>>;
 
     /// Adds `delta` bytes to a usage counter and returns its total. `floor` is what the control
-    /// plane last counted for the period: the counter never reads below it.
+    /// plane counted for the period when the gateway last asked: a counter that does not exist
+    /// yet (new period, Redis emptied) starts there. An existing counter ignores it: it has
+    /// every fold since it started, and a floor may be older than a reset ([`Self::set_usage`]).
     fn add_usage<'a>(
         &'a self,
         counter: &'a UsageCounter,
@@ -121,6 +123,14 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
         delta: u64,
         ttl: Duration,
     ) -> BoxFuture<'a, StoreResult<u64>>;
+
+    /// Sets a usage counter to `bytes` for `ttl` (an operator reset the period's usage).
+    fn set_usage<'a>(
+        &'a self,
+        counter: &'a UsageCounter,
+        bytes: u64,
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>>;
 
     /// Records a gateway's heartbeat in the registry for `ttl`.
     fn register_gateway<'a>(

@@ -348,9 +348,12 @@ async fn usage_counters_add_with_a_floor(s: Pair) {
     // The control plane counted 1000 already: the counter starts there.
     assert_eq!(s.a.add_usage(&c, 1000, 10, LEASE).await.unwrap(), 1010);
     assert_eq!(s.b.add_usage(&c, 1000, 5, LEASE).await.unwrap(), 1015);
-    // A later, higher control-plane count lifts it; a lower one does not lower it.
-    assert_eq!(s.a.add_usage(&c, 2000, 0, LEASE).await.unwrap(), 2000);
-    assert_eq!(s.b.add_usage(&c, 10, 1, LEASE).await.unwrap(), 2001);
+    // Once it exists it has every fold: a floor (an older count) neither lifts nor lowers it.
+    assert_eq!(s.a.add_usage(&c, 2000, 0, LEASE).await.unwrap(), 1015);
+    assert_eq!(s.b.add_usage(&c, 10, 1, LEASE).await.unwrap(), 1016);
+    // An operator reset sets it; a floor from before the reset does not bring the old count back.
+    s.b.set_usage(&c, 0, LEASE).await.unwrap();
+    assert_eq!(s.a.add_usage(&c, 1016, 4, LEASE).await.unwrap(), 4);
     let next = UsageCounter {
         period_end_ms: Some(1_900_000_000_001),
         ..c.clone()

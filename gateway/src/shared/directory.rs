@@ -147,6 +147,8 @@ impl SessionDirectory {
                     );
                 }
             }
+            // Ends nothing: the user may use more again.
+            SharedEvent::UsageReset { .. } => {}
             SharedEvent::SessionResumed {
                 session_id,
                 gateway_id,

@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
+use crate::authority::DeviceAuthority;
 use crate::config::RedisDownPolicy;
 use crate::metrics as m;
 use crate::stats::GatewayStats;
@@ -92,6 +93,8 @@ pub struct SharedState {
     interval: Duration,
     started_at_ms: i64,
     resumes: Mutex<HashMap<String, IssuedResume>>,
+    /// Told to forget a user's devices when its usage is reset.
+    authority: Option<Arc<dyn DeviceAuthority>>,
     /// Live sessions, for events.
     pub directory: SessionDirectory,
     /// Quota accounts.
@@ -144,10 +147,17 @@ impl SharedState {
             interval: config.shared_state_interval,
             started_at_ms: unix_ms(),
             resumes: Mutex::new(HashMap::new()),
+            authority: None,
             directory: SessionDirectory::default(),
             quotas: QuotaLedger::default(),
             loads: Arc::new(NodeLoadCounter::default()),
         })
+    }
+
+    /// The device authority whose cached answers a usage reset invalidates.
+    pub fn with_authority(mut self, authority: Arc<dyn DeviceAuthority>) -> Self {
+        self.authority = Some(authority);
+        self
     }
 
     /// This gateway's id.
@@ -339,14 +349,28 @@ impl SharedState {
     }
 
     fn on_event(&self, event: &SharedEvent) {
-        if let SharedEvent::QuotaExceeded { user_id } = event {
-            self.quotas.exhaust_subject(user_id);
+        match event {
+            SharedEvent::QuotaExceeded { user_id } => self.quotas.exhaust_subject(user_id),
+            SharedEvent::UsageReset {
+                user_id,
+                device_ids,
+            } => {
+                self.quotas.reset_subject(user_id);
+                if let Some(authority) = &self.authority {
+                    for device in device_ids {
+                        authority.forget(device);
+                    }
+                }
+                tracing::info!(user = %user_id, "usage reset: the user's quota starts afresh");
+            }
+            _ => {}
         }
         let ended = self.directory.apply(event, &self.gateway_id);
         let kind = match event {
             SharedEvent::Revoked { .. } => "revoked",
             SharedEvent::SessionKilled { .. } => "session_killed",
             SharedEvent::QuotaExceeded { .. } => "quota_exceeded",
+            SharedEvent::UsageReset { .. } => "usage_reset",
             SharedEvent::SessionResumed { .. } => "session_resumed",
         };
         metrics::counter!(m::SHARED_EVENTS_TOTAL, "type" => kind).increment(1);

@@ -134,6 +134,22 @@ impl QuotaLedger {
             .collect()
     }
 
+    /// Starts every account of `subject` afresh (an operator reset its usage): the shared
+    /// counter was set to the control plane's new count, which the next fold reads. Bytes
+    /// pending here stay and count in the new start.
+    pub fn reset_subject(&self, subject: &str) {
+        for account in self
+            .lock()
+            .values()
+            .filter(|a| a.counter.subject == subject)
+        {
+            account.floor.store(0, Ordering::Relaxed);
+            account.known_total.store(0, Ordering::Relaxed);
+            account.exhausted.store(false, Ordering::Relaxed);
+            account.announced.store(false, Ordering::Relaxed);
+        }
+    }
+
     /// Marks every account of `subject` used up, as announced by another gateway.
     pub fn exhaust_subject(&self, subject: &str) {
         for account in self
