@@ -135,8 +135,9 @@ pub struct GatewayConfig {
     #[arg(long, env = "HTTVPS_GATEWAY_USAGE_FLUSH_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     pub usage_flush_timeout: Duration,
 
-    /// Interval of the gateway registry heartbeat (with the version).
-    #[arg(long, env = "HTTVPS_GATEWAY_REGISTRY_HEARTBEAT_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    /// Interval of the gateway registry heartbeat (with the version). The control plane ends
+    /// the sessions of a gateway whose heartbeat stops (`HTTVPS_CP_GATEWAY_STALE_SECS`, 30 s).
+    #[arg(long, env = "HTTVPS_GATEWAY_REGISTRY_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub registry_heartbeat_interval: Duration,
 
     /// Timeout of each control-plane request.
