@@ -133,6 +133,23 @@ impl Gateway {
             .with_dev_direct_upstream(config.dev_direct_upstream),
         );
         let state = Arc::new(SharedState::from_config(&config)?.with_authority(authority.clone()));
+        let usage = match (control_plane.clone(), &config.usage_spool) {
+            (None, _) => None,
+            (Some(cp), None) => Some(UsageReporter::new(
+                cp,
+                config.usage_report_interval,
+                config.usage_queue_reports,
+            )),
+            (Some(cp), Some(path)) => Some(
+                UsageReporter::with_spool(
+                    cp,
+                    config.usage_report_interval,
+                    config.usage_queue_reports,
+                    path,
+                )
+                .map_err(|e| GatewayError::io(format!("usage spool {}", path.display()), e))?,
+            ),
+        };
         let shared = Arc::new(Shared {
             state,
             session_config: config.session_config(),
@@ -151,9 +168,7 @@ impl Gateway {
             stats: Arc::new(GatewayStats::default()),
             drain: CancellationToken::new(),
             decoy: DecoySite::new(config.decoy_dir.clone(), config.server_header.clone()),
-            usage: control_plane.clone().map(|cp| {
-                UsageReporter::new(cp, config.usage_report_interval, config.usage_queue_reports)
-            }),
+            usage,
             control_plane,
             config,
         });

@@ -17,9 +17,10 @@ use common::cp::TestCp;
 use common::*;
 use httvps_control_plane::store::SessionFilter;
 use httvps_gateway::GatewayConfig;
-use httvps_proto::HelloErrorCode;
+use httvps_proto::{HelloErrorCode, StreamKind, TargetAddr};
 use uuid::Uuid;
 
+const T: Duration = Duration::from_secs(30);
 /// The session lease of these tests (30 s in production).
 const LEASE: Duration = Duration::from_secs(2);
 
@@ -155,4 +156,98 @@ async fn a_killed_gateways_session_is_released_within_its_lease() {
         .expect("a's session is recorded");
     assert_eq!(dead.end_reason.as_deref(), Some("gateway_lost"));
     jobs.abort();
+}
+
+/// Issue 15 item 7: usage survives a SIGKILL mid-transfer. The gateway reports usage only at
+/// shutdown here (`usage-report-interval = 1h`), so everything it relayed is in its spool; the
+/// restarted gateway replays it, and the ledger ends within the last second of traffic of what
+/// reached the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn usage_survives_a_sigkill_mid_transfer() {
+    let cp = Arc::new(TestCp::start().await);
+    let node = start_node().await;
+    cp.add_node(&node, "n1").await;
+    let sub = cp.subscriber(None, 5).await;
+    // 64 MiB paced at 64 KiB per 10 ms: well over the few seconds before the kill.
+    let (source, _) = paced_source_server(64 * 1024 * 1024, Duration::from_millis(10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("usage.spool");
+    let config = gateway_toml(
+        dir.path(),
+        &format!(
+            "usage-report-interval = \"1h\"\nusage-spool = \"{}\"\n",
+            spool.display()
+        ),
+    );
+    let mut gw = Binary::start(&cp, &config, &[]).await;
+    let client = TestClient::try_connect_to(
+        gw.addr,
+        &gw.fingerprint,
+        &sub.device.to_string(),
+        sub.token.as_bytes(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("HELLO refused: {e:?}; gateway: {}", gw.output()));
+    let mut stream = client
+        .open_with(
+            StreamKind::Tcp,
+            TargetAddr::socket(source).unwrap(),
+            b"",
+            true,
+        )
+        .await;
+    stream.accepted().await.unwrap();
+    let started = Instant::now();
+    let mut received = 0u64;
+    while received < 12 * 1024 * 1024 {
+        match stream.next(T).await {
+            Some(StreamEv::Data(d)) => received += d.len() as u64,
+            other => panic!("before the kill: {other:?}"),
+        }
+    }
+    gw.child.kill().await.unwrap(); // SIGKILL mid-transfer
+    let rate = received as f64 / started.elapsed().as_secs_f64();
+    // What was still on its way arrives until the connection drops.
+    while let Some(StreamEv::Data(d)) = stream.next(Duration::from_secs(2)).await {
+        received += d.len() as u64;
+    }
+    drop(client);
+
+    // The same gateway (token, spool) comes back and replays what it had not reported.
+    let mut again = Binary::start(&cp, &config, &[]).await;
+    eventually(T, "the replayed usage reaches the ledger", || async {
+        cp.used_bytes(sub.user).await > 0
+    })
+    .await;
+    // Killed again right after its replay (the spool may still hold the reports it sent), and
+    // started once more: a replayed report that already landed is not counted twice.
+    again.child.kill().await.unwrap();
+    let ledger = cp.used_bytes(sub.user).await as u64;
+    let _third = Binary::start(&cp, &config, &[]).await;
+    eventually(
+        T,
+        "the spool is empty once everything is accepted",
+        || async { std::fs::read_to_string(&spool).is_ok_and(|s| s.contains("\"reports\":[]")) },
+    )
+    .await;
+    assert_eq!(
+        cp.used_bytes(sub.user).await as u64,
+        ledger,
+        "replays count once"
+    );
+    println!(
+        "received {received} bytes at {:.1} MB/s, ledger {ledger} ({} bytes short)",
+        rate / 1e6,
+        received as i64 - ledger as i64
+    );
+    assert!(
+        ledger as f64 >= received as f64 - rate,
+        "the ledger ({ledger}) is within a second of traffic ({rate:.0} B) of what was relayed \
+         ({received})"
+    );
+    // Never more than was relayed, bar what sat in the socket buffers at the kill.
+    assert!(
+        ledger <= received + 4 * 1024 * 1024,
+        "ledger {ledger}, relayed {received}"
+    );
 }
