@@ -12,14 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use httvps_shared_state::{
-    InProcessStore, RedisStore, RevocationTarget, SessionStore, SharedEvent, StoreError,
-    UsageCounter,
+    InProcessStore, RedisStore, RevocationTarget, SessionOwner, SessionStore, SharedEvent,
+    StoreError, UsageCounter,
 };
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::config::ServeConfig;
 use crate::model::{now_ms, Millis};
+use crate::store::SessionFilter;
 
 /// Why a device's or user's sessions must end (the `reason` of [`SharedEvent::Revoked`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,6 +149,63 @@ pub async fn reset_usage(state: &AppState, user: Uuid, period_end: Option<Millis
     if let Err(e) = state.shared.publish(&event).await {
         failed("publish", &e);
     }
+}
+
+/// Ends the user's live sessions in the database that hold no live slot in the gateways'
+/// shared store: their gateway stopped renewing the lease (it died, even if a restarted process
+/// or a replica sharing its token still heartbeats). Called when the plan's session limit
+/// refuses a start. Returns how many were ended; 0 without Redis or when it cannot answer.
+pub async fn end_sessions_without_a_slot(state: &AppState, user: Uuid) -> u64 {
+    if !is_shared(state) {
+        return 0;
+    }
+    let owner = SessionOwner {
+        device_id: String::new(),
+        user_id: Some(user.to_string()),
+    };
+    let live = match state.shared.live_session_ids(&owner).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            read_failed("live_session_ids", &e);
+            return 0;
+        }
+    };
+    let sessions = match state
+        .store
+        .list_sessions(&SessionFilter {
+            live_only: true,
+            user_id: Some(user),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(sessions) => sessions,
+        Err(e) => {
+            tracing::warn!(%user, error = %e, "cannot list the user's live sessions");
+            return 0;
+        }
+    };
+    let mut ended = 0;
+    for session in sessions
+        .iter()
+        .filter(|s| !live.contains(&s.id.to_string()))
+    {
+        match state
+            .store
+            .end_session(session.id, session.gateway_id, "lease_lost", now_ms())
+            .await
+        {
+            Ok(_) => ended += 1,
+            Err(e) => {
+                tracing::warn!(session = %session.id, error = %e, "cannot end a session without a slot")
+            }
+        }
+    }
+    if ended > 0 {
+        tracing::info!(%user, ended, "ended sessions whose gateway no longer renews their slot");
+    }
+    ended
 }
 
 /// The device's sticky node in the shared store; `None` when there is none or the store cannot

@@ -186,6 +186,26 @@ impl SessionStore for InProcessStore {
         }))
     }
 
+    fn live_session_ids<'a>(
+        &'a self,
+        owner: &'a SessionOwner,
+    ) -> BoxFuture<'a, StoreResult<Vec<String>>> {
+        ready(self.with(|s, now| {
+            let mut ids: Vec<String> = s
+                .user_sessions
+                .get(user_key(owner))
+                .map(|set| {
+                    set.iter()
+                        .filter(|(_, until)| **until > now)
+                        .map(|(id, _)| id.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            ids.sort();
+            ids
+        }))
+    }
+
     fn put_resume<'a>(
         &'a self,
         token_hash: &'a str,

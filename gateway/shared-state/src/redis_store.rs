@@ -69,6 +69,11 @@ const LIVE: &str = "
 return { redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf'), redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf') }
 ";
 
+/// KEYS: user set. Returns the session ids whose leases have not ended.
+const LIVE_IDS: &str = "
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+";
+
 /// KEYS: counter. ARGV: floor, delta, ttl ms. A missing counter starts at `floor`.
 /// Lua numbers are doubles: exact up to 2^53 bytes (8 PiB) per period.
 const ADD_USAGE: &str = "
@@ -84,6 +89,7 @@ struct Scripts {
     admit: Script,
     renew: Script,
     live: Script,
+    live_ids: Script,
     add_usage: Script,
 }
 
@@ -94,6 +100,7 @@ impl Scripts {
             admit: timed(ADMIT),
             renew: timed(RENEW),
             live: timed(LIVE),
+            live_ids: timed(LIVE_IDS),
             add_usage: Script::new(ADD_USAGE),
         }
     }
@@ -354,6 +361,25 @@ impl SessionStore for RedisStore {
                 u32::try_from(d).unwrap_or(u32::MAX),
                 u32::try_from(u).unwrap_or(u32::MAX),
             ))
+        })
+    }
+
+    fn live_session_ids<'a>(
+        &'a self,
+        owner: &'a SessionOwner,
+    ) -> BoxFuture<'a, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            let mut ids: Vec<String> = self
+                .run(|mut c| async move {
+                    self.scripts
+                        .live_ids
+                        .key(self.keys.user_sessions(owner))
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            ids.sort();
+            Ok(ids)
         })
     }
 

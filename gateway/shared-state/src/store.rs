@@ -57,6 +57,13 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
         owner: &'a crate::SessionOwner,
     ) -> BoxFuture<'a, StoreResult<(u32, u32)>>;
 
+    /// Ids of the user's sessions whose slots are live (not expired), across all its devices
+    /// (`owner.user_id`; the device itself without one).
+    fn live_session_ids<'a>(
+        &'a self,
+        owner: &'a crate::SessionOwner,
+    ) -> BoxFuture<'a, StoreResult<Vec<String>>>;
+
     /// Stores a resume token's record (by the token's hash) for `ttl`.
     fn put_resume<'a>(
         &'a self,

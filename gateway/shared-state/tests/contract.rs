@@ -67,6 +67,7 @@ contract!(
     readmitting_a_session_renews_it,
     concurrent_admissions_never_exceed_a_limit,
     leases_expire_and_renew_recounts,
+    live_session_ids_are_the_unexpired_slots,
     release_frees_a_slot,
     resume_records_are_single_use_and_expire,
     revocation_is_remembered_and_announced,
@@ -203,6 +204,28 @@ async fn leases_expire_and_renew_recounts(s: Pair) {
         .await
         .unwrap();
     assert_eq!(s.a.live_sessions(&d).await.unwrap(), (2, 2));
+}
+
+async fn live_session_ids_are_the_unexpired_slots(s: Pair) {
+    let d1 = owner("dev-1", "user-1");
+    let d2 = owner("dev-2", "user-1");
+    let short = Duration::from_millis(300);
+    for (who, id, lease) in [(&d1, "s1", LEASE), (&d2, "s2", LEASE), (&d1, "s3", short)] {
+        let a = Admission {
+            lease,
+            ..admission(who, id, 5, 5)
+        };
+        assert_eq!(s.a.admit(a).await.unwrap(), AdmitOutcome::Admitted);
+    }
+    assert_eq!(s.b.live_session_ids(&d2).await.unwrap(), ["s1", "s2", "s3"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(s.b.live_session_ids(&d1).await.unwrap(), ["s1", "s2"]);
+    assert!(s
+        .a
+        .live_session_ids(&owner("dev-9", "user-9"))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn release_frees_a_slot(s: Pair) {
