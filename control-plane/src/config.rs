@@ -123,6 +123,12 @@ pub struct ServeConfig {
     #[arg(long, env = "HTTVPS_CP_SESSION_STALE_SECS", default_value_t = 180)]
     pub session_stale_secs: u64,
 
+    /// A gateway without a registry heartbeat for this long counts as lost (crashed), and its
+    /// live sessions are ended, in seconds (0: only the per-session staleness above applies).
+    /// At least three of the gateways' `--registry-heartbeat-interval`.
+    #[arg(long, env = "HTTVPS_CP_GATEWAY_STALE_SECS", default_value_t = 30)]
+    pub gateway_stale_secs: u64,
+
     /// Seconds between runs of the periodic jobs (roll-ups, expiry, stale sessions).
     #[arg(long, env = "HTTVPS_CP_JOB_INTERVAL_SECS", default_value_t = 30)]
     pub job_interval_secs: u64,

@@ -1,6 +1,7 @@
 //! Periodic work: node health checks (with failover on failure) and maintenance (usage
-//! roll-ups, subscription expiry, stale sessions, retried failovers). Only the replica holding
-//! the leader lease ([`crate::leader`]) does it, so with several replicas exactly one does.
+//! roll-ups, subscription expiry, stale sessions and those of lost gateways, retried failovers).
+//! Only the replica holding the leader lease ([`crate::leader`]) does it, so with several
+//! replicas exactly one does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,6 +144,20 @@ pub async fn maintenance_round(state: &AppState) -> Result<(), crate::store::Sto
     let reaped = state.store.reap_stale_sessions(stale_before, now).await?;
     if reaped > 0 {
         tracing::info!(reaped, "ended sessions whose gateway went silent");
+    }
+    if state.config.gateway_stale_secs > 0 {
+        let lost_before =
+            now - i64::try_from(state.config.gateway_stale_secs * 1000).unwrap_or(i64::MAX);
+        let ended = state
+            .store
+            .reap_sessions_of_lost_gateways(lost_before, now)
+            .await?;
+        if ended > 0 {
+            tracing::warn!(
+                ended,
+                "ended sessions of gateways whose registry heartbeat stopped"
+            );
+        }
     }
     // Sessions left on unhealthy nodes (deferred by the migration bound) get another chance.
     for node in state

@@ -9,14 +9,18 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use httvps_shared_state::{
-    InProcessStore, RedisStore, RevocationTarget, SessionStore, SharedEvent, StoreError,
+    InProcessStore, RedisStore, RevocationTarget, SessionOwner, SessionStore, SharedEvent,
+    StoreError, UsageCounter,
 };
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::config::ServeConfig;
+use crate::model::{now_ms, Millis};
+use crate::store::SessionFilter;
 
 /// Why a device's or user's sessions must end (the `reason` of [`SharedEvent::Revoked`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +117,95 @@ pub async fn announce_kill(state: &AppState, session: Uuid) {
     if let Err(e) = state.shared.publish(&event).await {
         failed("publish", &e);
     }
+}
+
+/// Sets the gateways' shared usage counter of the user's current period to `used` (what this
+/// control plane counts after an operator reset) and tells every gateway, so the user is not
+/// held to the old count until the period ends. Call it after the reset is committed.
+pub async fn reset_usage(state: &AppState, user: Uuid, period_end: Option<Millis>, used: u64) {
+    let counter = UsageCounter {
+        subject: user.to_string(),
+        period_end_ms: period_end,
+    };
+    // As long as the gateways keep the counter: the period and a grace day, else 40 days.
+    let ttl = period_end.map_or(Duration::from_secs(40 * 86_400), |end| {
+        Duration::from_millis(u64::try_from(end - now_ms()).unwrap_or(0))
+            + Duration::from_secs(86_400)
+    });
+    if let Err(e) = state.shared.set_usage(&counter, used, ttl).await {
+        failed("set_usage", &e);
+    }
+    let device_ids = match state.store.list_devices(Some(user)).await {
+        Ok(devices) => devices.into_iter().map(|d| d.id.to_string()).collect(),
+        Err(e) => {
+            tracing::warn!(%user, error = %e, "cannot list the user's devices for the usage reset");
+            Vec::new()
+        }
+    };
+    let event = SharedEvent::UsageReset {
+        user_id: user.to_string(),
+        device_ids,
+    };
+    if let Err(e) = state.shared.publish(&event).await {
+        failed("publish", &e);
+    }
+}
+
+/// Ends the user's live sessions in the database that hold no live slot in the gateways'
+/// shared store: their gateway stopped renewing the lease (it died, even if a restarted process
+/// or a replica sharing its token still heartbeats). Called when the plan's session limit
+/// refuses a start. Returns how many were ended; 0 without Redis or when it cannot answer.
+pub async fn end_sessions_without_a_slot(state: &AppState, user: Uuid) -> u64 {
+    if !is_shared(state) {
+        return 0;
+    }
+    let owner = SessionOwner {
+        device_id: String::new(),
+        user_id: Some(user.to_string()),
+    };
+    let live = match state.shared.live_session_ids(&owner).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            read_failed("live_session_ids", &e);
+            return 0;
+        }
+    };
+    let sessions = match state
+        .store
+        .list_sessions(&SessionFilter {
+            live_only: true,
+            user_id: Some(user),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(sessions) => sessions,
+        Err(e) => {
+            tracing::warn!(%user, error = %e, "cannot list the user's live sessions");
+            return 0;
+        }
+    };
+    let mut ended = 0;
+    for session in sessions
+        .iter()
+        .filter(|s| !live.contains(&s.id.to_string()))
+    {
+        match state
+            .store
+            .end_session(session.id, session.gateway_id, "lease_lost", now_ms())
+            .await
+        {
+            Ok(_) => ended += 1,
+            Err(e) => {
+                tracing::warn!(session = %session.id, error = %e, "cannot end a session without a slot")
+            }
+        }
+    }
+    if ended > 0 {
+        tracing::info!(%user, ended, "ended sessions whose gateway no longer renews their slot");
+    }
+    ended
 }
 
 /// The device's sticky node in the shared store; `None` when there is none or the store cannot

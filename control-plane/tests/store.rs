@@ -46,6 +46,7 @@ on_both_backends!(
     gateway_tokens_rotate_and_revoke,
     node_health_history_and_load,
     concurrent_usage_writes_never_fail,
+    sessions_of_a_lost_gateway_end,
 );
 
 async fn plan(store: &Store, name: &str, quota: Option<i64>, days: Option<i32>) -> Uuid {
@@ -566,6 +567,44 @@ async fn session_limit_holds_under_concurrency(store: &Store) {
             .unwrap(),
         3
     );
+}
+
+/// Sessions of a gateway whose registry heartbeat stopped end (`gateway_lost`); those of a
+/// gateway heartbeating, or of one that never sent a heartbeat, do not.
+async fn sessions_of_a_lost_gateway_end(store: &Store) {
+    let now = now_ms();
+    let mut sessions = Vec::new();
+    for last_heartbeat in [Some(now - 60_000), Some(now), None] {
+        let (user, device, gateway) = usage_fixture(store, None).await;
+        if let Some(at) = last_heartbeat {
+            store.gateway_heartbeat(gateway, None, at).await.unwrap();
+        }
+        let session = store
+            .start_session(&NewSession {
+                id: Uuid::new_v4(),
+                device_id: device,
+                user_id: user,
+                gateway_id: gateway,
+                node_id: None,
+                client_region: None,
+                session_limit: Some(1),
+            })
+            .await
+            .unwrap();
+        sessions.push(session.id);
+    }
+    assert_eq!(
+        store
+            .reap_sessions_of_lost_gateways(now - 30_000, now)
+            .await
+            .unwrap(),
+        1
+    );
+    let mut reasons = Vec::new();
+    for id in sessions {
+        reasons.push(store.get_session(id).await.unwrap().end_reason);
+    }
+    assert_eq!(reasons, [Some("gateway_lost".to_owned()), None, None]);
 }
 
 /// Several gateways starting (resuming) the same session id at once: every start succeeds, one

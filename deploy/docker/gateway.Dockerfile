@@ -23,7 +23,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 httvps \
  && useradd --system --uid 10001 --gid httvps --home-dir /var/lib/httvps --shell /usr/sbin/nologin httvps \
- && install -d -o httvps -g httvps -m 0750 /var/lib/httvps
+ && install -d -o httvps -g httvps -m 0750 /var/lib/httvps \
+ && install -d -o httvps -g httvps -m 0750 /var/spool/httvps
 COPY --from=builder /out/httvps-gateway /usr/local/bin/httvps-gateway
 COPY --chmod=0755 deploy/docker/healthcheck.sh /usr/local/bin/httvps-healthcheck
 # Inside a container both listeners must bind every interface (the binary's metrics default is

@@ -208,9 +208,17 @@ pub struct GatewayConfig {
     #[arg(long, env = "HTTVPS_GATEWAY_USAGE_FLUSH_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
     pub usage_flush_timeout: Duration,
 
+    /// File where usage not yet accepted by the control plane is kept (written and fsynced
+    /// every second, replayed at start with the same report ids), so a crash loses at most the
+    /// last second of usage. One file per gateway process (locked). Unset: a crash loses the
+    /// usage counted since the last report.
+    #[arg(long, env = "HTTVPS_GATEWAY_USAGE_SPOOL")]
+    pub usage_spool: Option<PathBuf>,
+
     /// Interval of the gateway registry heartbeat (with the version); the pool snapshot used
-    /// while the control plane cannot be asked is refreshed with it.
-    #[arg(long, env = "HTTVPS_GATEWAY_REGISTRY_HEARTBEAT_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    /// while the control plane cannot be asked is refreshed with it. The control plane ends
+    /// the sessions of a gateway whose heartbeat stops (`HTTVPS_CP_GATEWAY_STALE_SECS`, 30 s).
+    #[arg(long, env = "HTTVPS_GATEWAY_REGISTRY_HEARTBEAT_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub registry_heartbeat_interval: Duration,
 
     /// Timeout of each control-plane request.
@@ -521,6 +529,7 @@ impl Default for GatewayConfig {
         config.config_file = None;
         config.redis_url = None;
         config.gateway_id = None;
+        config.usage_spool = None;
         config.dev_direct_upstream = false;
         config.dev_allow_direct_with_control_plane = false;
         config.decoy_dir = None;

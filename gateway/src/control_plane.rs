@@ -105,7 +105,7 @@ pub struct HeartbeatAnswer {
 }
 
 /// One line of a usage report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageRecord {
     /// The session, if known to the control plane.
     pub session_id: Option<Uuid>,
@@ -122,7 +122,7 @@ pub struct UsageRecord {
 }
 
 /// A batch of usage records under an idempotency key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageReport {
     /// Unique per gateway; a retry reuses it so the ledger counts the report once.
     pub report_id: String,

@@ -292,5 +292,9 @@ impl DeviceAuthority for EntitlementCache {
         if let Ok(mut p) = self.inner.positive.lock() {
             p.remove_group(&device_id.to_ascii_lowercase());
         }
+        // A denial too (e.g. `quota_exceeded` before a usage reset).
+        if let Ok(mut n) = self.inner.negative.lock() {
+            n.retain(|(d, _)| !d.eq_ignore_ascii_case(device_id));
+        }
     }
 }

@@ -157,7 +157,7 @@ impl Gateway {
             ))
             .with_dev_direct_upstream(config.dev_direct_upstream),
         );
-        let state = Arc::new(SharedState::from_config(&config)?);
+        let state = Arc::new(SharedState::from_config(&config)?.with_authority(authority.clone()));
         let fallbacks = fallbacks(&config);
         if fallbacks.0.is_none() {
             tracing::warn!(
@@ -169,6 +169,23 @@ impl Gateway {
             metrics::gauge!(crate::metrics::SESSIONS_MAX).set(config.max_sessions as f64);
             Arc::new(Semaphore::new(config.max_sessions))
         });
+        let usage = match (control_plane.clone(), &config.usage_spool) {
+            (None, _) => None,
+            (Some(cp), None) => Some(UsageReporter::new(
+                cp,
+                config.usage_report_interval,
+                config.usage_queue_reports,
+            )),
+            (Some(cp), Some(path)) => Some(
+                UsageReporter::with_spool(
+                    cp,
+                    config.usage_report_interval,
+                    config.usage_queue_reports,
+                    path,
+                )
+                .map_err(|e| GatewayError::io(format!("usage spool {}", path.display()), e))?,
+            ),
+        };
         let shared = Arc::new(Shared {
             state,
             session_slots,
@@ -193,9 +210,7 @@ impl Gateway {
                 config.max_connections,
                 config.max_connections_per_ip,
             ),
-            usage: control_plane.clone().map(|cp| {
-                UsageReporter::new(cp, config.usage_report_interval, config.usage_queue_reports)
-            }),
+            usage,
             control_plane,
             config,
         });

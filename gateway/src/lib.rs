@@ -32,6 +32,7 @@ pub mod tls;
 pub mod upgrade;
 pub mod upstream;
 pub mod usage;
+pub mod usage_spool;
 pub mod wiring;
 
 pub use authority::{DeviceAuthority, DeviceCheck, Entitlement, StaticAuthority, Verdict};

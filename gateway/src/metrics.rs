@@ -68,6 +68,8 @@ pub const USAGE_REPORTS_QUEUED: &str = "httvps_gateway_usage_reports_queued";
 /// Bytes of usage the gateway had to give up on (queue overflow, refused reports, shutdown
 /// flush timeout).
 pub const USAGE_BYTES_DROPPED_TOTAL: &str = "httvps_gateway_usage_bytes_dropped_total";
+/// Failed writes of the usage spool (`--usage-spool`; the next interval writes again).
+pub const USAGE_SPOOL_ERRORS_TOTAL: &str = "httvps_gateway_usage_spool_errors_total";
 /// Sessions the control plane ended (kill, revocation, expiry), by `reason`.
 pub const SESSIONS_ENDED_BY_CONTROL_PLANE_TOTAL: &str =
     "httvps_gateway_sessions_ended_by_control_plane_total";

@@ -10,6 +10,10 @@
 //! interval. The queue is bounded; overflow drops the oldest report with an error log and the
 //! [`crate::metrics::USAGE_BYTES_DROPPED_TOTAL`] metric. [`UsageReporter::flush`] sends
 //! everything before the gateway exits.
+//!
+//! With a spool ([`crate::usage_spool`], `--usage-spool`) the counts are collected every
+//! [`SPOOL_INTERVAL`] and the unsent queue is written to disk, so a crash loses at most that
+//! interval's counts: the next start replays the spooled reports with their ids.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,12 +26,15 @@ use uuid::Uuid;
 
 use crate::control_plane::{ControlPlaneClient, UsageRecord, UsageReport};
 use crate::metrics as m;
+use crate::usage_spool::UsageSpool;
 
 /// Records per report at most (the control plane's limit).
 const MAX_RECORDS: usize = 10_000;
 /// First retry delay after a failed send; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often counts are collected and spooled, with a spool: what a crash may lose.
+pub const SPOOL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Bytes (up, down) per node (`None`: not through a known node).
 type NodeCounters = HashMap<Option<Arc<str>>, (u64, u64)>;
@@ -105,6 +112,12 @@ struct Inner {
     sending: tokio::sync::Mutex<()>,
     wake: Notify,
     stats: UsageStats,
+    spool: Option<Arc<UsageSpool>>,
+    /// One spool writer at a time.
+    spooling: tokio::sync::Mutex<()>,
+    /// Changes of the queue so far, and how many of them the spool holds.
+    changes: AtomicU64,
+    spooled: AtomicU64,
 }
 
 /// Batches usage into idempotent reports and delivers them.
@@ -131,6 +144,47 @@ impl UsageReporter {
     /// A reporter sending through `client` every `interval`, keeping at most `max_queue`
     /// unsent reports.
     pub fn new(client: Arc<ControlPlaneClient>, interval: Duration, max_queue: usize) -> Self {
+        Self::build(client, interval, max_queue, None, Vec::new())
+    }
+
+    /// [`Self::new`] with a spool at `path`: the reports a previous process left there are
+    /// queued again (with their ids), and the queue is spooled from now on.
+    pub fn with_spool(
+        client: Arc<ControlPlaneClient>,
+        interval: Duration,
+        max_queue: usize,
+        path: &std::path::Path,
+    ) -> std::io::Result<Self> {
+        let (spool, left) = UsageSpool::open(path)?;
+        if !left.is_empty() {
+            let bytes: u64 = left.iter().map(bytes_of).sum();
+            tracing::info!(spool = %path.display(), reports = left.len(), bytes,
+                "replaying usage a previous gateway process did not report");
+        }
+        Ok(Self::build(
+            client,
+            interval,
+            max_queue,
+            Some(Arc::new(spool)),
+            left,
+        ))
+    }
+
+    fn build(
+        client: Arc<ControlPlaneClient>,
+        interval: Duration,
+        max_queue: usize,
+        spool: Option<Arc<UsageSpool>>,
+        replay: Vec<UsageReport>,
+    ) -> Self {
+        // Replayed reports may have been sent before: never merge into them (attempts > 0).
+        let queue = replay
+            .into_iter()
+            .map(|report| Pending {
+                report,
+                attempts: 1,
+            })
+            .collect();
         UsageReporter {
             inner: Arc::new(Inner {
                 client,
@@ -138,12 +192,46 @@ impl UsageReporter {
                 max_queue: max_queue.max(1),
                 sessions: Mutex::new(HashMap::new()),
                 next_key: AtomicU64::new(0),
-                queue: Mutex::new(VecDeque::new()),
+                queue: Mutex::new(queue),
                 sending: tokio::sync::Mutex::new(()),
                 wake: Notify::new(),
                 stats: UsageStats::default(),
+                spool,
+                spooling: tokio::sync::Mutex::new(()),
+                changes: AtomicU64::new(0),
+                spooled: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// Writes the unsent queue to the spool if it changed since the last write.
+    async fn persist(&self) {
+        let Some(spool) = self.inner.spool.clone() else {
+            return;
+        };
+        let _one_writer = self.inner.spooling.lock().await;
+        let version = self.inner.changes.load(Ordering::Acquire);
+        if self.inner.spooled.load(Ordering::Acquire) == version {
+            return;
+        }
+        let reports: Vec<UsageReport> = self
+            .inner
+            .queue
+            .lock()
+            .map(|q| q.iter().map(|p| p.report.clone()).collect())
+            .unwrap_or_default();
+        match tokio::task::spawn_blocking(move || spool.save(&reports)).await {
+            Ok(Ok(())) => self.inner.spooled.store(version, Ordering::Release),
+            Ok(Err(e)) => {
+                metrics::counter!(m::USAGE_SPOOL_ERRORS_TOTAL).increment(1);
+                tracing::warn!(error = %e, "writing the usage spool failed; retrying next interval");
+            }
+            Err(e) => tracing::warn!(error = %e, "the usage spool writer failed"),
+        }
+    }
+
+    fn changed(&self) {
+        self.inner.changes.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The reporter's counters.
@@ -206,6 +294,7 @@ impl UsageReporter {
         let Ok(mut queue) = self.inner.queue.lock() else {
             return;
         };
+        self.changed();
         for record in records {
             // Merge into the newest report while it was never sent: same key, summed bytes.
             let target = match queue.back_mut() {
@@ -317,6 +406,7 @@ impl UsageReporter {
                     .is_some_and(|p| p.report.report_id == next.report_id)
                 {
                     queue.pop_front();
+                    self.changed();
                 }
                 metrics::gauge!(m::USAGE_REPORTS_QUEUED).set(queue.len() as f64);
             }
@@ -327,19 +417,32 @@ impl UsageReporter {
     pub async fn run(self, stop: CancellationToken) {
         let mut backoff = MIN_BACKOFF;
         let mut retry_at: Option<tokio::time::Instant> = None;
+        let mut send_at = tokio::time::Instant::now() + self.inner.interval;
+        // Replayed reports go out at once.
+        let mut woken = self.queued() > 0;
         loop {
-            let next_tick = tokio::time::Instant::now() + self.inner.interval;
-            let wake_at = retry_at.map_or(next_tick, |r| r.min(next_tick));
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep_until(wake_at) => {}
-                _ = self.inner.wake.notified() => {}
+            if !woken {
+                let mut wake_at = retry_at.map_or(send_at, |r| r.min(send_at));
+                if self.inner.spool.is_some() {
+                    wake_at = wake_at.min(tokio::time::Instant::now() + SPOOL_INTERVAL);
+                }
+                woken = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep_until(wake_at) => false,
+                    _ = self.inner.wake.notified() => true,
+                };
             }
             self.collect();
-            if retry_at.is_some_and(|r| tokio::time::Instant::now() < r) {
+            self.persist().await;
+            let now = tokio::time::Instant::now();
+            let due = std::mem::take(&mut woken) || now >= send_at || retry_at.is_some();
+            if !due || retry_at.is_some_and(|r| now < r) {
                 continue;
             }
-            match self.send_queued().await {
+            send_at = now + self.inner.interval;
+            let sent = self.send_queued().await;
+            self.persist().await;
+            match sent {
                 Ok(()) => {
                     backoff = MIN_BACKOFF;
                     retry_at = None;
@@ -371,13 +474,21 @@ impl UsageReporter {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+        self.persist().await;
         let left: u64 = self
             .inner
             .queue
             .lock()
             .map(|q| q.iter().map(|p| bytes_of(&p.report)).sum())
             .unwrap_or(0);
-        if left > 0 {
+        let spooled = self.inner.spooled.load(Ordering::Acquire)
+            == self.inner.changes.load(Ordering::Acquire);
+        if left > 0 && self.inner.spool.is_some() && spooled {
+            tracing::warn!(
+                bytes = left,
+                "usage not delivered before exit is kept in the spool and sent at the next start"
+            );
+        } else if left > 0 {
             self.inner
                 .stats
                 .bytes_dropped

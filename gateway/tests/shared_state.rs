@@ -540,3 +540,210 @@ async fn the_monthly_quota_holds_across_gateways_mid_session() {
     })
     .await;
 }
+
+/// Issue 15 item 2: slots are renewed while their sessions live, so a limit holds for as long
+/// as the sessions do (here over several leases of 2 s), across both gateways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn session_slots_are_renewed_while_the_sessions_live() {
+    let c = cluster(|config| {
+        config.device_session_limit = 2;
+        config.session_lease = Duration::from_secs(2);
+    })
+    .await;
+    let node = start_node().await;
+    c.cp.add_node(&node, "n1").await;
+    let echo = echo_server().await;
+    // The plan allows 50: only the device's limit (2), held in the shared slots, refuses.
+    let sub = c.cp.subscriber(None, 50).await;
+    let device = sub.device.to_string();
+    let on_a = TestClient::connect(&c.a, &device, sub.token.as_bytes()).await;
+    let on_b = TestClient::connect(&c.b, &device, sub.token.as_bytes()).await;
+    for round in 0..4 {
+        // Past another lease (2 s) and a half.
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        assert_eq!(
+            c.observer
+                .live_sessions(&owner(sub.user, sub.device))
+                .await
+                .unwrap(),
+            (2, 2),
+            "both slots still held after {} s",
+            (round + 1) * 5 / 2
+        );
+        let third = TestClient::try_connect(
+            if round % 2 == 0 { &c.a } else { &c.b },
+            &device,
+            sub.token.as_bytes(),
+        )
+        .await;
+        assert!(
+            matches!(&third, Err(e) if e.code == HelloErrorCode::TooManySessions),
+            "round {round}: a third session must be refused, got {:?}",
+            third.as_ref().map(|_| "admitted")
+        );
+    }
+    echo_once(&on_a, echo, b"still relaying").await;
+    echo_once(&on_b, echo, b"still relaying").await;
+}
+
+/// Issue 15 item 2 without Redis: one gateway's own slots are renewed as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn session_slots_are_renewed_in_process_too() {
+    let cp = Arc::new(TestCp::start().await);
+    let node = start_node().await;
+    cp.add_node(&node, "n1").await;
+    let sub = cp.subscriber(None, 50).await;
+    let config = GatewayConfig {
+        device_session_limit: 2,
+        session_lease: Duration::from_secs(2),
+        shared_state_interval: Duration::from_millis(100),
+        ..test_config()
+    };
+    let gw = TestGateway::start_with_cp(config, &cp, &cp.gateway_token).await;
+    let device = sub.device.to_string();
+    let _first = TestClient::connect(&gw, &device, sub.token.as_bytes()).await;
+    let _second = TestClient::connect(&gw, &device, sub.token.as_bytes()).await;
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        let third = TestClient::try_connect(&gw, &device, sub.token.as_bytes()).await;
+        assert!(
+            matches!(&third, Err(e) if e.code == HelloErrorCode::TooManySessions),
+            "round {round}: a third session must be refused, got {:?}",
+            third.as_ref().map(|_| "admitted")
+        );
+    }
+}
+
+/// Issue 15 item 1: once the quota is used up, reconnecting within the entitlement-cache window
+/// (the gateways' cached allows still carry the old count) is refused on every gateway, and the
+/// ledger ends within the quota plus about a second of traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_exhausted_user_is_refused_at_hello_on_every_gateway_within_the_cache_window() {
+    let c = cluster(|config| config.usage_report_interval = Duration::from_millis(300)).await;
+    let node = start_node().await;
+    c.cp.add_node(&node, "n1").await;
+    let quota: u64 = 2 * 1024 * 1024;
+    let sub = c.cp.subscriber(Some(quota as i64), 5).await;
+    let device = sub.device.to_string();
+    // Both gateways cache an allow (60 s) that says nothing is used yet.
+    drop(TestClient::connect(&c.a, &device, sub.token.as_bytes()).await);
+    drop(TestClient::connect(&c.b, &device, sub.token.as_bytes()).await);
+    // Paced (64 KiB per 10 ms), so that a second of traffic is a known, modest amount.
+    let (source, _) = paced_source_server(64 * 1024 * 1024, Duration::from_millis(10)).await;
+    let mut relayed = 0u64;
+    // Use the quota up through gateway a: the download is cut at the quota.
+    let mut client = TestClient::connect(&c.a, &device, sub.token.as_bytes()).await;
+    let mut s = client.open(StreamKind::Tcp, source, b"").await;
+    s.accepted().await.unwrap();
+    let started = Instant::now();
+    while let Some(StreamEv::Data(d)) = s.next(T).await {
+        relayed += d.len() as u64;
+    }
+    let per_second = relayed as f64 / started.elapsed().as_secs_f64();
+    expect_ended(&mut client, ErrorCode::QuotaExceeded, T).await;
+    drop(client);
+    // Reconnects on both gateways, well inside the cache window.
+    let mut outcomes = Vec::new();
+    for i in 0..6 {
+        let gw = if i % 2 == 0 { &c.a } else { &c.b };
+        match TestClient::try_connect(gw, &device, sub.token.as_bytes()).await {
+            Err(e) => outcomes.push(format!("{:?}", e.code)),
+            Ok(mut again) => {
+                // Admitted: see how much it gets (the bypass the issue measured).
+                let mut s = again.open(StreamKind::Tcp, source, b"").await;
+                if s.accepted().await.is_ok() {
+                    while let Some(StreamEv::Data(d)) = s.next(Duration::from_secs(3)).await {
+                        relayed += d.len() as u64;
+                    }
+                }
+                let _ = again.session_event(Duration::from_secs(1)).await;
+                outcomes.push("admitted".into());
+            }
+        }
+    }
+    // The ledger: every byte relayed is reported.
+    eventually(T, "the usage reports arrive", || async {
+        c.cp.used_bytes(sub.user).await as u64 >= relayed
+    })
+    .await;
+    let ledger = c.cp.used_bytes(sub.user).await as u64;
+    println!(
+        "quota {quota}, relayed {relayed} at {:.1} MB/s, ledger {ledger}, reconnects {outcomes:?}",
+        per_second / 1e6
+    );
+    assert!(
+        outcomes.iter().all(|o| o == "QuotaExceeded"),
+        "every reconnect refused with quota_exceeded: {outcomes:?}"
+    );
+    // Overshoot: what is relayed before the count stops it, at most about a second of traffic.
+    assert!(
+        ledger as f64 <= quota as f64 + per_second,
+        "ledger {ledger} within the quota {quota} plus a second of traffic ({per_second:.0} B)"
+    );
+}
+
+/// Issue 15 item 4: resetting a subscription's usage also resets the gateways' shared counter and
+/// what they cached about the user, so a user cut off at the quota connects again at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reset_usage_reaches_the_gateways_and_the_user_connects_again_at_once() {
+    let c = cluster(|config| {
+        config.usage_report_interval = Duration::from_millis(300);
+        // Allows expire fast, so the gateways ask again and cache the control plane's denial.
+        config.entitlement_cache_ttl = Duration::from_millis(500);
+    })
+    .await;
+    let node = start_node().await;
+    c.cp.add_node(&node, "n1").await;
+    let echo = echo_server().await;
+    let quota: u64 = 300_000;
+    let sub = c.cp.subscriber(Some(quota as i64), 5).await;
+    let device = sub.device.to_string();
+    let (source, _) = source_server(4 * 1024 * 1024).await;
+    let mut client = TestClient::connect(&c.a, &device, sub.token.as_bytes()).await;
+    let mut s = client.open(StreamKind::Tcp, source, b"").await;
+    s.accepted().await.unwrap();
+    while let Some(StreamEv::Data(_)) = s.next(T).await {}
+    expect_ended(&mut client, ErrorCode::QuotaExceeded, T).await;
+    drop(client);
+    eventually(T, "the control plane counts the quota used up", || async {
+        c.cp.used_bytes(sub.user).await as u64 >= quota
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Cut off on both gateways (the control plane's denial is cached now).
+    for gw in [&c.a, &c.b] {
+        let refused = TestClient::try_connect(gw, &device, sub.token.as_bytes())
+            .await
+            .err()
+            .expect("refused at the quota");
+        assert_eq!(refused.code, HelloErrorCode::QuotaExceeded);
+    }
+    let (subscription, _) =
+        c.cp.store()
+            .resolve_subscription(sub.user, httvps_control_plane::model::now_ms(), false)
+            .await
+            .unwrap()
+            .unwrap();
+    let admin = c.cp.admin_token().await;
+    c.cp.admin_post(
+        &admin,
+        &format!("/v1/admin/subscriptions/{}/reset-usage", subscription.id),
+    )
+    .await;
+    assert!(
+        usage_counter(&c.prefix, sub.user).await < quota,
+        "the shared counter is reset with the control plane's count"
+    );
+    // At once, on both gateways: no wait for a cache or the period to end.
+    let mut outcomes = Vec::new();
+    for gw in [&c.a, &c.b] {
+        match TestClient::try_connect(gw, &device, sub.token.as_bytes()).await {
+            Ok(again) => {
+                echo_once(&again, echo, b"after the reset").await;
+                outcomes.push("admitted".to_owned());
+            }
+            Err(e) => outcomes.push(format!("{:?}", e.code)),
+        }
+    }
+    assert_eq!(outcomes, ["admitted", "admitted"]);
+}

@@ -376,24 +376,28 @@ pub async fn start_session(
             "no subscription in force",
         ));
     };
-    let session = state
-        .store
-        .start_session(&NewSession {
-            id: req.session_id,
-            device_id: device.id,
-            user_id: device.user_id,
-            gateway_id: gw.gateway.id,
-            node_id: req.node_id,
-            client_region: req.client_region,
-            session_limit: Some(plan.session_limit),
-        })
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(msg) if msg.contains("too many sessions") => {
-                ApiError::refused(StatusCode::CONFLICT, "too_many_sessions", msg)
-            }
-            other => other.into(),
-        })?;
+    let new = NewSession {
+        id: req.session_id,
+        device_id: device.id,
+        user_id: device.user_id,
+        gateway_id: gw.gateway.id,
+        node_id: req.node_id,
+        client_region: req.client_region,
+        session_limit: Some(plan.session_limit),
+    };
+    let mut started = state.store.start_session(&new).await;
+    if matches!(&started, Err(StoreError::Conflict(msg)) if msg.contains("too many sessions"))
+        && shared::end_sessions_without_a_slot(&state, device.user_id).await > 0
+    {
+        // Some of the sessions counted were dead (their gateway crashed): count again.
+        started = state.store.start_session(&new).await;
+    }
+    let session = started.map_err(|e| match e {
+        StoreError::Conflict(msg) if msg.contains("too many sessions") => {
+            ApiError::refused(StatusCode::CONFLICT, "too_many_sessions", msg)
+        }
+        other => other.into(),
+    })?;
     Ok((StatusCode::CREATED, Json(session)))
 }
 

@@ -276,6 +276,20 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Ends the live sessions of gateways whose registry heartbeat stopped before `before`
+    /// (they crashed or lost the control plane; a gateway that never sent one is left alone).
+    /// A gateway that is in fact alive re-registers its sessions at their next heartbeat.
+    pub async fn reap_sessions_of_lost_gateways(&self, before: Millis, now: Millis) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE sessions SET ended_at = $2, end_reason = 'gateway_lost' WHERE ended_at IS NULL              AND gateway_id IN (SELECT id FROM gateways WHERE last_seen_at IS NOT NULL AND last_seen_at < $1)",
+        )
+        .bind(before)
+        .bind(now)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Adds bytes to a session's running totals (from usage reports).
     pub(crate) async fn add_session_bytes(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,

@@ -186,6 +186,26 @@ impl SessionStore for InProcessStore {
         }))
     }
 
+    fn live_session_ids<'a>(
+        &'a self,
+        owner: &'a SessionOwner,
+    ) -> BoxFuture<'a, StoreResult<Vec<String>>> {
+        ready(self.with(|s, now| {
+            let mut ids: Vec<String> = s
+                .user_sessions
+                .get(user_key(owner))
+                .map(|set| {
+                    set.iter()
+                        .filter(|(_, until)| **until > now)
+                        .map(|(id, _)| id.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            ids.sort();
+            ids
+        }))
+    }
+
     fn put_resume<'a>(
         &'a self,
         token_hash: &'a str,
@@ -307,10 +327,21 @@ impl SessionStore for InProcessStore {
                 .usage
                 .get(counter)
                 .filter(|e| e.live(now))
-                .map_or(0, |e| e.value);
-            let total = current.max(floor).saturating_add(delta);
+                .map(|e| e.value);
+            let total = current.unwrap_or(floor).saturating_add(delta);
             s.usage.insert(counter.clone(), Expiring::new(total, ttl));
             total
+        }))
+    }
+
+    fn set_usage<'a>(
+        &'a self,
+        counter: &'a UsageCounter,
+        bytes: u64,
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        ready(self.with(|s, _| {
+            s.usage.insert(counter.clone(), Expiring::new(bytes, ttl));
         }))
     }
 

@@ -121,6 +121,15 @@ pub enum SharedEvent {
         /// The user.
         user_id: String,
     },
+    /// An operator reset the user's usage for the period (the counter was set to the control
+    /// plane's new count): gateways start the user's quota accounts afresh and forget what they
+    /// cached about its devices (an allow's old count, a `quota_exceeded` denial).
+    UsageReset {
+        /// The user (the counter's subject).
+        user_id: String,
+        /// The user's devices.
+        device_ids: Vec<String>,
+    },
     /// The session was resumed on `gateway_id`: any older connection of it elsewhere ends.
     SessionResumed {
         /// The session.

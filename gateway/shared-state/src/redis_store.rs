@@ -69,12 +69,15 @@ const LIVE: &str = "
 return { redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf'), redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf') }
 ";
 
-/// KEYS: counter. ARGV: floor, delta, ttl ms. The counter never reads below `floor`.
+/// KEYS: user set. Returns the session ids whose leases have not ended.
+const LIVE_IDS: &str = "
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+";
+
+/// KEYS: counter. ARGV: floor, delta, ttl ms. A missing counter starts at `floor`.
 /// Lua numbers are doubles: exact up to 2^53 bytes (8 PiB) per period.
 const ADD_USAGE: &str = "
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local floor = tonumber(ARGV[1])
-if cur < floor then cur = floor end
+local cur = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
 cur = cur + tonumber(ARGV[2])
 redis.call('SET', KEYS[1], string.format('%d', cur), 'PX', ARGV[3])
 return cur
@@ -86,6 +89,7 @@ struct Scripts {
     admit: Script,
     renew: Script,
     live: Script,
+    live_ids: Script,
     add_usage: Script,
 }
 
@@ -96,6 +100,7 @@ impl Scripts {
             admit: timed(ADMIT),
             renew: timed(RENEW),
             live: timed(LIVE),
+            live_ids: timed(LIVE_IDS),
             add_usage: Script::new(ADD_USAGE),
         }
     }
@@ -359,6 +364,25 @@ impl SessionStore for RedisStore {
         })
     }
 
+    fn live_session_ids<'a>(
+        &'a self,
+        owner: &'a SessionOwner,
+    ) -> BoxFuture<'a, StoreResult<Vec<String>>> {
+        Box::pin(async move {
+            let mut ids: Vec<String> = self
+                .run(|mut c| async move {
+                    self.scripts
+                        .live_ids
+                        .key(self.keys.user_sessions(owner))
+                        .invoke_async(&mut c)
+                        .await
+                })
+                .await?;
+            ids.sort();
+            Ok(ids)
+        })
+    }
+
     fn put_resume<'a>(
         &'a self,
         token_hash: &'a str,
@@ -535,6 +559,21 @@ impl SessionStore for RedisStore {
                 })
                 .await?;
             Ok(u64::try_from(total).unwrap_or(0))
+        })
+    }
+
+    fn set_usage<'a>(
+        &'a self,
+        counter: &'a UsageCounter,
+        bytes: u64,
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(async move {
+            self.run(|mut c| async move {
+                c.pset_ex::<_, _, ()>(self.keys.usage(counter), bytes, ms(ttl))
+                    .await
+            })
+            .await
         })
     }
 

@@ -57,6 +57,13 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
         owner: &'a crate::SessionOwner,
     ) -> BoxFuture<'a, StoreResult<(u32, u32)>>;
 
+    /// Ids of the user's sessions whose slots are live (not expired), across all its devices
+    /// (`owner.user_id`; the device itself without one).
+    fn live_session_ids<'a>(
+        &'a self,
+        owner: &'a crate::SessionOwner,
+    ) -> BoxFuture<'a, StoreResult<Vec<String>>>;
+
     /// Stores a resume token's record (by the token's hash) for `ttl`.
     fn put_resume<'a>(
         &'a self,
@@ -113,7 +120,9 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     fn node_loads(&self) -> BoxFuture<'_, StoreResult<NodeLoads>>;
 
     /// Adds `delta` bytes to a usage counter and returns its total. `floor` is what the control
-    /// plane last counted for the period: the counter never reads below it.
+    /// plane counted for the period when the gateway last asked: a counter that does not exist
+    /// yet (new period, Redis emptied) starts there. An existing counter ignores it: it has
+    /// every fold since it started, and a floor may be older than a reset ([`Self::set_usage`]).
     fn add_usage<'a>(
         &'a self,
         counter: &'a UsageCounter,
@@ -121,6 +130,14 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
         delta: u64,
         ttl: Duration,
     ) -> BoxFuture<'a, StoreResult<u64>>;
+
+    /// Sets a usage counter to `bytes` for `ttl` (an operator reset the period's usage).
+    fn set_usage<'a>(
+        &'a self,
+        counter: &'a UsageCounter,
+        bytes: u64,
+        ttl: Duration,
+    ) -> BoxFuture<'a, StoreResult<()>>;
 
     /// Records a gateway's heartbeat in the registry for `ttl`.
     fn register_gateway<'a>(

@@ -67,6 +67,7 @@ contract!(
     readmitting_a_session_renews_it,
     concurrent_admissions_never_exceed_a_limit,
     leases_expire_and_renew_recounts,
+    live_session_ids_are_the_unexpired_slots,
     release_frees_a_slot,
     resume_records_are_single_use_and_expire,
     revocation_is_remembered_and_announced,
@@ -203,6 +204,28 @@ async fn leases_expire_and_renew_recounts(s: Pair) {
         .await
         .unwrap();
     assert_eq!(s.a.live_sessions(&d).await.unwrap(), (2, 2));
+}
+
+async fn live_session_ids_are_the_unexpired_slots(s: Pair) {
+    let d1 = owner("dev-1", "user-1");
+    let d2 = owner("dev-2", "user-1");
+    let short = Duration::from_millis(300);
+    for (who, id, lease) in [(&d1, "s1", LEASE), (&d2, "s2", LEASE), (&d1, "s3", short)] {
+        let a = Admission {
+            lease,
+            ..admission(who, id, 5, 5)
+        };
+        assert_eq!(s.a.admit(a).await.unwrap(), AdmitOutcome::Admitted);
+    }
+    assert_eq!(s.b.live_session_ids(&d2).await.unwrap(), ["s1", "s2", "s3"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(s.b.live_session_ids(&d1).await.unwrap(), ["s1", "s2"]);
+    assert!(s
+        .a
+        .live_session_ids(&owner("dev-9", "user-9"))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn release_frees_a_slot(s: Pair) {
@@ -348,9 +371,12 @@ async fn usage_counters_add_with_a_floor(s: Pair) {
     // The control plane counted 1000 already: the counter starts there.
     assert_eq!(s.a.add_usage(&c, 1000, 10, LEASE).await.unwrap(), 1010);
     assert_eq!(s.b.add_usage(&c, 1000, 5, LEASE).await.unwrap(), 1015);
-    // A later, higher control-plane count lifts it; a lower one does not lower it.
-    assert_eq!(s.a.add_usage(&c, 2000, 0, LEASE).await.unwrap(), 2000);
-    assert_eq!(s.b.add_usage(&c, 10, 1, LEASE).await.unwrap(), 2001);
+    // Once it exists it has every fold: a floor (an older count) neither lifts nor lowers it.
+    assert_eq!(s.a.add_usage(&c, 2000, 0, LEASE).await.unwrap(), 1015);
+    assert_eq!(s.b.add_usage(&c, 10, 1, LEASE).await.unwrap(), 1016);
+    // An operator reset sets it; a floor from before the reset does not bring the old count back.
+    s.b.set_usage(&c, 0, LEASE).await.unwrap();
+    assert_eq!(s.a.add_usage(&c, 1016, 4, LEASE).await.unwrap(), 4);
     let next = UsageCounter {
         period_end_ms: Some(1_900_000_000_001),
         ..c.clone()

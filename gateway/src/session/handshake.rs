@@ -264,10 +264,8 @@ impl Session {
             }
         }
         // From here on, a refusal must give the slot back.
-        let quota = entitlement
-            .quota_bytes
-            .or(entitlement.remaining_bytes)
-            .map(|quota| {
+        let quota = match entitlement.quota_bytes.or(entitlement.remaining_bytes) {
+            Some(quota) => {
                 let used = entitlement
                     .remaining_bytes
                     .map_or(0, |left| quota.saturating_sub(left));
@@ -275,8 +273,11 @@ impl Session {
                     subject: quota_subject(&owner).to_owned(),
                     period_end_ms: entitlement.quota_period_end_ms,
                 };
-                state.quotas.account(counter, quota, used)
-            });
+                // The shared counter decides, not the count in a (possibly cached) allow.
+                Some(state.open_quota(counter, quota, used).await)
+            }
+            None => None,
+        };
         let slot = SessionLease {
             owner: owner.clone(),
             session_id: session_key.clone(),

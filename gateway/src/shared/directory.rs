@@ -159,6 +159,8 @@ impl SessionDirectory {
                     );
                 }
             }
+            // Ends nothing: the user may use more again.
+            SharedEvent::UsageReset { .. } => {}
             SharedEvent::SessionResumed {
                 session_id,
                 gateway_id,

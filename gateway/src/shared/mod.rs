@@ -22,12 +22,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use httvps_shared_state::{
     Admission, AdmitOutcome, GatewayInfo, InProcessStore, LimitScope, RedisStore, ResumeRecord,
-    SessionLease, SessionOwner, SessionStore, SharedEvent, StoreError,
+    SessionLease, SessionOwner, SessionStore, SharedEvent, StoreError, UsageCounter,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
+use crate::authority::DeviceAuthority;
 use crate::config::RedisDownPolicy;
 use crate::metrics as m;
 use crate::stats::GatewayStats;
@@ -35,7 +36,7 @@ use crate::throttled_log::ThrottledWarning;
 use crate::{GatewayConfig, GatewayError};
 use directory::SessionDirectory;
 use load::NodeLoadCounter;
-use quota::QuotaLedger;
+use quota::{QuotaAccount, QuotaLedger};
 
 /// Bytes of a resume token.
 pub const RESUME_TOKEN_LEN: usize = 32;
@@ -97,6 +98,8 @@ pub struct SharedState {
     resumes: Mutex<HashMap<String, IssuedResume>>,
     /// The warning about failing Redis operations, at most every [`STORE_WARNING_INTERVAL`].
     store_warning: ThrottledWarning,
+    /// Told to forget a user's devices when its usage is reset.
+    authority: Option<Arc<dyn DeviceAuthority>>,
     /// Live sessions, for events.
     pub directory: SessionDirectory,
     /// Quota accounts.
@@ -150,10 +153,17 @@ impl SharedState {
             started_at_ms: unix_ms(),
             resumes: Mutex::new(HashMap::new()),
             store_warning: ThrottledWarning::new(STORE_WARNING_INTERVAL),
+            authority: None,
             directory: SessionDirectory::default(),
             quotas: QuotaLedger::default(),
             loads: Arc::new(NodeLoadCounter::default()),
         })
+    }
+
+    /// The device authority whose cached answers a usage reset invalidates.
+    pub fn with_authority(mut self, authority: Arc<dyn DeviceAuthority>) -> Self {
+        self.authority = Some(authority);
+        self
     }
 
     /// This gateway's id.
@@ -333,6 +343,8 @@ impl SharedState {
                     }
                     Err(RecvError::Closed) => events = self.store.subscribe(),
                 },
+                // A quota crossed here: fold and announce it now, not at the next tick.
+                _ = self.quotas.crossed() => self.fold_usage().await,
                 _ = ticker.tick() => {
                     self.tick(&mut upkeep, &listen, &stats, draining.is_cancelled()).await;
                 }
@@ -346,14 +358,28 @@ impl SharedState {
     }
 
     fn on_event(&self, event: &SharedEvent) {
-        if let SharedEvent::QuotaExceeded { user_id } = event {
-            self.quotas.exhaust_subject(user_id);
+        match event {
+            SharedEvent::QuotaExceeded { user_id } => self.quotas.exhaust_subject(user_id),
+            SharedEvent::UsageReset {
+                user_id,
+                device_ids,
+            } => {
+                self.quotas.reset_subject(user_id);
+                if let Some(authority) = &self.authority {
+                    for device in device_ids {
+                        authority.forget(device);
+                    }
+                }
+                tracing::info!(user = %user_id, "usage reset: the user's quota starts afresh");
+            }
+            _ => {}
         }
         let ended = self.directory.apply(event, &self.gateway_id);
         let kind = match event {
             SharedEvent::Revoked { .. } => "revoked",
             SharedEvent::SessionKilled { .. } => "session_killed",
             SharedEvent::QuotaExceeded { .. } => "quota_exceeded",
+            SharedEvent::UsageReset { .. } => "usage_reset",
             SharedEvent::SessionResumed { .. } => "session_resumed",
         };
         metrics::counter!(m::SHARED_EVENTS_TOTAL, "type" => kind).increment(1);
@@ -368,10 +394,22 @@ impl SharedState {
 
     async fn tick(&self, upkeep: &mut Upkeep, listen: &str, stats: &GatewayStats, draining: bool) {
         self.fold_usage().await;
+        let now = Instant::now();
+        // Slots held in this process (the store without Redis, else this gateway's own record
+        // for admissions during an outage) are renewed like Redis leases, or a live session's
+        // slot lapses after one lease and the limit stops counting it.
+        if upkeep.local_leases_at.is_none_or(|at| now >= at) {
+            let local: &dyn SessionStore = if self.distributed {
+                &self.local
+            } else {
+                self.store.as_ref()
+            };
+            let _ = local.renew(&self.directory.leases(), self.lease).await;
+            upkeep.local_leases_at = Some(now + self.lease / 3);
+        }
         if !self.distributed {
             return;
         }
-        let now = Instant::now();
         let ttl = self.lease;
         if let Err(e) = self
             .store
@@ -431,37 +469,61 @@ impl SharedState {
         }
     }
 
+    /// The quota account of a session being admitted, checked against the shared counter: a
+    /// count in a cached allow may be minutes old, the counter has every gateway's bytes up to
+    /// the last fold. An account used up there is returned exhausted (the HELLO is refused).
+    /// While the store is unreachable the allow's count decides.
+    pub async fn open_quota(
+        &self,
+        counter: UsageCounter,
+        quota: u64,
+        used: u64,
+    ) -> Arc<QuotaAccount> {
+        let account = self.quotas.account(counter, quota, used);
+        // Redis just failed the admission: do not wait on it twice.
+        if account.is_exhausted() || !self.store.is_available() {
+            return account;
+        }
+        let ttl = usage_counter_ttl(&account.counter);
+        match self
+            .store
+            .add_usage(&account.counter, account.floor(), 0, ttl)
+            .await
+        {
+            Ok(total) => self.learned_total(&account, total).await,
+            Err(e) => self.failed("add_usage", &e),
+        }
+        account
+    }
+
+    /// Records the shared total of an account; announces the quota used up if nobody has yet.
+    async fn learned_total(&self, account: &QuotaAccount, total: u64) {
+        if account.folded(total) {
+            let subject = account.counter.subject.clone();
+            tracing::info!(subject = %subject, total, quota = account.quota, "byte quota used up across gateways");
+            let event = SharedEvent::QuotaExceeded { user_id: subject };
+            // Locally at once; the other gateways through the store.
+            self.on_event(&event);
+            if self.distributed {
+                if let Err(e) = self.store.publish(&event).await {
+                    self.failed("publish", &e);
+                }
+            }
+        }
+    }
+
     /// Folds every account's pending bytes into the shared counters; announces quotas that
     /// this fold used up.
     async fn fold_usage(&self) {
         for account in self.quotas.to_fold() {
             let delta = account.take_pending();
-            let ttl = account
-                .counter
-                .period_end_ms
-                .map_or(USAGE_COUNTER_NO_PERIOD, |end| {
-                    Duration::from_millis(u64::try_from(end - unix_ms()).unwrap_or(0))
-                        + USAGE_COUNTER_GRACE
-                });
+            let ttl = usage_counter_ttl(&account.counter);
             match self
                 .store
                 .add_usage(&account.counter, account.floor(), delta, ttl)
                 .await
             {
-                Ok(total) => {
-                    if account.folded(total) {
-                        let subject = account.counter.subject.clone();
-                        tracing::info!(subject = %subject, total, quota = account.quota, "byte quota used up across gateways");
-                        let event = SharedEvent::QuotaExceeded { user_id: subject };
-                        // Locally at once; the other gateways through the store.
-                        self.on_event(&event);
-                        if self.distributed {
-                            if let Err(e) = self.store.publish(&event).await {
-                                self.failed("publish", &e);
-                            }
-                        }
-                    }
-                }
+                Ok(total) => self.learned_total(&account, total).await,
                 Err(e) => {
                     self.failed("add_usage", &e);
                     account.unfold(delta);
@@ -473,11 +535,21 @@ impl SharedState {
     }
 }
 
+/// How long a usage counter lives: its period and a grace day, or [`USAGE_COUNTER_NO_PERIOD`].
+pub fn usage_counter_ttl(counter: &UsageCounter) -> Duration {
+    counter
+        .period_end_ms
+        .map_or(USAGE_COUNTER_NO_PERIOD, |end| {
+            Duration::from_millis(u64::try_from(end - unix_ms()).unwrap_or(0)) + USAGE_COUNTER_GRACE
+        })
+}
+
 /// When the periodic renewals are next due, and what Redis looked like last time.
 #[derive(Debug, Default)]
 struct Upkeep {
     was_up: bool,
     ever_up: bool,
     leases_at: Option<Instant>,
+    local_leases_at: Option<Instant>,
     resumes_at: Option<Instant>,
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use httvps_shared_state::UsageCounter;
+use tokio::sync::Notify;
 
 /// One subject's quota in one period, as this gateway knows it.
 #[derive(Debug)]
@@ -27,14 +28,19 @@ pub struct QuotaAccount {
     /// The other gateways were told (or told us). Separate from `exhausted`: a crossing seen
     /// first by this gateway's own count must still be announced by the next fold.
     announced: AtomicBool,
+    /// Told when this gateway's own count crosses the quota, so the fold (and the announcement
+    /// to the other gateways) happens at once rather than at the next interval.
+    crossed: Arc<Notify>,
 }
 
 impl QuotaAccount {
     /// Adds relayed bytes; true once the quota is used up.
     pub fn add(&self, bytes: u64) -> bool {
         let pending = self.pending.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        if self.known_total.load(Ordering::Relaxed) + pending >= self.quota {
-            self.exhausted.store(true, Ordering::Relaxed);
+        if self.known_total.load(Ordering::Relaxed) + pending >= self.quota
+            && !self.exhausted.swap(true, Ordering::Relaxed)
+        {
+            self.crossed.notify_one();
         }
         self.is_exhausted()
     }
@@ -81,6 +87,7 @@ impl QuotaAccount {
 #[derive(Debug, Default)]
 pub struct QuotaLedger {
     accounts: Mutex<HashMap<UsageCounter, Arc<QuotaAccount>>>,
+    crossed: Arc<Notify>,
 }
 
 impl QuotaLedger {
@@ -98,6 +105,7 @@ impl QuotaLedger {
                     pending: AtomicU64::new(0),
                     exhausted: AtomicBool::new(used >= quota),
                     announced: AtomicBool::new(false),
+                    crossed: self.crossed.clone(),
                 })
             })
             .clone();
@@ -110,6 +118,11 @@ impl QuotaLedger {
         account
     }
 
+    /// Resolves when an account's own count crossed its quota since the last call.
+    pub async fn crossed(&self) {
+        self.crossed.notified().await;
+    }
+
     /// Accounts with bytes to fold; drops accounts no session holds and nothing is pending.
     pub fn to_fold(&self) -> Vec<Arc<QuotaAccount>> {
         let mut accounts = self.lock();
@@ -119,6 +132,22 @@ impl QuotaLedger {
             .filter(|a| a.pending.load(Ordering::Relaxed) > 0)
             .cloned()
             .collect()
+    }
+
+    /// Starts every account of `subject` afresh (an operator reset its usage): the shared
+    /// counter was set to the control plane's new count, which the next fold reads. Bytes
+    /// pending here stay and count in the new start.
+    pub fn reset_subject(&self, subject: &str) {
+        for account in self
+            .lock()
+            .values()
+            .filter(|a| a.counter.subject == subject)
+        {
+            account.floor.store(0, Ordering::Relaxed);
+            account.known_total.store(0, Ordering::Relaxed);
+            account.exhausted.store(false, Ordering::Relaxed);
+            account.announced.store(false, Ordering::Relaxed);
+        }
     }
 
     /// Marks every account of `subject` used up, as announced by another gateway.
