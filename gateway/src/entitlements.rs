@@ -294,7 +294,7 @@ impl DeviceAuthority for EntitlementCache {
         }
         // A denial too (e.g. `quota_exceeded` before a usage reset).
         if let Ok(mut n) = self.inner.negative.lock() {
-            n.retain(|(d, _)| !d.eq_ignore_ascii_case(device_id));
+            n.remove_group(&device_id.to_ascii_lowercase());
         }
     }
 }

@@ -5,7 +5,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::model::{now_ms, Subscription, SubscriptionStatus};
 use crate::shared::{self, RevocationReason};
-use crate::store::{Result, StoreError};
+use crate::store::{QuotaStatus, Result, StoreError};
 
 /// Cancels a subscription that is active, on hold or queued (409 otherwise). When no queued one
 /// takes over, the user's sessions end on every gateway.
@@ -33,6 +33,17 @@ pub async fn cancel(state: &AppState, actor: &str, id: Uuid) -> Result<Subscript
         })?;
     end_sessions_if_lapsed(state, sub.user_id).await;
     Ok(sub)
+}
+
+/// Starts the subscription's quota period afresh. The gateways' shared counter and cached counts
+/// follow after the commit (they would otherwise hold the user to the old count until the period
+/// ends).
+pub async fn reset_usage(state: &AppState, actor: &str, id: Uuid) -> Result<QuotaStatus> {
+    let quota = state.store.reset_usage(actor, id).await?;
+    let sub = state.store.get_subscription(id).await?;
+    let used = u64::try_from(quota.used_bytes).unwrap_or(0);
+    shared::reset_usage(state, sub.user_id, quota.period_end, used).await;
+    Ok(quota)
 }
 
 /// After a cancellation: when nothing is in force any more (no queued subscription took over),

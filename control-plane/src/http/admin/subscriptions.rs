@@ -143,13 +143,9 @@ pub async fn reset_usage(
     Operator(caller): Operator,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<QuotaStatus>> {
-    let quota = state.store.reset_usage(&caller.actor(), id).await?;
-    // The gateways' shared counter and cached counts follow (they would hold the user to the
-    // old count until the period ends).
-    let sub = state.store.get_subscription(id).await?;
-    let used = u64::try_from(quota.used_bytes).unwrap_or(0);
-    shared::reset_usage(&state, sub.user_id, quota.period_end, used).await;
-    Ok(Json(quota))
+    Ok(Json(
+        domain::subscriptions::reset_usage(&state, &caller.actor(), id).await?,
+    ))
 }
 
 /// The user's quota under the subscription in force (404 when there is none).
