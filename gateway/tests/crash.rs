@@ -39,7 +39,7 @@ fn gateway_toml(dir: &Path, extra: &str) -> PathBuf {
     std::fs::write(
         &file,
         format!(
-            "path = \"{PATH}\"\nallow-private-targets = true\nmetrics-listen = \"127.0.0.1:0\"\n\
+            "path = \"{PATH}\"\nsubprotocol = \"httvps.v1\"\nallow-private-targets = true\nmetrics-listen = \"127.0.0.1:0\"\n\
              control-plane-timeout = \"3s\"\nsession-lease = \"{}s\"\n\
              shared-state-interval = \"200ms\"\nregistry-heartbeat-interval = \"500ms\"\n{extra}",
             LEASE.as_secs()
