@@ -19,7 +19,8 @@ use shadowsocks::crypto::CipherKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 
-const PATH: &str = "/sdk-test";
+// A strong path: the gateway refuses short or well-known ones.
+const PATH: &str = "/sdk-test-Zk4o9Hq2Lw7Xc1Vb8Nm3Rt";
 const DEVICE: &str = "sdk-device";
 const TOKEN: &str = "sdk-device-token-0123456789";
 
