@@ -75,10 +75,13 @@ pub struct GatewayConfig {
     #[arg(long, env = "HTTVPS_GATEWAY_DECOY_DIR", hide = true)]
     pub decoy_dir: Option<PathBuf>,
 
-    /// Standalone mode: the local web server (plain HTTP, `host:port` or `unix:/path`) that
-    /// gets every TLS connection whose first request is not a valid upgrade on the secret path,
-    /// decrypted and relayed byte for byte for the rest of the connection. Production standalone
-    /// needs it; without it such requests get a minimal built-in 404 (development).
+    /// Standalone mode: the local web server that gets every TLS connection whose first request
+    /// is not a valid upgrade on the secret path, decrypted and relayed byte for byte for the
+    /// rest of the connection. `tls://host:port` (recommended): its TLS listener, the gateway
+    /// as TLS client with the client's SNI and ALPN, so how it closes (`close_notify` or not) is
+    /// mirrored exactly; `host:port` or `unix:/path`: plain HTTP (one known difference: a
+    /// lingering-close timeout ends with `close_notify`). Production standalone needs it;
+    /// without it such requests get a minimal built-in 404 (development).
     #[arg(long, env = "HTTVPS_GATEWAY_FALLBACK")]
     pub fallback: Option<FallbackAddr>,
 
@@ -662,6 +665,13 @@ impl GatewayConfig {
                     .into(),
             ));
         }
+        if matches!(self.fallback_raw, Some(FallbackAddr::Tls(_))) {
+            return Err(GatewayError::Config(
+                "--fallback-raw relays raw TCP bytes to a TLS port: give it host:port or \
+                 unix:/path, not tls://"
+                    .into(),
+            ));
+        }
         if self.subprotocol.as_deref().is_some_and(|p| !is_token(p)) {
             return Err(GatewayError::Config(
                 "--subprotocol must be an HTTP token (letters, digits, !#$%&'*+-.^_`|~)".into(),
@@ -801,6 +811,8 @@ pub enum FallbackAddr {
     Tcp(String),
     /// `unix:/path` of a unix socket.
     Unix(PathBuf),
+    /// `tls://host:port`: a TLS listener, the gateway its TLS client (`--fallback` only).
+    Tls(String),
 }
 
 impl std::str::FromStr for FallbackAddr {
@@ -813,13 +825,21 @@ impl std::str::FromStr for FallbackAddr {
             }
             return Ok(FallbackAddr::Unix(PathBuf::from(path)));
         }
+        let (text, tls) = match text.strip_prefix("tls://") {
+            Some(rest) => (rest, true),
+            None => (text, false),
+        };
         let port_ok = text
             .rsplit_once(':')
             .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
         if !port_ok {
             return Err(format!(
-                "{text:?} is neither host:port nor unix:/path (e.g. 127.0.0.1:8080)"
+                "{text:?} is neither host:port, tls://host:port nor unix:/path \
+                 (e.g. tls://127.0.0.1:8443)"
             ));
+        }
+        if tls {
+            return Ok(FallbackAddr::Tls(text.to_owned()));
         }
         Ok(FallbackAddr::Tcp(text.to_owned()))
     }
@@ -830,6 +850,7 @@ impl std::fmt::Display for FallbackAddr {
         match self {
             FallbackAddr::Tcp(addr) => f.write_str(addr),
             FallbackAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+            FallbackAddr::Tls(addr) => write!(f, "tls://{addr}"),
         }
     }
 }
@@ -1081,7 +1102,22 @@ mod tests {
             "unix:/run/site.sock".parse::<FallbackAddr>(),
             Ok(FallbackAddr::Unix("/run/site.sock".into()))
         );
-        for bad in ["nginx", "nginx:http", ":80", "unix:"] {
+        assert_eq!(
+            "tls://127.0.0.1:8443".parse::<FallbackAddr>(),
+            Ok(FallbackAddr::Tls("127.0.0.1:8443".into()))
+        );
+        assert_eq!(
+            FallbackAddr::Tls("127.0.0.1:8443".into()).to_string(),
+            "tls://127.0.0.1:8443"
+        );
+        for bad in [
+            "nginx",
+            "nginx:http",
+            ":80",
+            "unix:",
+            "tls://",
+            "tls://nginx",
+        ] {
             assert!(bad.parse::<FallbackAddr>().is_err(), "{bad}");
         }
         let flags = GatewayConfig::load_from([
@@ -1116,6 +1152,11 @@ mod tests {
         config.subprotocol = Some("bad token".into());
         assert!(config.validate().is_err());
         config.subprotocol = Some("x7.v1".into());
+        config.validate().unwrap();
+        config.fallback_raw = Some(FallbackAddr::Tls("127.0.0.1:8443".into()));
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("--fallback-raw"), "{err}");
+        config.fallback_raw = None;
         config.validate().unwrap();
     }
 

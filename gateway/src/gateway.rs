@@ -158,7 +158,8 @@ impl Gateway {
             .with_dev_direct_upstream(config.dev_direct_upstream),
         );
         let state = Arc::new(SharedState::from_config(&config)?.with_authority(authority.clone()));
-        let fallbacks = fallbacks(&config);
+        let fallbacks = fallbacks(&config)
+            .map_err(|e| GatewayError::Tls(format!("TLS client of the fallback: {e}")))?;
         if fallbacks.0.is_none() {
             tracing::warn!(
                 "no --fallback: requests that are not sessions get a built-in 404 \
@@ -358,24 +359,29 @@ impl Gateway {
     }
 }
 
+/// `--fallback` and `--fallback-raw`.
+type Fallbacks = (Option<Fallback>, Option<Fallback>);
+
 /// The fallbacks of standalone mode, sharing one budget of relay permits.
-fn fallbacks(config: &GatewayConfig) -> (Option<Fallback>, Option<Fallback>) {
+fn fallbacks(config: &GatewayConfig) -> Result<Fallbacks, rustls::Error> {
     let permits = Arc::new(tokio::sync::Semaphore::new(config.fallback_max_connections));
     let make = |addr: &Option<crate::config::FallbackAddr>, kind| {
-        addr.clone().map(|addr| {
-            Fallback::new(
-                addr,
-                kind,
-                config.fallback_connect_timeout,
-                permits.clone(),
-                config.fallback_max_connections,
-            )
-        })
+        addr.clone()
+            .map(|addr| {
+                Fallback::new(
+                    addr,
+                    kind,
+                    config.fallback_connect_timeout,
+                    permits.clone(),
+                    config.fallback_max_connections,
+                )
+            })
+            .transpose()
     };
-    (
-        make(&config.fallback, "http"),
-        make(&config.fallback_raw, "raw"),
-    )
+    Ok((
+        make(&config.fallback, "http")?,
+        make(&config.fallback_raw, "raw")?,
+    ))
 }
 
 /// Tells the control plane's registry this gateway is alive, at start and every `interval`, and

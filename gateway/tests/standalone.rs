@@ -25,6 +25,14 @@ fn standalone_config(nginx: &Nginx) -> GatewayConfig {
     }
 }
 
+/// Standalone with the recommended `tls://` fallback: nginx's own TLS listener.
+fn standalone_tls_config(nginx: &Nginx) -> GatewayConfig {
+    GatewayConfig {
+        fallback: Some(FallbackAddr::Tls(nginx.tls.to_string())),
+        ..standalone_config(nginx)
+    }
+}
+
 /// How a connection ended, as the client sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Close {
@@ -106,7 +114,19 @@ fn probes() -> Vec<(&'static str, Vec<u8>)> {
 #[tokio::test]
 async fn every_request_that_is_not_a_session_gets_nginx_s_own_bytes() {
     let nginx = Nginx::start().await;
-    let gw = TestGateway::start_static(standalone_config(&nginx)).await;
+    probes_answer_like_nginx(&nginx, standalone_config(&nginx)).await;
+}
+
+#[tokio::test]
+async fn every_request_gets_nginx_s_own_bytes_through_the_tls_fallback() {
+    let nginx = Nginx::start().await;
+    probes_answer_like_nginx(&nginx, standalone_tls_config(&nginx)).await;
+}
+
+/// Each of [`probes`] to nginx directly and through a gateway with `config`: the same bytes
+/// (but `Date`) and the same close.
+async fn probes_answer_like_nginx(nginx: &Nginx, config: GatewayConfig) {
+    let gw = TestGateway::start_static(config).await;
     let mut different = Vec::new();
     let wait = Duration::from_secs(5);
     for (name, request) in probes() {
@@ -327,6 +347,72 @@ async fn timeouts_close_like_nginx_s() {
         }
     }
     assert!(different.is_empty(), "{}", different.join("\n"));
+}
+
+/// nginx's lingering close (a POST it answered before reading the whole body) ends, after
+/// `lingering_timeout`, with a timed-out and so quiet close: no `close_notify`. The plain
+/// fallback cannot tell that close from a normal one; through the `tls://` fallback the
+/// gateway sees nginx's TLS close and mirrors it.
+#[tokio::test]
+async fn a_lingering_close_timeout_is_quiet_through_the_tls_fallback_like_nginx_s() {
+    let nginx = Nginx::start_with("lingering_timeout 1s;").await;
+    let gw = TestGateway::start_static(standalone_tls_config(&nginx)).await;
+    // Content-Length 100 but 5 bytes: nginx answers 405 at once and lingers on the rest.
+    let request = b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nhello";
+    let wait = Duration::from_secs(6);
+    let direct = exchange_closing(nginx.tls, &nginx.fingerprint, request, wait).await;
+    let through = exchange_closing(gw.addr(), &gw.fingerprint(), request, wait).await;
+    assert!(
+        direct.0.starts_with(b"HTTP/1.1 405 Not Allowed\r\n"),
+        "{}",
+        String::from_utf8_lossy(&direct.0)
+    );
+    assert_eq!(
+        direct.1,
+        Close::Quiet,
+        "nginx closes a lingering timeout quietly"
+    );
+    assert_eq!(without_date(&through.0), without_date(&direct.0));
+    assert_eq!(
+        through.1,
+        Close::Quiet,
+        "the gateway mirrors nginx's quiet close"
+    );
+}
+
+/// The other closes through the `tls://` fallback: nginx's `close_notify` (after
+/// `Connection: close`, and after its keep-alive timeout) reaches the client as one.
+#[tokio::test]
+async fn nginx_s_close_notify_is_mirrored_through_the_tls_fallback() {
+    let nginx = Nginx::start_with("keepalive_timeout 1s;").await;
+    let gw = TestGateway::start_static(standalone_tls_config(&nginx)).await;
+    let wait = Duration::from_secs(6);
+    for request in [
+        &b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"[..],
+        &b"GET /robots.txt HTTP/1.1\r\nHost: localhost\r\n\r\n"[..],
+    ] {
+        let direct = exchange_closing(nginx.tls, &nginx.fingerprint, request, wait).await;
+        let through = exchange_closing(gw.addr(), &gw.fingerprint(), request, wait).await;
+        assert_eq!(direct.1, Close::Clean);
+        assert_eq!(without_date(&through.0), without_date(&direct.0));
+        assert_eq!(through.1, Close::Clean);
+    }
+}
+
+/// nginx picks its server block by SNI: the `tls://` fallback is offered the client's.
+#[tokio::test]
+async fn the_tls_fallback_is_offered_the_client_s_sni() {
+    let nginx = Nginx::start_with("add_header X-Sni \"$ssl_server_name\" always;").await;
+    let gw = TestGateway::start_static(standalone_tls_config(&nginx)).await;
+    let request = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let direct = exchange(nginx.tls, &nginx.fingerprint, request).await;
+    let through = exchange(gw.addr(), &gw.fingerprint(), request).await;
+    assert!(
+        String::from_utf8_lossy(&direct).contains("\r\nX-Sni: localhost\r\n"),
+        "{}",
+        String::from_utf8_lossy(&direct)
+    );
+    assert_eq!(without_date(&through), without_date(&direct));
 }
 
 #[tokio::test]

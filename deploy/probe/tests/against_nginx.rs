@@ -145,8 +145,9 @@ fn fronted_gateway_answers_like_nginx() {
 }
 
 /// Standalone mode: the gateway terminates TLS and relays everything that is not a valid
-/// upgrade on the secret path to nginx (`--fallback` to its plain port, `--fallback-raw` for
-/// plain HTTP on the TLS port to its TLS port; camo-gw). Compared with nginx's TLS server.
+/// upgrade on the secret path to nginx (`--fallback tls://` to its TLS port, as
+/// docs/operations.md recommends, so nginx's way of closing is mirrored; `--fallback-raw` for
+/// plain HTTP on the TLS port to the same TLS port). Compared with nginx's TLS server.
 #[test]
 fn standalone_gateway_with_fallback_answers_like_nginx() {
     assert!(
@@ -155,17 +156,13 @@ fn standalone_gateway_with_fallback_answers_like_nginx() {
     );
     let site = Site::new();
     let secret = random_secret_path();
-    // As docs/operations.md's standalone set-up says: the fallback is plain HTTP on another
-    // port, so absolute redirects would name http://; the site (and so the reference) uses
-    // relative ones.
+    // As docs/operations.md's standalone set-up says: the fallback listens on another port
+    // than the one clients connect to, so absolute redirects would name that port; the site
+    // (and so the reference) uses relative ones.
     let relative = " absolute_redirect off;";
     let reference = Server::tls().with(relative);
-    let fallback = Server::plain().with(relative);
     let fallback_tls = Server::tls().with(relative);
-    let _nginx = Nginx::start(
-        &site,
-        &[reference.clone(), fallback.clone(), fallback_tls.clone()],
-    );
+    let _nginx = Nginx::start(&site, &[reference.clone(), fallback_tls.clone()]);
     let mut args: Vec<String> = vec![
         "--listen".into(),
         "127.0.0.1:0".into(),
@@ -174,7 +171,7 @@ fn standalone_gateway_with_fallback_answers_like_nginx() {
         "--tls-key".into(),
         site.key().display().to_string(),
         "--fallback".into(),
-        fallback.addr().to_string(),
+        format!("tls://{}", fallback_tls.addr()),
         "--fallback-raw".into(),
         fallback_tls.addr().to_string(),
     ];

@@ -158,7 +158,7 @@ async fn serve_connection<S>(
         (peer, trusted.trusts_peer(peer))
     };
     let forwarding = hop_trusted.then_some(trusted);
-    listener::serve(stream, hop.addr(), forwarding, shared).await;
+    listener::serve(stream, hop.addr(), forwarding, None, shared).await;
 }
 
 fn refuse(peer: Peer, reason: &'static str, detail: &str) {

@@ -73,7 +73,8 @@ pub async fn accept_loop(
                     let drain = &shared.drain;
                     let accepted = tls_accept::accept(tcp, peer, config, deadline, raw, drain);
                     if let Some(tls) = accepted.await {
-                        serve(tls, peer, None, shared).await;
+                        let client_tls = fallback::ClientTls::of(tls.get_ref().1);
+                        serve(tls, peer, None, Some(client_tls), shared).await;
                     }
                     drop(permit);
                 });
@@ -91,10 +92,12 @@ pub async fn accept_loop(
 /// the client at `peer`: a session if its first request is the upgrade, otherwise the
 /// fallback's (or, without one, the built-in) answers until the connection ends. With
 /// `forwarding` (a trusted front), the upgrade's forwarding headers name the session's client.
+/// `client_tls` (the gateway's own TLS listener) is offered to a `tls://` fallback.
 pub async fn serve<S>(
     mut stream: S,
     peer: SocketAddr,
     forwarding: Option<Arc<TrustedProxies>>,
+    client_tls: Option<fallback::ClientTls>,
     shared: Arc<Shared>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -160,7 +163,7 @@ pub async fn serve<S>(
             }
             continue;
         };
-        match http_fallback.connect().await {
+        match http_fallback.connect(client_tls.as_ref()).await {
             Ok(upstream) => {
                 let end = fallback::relay(stream, &other, upstream, &shared.drain).await;
                 tracing::trace!(%peer, ?end, "relayed to the fallback");

@@ -41,7 +41,7 @@ pub async fn accept(
     if first[0] != TLS_HANDSHAKE_RECORD {
         // peek left the bytes in the socket: the web server reads them as if it had accepted.
         if let Some(raw) = raw_fallback {
-            match raw.connect().await {
+            match raw.connect(None).await {
                 Ok(upstream) => {
                     let end = fallback::relay(tcp, &[], upstream, drain).await;
                     tracing::trace!(%peer, ?end, "plain bytes on the TLS port relayed");

@@ -94,7 +94,6 @@ impl Nginx {
             .arg("daemon off;")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
             .expect("starting /usr/sbin/nginx");
         let http: SocketAddr = ([127, 0, 0, 1], http).into();
@@ -118,6 +117,21 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
+        // SIGTERM to the master (fast shutdown): it stops its worker and exits once the worker
+        // is gone. A SIGKILL to the master would leave the worker running (parent 1).
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.start_kill();
     }
 }

@@ -4,6 +4,12 @@
 //! A fallback that is down, slow or saturated never holds up anything else: connects have a
 //! timeout, relays share a bounded number of permits, and a connection that cannot be relayed
 //! is closed (what an overloaded web server does).
+//!
+//! A fallback at `tls://host:port` is the web server's own TLS listener: the gateway is its TLS
+//! client ([`tls_client`]) with the client's SNI and ALPN, so the server picks the same server
+//! block, and how the server closes (`close_notify`, or TCP ended quietly, or a reset) is seen
+//! exactly and mirrored to the client. Over plain HTTP that close is guessed (one known
+//! difference: nginx's lingering-close timeout).
 
 use std::io;
 use std::pin::Pin;
@@ -18,6 +24,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::FallbackAddr;
+
+pub mod tls_client;
+pub use tls_client::ClientTls;
 
 /// Read buffer of each relay direction (one TLS record's plaintext).
 const RELAY_BUFFER: usize = 16 * 1024;
@@ -43,6 +52,14 @@ pub enum FallbackError {
     /// No connection within the connect timeout.
     #[error("the fallback {0} did not accept within the connect timeout")]
     Timeout(String),
+    /// The TLS handshake with a `tls://` fallback failed.
+    #[error("TLS handshake with the fallback {addr}: {source}")]
+    Handshake {
+        /// Where.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
 }
 
 impl FallbackError {
@@ -51,6 +68,7 @@ impl FallbackError {
             FallbackError::Busy(_) => "busy",
             FallbackError::Connect { .. } => "connect",
             FallbackError::Timeout(_) => "timeout",
+            FallbackError::Handshake { .. } => "tls",
         }
     }
 }
@@ -64,30 +82,42 @@ pub struct Fallback {
     connect_timeout: Duration,
     permits: Arc<Semaphore>,
     max: usize,
+    /// For a `tls://` fallback: the gateway's TLS client configuration.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Fallback {
     /// A fallback at `addr` that takes permits from `permits` (shared by all fallbacks of one
-    /// gateway, `max` of them).
+    /// gateway, `max` of them). Fails only if a `tls://` fallback's TLS client configuration
+    /// cannot be built.
     pub fn new(
         addr: FallbackAddr,
         kind: &'static str,
         connect_timeout: Duration,
         permits: Arc<Semaphore>,
         max: usize,
-    ) -> Self {
-        Fallback {
+    ) -> Result<Self, rustls::Error> {
+        let tls = match addr {
+            FallbackAddr::Tls(_) => Some(tls_client::config()?),
+            FallbackAddr::Tcp(_) | FallbackAddr::Unix(_) => None,
+        };
+        Ok(Fallback {
             addr,
             kind,
             connect_timeout,
             permits,
             max,
-        }
+            tls,
+        })
     }
 
-    /// Connects, or says why not (counted in `httvps_gateway_fallback_errors_total`).
-    pub async fn connect(&self) -> Result<FallbackStream, FallbackError> {
-        let result = self.try_connect().await;
+    /// Connects, or says why not (counted in `httvps_gateway_fallback_errors_total`). A
+    /// `tls://` fallback is offered `client`'s SNI and ALPN (none when `None`).
+    pub async fn connect(
+        &self,
+        client: Option<&ClientTls>,
+    ) -> Result<FallbackStream, FallbackError> {
+        let result = self.try_connect(client).await;
         if let Err(e) = &result {
             metrics::counter!(crate::metrics::FALLBACK_ERRORS_TOTAL,
                 "fallback" => self.kind, "reason" => e.reason())
@@ -96,29 +126,55 @@ impl Fallback {
         result
     }
 
-    async fn try_connect(&self) -> Result<FallbackStream, FallbackError> {
+    async fn try_connect(
+        &self,
+        client: Option<&ClientTls>,
+    ) -> Result<FallbackStream, FallbackError> {
         let permit = self
             .permits
             .clone()
             .try_acquire_owned()
             .map_err(|_| FallbackError::Busy(self.max))?;
+        let addr = || self.addr.to_string();
         let connect = async {
+            let connect_err = |source| FallbackError::Connect {
+                addr: addr(),
+                source,
+            };
             match &self.addr {
-                FallbackAddr::Tcp(addr) => {
-                    let tcp = TcpStream::connect(addr.as_str()).await?;
+                FallbackAddr::Tcp(to) => {
+                    let tcp = TcpStream::connect(to.as_str()).await.map_err(connect_err)?;
                     let _ = tcp.set_nodelay(true);
                     Ok(Upstream::Tcp(tcp))
                 }
-                FallbackAddr::Unix(path) => Ok(Upstream::Unix(UnixStream::connect(path).await?)),
+                FallbackAddr::Unix(path) => UnixStream::connect(path)
+                    .await
+                    .map(Upstream::Unix)
+                    .map_err(connect_err),
+                FallbackAddr::Tls(to) => {
+                    let tcp = TcpStream::connect(to.as_str()).await.map_err(connect_err)?;
+                    let _ = tcp.set_nodelay(true);
+                    let handshake_err = |source| FallbackError::Handshake {
+                        addr: addr(),
+                        source,
+                    };
+                    // Built in `new` for a `tls://` address; built here only if it was not.
+                    let config = match &self.tls {
+                        Some(config) => config.clone(),
+                        None => {
+                            tls_client::config().map_err(|e| handshake_err(io::Error::other(e)))?
+                        }
+                    };
+                    let tls = tls_client::connect(config, tcp, client)
+                        .await
+                        .map_err(handshake_err)?;
+                    Ok(Upstream::Tls(Box::new(tls)))
+                }
             }
         };
         let upstream = tokio::time::timeout(self.connect_timeout, connect)
             .await
-            .map_err(|_| FallbackError::Timeout(self.addr.to_string()))?
-            .map_err(|source| FallbackError::Connect {
-                addr: self.addr.to_string(),
-                source,
-            })?;
+            .map_err(|_| FallbackError::Timeout(addr()))??;
         metrics::gauge!(crate::metrics::FALLBACK_CONNECTIONS, "fallback" => self.kind)
             .increment(1.0);
         Ok(FallbackStream {
@@ -133,6 +189,7 @@ impl Fallback {
 enum Upstream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 /// A connection to the fallback, holding its relay permit until dropped.
@@ -141,6 +198,14 @@ pub struct FallbackStream {
     upstream: Upstream,
     kind: &'static str,
     _permit: OwnedSemaphorePermit,
+}
+
+impl FallbackStream {
+    /// Whether the fallback's way of closing is seen exactly (TLS: `close_notify`, or not), so
+    /// the relay mirrors it instead of guessing from the state of the HTTP exchange.
+    pub fn close_is_exact(&self) -> bool {
+        matches!(self.upstream, Upstream::Tls(_))
+    }
 }
 
 impl Drop for FallbackStream {
@@ -159,6 +224,7 @@ impl AsyncRead for FallbackStream {
         match &mut self.upstream {
             Upstream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Upstream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Upstream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -172,6 +238,7 @@ impl AsyncWrite for FallbackStream {
         match &mut self.upstream {
             Upstream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Upstream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Upstream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -179,6 +246,7 @@ impl AsyncWrite for FallbackStream {
         match &mut self.upstream {
             Upstream::Tcp(s) => Pin::new(s).poll_flush(cx),
             Upstream::Unix(s) => Pin::new(s).poll_flush(cx),
+            Upstream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -186,6 +254,7 @@ impl AsyncWrite for FallbackStream {
         match &mut self.upstream {
             Upstream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Upstream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Upstream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -193,12 +262,13 @@ impl AsyncWrite for FallbackStream {
 /// How a relay ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayEnd {
-    /// The fallback closed its side after answering: the client got every byte and a clean
-    /// close (for TLS, `close_notify`).
+    /// The fallback closed its side (a `tls://` fallback: with `close_notify`): the client got
+    /// every byte and a clean close (for TLS, `close_notify`).
     FallbackClosed,
-    /// The fallback closed while a request of the client was unanswered (it timed out
+    /// A plain fallback closed while a request of the client was unanswered (it timed out
     /// reading the head or body): the client connection is dropped without `close_notify`,
-    /// as nginx closes a timed-out TLS connection quietly.
+    /// as nginx closes a timed-out TLS connection quietly. (A `tls://` fallback shows its
+    /// quiet close itself, as [`RelayEnd::Failed`].)
     FallbackTimedOut,
     /// The client closed cleanly first; the fallback's answer was delivered to the end.
     ClientClosed,
@@ -206,26 +276,28 @@ pub enum RelayEnd {
     /// moving): closed with `close_notify`, as nginx closes idle keep-alive connections when it
     /// shuts down gracefully.
     Drained,
-    /// A read or write failed (a reset, or a TLS client gone without `close_notify`): the
-    /// client connection is dropped without a clean close, as nginx does after an error.
+    /// A read or write failed (a reset, or a TLS peer, client or `tls://` fallback, gone
+    /// without `close_notify`): the client connection is dropped without a clean close, as
+    /// nginx does after an error or a timeout.
     Failed,
 }
 
 /// Relays `client` and `upstream` both ways until the fallback is done, starting with `head`
 /// (bytes already read from the client). The fallback decides when the connection ends: when
-/// it closes, the client's side is shut down (cleanly, unless a request was pending) and the
-/// relay stops; when the client closes, the fallback gets EOF and its answer still goes
-/// through. Once `drain` is cancelled, the relay ends at the first idle moment.
-pub async fn relay<C, U>(
+/// it closes, the client's side is shut down as the fallback closed (a `tls://` fallback:
+/// `close_notify` only after its `close_notify`; a plain one: cleanly unless a request was
+/// pending) and the relay stops; when the client closes, the fallback gets EOF and its answer
+/// still goes through. Once `drain` is cancelled, the relay ends at the first idle moment.
+pub async fn relay<C>(
     client: C,
     head: &[u8],
-    mut upstream: U,
+    mut upstream: FallbackStream,
     drain: &CancellationToken,
 ) -> RelayEnd
 where
     C: AsyncRead + AsyncWrite + Unpin,
-    U: AsyncRead + AsyncWrite + Unpin,
 {
+    let close_is_exact = upstream.close_is_exact();
     // Whether the client sent bytes the fallback has not answered yet.
     let pending = AtomicBool::new(!head.is_empty());
     // Whether any bytes moved since the drain check last looked.
@@ -263,7 +335,9 @@ where
         tokio::pin!(down, up);
         tokio::select! {
             down = &mut down => match down {
-                Ok(()) if pending.load(Ordering::Relaxed) => RelayEnd::FallbackTimedOut,
+                Ok(()) if !close_is_exact && pending.load(Ordering::Relaxed) => {
+                    RelayEnd::FallbackTimedOut
+                }
                 Ok(()) => RelayEnd::FallbackClosed,
                 Err(_) => RelayEnd::Failed,
             },
