@@ -39,8 +39,9 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(%addr, "metrics listening");
     }
 
-    let tls = Arc::new(match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => TlsSource::from_files(cert, key)?,
+    let tls = Arc::new(match (&config.tls_cert, &config.tls_key, config.acme()) {
+        (Some(cert), Some(key), _) => TlsSource::from_files(cert, key)?,
+        (_, _, Some(acme)) => TlsSource::acme(&acme)?,
         _ => TlsSource::self_signed(&config.self_signed_names)?,
     });
 
