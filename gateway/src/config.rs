@@ -977,6 +977,39 @@ mod tests {
     }
 
     #[test]
+    fn acme_settings_from_file_and_flags() {
+        let off = GatewayConfig::load_from(["gw"]).unwrap();
+        if std::env::var("HTTVPS_GATEWAY_ACME_DOMAIN").is_err() {
+            assert!(off.acme().is_none(), "ACME is off without a domain");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        std::fs::write(
+            &path,
+            "acme-domain = [\"vpn.example.org\", \"www.example.org\"]\n\
+             acme_contact = \"mailto:ops@example.org\"\nacme_cache_dir = \"/srv/acme\"\n",
+        )
+        .unwrap();
+        let config = GatewayConfig::load_from(["gw", "--config", path.to_str().unwrap()]).unwrap();
+        let acme = config.acme().unwrap();
+        assert_eq!(acme.domains, ["vpn.example.org", "www.example.org"]);
+        assert_eq!(acme.contact, ["mailto:ops@example.org"]);
+        assert_eq!(acme.cache_dir, PathBuf::from("/srv/acme"));
+        assert_eq!(acme.directory, crate::tls::acme::LETS_ENCRYPT_DIRECTORY);
+        assert!(acme.directory_ca.is_none());
+        let both = GatewayConfig::try_parse_from([
+            "gw",
+            "--acme-domain",
+            "vpn.example.org",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ]);
+        assert!(both.is_err(), "ACME conflicts with certificate files");
+    }
+
+    #[test]
     fn file_values_apply_below_flags() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gw.toml");

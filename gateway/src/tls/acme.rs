@@ -252,3 +252,79 @@ impl AccountCache for DeployingCache {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{GatewayError, TlsSource};
+
+    fn settings(dir: &Path) -> AcmeSettings {
+        AcmeSettings {
+            domains: vec!["vpn.example.org".into()],
+            directory: LETS_ENCRYPT_DIRECTORY.into(),
+            contact: vec!["mailto:ops@example.org".into()],
+            cache_dir: dir.join("cache"),
+            directory_ca: None,
+        }
+    }
+
+    fn acme_error(settings: &AcmeSettings) -> AcmeError {
+        match TlsSource::acme(settings) {
+            Err(GatewayError::Acme(e)) => e,
+            other => panic!("expected an ACME error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_settings_get_specific_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = settings(dir.path());
+
+        let no_domain = AcmeSettings {
+            domains: vec![" ".into()],
+            ..good.clone()
+        };
+        assert!(matches!(acme_error(&no_domain), AcmeError::NoDomain));
+
+        let contact = AcmeSettings {
+            contact: vec!["ops@example.org".into()],
+            ..good.clone()
+        };
+        assert!(matches!(acme_error(&contact), AcmeError::BadContact(_)));
+
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not a certificate").unwrap();
+        let garbage_ca = AcmeSettings {
+            directory_ca: Some(ca),
+            ..good.clone()
+        };
+        assert!(matches!(
+            acme_error(&garbage_ca),
+            AcmeError::DirectoryCa { .. }
+        ));
+
+        let tls = TlsSource::acme(&good).unwrap();
+        assert!(tls.challenge_config().is_some());
+        assert!(!tls.is_self_signed());
+        assert!(
+            dir.path().join("cache").is_dir(),
+            "the cache directory is made"
+        );
+    }
+
+    #[test]
+    fn a_cache_entry_becomes_the_ordinary_configuration() {
+        let issued = rcgen::generate_simple_self_signed(vec!["vpn.example.org".into()]).unwrap();
+        let entry = format!("{}{}", issued.key_pair.serialize_pem(), issued.cert.pem());
+        let loaded = loaded_from_pem(entry.as_bytes()).unwrap();
+        assert_eq!(
+            loaded.fingerprint,
+            super::super::fingerprint(issued.cert.der())
+        );
+        assert!(loaded.config.ignore_client_order, "the ordinary settings");
+        assert!(matches!(
+            loaded_from_pem(issued.cert.pem().as_bytes()),
+            Err(AcmeError::Certificate(_))
+        ));
+    }
+}
