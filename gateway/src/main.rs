@@ -89,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let path = config.path.clone();
+    let acme_host = config.acme_domain.first().cloned();
     let tls_on = config.listen.is_on();
     let backends = Backends {
         authority,
@@ -104,12 +105,20 @@ async fn main() -> anyhow::Result<()> {
                 gateway.fingerprint()
             );
         }
-        println!(
-            "connect with: httvps://DEVICE_ID:TOKEN@HOST:{}{}?fp={}",
-            addr.port(),
-            path,
-            gateway.fingerprint()
-        );
+        match acme_host.filter(|_| tls.is_acme()) {
+            // No pin: the certificate changes at every renewal.
+            Some(host) => println!(
+                "certificate from ACME for {host}; connect with: httvps://DEVICE_ID:TOKEN@{host}:{}{}",
+                addr.port(),
+                path
+            ),
+            None => println!(
+                "connect with: httvps://DEVICE_ID:TOKEN@HOST:{}{}?fp={}",
+                addr.port(),
+                path,
+                gateway.fingerprint()
+            ),
+        }
     }
     if let Some(plain) = gateway.plain_addr() {
         println!("plain listener for the front on {plain}: clients connect through the front");

@@ -121,6 +121,12 @@ impl TlsSource {
         matches!(self.origin, CertOrigin::SelfSigned)
     }
 
+    /// Whether certificates come from an ACME CA (they change at each renewal: clients verify
+    /// them through the web PKI rather than a pin).
+    pub fn is_acme(&self) -> bool {
+        matches!(self.origin, CertOrigin::Acme(_))
+    }
+
     /// Re-reads the files if their modification time changed (or always when `force`).
     /// Returns whether a new configuration is in use. A failed reload keeps the old one.
     pub fn reload(&self, force: bool) -> Result<bool, GatewayError> {

@@ -242,12 +242,49 @@ async fn pebble_issues_the_certificate_and_a_restart_reuses_it() {
     );
     gateway.shutdown().await;
 
-    // The CA is gone: a restarted gateway can only serve what it cached.
+    // The CA is gone: the restarted gateway (now the binary, configured by its flags) can only
+    // serve what it cached.
     pebble.child.kill().await.unwrap();
-    let (gateway, _) = start_gateway(port, &settings).await;
-    let (cached, _) = wait_for_issued(addr, &root, Duration::from_secs(20))
-        .await
-        .expect("the cached certificate after a restart");
+    let mut binary = start_binary(port, &settings, dir.path());
+    let cached = wait_for_issued(addr, &root, Duration::from_secs(20)).await;
+    let stdout = std::fs::read_to_string(dir.path().join("gateway.out")).unwrap_or_default();
+    binary.kill().await.unwrap();
+    let (cached, _) = cached.unwrap_or_else(|e| panic!("no cached certificate: {e}\n{stdout}"));
     assert_eq!(cached, issued, "the same certificate, from the cache");
-    gateway.shutdown().await;
+    assert!(
+        stdout.contains("certificate from ACME for localhost"),
+        "the binary used ACME: {stdout}"
+    );
+}
+
+/// The `httvps-gateway` binary with ACME configured by flags (development authority, direct
+/// upstream: no control plane needed for certificates).
+fn start_binary(port: u16, settings: &AcmeSettings, dir: &Path) -> tokio::process::Child {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_httvps-gateway"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HTTVPS_GATEWAY_") || key.starts_with("OTEL_") {
+            command.env_remove(key);
+        }
+    }
+    let out = std::fs::File::create(dir.join("gateway.out")).unwrap();
+    command
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--metrics-listen", ""])
+        .args(["--path", PATH])
+        .args(["--dev-device", "dev-1:token-of-dev-1-0123456789"])
+        .arg("--dev-direct-upstream")
+        .args(["--acme-domain", &settings.domains.join(",")])
+        .args(["--acme-directory", &settings.directory])
+        .args(["--acme-contact", &settings.contact.join(",")])
+        .arg("--acme-cache-dir")
+        .arg(&settings.cache_dir)
+        .arg("--acme-directory-ca")
+        .arg(settings.directory_ca.as_ref().unwrap())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the gateway binary starts")
 }
