@@ -76,11 +76,10 @@ impl TlsSource {
         })
     }
 
-    /// The configuration for a ClientHello that is an ACME CA's TLS-ALPN-01 validation, when
-    /// certificates come from ACME (see [`acme::is_challenge`]).
-    pub fn challenge_config(&self) -> Option<Arc<ServerConfig>> {
+    /// What answers an ACME CA's TLS-ALPN-01 validations, when certificates come from ACME.
+    pub fn challenges(&self) -> Option<acme::Challenges> {
         match &self.origin {
-            CertOrigin::Acme(acme) => Some(acme.challenge_config()),
+            CertOrigin::Acme(acme) => Some(acme.challenges()),
             _ => None,
         }
     }

@@ -181,6 +181,31 @@ async fn verified_handshake(
     Ok((leaf, alpn))
 }
 
+/// A prober offering only `acme-tls/1` outside a validation: refused with
+/// `no_application_protocol`, as nginx (and the gateway without ACME) refuses an ALPN list it
+/// has nothing in common with. Returns the handshake error.
+async fn acme_alpn_probe(addr: SocketAddr, root: &CertificateDer<'static>) -> rustls::Error {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"acme-tls/1".to_vec()];
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let error = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from(DOMAIN).unwrap(), tcp)
+        .await
+        .expect_err("acme-tls/1 is refused outside a validation");
+    *error
+        .into_inner()
+        .expect("a TLS error")
+        .downcast::<rustls::Error>()
+        .expect("a rustls error")
+}
+
 /// Retries [`verified_handshake`] until it succeeds or `within` passes.
 async fn wait_for_issued(
     addr: SocketAddr,
@@ -232,6 +257,10 @@ async fn pebble_issues_the_certificate_and_a_restart_reuses_it() {
         alpn.as_deref(),
         Some(&b"http/1.1"[..]),
         "the ordinary ALPN list"
+    );
+    assert_eq!(
+        acme_alpn_probe(addr, &root).await,
+        rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)
     );
     // Nothing listens on pebble's HTTP-01 port and "always valid" is off: the authorization
     // was validated over TLS-ALPN-01 on the gateway's port.

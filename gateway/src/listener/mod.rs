@@ -67,13 +67,13 @@ pub async fn accept_loop(
                 let _ = tcp.set_nodelay(true);
                 let deadline = Instant::now() + shared.config.tls_handshake_timeout;
                 let config = tls.config();
-                let challenge = tls.challenge_config();
+                let challenges = tls.challenges();
                 let shared = shared.clone();
                 tasks.spawn(async move {
                     let raw = shared.fallback_raw.as_ref();
                     let drain = &shared.drain;
                     let accepted =
-                        tls_accept::accept(tcp, peer, config, challenge, deadline, raw, drain);
+                        tls_accept::accept(tcp, peer, config, challenges, deadline, raw, drain);
                     if let Some(tls) = accepted.await {
                         serve(tls, peer, None, shared).await;
                     }

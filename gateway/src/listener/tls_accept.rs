@@ -22,14 +22,14 @@ const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 /// Completes the TLS handshake before `deadline`. Anything else (timeout, a failed handshake,
 /// a connection that is not TLS) is dealt with here and gives `None`: a timeout closes
 /// without a word (nginx closes quietly during a handshake), a failed handshake has rustls's
-/// alert already sent, plain bytes go to `raw_fallback` or are closed on. With `challenge`
-/// (certificates from ACME), a ClientHello offering only `acme-tls/1` is answered with it and
-/// every other with `config`.
+/// alert already sent, plain bytes go to `raw_fallback` or are closed on. With `challenges`
+/// (certificates from ACME), the CA's validation gets the validation certificate and every
+/// other ClientHello `config`.
 pub async fn accept(
     tcp: TcpStream,
     peer: SocketAddr,
     config: Arc<ServerConfig>,
-    challenge: Option<Arc<ServerConfig>>,
+    challenges: Option<acme::Challenges>,
     deadline: Instant,
     raw_fallback: Option<&Fallback>,
     drain: &CancellationToken,
@@ -57,15 +57,16 @@ pub async fn accept(
         return None;
     }
     let handshake = async {
-        match challenge {
+        match challenges {
             None => TlsAcceptor::from(config).accept(tcp).await,
-            Some(challenge) => {
+            Some(challenges) => {
                 let start = LazyConfigAcceptor::new(Acceptor::default(), tcp).await?;
-                if acme::is_challenge(&start.client_hello()) {
-                    tracing::debug!(%peer, "ACME TLS-ALPN-01 validation");
-                    start.into_stream(challenge).await
-                } else {
-                    start.into_stream(config).await
+                match challenges.config_for(start.client_hello()) {
+                    Some(challenge) => {
+                        tracing::debug!(%peer, "ACME TLS-ALPN-01 validation");
+                        start.into_stream(challenge).await
+                    }
+                    None => start.into_stream(config).await,
                 }
             }
         }

@@ -2,8 +2,8 @@
 //! `rustls-acme` crate: TLS-ALPN-01 on the gateway's own TLS port, renewal in the background,
 //! account key and certificate kept in a cache directory across restarts.
 //!
-//! Only a ClientHello that offers exactly the `acme-tls/1` protocol (a CA validating) gets the
-//! challenge configuration; every other client gets the gateway's ordinary configuration
+//! Only a ClientHello that offers exactly the `acme-tls/1` protocol for the domain of the
+//! validation in progress (the CA validating) gets the challenge configuration; every other client gets the gateway's ordinary configuration
 //! (cipher order, tickets, ALPN list), whose certificate is swapped whenever the CA issues a new
 //! one or one is read back from the cache.
 
@@ -62,7 +62,7 @@ pub enum AcmeError {
 /// The ACME side of a [`super::TlsSource`]: the configuration answering validations, and the
 /// ordering state, driven by [`Acme::run`] once the gateway runs.
 pub struct Acme {
-    challenge: Arc<ServerConfig>,
+    challenges: Challenges,
     state: Mutex<Option<AcmeState<std::io::Error>>>,
 }
 
@@ -106,14 +106,17 @@ impl Acme {
             .cache(cache)
             .state();
         Ok(Acme {
-            challenge: state.challenge_rustls_config_with_provider(provider),
+            challenges: Challenges {
+                config: state.challenge_rustls_config_with_provider(provider),
+                pending: state.resolver(),
+            },
             state: Mutex::new(Some(state)),
         })
     }
 
-    /// The configuration for a ClientHello that offers only `acme-tls/1`.
-    pub fn challenge_config(&self) -> Arc<ServerConfig> {
-        self.challenge.clone()
+    /// What answers the CA's validations.
+    pub fn challenges(&self) -> Challenges {
+        self.challenges.clone()
     }
 
     /// Loads the cached certificate, orders one when there is none or it is due for renewal,
@@ -138,9 +141,26 @@ impl Acme {
     }
 }
 
-/// Whether a ClientHello is a CA's TLS-ALPN-01 validation (it offers `acme-tls/1` only).
-pub fn is_challenge(hello: &rustls::server::ClientHello<'_>) -> bool {
-    rustls_acme::is_tls_alpn_challenge(hello)
+/// The TLS-ALPN-01 side of the TLS port.
+#[derive(Clone, Debug)]
+pub struct Challenges {
+    /// Answers `acme-tls/1` with the validation certificate.
+    config: Arc<ServerConfig>,
+    /// The validation in progress, if any (the crate's resolver).
+    pending: Arc<rustls_acme::ResolvesServerCertAcme>,
+}
+
+impl Challenges {
+    /// The configuration for `hello` when it is the CA validating: it offers only `acme-tls/1`
+    /// and names the domain of the validation in progress. Otherwise `None`, and the ordinary
+    /// configuration refuses `acme-tls/1` with `no_application_protocol`, as nginx does.
+    pub fn config_for(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<ServerConfig>> {
+        use rustls::server::ResolvesServerCert;
+        if !rustls_acme::is_tls_alpn_challenge(&hello) {
+            return None;
+        }
+        self.pending.resolve(hello).map(|_| self.config.clone())
+    }
 }
 
 /// A rustls client configuration trusting only the CA certificates in `path`.
@@ -304,7 +324,7 @@ mod tests {
         ));
 
         let tls = TlsSource::acme(&good).unwrap();
-        assert!(tls.challenge_config().is_some());
+        assert!(tls.challenges().is_some());
         assert!(!tls.is_self_signed());
         assert!(
             dir.path().join("cache").is_dir(),
