@@ -70,6 +70,43 @@ pub struct GatewayConfig {
     #[arg(long, env = "HTTVPS_GATEWAY_TLS_RELOAD_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub tls_reload_interval: Duration,
 
+    /// Standalone mode: names (comma-separated) to get a certificate for from an ACME CA
+    /// (TLS-ALPN-01 on the TLS port, which must be reachable on port 443 for the CA); turns
+    /// ACME on. Renewed in the background, applied to new connections without a restart.
+    #[arg(
+        long,
+        env = "HTTVPS_GATEWAY_ACME_DOMAIN",
+        value_delimiter = ',',
+        conflicts_with_all = ["tls_cert", "tls_key"]
+    )]
+    pub acme_domain: Vec<String>,
+
+    /// The ACME CA's directory URL.
+    #[arg(
+        long,
+        env = "HTTVPS_GATEWAY_ACME_DIRECTORY",
+        default_value = crate::tls::acme::LETS_ENCRYPT_DIRECTORY
+    )]
+    pub acme_directory: String,
+
+    /// ACME account contacts (comma-separated `mailto:` URLs); the CA may mail expiry notices.
+    #[arg(long, env = "HTTVPS_GATEWAY_ACME_CONTACT", value_delimiter = ',')]
+    pub acme_contact: Vec<String>,
+
+    /// Where the ACME account key and certificates are kept across restarts (private: it holds
+    /// the certificate's key).
+    #[arg(
+        long,
+        env = "HTTVPS_GATEWAY_ACME_CACHE_DIR",
+        default_value = "/var/lib/httvps/acme"
+    )]
+    pub acme_cache_dir: PathBuf,
+
+    /// PEM CA certificates trusted for the ACME directory's HTTPS instead of the public roots
+    /// (a private or test CA).
+    #[arg(long, env = "HTTVPS_GATEWAY_ACME_DIRECTORY_CA")]
+    pub acme_directory_ca: Option<PathBuf>,
+
     /// Removed: the static decoy site is gone. Setting it is an error pointing at
     /// `--fallback` (a real web server answers every request that is not a session).
     #[arg(long, env = "HTTVPS_GATEWAY_DECOY_DIR", hide = true)]
@@ -541,11 +578,25 @@ impl Default for GatewayConfig {
         config.subprotocol = None;
         config.dev_allow_weak_path = false;
         config.proxy_protocol = false;
+        config.acme_domain = Vec::new();
+        config.acme_contact = Vec::new();
+        config.acme_directory_ca = None;
         config
     }
 }
 
 impl GatewayConfig {
+    /// The ACME settings, when `--acme-domain` is set.
+    pub fn acme(&self) -> Option<crate::tls::acme::AcmeSettings> {
+        (!self.acme_domain.is_empty()).then(|| crate::tls::acme::AcmeSettings {
+            domains: self.acme_domain.clone(),
+            directory: self.acme_directory.clone(),
+            contact: self.acme_contact.clone(),
+            cache_dir: self.acme_cache_dir.clone(),
+            directory_ca: self.acme_directory_ca.clone(),
+        })
+    }
+
     /// Reads the configuration of the process: its arguments, the environment, and the file
     /// named by `--config` / `HTTVPS_GATEWAY_CONFIG`. Exits on `--help`/`--version` and on
     /// malformed flags, like any clap program.
@@ -944,6 +995,39 @@ mod tests {
         std::fs::write(&path, "metrics_listen = \"\"\n").unwrap();
         let from_file = GatewayConfig::load_from(["gw", "--config", path.to_str().unwrap()]);
         assert_eq!(from_file.unwrap().metrics_listen, None);
+    }
+
+    #[test]
+    fn acme_settings_from_file_and_flags() {
+        let off = GatewayConfig::load_from(["gw"]).unwrap();
+        if std::env::var("HTTVPS_GATEWAY_ACME_DOMAIN").is_err() {
+            assert!(off.acme().is_none(), "ACME is off without a domain");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        std::fs::write(
+            &path,
+            "acme-domain = [\"vpn.example.org\", \"www.example.org\"]\n\
+             acme_contact = \"mailto:ops@example.org\"\nacme_cache_dir = \"/srv/acme\"\n",
+        )
+        .unwrap();
+        let config = GatewayConfig::load_from(["gw", "--config", path.to_str().unwrap()]).unwrap();
+        let acme = config.acme().unwrap();
+        assert_eq!(acme.domains, ["vpn.example.org", "www.example.org"]);
+        assert_eq!(acme.contact, ["mailto:ops@example.org"]);
+        assert_eq!(acme.cache_dir, PathBuf::from("/srv/acme"));
+        assert_eq!(acme.directory, crate::tls::acme::LETS_ENCRYPT_DIRECTORY);
+        assert!(acme.directory_ca.is_none());
+        let both = GatewayConfig::try_parse_from([
+            "gw",
+            "--acme-domain",
+            "vpn.example.org",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ]);
+        assert!(both.is_err(), "ACME conflicts with certificate files");
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub enum GatewayError {
     /// The certificate or key could not be loaded, or rustls refused them.
     #[error("TLS: {0}")]
     Tls(String),
+    /// ACME could not be set up.
+    #[error(transparent)]
+    Acme(#[from] crate::tls::acme::AcmeError),
     /// A configuration value is invalid.
     #[error("configuration: {0}")]
     Config(String),

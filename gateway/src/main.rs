@@ -39,8 +39,9 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(%addr, "metrics listening");
     }
 
-    let tls = Arc::new(match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => TlsSource::from_files(cert, key)?,
+    let tls = Arc::new(match (&config.tls_cert, &config.tls_key, config.acme()) {
+        (Some(cert), Some(key), _) => TlsSource::from_files(cert, key)?,
+        (_, _, Some(acme)) => TlsSource::acme(&acme)?,
         _ => TlsSource::self_signed(&config.self_signed_names)?,
     });
 
@@ -88,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let path = config.path.clone();
+    let acme_host = config.acme_domain.first().cloned();
     let tls_on = config.listen.is_on();
     let backends = Backends {
         authority,
@@ -103,12 +105,20 @@ async fn main() -> anyhow::Result<()> {
                 gateway.fingerprint()
             );
         }
-        println!(
-            "connect with: httvps://DEVICE_ID:TOKEN@HOST:{}{}?fp={}",
-            addr.port(),
-            path,
-            gateway.fingerprint()
-        );
+        match acme_host.filter(|_| tls.is_acme()) {
+            // No pin: the certificate changes at every renewal.
+            Some(host) => println!(
+                "certificate from ACME for {host}; connect with: httvps://DEVICE_ID:TOKEN@{host}:{}{}",
+                addr.port(),
+                path
+            ),
+            None => println!(
+                "connect with: httvps://DEVICE_ID:TOKEN@HOST:{}{}?fp={}",
+                addr.port(),
+                path,
+                gateway.fingerprint()
+            ),
+        }
     }
     if let Some(plain) = gateway.plain_addr() {
         println!("plain listener for the front on {plain}: clients connect through the front");

@@ -1,6 +1,9 @@
 //! The TLS server configuration: loaded from PEM files or generated self-signed at start, and
 //! swapped atomically when the files change or on SIGHUP, so certificates renew without a
-//! restart. Connections already established keep the configuration they started with.
+//! restart. Connections already established keep the configuration they started with. In
+//! standalone mode the certificate can also come from an ACME CA (see [`acme`]).
+
+pub mod acme;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -27,13 +30,17 @@ enum CertOrigin {
     },
     /// Generated at start; never reloaded.
     SelfSigned,
+    /// Issued by an ACME CA and renewed in the background; a self-signed certificate for the
+    /// same names is served until the first one is there.
+    Acme(acme::Acme),
 }
 
 /// The current rustls server configuration and the fingerprint of its leaf certificate.
 #[derive(Debug)]
 pub struct TlsSource {
     origin: CertOrigin,
-    current: ArcSwap<Loaded>,
+    /// Shared with the ACME cache, which swaps in each certificate it loads or stores.
+    current: Arc<ArcSwap<Loaded>>,
 }
 
 #[derive(Debug)]
@@ -52,8 +59,29 @@ impl TlsSource {
                 key: key.to_owned(),
                 loaded: Mutex::new((mtime(cert), mtime(key))),
             },
-            current: ArcSwap::from_pointee(loaded),
+            current: Arc::new(ArcSwap::from_pointee(loaded)),
         })
+    }
+
+    /// Certificates for `settings.domains` from an ACME CA. Until the first one is loaded from
+    /// the cache or issued (once the gateway runs, see [`TlsSource::spawn_reloader`]), a
+    /// self-signed certificate for the same names is served.
+    pub fn acme(settings: &acme::AcmeSettings) -> Result<Self, GatewayError> {
+        let interim = Self::self_signed(&settings.domains)?;
+        let current = interim.current;
+        let acme = acme::Acme::new(settings, provider(), current.clone())?;
+        Ok(TlsSource {
+            origin: CertOrigin::Acme(acme),
+            current,
+        })
+    }
+
+    /// What answers an ACME CA's TLS-ALPN-01 validations, when certificates come from ACME.
+    pub fn challenges(&self) -> Option<acme::Challenges> {
+        match &self.origin {
+            CertOrigin::Acme(acme) => Some(acme.challenges()),
+            _ => None,
+        }
     }
 
     /// Generates a self-signed certificate for `names` (host names or IP addresses), shaped
@@ -72,7 +100,7 @@ impl TlsSource {
         let loaded = build(vec![cert], key)?;
         Ok(TlsSource {
             origin: CertOrigin::SelfSigned,
-            current: ArcSwap::from_pointee(loaded),
+            current: Arc::new(ArcSwap::from_pointee(loaded)),
         })
     }
 
@@ -90,6 +118,12 @@ impl TlsSource {
     /// Whether the certificate was generated at start.
     pub fn is_self_signed(&self) -> bool {
         matches!(self.origin, CertOrigin::SelfSigned)
+    }
+
+    /// Whether certificates come from an ACME CA (they change at each renewal: clients verify
+    /// them through the web PKI rather than a pin).
+    pub fn is_acme(&self) -> bool {
+        matches!(self.origin, CertOrigin::Acme(_))
     }
 
     /// Re-reads the files if their modification time changed (or always when `force`).
@@ -118,7 +152,8 @@ impl TlsSource {
     }
 
     /// Reloads on SIGHUP and whenever a poll every `interval` sees the files changed, until
-    /// `shutdown` is cancelled. A no-op for self-signed certificates.
+    /// `shutdown` is cancelled. A no-op for self-signed certificates. With ACME, loads the
+    /// cached certificate, orders and renews (see [`acme::Acme::run`]).
     pub fn spawn_reloader(
         self: Arc<Self>,
         interval: Duration,
@@ -126,6 +161,10 @@ impl TlsSource {
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             if self.is_self_signed() {
+                return;
+            }
+            if let CertOrigin::Acme(acme) = &self.origin {
+                acme.run(shutdown).await;
                 return;
             }
             let mut hangup = sighup();
@@ -260,12 +299,7 @@ fn build(
         .first()
         .map(|leaf| fingerprint(leaf))
         .unwrap_or_default();
-    // The provider is chosen explicitly: other crates in the process (reqwest) may enable a
-    // second one, and then rustls cannot pick a process default.
-    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-    provider.cipher_suites.sort_by_key(openssl_rank);
-    let provider = Arc::new(provider);
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| GatewayError::Tls(e.to_string()))?
         .with_no_client_auth()
@@ -291,6 +325,14 @@ fn build(
         config: Arc::new(config),
         fingerprint,
     })
+}
+
+/// The crypto provider of every configuration. It is chosen explicitly: other crates in the
+/// process (reqwest) may enable a second one, and then rustls cannot pick a process default.
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.cipher_suites.sort_by_key(openssl_rank);
+    Arc::new(provider)
 }
 
 /// Position of a suite in OpenSSL's order for Debian nginx's `ssl_ciphers HIGH:!aNULL:!MD5`

@@ -67,11 +67,13 @@ pub async fn accept_loop(
                 let _ = tcp.set_nodelay(true);
                 let deadline = Instant::now() + shared.config.tls_handshake_timeout;
                 let config = tls.config();
+                let challenges = tls.challenges();
                 let shared = shared.clone();
                 tasks.spawn(async move {
                     let raw = shared.fallback_raw.as_ref();
                     let drain = &shared.drain;
-                    let accepted = tls_accept::accept(tcp, peer, config, deadline, raw, drain);
+                    let accepted =
+                        tls_accept::accept(tcp, peer, config, challenges, deadline, raw, drain);
                     if let Some(tls) = accepted.await {
                         let client_tls = fallback::ClientTls::of(tls.get_ref().1);
                         serve(tls, peer, None, Some(client_tls), shared).await;

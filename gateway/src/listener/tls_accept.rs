@@ -5,14 +5,16 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use rustls::server::Acceptor;
 use rustls::ServerConfig;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{LazyConfigAcceptor, TlsAcceptor};
 use tokio_util::sync::CancellationToken;
 
 use crate::fallback::{self, Fallback};
+use crate::tls::acme;
 
 /// The content type of a TLS handshake record: every ClientHello starts with it.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -20,11 +22,14 @@ const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 /// Completes the TLS handshake before `deadline`. Anything else (timeout, a failed handshake,
 /// a connection that is not TLS) is dealt with here and gives `None`: a timeout closes
 /// without a word (nginx closes quietly during a handshake), a failed handshake has rustls's
-/// alert already sent, plain bytes go to `raw_fallback` or are closed on.
+/// alert already sent, plain bytes go to `raw_fallback` or are closed on. With `challenges`
+/// (certificates from ACME), the CA's validation gets the validation certificate and every
+/// other ClientHello `config`.
 pub async fn accept(
     tcp: TcpStream,
     peer: SocketAddr,
     config: Arc<ServerConfig>,
+    challenges: Option<acme::Challenges>,
     deadline: Instant,
     raw_fallback: Option<&Fallback>,
     drain: &CancellationToken,
@@ -51,7 +56,22 @@ pub async fn accept(
         }
         return None;
     }
-    match tokio::time::timeout_at(deadline, TlsAcceptor::from(config).accept(tcp)).await {
+    let handshake = async {
+        match challenges {
+            None => TlsAcceptor::from(config).accept(tcp).await,
+            Some(challenges) => {
+                let start = LazyConfigAcceptor::new(Acceptor::default(), tcp).await?;
+                match challenges.config_for(start.client_hello()) {
+                    Some(challenge) => {
+                        tracing::debug!(%peer, "ACME TLS-ALPN-01 validation");
+                        start.into_stream(challenge).await
+                    }
+                    None => start.into_stream(config).await,
+                }
+            }
+        }
+    };
+    match tokio::time::timeout_at(deadline, handshake).await {
         Ok(Ok(tls)) => Some(tls),
         Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "TLS handshake failed");
