@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use common::cp::{Subscriber, TestCp};
 use common::*;
-use httvps_control_plane::auth::token;
-use httvps_control_plane::model::{now_ms, ResetStrategy};
-use httvps_control_plane::store::{NewDevice, NewNode, NewPlan, NewRegion, NewSubscription};
+use httvps_control_plane::model::now_ms;
+use httvps_control_plane::store::{NewNode, NewRegion, NewSubscription};
 use httvps_gateway::authority::BoxFuture;
 use httvps_gateway::control_plane::ControlPlaneClient;
 use httvps_gateway::entitlements::EntitlementCache;
@@ -215,56 +214,7 @@ async fn register_node(
 
 /// A subscriber whose plan allows only `regions` (empty: all).
 async fn subscriber_in(cp: &TestCp, regions: &[Uuid]) -> Subscriber {
-    let store = cp.store();
-    let tag = Uuid::new_v4().simple().to_string();
-    let plan = store
-        .create_plan(
-            "test",
-            &NewPlan {
-                name: format!("plan-{tag}"),
-                device_limit: 5,
-                session_limit: 50,
-                quota_bytes: None,
-                reset_strategy: ResetStrategy::CalendarMonth,
-                duration_days: Some(30),
-                allowed_regions: regions.to_vec(),
-            },
-        )
-        .await
-        .unwrap();
-    let user = store
-        .create_user("test", &format!("user-{tag}"), None)
-        .await
-        .unwrap();
-    store
-        .create_subscription(
-            "test",
-            user.id,
-            &NewSubscription {
-                plan_id: plan.id,
-                on_hold: false,
-                queued: false,
-            },
-        )
-        .await
-        .unwrap();
-    let secret = token::generate();
-    let device = store
-        .create_device(
-            "test",
-            &NewDevice {
-                user_id: user.id,
-                name: "phone".into(),
-                token_hash: token::hash(&secret),
-            },
-        )
-        .await
-        .unwrap();
-    Subscriber {
-        user: user.id,
-        device: device.id,
-        token: secret,
-    }
+    cp.subscriber_with(None, 50, regions).await
 }
 
 /// HELLO of `sub` asking for `region`.

@@ -202,6 +202,16 @@ impl TestCp {
     }
 
     pub async fn subscriber(&self, quota: Option<i64>, session_limit: i32) -> Subscriber {
+        self.subscriber_with(quota, session_limit, &[]).await
+    }
+
+    /// A user on a new plan allowing `allowed_regions` (none: every region), with one device.
+    pub async fn subscriber_with(
+        &self,
+        quota: Option<i64>,
+        session_limit: i32,
+        allowed_regions: &[Uuid],
+    ) -> Subscriber {
         let store = self.store();
         let tag = Uuid::new_v4().simple().to_string();
         let plan = store
@@ -214,7 +224,7 @@ impl TestCp {
                     quota_bytes: quota,
                     reset_strategy: ResetStrategy::CalendarMonth,
                     duration_days: Some(30),
-                    allowed_regions: vec![],
+                    allowed_regions: allowed_regions.to_vec(),
                 },
             )
             .await
