@@ -16,25 +16,6 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let app = super::TestApp::sqlite().await;
-                super::$name(&app).await;
-                app.stop().await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let app = super::TestApp::postgres().await;
-                super::$name(&app).await;
-                app.stop().await;
-            }
-        })*
-    };
-}
-
 macro_rules! on_sqlite {
     ($($name:ident),* $(,)?) => {
         $(mod $name {

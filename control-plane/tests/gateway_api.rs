@@ -19,25 +19,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let app = super::TestApp::sqlite().await;
-                super::$name(&app).await;
-                app.stop().await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let app = super::TestApp::postgres().await;
-                super::$name(&app).await;
-                app.stop().await;
-            }
-        })*
-    };
-}
-
 on_both_backends!(
     gateway_routes_need_a_valid_service_token,
     validation_allows_and_refuses_with_precise_codes,

@@ -9,25 +9,6 @@ use common::app::{call, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                let app = super::TestApp::sqlite().await;
-                super::$name(&app).await;
-                app.stop().await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                let app = super::TestApp::postgres().await;
-                super::$name(&app).await;
-                app.stop().await;
-            }
-        })*
-    };
-}
-
 on_both_backends!(
     device_limit_holds_under_parallel_creations,
     nul_text_in_gateway_fields_is_a_4xx,

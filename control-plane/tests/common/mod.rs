@@ -4,6 +4,28 @@
 #![allow(dead_code)]
 
 pub mod app;
+
+/// Runs each named `async fn(&TestApp)` as two tests: `NAME::sqlite` and `NAME::postgres` (the
+/// real server; unreachable fails the run). The test file imports `TestApp`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                let app = super::TestApp::sqlite().await;
+                super::$name(&app).await;
+                app.stop().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                let app = super::TestApp::postgres().await;
+                super::$name(&app).await;
+                app.stop().await;
+            }
+        })*
+    };
+}
 pub mod ss;
 
 use httvps_control_plane::store::{Store, StoreOptions};
