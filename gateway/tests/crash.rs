@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use binary::Binary;
+use binary::{base_toml, Binary};
 use common::cp::TestCp;
 use common::*;
 use httvps_control_plane::store::SessionFilter;
@@ -39,9 +39,9 @@ fn gateway_toml(dir: &Path, extra: &str) -> PathBuf {
     std::fs::write(
         &file,
         format!(
-            "path = \"{PATH}\"\nsubprotocol = \"httvps.v1\"\nallow-private-targets = true\nmetrics-listen = \"127.0.0.1:0\"\n\
-             control-plane-timeout = \"3s\"\nsession-lease = \"{}s\"\n\
+            "{}control-plane-timeout = \"3s\"\nsession-lease = \"{}s\"\n\
              shared-state-interval = \"200ms\"\nregistry-heartbeat-interval = \"500ms\"\n{extra}",
+            base_toml(),
             LEASE.as_secs()
         ),
     )
@@ -115,9 +115,7 @@ async fn killed_gateway_releases_its_session(restart: bool) {
     )
     .await;
 
-    let on_a = TestClient::try_connect_to(a.addr, &a.fingerprint, &device, sub.token.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("HELLO refused: {e:?}; gateway: {}", a.output()));
+    let on_a = a.connect(&sub).await;
     echo_once(&on_a, echo, b"through gateway a").await;
     let refused = TestClient::try_connect(&b, &device, sub.token.as_bytes())
         .await
@@ -209,14 +207,7 @@ async fn usage_survives_a_sigkill_mid_transfer() {
         ),
     );
     let mut gw = Binary::start(&cp, &config, &[]).await;
-    let client = TestClient::try_connect_to(
-        gw.addr,
-        &gw.fingerprint,
-        &sub.device.to_string(),
-        sub.token.as_bytes(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("HELLO refused: {e:?}; gateway: {}", gw.output()));
+    let client = gw.connect(&sub).await;
     let mut stream = client
         .open_with(
             StreamKind::Tcp,

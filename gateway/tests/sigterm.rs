@@ -10,7 +10,7 @@ mod binary;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use binary::Binary;
+use binary::{base_toml, Binary};
 use common::cp::TestCp;
 use common::*;
 use httvps_control_plane::store::SessionFilter;
@@ -34,10 +34,10 @@ async fn sigterm_drains_the_real_binary_the_stream_in_flight_completes_and_usage
     std::fs::write(
         &config_file,
         format!(
-            "path = \"{PATH}\"\nsubprotocol = \"httvps.v1\"\nallow-private-targets = true\nmetrics_listen = \"127.0.0.1:0\"\n\
-             # only the shutdown flush (and the session end) deliver usage here\n\
+            "{}# only the shutdown flush (and the session end) deliver usage here\n\
              usage-report-interval = \"1h\"\nusage-flush-timeout = \"5s\"\n\
-             control-plane-timeout = \"3s\"\n"
+             control-plane-timeout = \"3s\"\n",
+            base_toml()
         ),
     )
     .unwrap();
@@ -51,14 +51,7 @@ async fn sigterm_drains_the_real_binary_the_stream_in_flight_completes_and_usage
     )
     .await;
 
-    let mut client = TestClient::try_connect_to(
-        gw.addr,
-        &gw.fingerprint,
-        &sub.device.to_string(),
-        sub.token.as_bytes(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("HELLO refused: {e:?}; gateway: {}", gw.output()));
+    let mut client = gw.connect(&sub).await;
     let mut stream = client
         .open_with(
             StreamKind::Tcp,

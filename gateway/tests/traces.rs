@@ -11,7 +11,7 @@ mod binary;
 
 use std::time::Duration;
 
-use binary::Binary;
+use binary::{base_toml, Binary};
 use common::cp::TestCp;
 use common::*;
 use httvps_telemetry::receiver::{ReceivedSpan, Receiver};
@@ -72,10 +72,7 @@ async fn one_hello_is_one_trace_across_the_gateway_and_the_control_plane() {
     let config_file = dir.path().join("gateway.toml");
     std::fs::write(
         &config_file,
-        format!(
-            "path = \"{PATH}\"\nsubprotocol = \"httvps.v1\"\nallow-private-targets = true\n\
-             control-plane-timeout = \"5s\"\n"
-        ),
+        format!("{}control-plane-timeout = \"5s\"\n", base_toml()),
     )
     .unwrap();
     let gw = Binary::start(
@@ -88,10 +85,7 @@ async fn one_hello_is_one_trace_across_the_gateway_and_the_control_plane() {
     )
     .await;
     let device = sub.device.to_string();
-    let client =
-        TestClient::try_connect_to(gw.addr, &gw.fingerprint, &device, sub.token.as_bytes())
-            .await
-            .unwrap_or_else(|e| panic!("HELLO refused: {e:?}; gateway: {}", gw.output()));
+    let client = gw.connect(&sub).await;
     echo_once(&client, echo, b"one traced stream").await;
 
     cp_telemetry.flush().await;

@@ -11,9 +11,20 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::common::cp::TestCp;
+use crate::common::cp::{Subscriber, TestCp};
+use crate::common::{TestClient, PATH};
 
 const T: Duration = Duration::from_secs(30);
+
+/// The first lines of every test gateway's TOML file: the test's secret path and the
+/// deployment's subprotocol token (the test client offers `httvps.v1`), loopback targets, and a
+/// metrics listener on a free port.
+pub fn base_toml() -> String {
+    format!(
+        "path = \"{PATH}\"\nsubprotocol = \"httvps.v1\"\nallow-private-targets = true\n\
+         metrics-listen = \"127.0.0.1:0\"\n"
+    )
+}
 
 /// The gateway binary in a child process; killed if the test fails.
 pub struct Binary {
@@ -24,6 +35,18 @@ pub struct Binary {
 }
 
 impl Binary {
+    /// A session of `sub` through this gateway; a refusal fails the test with its output.
+    pub async fn connect(&self, sub: &Subscriber) -> TestClient {
+        TestClient::try_connect_to(
+            self.addr,
+            &self.fingerprint,
+            &sub.device.to_string(),
+            sub.token.as_bytes(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("HELLO refused: {e:?}; gateway: {}", self.output()))
+    }
+
     /// Starts the binary with `config_file`, the control plane `cp` and `env` on top of a
     /// cleaned environment.
     pub async fn start(cp: &TestCp, config_file: &Path, env: &[(&str, String)]) -> Binary {
