@@ -386,14 +386,21 @@ async fn slow_requests_time_out_and_excess_ones_are_refused() {
     .await;
     let started = std::time::Instant::now();
     let stalled = [stalled_request(&app).await, stalled_request(&app).await];
-    // Both are in progress (reading their bodies) once the server has read their headers.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let (status, body) = call(
-        app.http
-            .get(app.url("/v1/admin/regions"))
-            .bearer_auth(&app.admin_token),
-    )
-    .await;
+    // Both are in progress (reading their bodies) once the server has read their headers; until
+    // then a request may still be served.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (status, body) = loop {
+        let (status, body) = call(
+            app.http
+                .get(app.url("/v1/admin/regions"))
+                .bearer_auth(&app.admin_token),
+        )
+        .await;
+        if status != StatusCode::OK || std::time::Instant::now() >= deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["code"], "overloaded", "{body}");
     for s in stalled {
@@ -557,7 +564,15 @@ async fn login_names_are_logged_escaped() {
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The refusal reaches the log file.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&log_path)
+        .unwrap_or_default()
+        .contains("admin login refused")
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     child.kill().await.unwrap();
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(log.contains("admin login refused"), "{log}");

@@ -100,8 +100,12 @@ async fn one_replica_runs_the_periodic_work_and_another_takes_over_when_it_dies(
     let mut replicas: Vec<Child> = (0..3)
         .map(|i| replica(&db.url, &logs.path().join(format!("replica-{i}.log"))))
         .collect();
-    // Let them start, migrate and elect.
-    tokio::time::sleep(Duration::from_secs(LEASE_SECS)).await;
+    // They start, migrate and elect.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while db.store.lease_holder(LEASE).await.unwrap().is_none() {
+        assert!(Instant::now() < deadline, "no replica took the lease");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let window = Duration::from_secs(6);
     let rounds = rounds_in(&count, window).await;
     let one_replica = (window.as_secs() / INTERVAL_SECS) as usize;

@@ -318,6 +318,11 @@ impl Gateway {
         self.tls.fingerprint()
     }
 
+    /// TLS/TCP connections counted against the connection caps now.
+    pub fn connections_open(&self) -> usize {
+        self.shared.connection_limits.open()
+    }
+
     /// Counters of this gateway.
     pub fn stats(&self) -> Arc<GatewayStats> {
         self.shared.stats.clone()

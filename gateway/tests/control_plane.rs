@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::cp::TestCp;
+use common::wait::holds_for;
 use common::*;
 use httvps_control_plane::model::{now_ms, DeviceStatus, NodeHealth};
 use httvps_control_plane::node_pool::fail_over;
@@ -244,7 +245,10 @@ async fn usage_is_counted_exactly_once_across_a_control_plane_outage() {
         || async { cp.used_bytes(sub.user).await >= 300_000 },
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    holds_for(Duration::from_millis(800), "no second count", || async {
+        cp.used_bytes(sub.user).await == 300_000
+    })
+    .await;
     assert_eq!(
         cp.used_bytes(sub.user).await,
         300_000,
@@ -336,8 +340,19 @@ async fn failover_moves_the_next_stream_to_the_new_node() {
     let report = fail_over(cp.state(), first).await.unwrap();
     assert_eq!(report.moved, 1);
     assert_eq!(live_sessions(&cp, sub.device).await[0].node_id, Some(other));
-    // The next heartbeat (200 ms) tells the gateway.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The next heartbeat (200 ms) tells the gateway: wait for two answered after the move, so
+    // the first one's answer has been applied.
+    let seen = std::cell::Cell::new(live_sessions(&cp, sub.device).await[0].last_heartbeat_at);
+    let beats = std::cell::Cell::new(0);
+    eventually(T, "two heartbeats after the failover", || async {
+        let at = live_sessions(&cp, sub.device).await[0].last_heartbeat_at;
+        if at > seen.get() {
+            seen.set(at);
+            beats.set(beats.get() + 1);
+        }
+        beats.get() >= 2
+    })
+    .await;
     echo_once(&client, echo, b"second").await;
     assert_eq!(
         (

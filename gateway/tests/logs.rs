@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use binary::Binary;
 use common::cp::TestCp;
-use common::PATH;
+use common::wait::holds_for;
+use common::{eventually, PATH};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_redis_is_warned_about_once_per_interval_and_piped_logs_carry_no_colour_codes()
@@ -29,8 +30,22 @@ async fn unreachable_redis_is_warned_about_once_per_interval_and_piped_logs_carr
     )
     .unwrap();
     let gw = Binary::start(&cp, &config_file, &[]).await;
-    // About 30 ticks of failing publish_load / register_gateway calls.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The first failure is reported at once; then about 30 ticks (3 s) of failing publish_load /
+    // register_gateway calls add no further warning.
+    let redis_warnings = |output: &str| {
+        output
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("Redis"))
+            .count()
+    };
+    eventually(Duration::from_secs(10), "a warning about Redis", || async {
+        redis_warnings(&gw.output()) >= 1
+    })
+    .await;
+    holds_for(Duration::from_secs(3), "a single warning about Redis", || async {
+        redis_warnings(&gw.output()) == 1
+    })
+    .await;
     let output = gw.output();
     let warnings: Vec<&str> = output
         .lines()

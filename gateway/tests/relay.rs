@@ -5,12 +5,15 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use common::wait::{holds_for, settled};
 use common::*;
 use httvps_gateway::GatewayConfig;
 use httvps_proto::{ResetCode, StreamKind, TargetAddr};
 use tokio::net::TcpStream;
 
 const T: Duration = Duration::from_secs(30);
+/// How long a count must stay unchanged to count as settled.
+const QUIET: Duration = Duration::from_millis(300);
 
 #[tokio::test]
 async fn bytes_arrive_intact_both_ways_through_the_node() {
@@ -102,16 +105,17 @@ async fn reset_stops_reading_the_upstream_at_once() {
         }
     }
     stream.reset();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut after_reset = 0;
-    while let Ok(n) = written.try_recv() {
-        after_reset = n;
-    }
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let mut later = after_reset;
-    while let Ok(n) = written.try_recv() {
-        later = n;
-    }
+    let mut last = 0;
+    let after_reset = settled(T, QUIET, "the target's writes after the reset", || {
+        latest(&mut written, &mut last)
+    })
+    .await;
+    holds_for(Duration::from_millis(700), "no more writes", || {
+        let now = latest(&mut written, &mut last);
+        async move { now == after_reset }
+    })
+    .await;
+    let later = latest(&mut written, &mut last);
     assert_eq!(
         later, after_reset,
         "the target kept being read after the reset"
@@ -222,9 +226,15 @@ async fn slow_reader_of_a_1_gib_download_holds_one_window_while_another_session_
 
     // Cancel: the upstream is no longer read.
     stream.reset();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let after_reset = latest(&mut written, &mut last);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let after_reset = settled(T, QUIET, "the target's writes after the reset", || {
+        latest(&mut written, &mut last)
+    })
+    .await;
+    holds_for(Duration::from_millis(700), "no more writes", || {
+        let now = latest(&mut written, &mut last);
+        async move { now == after_reset }
+    })
+    .await;
     assert_eq!(
         latest(&mut written, &mut last),
         after_reset,
@@ -282,7 +292,10 @@ async fn stream_opens_take_pre_warmed_node_connections_which_refill_and_expire()
     // Unused, they are closed after the idle timeout and not refilled.
     idle_becomes(0).await;
     assert!(prewarm.stats().expired.load(Ordering::Relaxed) >= 2);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    holds_for(Duration::from_millis(500), "no refill after the expiry", || async {
+        prewarm.idle_connections() == 0
+    })
+    .await;
     assert_eq!(prewarm.idle_connections(), 0);
 }
 

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cp::TestCp;
+use common::wait::holds_for;
 use common::*;
 use httvps_gateway::GatewayConfig;
 use httvps_proto::{ErrorCode, Event, HelloErrorCode, StreamKind};
@@ -82,8 +83,11 @@ async fn cluster_via(gateway_redis: &str, adjust: impl Fn(&mut GatewayConfig)) -
         &token_b,
     )
     .await;
-    // Let both event subscriptions attach.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Both gateways' event subscriptions attach, beside the observer's and the control plane's.
+    eventually(T, "four event subscribers", || async {
+        event_subscribers(&prefix).await == 4
+    })
+    .await;
     Cluster {
         cp,
         a,
@@ -421,6 +425,19 @@ impl CuttableProxy {
     }
 }
 
+/// How many connections listen on the prefix's shared event channel.
+async fn event_subscribers(prefix: &str) -> i64 {
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (_, count): (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(httvps_shared_state::Keys::new(prefix).events())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    count
+}
+
 async fn usage_counter(prefix: &str, user: Uuid) -> u64 {
     let client = redis::Client::open(redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -465,14 +482,22 @@ async fn redis_unreachable_mid_run_then_back_sessions_survive_and_usage_reconcil
     let counted_before = usage_counter(&c.prefix, sub.user).await;
 
     proxy.cut();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The gateways have lost Redis: only the observer's and the control plane's subscriptions,
+    // which do not go through the proxy, are left.
+    eventually(T, "the gateways' subscriptions dropped", || async {
+        event_subscribers(&c.prefix).await == 2
+    })
+    .await;
     // Established sessions keep working; bytes are counted locally.
     let during = vec![9u8; 30_000];
     echo_once(&session, echo, &during).await;
     // New HELLOs follow the policy (`local`: admitted against the gateway's own counts).
     let newcomer = TestClient::connect(&c.b, &device, sub.token.as_bytes()).await;
     echo_once(&newcomer, echo, b"admitted during the outage").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    holds_for(Duration::from_millis(500), "the shared counter stands still", || async {
+        usage_counter(&c.prefix, sub.user).await == counted_before
+    })
+    .await;
     assert_eq!(
         usage_counter(&c.prefix, sub.user).await,
         counted_before,
@@ -709,8 +734,17 @@ async fn reset_usage_reaches_the_gateways_and_the_user_connects_again_at_once() 
         c.cp.used_bytes(sub.user).await as u64 >= quota
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    // Cut off on both gateways (the control plane's denial is cached now).
+    // Cut off on both gateways once their cached allows (500 ms) have expired and they cache the
+    // control plane's denial.
+    for gw in [&c.a, &c.b] {
+        eventually(T, "refused at the quota", || async {
+            matches!(
+                TestClient::try_connect(gw, &device, sub.token.as_bytes()).await,
+                Err(e) if e.code == HelloErrorCode::QuotaExceeded
+            )
+        })
+        .await;
+    }
     for gw in [&c.a, &c.b] {
         let refused = TestClient::try_connect(gw, &device, sub.token.as_bytes())
             .await

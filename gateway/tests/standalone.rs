@@ -5,6 +5,8 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::nginx::Nginx;
@@ -193,21 +195,25 @@ async fn a_session_works_on_the_same_listener_as_the_relayed_site() {
 }
 
 /// A listener that accepts TCP connections and never answers (a hung web server).
-async fn silent_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+/// Also returns how many connections it has accepted.
+async fn silent_server() -> (SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
     let task = tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((s, _)) = listener.accept().await {
             held.push(s);
+            count.fetch_add(1, Ordering::SeqCst);
         }
     });
-    (addr, task)
+    (addr, accepted, task)
 }
 
 #[tokio::test]
 async fn a_hung_or_dead_fallback_stalls_nothing_else() {
-    let (hung, _task) = silent_server().await;
+    let (hung, relayed, _task) = silent_server().await;
     let config = GatewayConfig {
         fallback: Some(FallbackAddr::Tcp(hung.to_string())),
         fallback_max_connections: 3,
@@ -223,7 +229,10 @@ async fn a_hung_or_dead_fallback_stalls_nothing_else() {
             .unwrap();
         stuck.push(tls);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually(T, "three relays hold the fallback", || async {
+        relayed.load(Ordering::SeqCst) == 3
+    })
+    .await;
     // The next one is closed at once (busy), not queued behind them.
     let busy = tokio::time::timeout(
         T,
@@ -279,13 +288,19 @@ async fn connections_beyond_the_per_address_cap_are_closed_at_accept() {
     let gw = TestGateway::start_static(config).await;
     let _a = TcpStream::connect(gw.addr()).await.unwrap();
     let _b = TcpStream::connect(gw.addr()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually(T, "both counted", || async {
+        gw.gateway.connections_open() == 2
+    })
+    .await;
     let mut third = TcpStream::connect(gw.addr()).await.unwrap();
     let mut buf = [0u8; 16];
     let n = tokio::time::timeout(T, third.read(&mut buf)).await.unwrap();
     assert!(matches!(n, Ok(0) | Err(_)), "closed at accept");
     drop(_a);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually(T, "the closed one is no longer counted", || async {
+        gw.gateway.connections_open() == 1
+    })
+    .await;
     let page = http_request(
         &gw,
         "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",

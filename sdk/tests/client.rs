@@ -421,7 +421,16 @@ async fn an_idle_client_uses_no_cpu_and_close_is_final() {
     );
 
     client.close().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Closed for good: no reconnect during the next half second.
+    let end = tokio::time::Instant::now() + Duration::from_millis(500);
+    while tokio::time::Instant::now() < end {
+        assert_eq!(
+            client.status().state,
+            ConnectionState::Closed,
+            "closing does not reconnect"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let st = client.status();
     assert_eq!(
         st.state,

@@ -7,6 +7,7 @@
 pub mod cp;
 pub mod nginx;
 pub mod nginx_front;
+pub mod wait;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -338,7 +338,17 @@ async fn sigterm_to_the_gateway_binary_lets_every_download_in_flight_finish() {
 
     // A new download right after the GOAWAY goes through a fresh session elsewhere.
     let fresh = dir.path().join("fresh.bin");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stack_port = stack.gateway().unwrap().local_addr().port();
+    let on_stack = format!(":{stack_port} ");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !client
+        .lines()
+        .iter()
+        .any(|l| l.starts_with("connected: gateway") && l.contains(&on_stack))
+    {
+        assert!(Instant::now() < deadline, "no session on the other gateway");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let out = wait_curl(curl(&socks, web, &fresh, Some("0-1048575"))).await;
     assert_intact(
         &out,
@@ -362,7 +372,6 @@ async fn sigterm_to_the_gateway_binary_lets_every_download_in_flight_finish() {
         goaway_at.elapsed().as_secs_f64()
     );
     let lines = client.lines();
-    let stack_port = stack.gateway().unwrap().local_addr().port();
     assert!(
         lines
             .iter()
