@@ -1,6 +1,6 @@
 # Sourced by .ci/run and scripts/test.sh: makes sure PostgreSQL and Redis answer on their
 # standard local ports, installing them (Debian packages, as root) when they are missing and
-# starting them when they are down, and that the programs the tests drive (curl, nginx) exist.
+# starting them when they are down, and that the programs the tests drive (curl, nginx, pebble) exist.
 # With CI=true a service that still does not answer fails the run instead of letting tests skip
 # it.
 
@@ -75,8 +75,9 @@ ensure_tools() {
   local want=()
   command -v curl >/dev/null || want+=(curl)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || want+=(nginx-light)
+  [ -x /usr/bin/pebble ] || want+=(pebble)
   [ ${#want[@]} -eq 0 ] || apt_install "${want[@]}" || {
-    echo "the end-to-end and camouflage tests drive the real ${want[*]}" >&2
+    echo "the end-to-end, camouflage and ACME tests drive the real ${want[*]}" >&2
     [ "${CI:-}" = "true" ] && exit 1
   }
 }
