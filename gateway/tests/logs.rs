@@ -42,9 +42,11 @@ async fn unreachable_redis_is_warned_about_once_per_interval_and_piped_logs_carr
         redis_warnings(&gw.output()) >= 1
     })
     .await;
-    holds_for(Duration::from_secs(3), "a single warning about Redis", || async {
-        redis_warnings(&gw.output()) == 1
-    })
+    holds_for(
+        Duration::from_secs(3),
+        "a single warning about Redis",
+        || async { redis_warnings(&gw.output()) == 1 },
+    )
     .await;
     let output = gw.output();
     let warnings: Vec<&str> = output

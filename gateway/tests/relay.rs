@@ -292,9 +292,11 @@ async fn stream_opens_take_pre_warmed_node_connections_which_refill_and_expire()
     // Unused, they are closed after the idle timeout and not refilled.
     idle_becomes(0).await;
     assert!(prewarm.stats().expired.load(Ordering::Relaxed) >= 2);
-    holds_for(Duration::from_millis(500), "no refill after the expiry", || async {
-        prewarm.idle_connections() == 0
-    })
+    holds_for(
+        Duration::from_millis(500),
+        "no refill after the expiry",
+        || async { prewarm.idle_connections() == 0 },
+    )
     .await;
     assert_eq!(prewarm.idle_connections(), 0);
 }

@@ -494,9 +494,11 @@ async fn redis_unreachable_mid_run_then_back_sessions_survive_and_usage_reconcil
     // New HELLOs follow the policy (`local`: admitted against the gateway's own counts).
     let newcomer = TestClient::connect(&c.b, &device, sub.token.as_bytes()).await;
     echo_once(&newcomer, echo, b"admitted during the outage").await;
-    holds_for(Duration::from_millis(500), "the shared counter stands still", || async {
-        usage_counter(&c.prefix, sub.user).await == counted_before
-    })
+    holds_for(
+        Duration::from_millis(500),
+        "the shared counter stands still",
+        || async { usage_counter(&c.prefix, sub.user).await == counted_before },
+    )
     .await;
     assert_eq!(
         usage_counter(&c.prefix, sub.user).await,
