@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::audit::{record, NewAudit};
 use super::row::RowExt;
-use super::{map_rows, Backend, Result, Store, StoreError};
+use super::{map_rows, Backend, Conflict, ConflictKind, Result, Store, StoreError};
 use crate::model::{now_ms, Device, DeviceStatus, Millis};
 
 /// A device to create.
@@ -66,9 +66,10 @@ impl Store {
         .int("n")?;
         if let Some(limit) = limit {
             if count >= i64::from(limit) {
-                return Err(StoreError::Conflict(format!(
-                    "device limit reached: the plan allows {limit} devices"
-                )));
+                return Err(StoreError::conflict(
+                    ConflictKind::DeviceLimit,
+                    format!("device limit reached: the plan allows {limit} devices"),
+                ));
             }
         }
         sqlx::query("INSERT INTO devices (id, user_id, name, token_hash, status, created_at) VALUES ($1, $2, $3, $4, 'active', $5)")
@@ -137,9 +138,9 @@ impl Store {
         if current.status == DeviceStatus::Revoked
             && status.is_some_and(|s| s != DeviceStatus::Revoked)
         {
-            return Err(StoreError::Conflict(
-                "a revoked device cannot be re-enabled; create a new one".into(),
-            ));
+            return Err(StoreError::Conflict(Conflict::state(
+                "a revoked device cannot be re-enabled; create a new one",
+            )));
         }
         let mut tx = self.begin().await?;
         sqlx::query("UPDATE devices SET status = COALESCE($2, status), name = COALESCE($3, name) WHERE id = $1")

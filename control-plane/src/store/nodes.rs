@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::audit::{record, NewAudit};
 use super::row::RowExt;
-use super::{map_rows, Result, Store, StoreError};
+use super::{map_rows, ConflictKind, Result, Store, StoreError};
 use crate::model::{now_ms, HealthEvent, Millis, Node, NodeGroup, NodeHealth, NodeStatus};
 
 /// A node to create.
@@ -102,7 +102,7 @@ async fn set_groups(tx: &mut Transaction<'static, Any>, node: Uuid, groups: &[Uu
             .execute(&mut **tx)
             .await
             .map_err(|e| match StoreError::from(e) {
-                StoreError::Conflict(_) => {
+                e if e.conflict_kind() == Some(ConflictKind::Reference) => {
                     StoreError::Invalid(format!("node group {group} does not exist"))
                 }
                 other => other,
@@ -113,16 +113,10 @@ async fn set_groups(tx: &mut Transaction<'static, Any>, node: Uuid, groups: &[Uu
 
 fn region_error(e: sqlx::Error, region: Option<Uuid>) -> StoreError {
     match StoreError::from(e) {
-        StoreError::Conflict(msg)
-            if msg.contains("still referenced")
-                || msg.contains("FOREIGN KEY")
-                || msg.contains("foreign key") =>
-        {
-            StoreError::Invalid(format!(
-                "region {} does not exist",
-                region.map(|r| r.to_string()).unwrap_or_default()
-            ))
-        }
+        e if e.conflict_kind() == Some(ConflictKind::Reference) => StoreError::Invalid(format!(
+            "region {} does not exist",
+            region.map(|r| r.to_string()).unwrap_or_default()
+        )),
         other => other,
     }
 }

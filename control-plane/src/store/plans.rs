@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::audit::{record, NewAudit};
 use super::row::RowExt;
-use super::{Result, Store, StoreError};
+use super::{ConflictKind, Result, Store, StoreError};
 use crate::model::{now_ms, Plan, ResetStrategy};
 
 /// A plan to create.
@@ -67,7 +67,7 @@ async fn set_regions(
             .execute(&mut **tx)
             .await
             .map_err(|e| match StoreError::from(e) {
-                StoreError::Conflict(_) => {
+                e if e.conflict_kind() == Some(ConflictKind::Reference) => {
                     StoreError::Invalid(format!("region {region} does not exist"))
                 }
                 other => other,
@@ -180,9 +180,10 @@ impl Store {
                 .await?
                 .int("n")?;
         if subscriptions > 0 {
-            return Err(StoreError::Conflict(format!(
-                "the plan has {subscriptions} subscriptions; cancel or move them first"
-            )));
+            return Err(StoreError::conflict(
+                ConflictKind::Reference,
+                format!("the plan has {subscriptions} subscriptions; cancel or move them first"),
+            ));
         }
         let done = sqlx::query("DELETE FROM plans WHERE id = $1")
             .bind(id.to_string())

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::audit::{record, NewAudit};
 use super::row::RowExt;
-use super::{map_rows, Backend, Result, Store, StoreError};
+use super::{map_rows, Backend, Conflict, ConflictKind, Result, Store, StoreError};
 use crate::model::{now_ms, Millis, Session};
 
 /// A session a gateway starts.
@@ -95,9 +95,10 @@ impl Store {
             .await?
             .int("n")?;
             if live >= i64::from(limit) {
-                return Err(StoreError::Conflict(format!(
-                    "too many sessions: the plan allows {limit} at once"
-                )));
+                return Err(StoreError::conflict(
+                    ConflictKind::SessionLimit,
+                    format!("too many sessions: the plan allows {limit} at once"),
+                ));
             }
         }
         let inserted = sqlx::query(&format!("INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, NULL, NULL, FALSE, 0, 0)"))
@@ -113,7 +114,7 @@ impl Store {
         match inserted.map_err(StoreError::from) {
             Ok(_) => {}
             // Another start of the same id won the race: this one re-attaches to it.
-            Err(e @ StoreError::Conflict(_)) => {
+            Err(e) if e.conflict_kind() == Some(ConflictKind::Duplicate) => {
                 tx.rollback().await?;
                 return self.reattach_session(new).await?.ok_or(e);
             }
@@ -151,18 +152,18 @@ impl Store {
             match self.get_session(new.id).await {
                 Ok(s) if s.kill_requested => return Err(StoreError::SessionKilled),
                 Ok(s) if s.device_id != new.device_id => {
-                    return Err(StoreError::Conflict(
-                        "the session id belongs to another device".into(),
-                    ))
+                    return Err(StoreError::Conflict(Conflict::state(
+                        "the session id belongs to another device",
+                    )))
                 }
                 Ok(_) => continue,
                 Err(StoreError::NotFound(_)) => return Ok(None),
                 Err(e) => return Err(e),
             }
         }
-        Err(StoreError::Conflict(
-            "the session changed while it was re-attached; retry".into(),
-        ))
+        Err(StoreError::Conflict(Conflict::state(
+            "the session changed while it was re-attached; retry",
+        )))
     }
 
     pub async fn get_session(&self, id: Uuid) -> Result<Session> {

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::audit::{record, NewAudit};
 use super::row::RowExt;
-use super::{map_rows, Result, Store, StoreError};
+use super::{map_rows, Conflict, Result, Store, StoreError};
 use crate::model::{now_ms, Millis, Plan, Subscription, SubscriptionStatus};
 use crate::quota::current_period;
 
@@ -103,9 +103,9 @@ impl Store {
         let (status, starts_at, ends) = if new.queued {
             (SubscriptionStatus::Queued, None, None)
         } else if current > 0 {
-            return Err(StoreError::Conflict(
-                "the user already has a subscription in force; queue the new one or cancel the current one".into(),
-            ));
+            return Err(StoreError::Conflict(Conflict::state(
+                "the user already has a subscription in force; queue the new one or cancel the current one",
+            )));
         } else if new.on_hold {
             (SubscriptionStatus::OnHold, None, None)
         } else {
