@@ -175,7 +175,14 @@ fn the_cli_refuses_what_the_api_refuses() {
         "name must have at most 64 characters",
     );
     refused(
-        &["user", "create", "--name", "bob", "--email", "not-an-address"],
+        &[
+            "user",
+            "create",
+            "--name",
+            "bob",
+            "--email",
+            "not-an-address",
+        ],
         "is not a valid address",
     );
     refused(
