@@ -3,7 +3,9 @@
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::audit::{record, NewAudit};
+use super::audit::NewAudit;
+use super::resource::commit_audited;
+use super::resource::resource;
 use super::row::RowExt;
 use super::{map_rows, Backend, Conflict, ConflictKind, Result, Store, StoreError};
 use crate::model::{now_ms, Device, DeviceStatus, Millis};
@@ -30,6 +32,8 @@ fn from_row(r: &AnyRow) -> Result<Device> {
         sticky_node_id: r.opt_id("sticky_node_id")?,
     })
 }
+
+resource!(Device, "devices", COLUMNS, "device", from_row);
 
 impl Store {
     /// Creates a device, refusing when the user's plan in force allows no more devices
@@ -80,8 +84,8 @@ impl Store {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-        record(
-            &mut tx,
+        commit_audited(
+            tx,
             NewAudit {
                 actor,
                 action: "device.create",
@@ -91,17 +95,11 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         self.get_device(id).await
     }
 
     pub async fn get_device(&self, id: Uuid) -> Result<Device> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM devices WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(self.reader())
-            .await?
-            .ok_or(StoreError::NotFound("device"))?;
-        from_row(&row)
+        self.fetch(id).await
     }
 
     /// The device and its token hash, for validation.
@@ -155,8 +153,8 @@ impl Store {
             Some(DeviceStatus::Active) => "device.enable",
             None => "device.update",
         };
-        record(
-            &mut tx,
+        commit_audited(
+            tx,
             NewAudit {
                 actor,
                 action,
@@ -166,7 +164,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         self.get_device(id).await
     }
 

@@ -13,6 +13,7 @@ mod lease;
 mod nodes;
 mod plans;
 mod regions;
+mod resource;
 mod row;
 mod sessions;
 mod subscriptions;

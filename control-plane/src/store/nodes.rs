@@ -6,7 +6,8 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 use uuid::Uuid;
 
-use super::audit::{record, NewAudit};
+use super::audit::NewAudit;
+use super::resource::commit_audited;
 use super::row::RowExt;
 use super::{map_rows, ConflictKind, Result, Store, StoreError};
 use crate::model::{now_ms, HealthEvent, Millis, Node, NodeGroup, NodeHealth, NodeStatus};
@@ -140,8 +141,7 @@ impl Store {
             .await
             .map_err(|e| region_error(e, new.region_id))?;
         set_groups(&mut tx, id, &new.groups).await?;
-        record(&mut tx, NewAudit { actor, action: "node.create", target_type: "node", target_id: Some(id.to_string()), detail: serde_json::json!({"name": new.name, "host": new.host, "port": new.port, "cipher": new.cipher, "region_id": new.region_id, "groups": new.groups}) }).await?;
-        tx.commit().await?;
+        commit_audited(tx, NewAudit { actor, action: "node.create", target_type: "node", target_id: Some(id.to_string()), detail: serde_json::json!({"name": new.name, "host": new.host, "port": new.port, "cipher": new.cipher, "region_id": new.region_id, "groups": new.groups}) }).await?;
         self.get_node(id).await
     }
 
@@ -169,8 +169,7 @@ impl Store {
         if let Some(groups) = &update.groups {
             set_groups(&mut tx, id, groups).await?;
         }
-        record(&mut tx, NewAudit { actor, action: "node.update", target_type: "node", target_id: Some(id.to_string()), detail: serde_json::json!({"name": update.name, "host": update.host, "port": update.port, "cipher": update.cipher, "secret_changed": update.secret.is_some(), "region_id": update.region_id, "groups": update.groups, "weight": update.weight, "capacity": update.capacity, "status": update.status}) }).await?;
-        tx.commit().await?;
+        commit_audited(tx, NewAudit { actor, action: "node.update", target_type: "node", target_id: Some(id.to_string()), detail: serde_json::json!({"name": update.name, "host": update.host, "port": update.port, "cipher": update.cipher, "secret_changed": update.secret.is_some(), "region_id": update.region_id, "groups": update.groups, "weight": update.weight, "capacity": update.capacity, "status": update.status}) }).await?;
         self.get_node(id).await
     }
 
@@ -298,8 +297,8 @@ impl Store {
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;
-        record(
-            &mut tx,
+        commit_audited(
+            tx,
             NewAudit {
                 actor,
                 action: "node_group.create",
@@ -309,7 +308,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         self.get_node_group(id).await
     }
 
@@ -330,8 +328,8 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("node group"));
         }
-        record(
-            &mut tx,
+        commit_audited(
+            tx,
             NewAudit {
                 actor,
                 action: "node_group.update",
@@ -341,7 +339,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         self.get_node_group(id).await
     }
 

@@ -4,7 +4,9 @@
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::audit::{record, NewAudit};
+use super::audit::NewAudit;
+use super::resource::commit_audited;
+use super::resource::resource;
 use super::row::RowExt;
 use super::{map_rows, Backend, Conflict, ConflictKind, Result, Store, StoreError};
 use crate::model::{now_ms, Millis, Session};
@@ -54,6 +56,8 @@ fn from_row(r: &AnyRow) -> Result<Session> {
         bytes_down: r.int("bytes_down")?,
     })
 }
+
+resource!(Session, "sessions", COLUMNS, "session", from_row);
 
 impl Store {
     /// Starts a session. With a limit, the count of the user's live sessions and the insert are
@@ -167,12 +171,7 @@ impl Store {
     }
 
     pub async fn get_session(&self, id: Uuid) -> Result<Session> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(self.reader())
-            .await?
-            .ok_or(StoreError::NotFound("session"))?;
-        from_row(&row)
+        self.fetch(id).await
     }
 
     /// Records a heartbeat from the session's gateway and returns the session (its node may
@@ -223,8 +222,8 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("live session"));
         }
-        record(
-            &mut tx,
+        commit_audited(
+            tx,
             NewAudit {
                 actor,
                 action: "session.kill",
@@ -234,7 +233,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         self.get_session(id).await
     }
 
