@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -291,7 +291,7 @@ impl<S: HealthStore + 'static> HealthChecker<S> {
         let target = self.config.target.clone();
         let timeout = self.config.probe_timeout;
         async move {
-            let at_ms = unix_millis();
+            let at_ms = crate::model::now_ms();
             let outcome = match prober.probe(&node.endpoint, &target, timeout).await {
                 Ok(latency) => ProbeOutcome::Success { latency },
                 Err(err) => ProbeOutcome::Failure {
@@ -383,12 +383,6 @@ fn log_transition(
             "node health changed"
         ),
     }
-}
-
-fn unix_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
