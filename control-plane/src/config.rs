@@ -189,34 +189,24 @@ pub struct ServeConfig {
     pub log_json: bool,
 }
 
-/// Parses a duration: a whole number with `ms`, `s`, `m`, `h` or `d` (a bare number is seconds),
-/// above zero.
+/// Parses a duration above zero: `500ms`, `30s`, `10m`, `1h`, `1d`, `1h 30m` (humantime's
+/// syntax) in whole numbers; a bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 30s, 10m, 1h or 1d"))?;
-    let unit_ms: u64 = match unit.trim() {
-        "ms" => 1,
-        "" | "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        other => {
-            return Err(format!(
-                "unknown duration unit {other:?}; use ms, s, m, h or d"
-            ))
-        }
+    // humantime takes fractions (`1.5h`); the settings never did, and a typo should not pass.
+    if t.contains('.') {
+        return Err(format!("{text:?}: use whole numbers, e.g. 90m for 1.5h"));
+    }
+    let duration = match t.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(t).map_err(|e| {
+            format!("{text:?} is not a duration like 500ms, 30s, 10m, 1h or 1d: {e}")
+        })?,
     };
-    let ms = n
-        .checked_mul(unit_ms)
-        .ok_or_else(|| format!("{text:?} is too long"))?;
-    if ms == 0 {
+    if duration.is_zero() {
         return Err(format!("{text:?}: the duration must be above zero"));
     }
-    Ok(Duration::from_millis(ms))
+    Ok(duration)
 }
 
 impl ServeConfig {

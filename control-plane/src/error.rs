@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::store::StoreError;
+use crate::domain::DomainError;
+use crate::store::{ConflictKind, StoreError};
 
 /// An RFC 7807 problem document.
 #[derive(Debug, Serialize, ToSchema)]
@@ -110,18 +111,29 @@ impl ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
         match e {
-            StoreError::NotFound(what) => ApiError::NotFound(what.to_owned()),
-            StoreError::Conflict(msg) => ApiError::Conflict(msg),
-            StoreError::Invalid(msg) => ApiError::Validation(msg),
+            DomainError::Invalid(msg) => ApiError::Validation(msg),
+            DomainError::NotFound(what) => ApiError::NotFound(what),
+            DomainError::Conflict(c) if c.kind == ConflictKind::SessionLimit => {
+                ApiError::refused(StatusCode::CONFLICT, "too_many_sessions", c)
+            }
+            DomainError::Conflict(c) => ApiError::Conflict(c.into()),
+            DomainError::Forbidden(msg) => ApiError::Forbidden(msg),
             // The HELLO_ERROR a gateway gives the client for it.
-            e @ StoreError::SessionKilled => {
+            e @ DomainError::SessionKilled => {
                 ApiError::refused(StatusCode::FORBIDDEN, "revoked", e.to_string())
             }
-            other => ApiError::Internal(other.to_string()),
+            DomainError::Internal(msg) => ApiError::Internal(msg),
+            DomainError::Store(e) => ApiError::Internal(e.to_string()),
         }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        DomainError::from(e).into()
     }
 }
 

@@ -149,3 +149,52 @@ fn an_operator_sets_up_a_working_service_without_json() {
     );
     assert!(String::from_utf8_lossy(&bad_unit.stderr).contains("unknown size unit"));
 }
+
+/// The CLI makes its changes through the same domain functions as the admin API, so it refuses
+/// what the API refuses (with the API's reason), where it used to write whatever it was given.
+#[test]
+fn the_cli_refuses_what_the_api_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("cp.db").display());
+    let refused = |args: &[&str], reason: &str| {
+        let out = cli(&db, args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr.contains(reason), "{args:?}: {stderr}");
+    };
+    refused(
+        &["plan", "create", "--name", "big", "--device-limit", "5000"],
+        "device_limit must be between 0 and 1000",
+    );
+    refused(
+        &["region", "create", "--code", "EU West", "--name", "EU West"],
+        "must have 1 to 32 of lowercase letters, digits and '-'",
+    );
+    refused(
+        &["user", "create", "--name", &"x".repeat(65)],
+        "name must have at most 64 characters",
+    );
+    refused(
+        &[
+            "user",
+            "create",
+            "--name",
+            "bob",
+            "--email",
+            "not-an-address",
+        ],
+        "is not a valid address",
+    );
+    refused(
+        &["gateway", "create", "--name", "gw one"],
+        "name may only contain letters, digits",
+    );
+    ok(&db, &["gateway", "create", "--name", "gw-1"]);
+    refused(
+        &["gateway", "rotate", "--name", "gw-1", "--overlap-secs=-5"],
+        "overlap_secs must be between 0 and",
+    );
+    // Nothing refused was written.
+    assert!(!ok(&db, &["user", "list"]).contains("bob"));
+    assert!(ok(&db, &["plan", "list"]).trim().is_empty());
+}

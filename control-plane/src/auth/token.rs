@@ -17,7 +17,7 @@ pub fn generate() -> String {
 /// The stored form of a token: lowercase hex SHA-256.
 pub fn hash(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(digest)
 }
 
 /// Whether `token` hashes to `stored_hash`, in time independent of where they differ.

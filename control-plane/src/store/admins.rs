@@ -3,7 +3,9 @@
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::audit::{record, NewAudit};
+use super::audit::NewAudit;
+use super::resource::commit_audited;
+use super::resource::resource;
 use super::row::RowExt;
 use super::{map_rows, Result, Store, StoreError};
 use crate::model::{now_ms, Admin, Role};
@@ -19,6 +21,8 @@ fn from_row(r: &AnyRow) -> Result<Admin> {
         created_at: r.int("created_at")?,
     })
 }
+
+resource!(Admin, "admins", COLUMNS, "admin", from_row);
 
 impl Store {
     pub async fn create_admin(
@@ -38,8 +42,8 @@ impl Store {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-        record(
-            &mut tx,
+        commit_audited(
+            tx,
             NewAudit {
                 actor,
                 action: "admin.create",
@@ -49,17 +53,11 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         self.get_admin(id).await
     }
 
     pub async fn get_admin(&self, id: Uuid) -> Result<Admin> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM admins WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(self.reader())
-            .await?
-            .ok_or(StoreError::NotFound("admin"))?;
-        from_row(&row)
+        self.fetch(id).await
     }
 
     /// The admin and its password hash, for login.
@@ -154,8 +152,7 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("admin"));
         }
-        record(&mut tx, NewAudit { actor, action: "admin.update", target_type: "admin", target_id: Some(id.to_string()), detail: serde_json::json!({"role": role, "disabled": disabled, "password_changed": password_hash.is_some()}) }).await?;
-        tx.commit().await?;
+        commit_audited(tx, NewAudit { actor, action: "admin.update", target_type: "admin", target_id: Some(id.to_string()), detail: serde_json::json!({"role": role, "disabled": disabled, "password_changed": password_hash.is_some()}) }).await?;
         self.get_admin(id).await
     }
 }

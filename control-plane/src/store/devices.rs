@@ -3,9 +3,11 @@
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::audit::{record, NewAudit};
+use super::audit::NewAudit;
+use super::resource::commit_audited;
+use super::resource::resource;
 use super::row::RowExt;
-use super::{map_rows, Backend, Result, Store, StoreError};
+use super::{map_rows, Backend, Conflict, ConflictKind, Result, Store, StoreError};
 use crate::model::{now_ms, Device, DeviceStatus, Millis};
 
 /// A device to create.
@@ -30,6 +32,8 @@ fn from_row(r: &AnyRow) -> Result<Device> {
         sticky_node_id: r.opt_id("sticky_node_id")?,
     })
 }
+
+resource!(Device, "devices", COLUMNS, "device", from_row);
 
 impl Store {
     /// Creates a device, refusing when the user's plan in force allows no more devices
@@ -66,9 +70,10 @@ impl Store {
         .int("n")?;
         if let Some(limit) = limit {
             if count >= i64::from(limit) {
-                return Err(StoreError::Conflict(format!(
-                    "device limit reached: the plan allows {limit} devices"
-                )));
+                return Err(StoreError::conflict(
+                    ConflictKind::DeviceLimit,
+                    format!("device limit reached: the plan allows {limit} devices"),
+                ));
             }
         }
         sqlx::query("INSERT INTO devices (id, user_id, name, token_hash, status, created_at) VALUES ($1, $2, $3, $4, 'active', $5)")
@@ -79,8 +84,8 @@ impl Store {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-        record(
-            &mut tx,
+        commit_audited(
+            tx,
             NewAudit {
                 actor,
                 action: "device.create",
@@ -90,17 +95,11 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         self.get_device(id).await
     }
 
     pub async fn get_device(&self, id: Uuid) -> Result<Device> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM devices WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(self.reader())
-            .await?
-            .ok_or(StoreError::NotFound("device"))?;
-        from_row(&row)
+        self.fetch(id).await
     }
 
     /// The device and its token hash, for validation.
@@ -137,9 +136,9 @@ impl Store {
         if current.status == DeviceStatus::Revoked
             && status.is_some_and(|s| s != DeviceStatus::Revoked)
         {
-            return Err(StoreError::Conflict(
-                "a revoked device cannot be re-enabled; create a new one".into(),
-            ));
+            return Err(StoreError::Conflict(Conflict::state(
+                "a revoked device cannot be re-enabled; create a new one",
+            )));
         }
         let mut tx = self.begin().await?;
         sqlx::query("UPDATE devices SET status = COALESCE($2, status), name = COALESCE($3, name) WHERE id = $1")
@@ -154,8 +153,8 @@ impl Store {
             Some(DeviceStatus::Active) => "device.enable",
             None => "device.update",
         };
-        record(
-            &mut tx,
+        commit_audited(
+            tx,
             NewAudit {
                 actor,
                 action,
@@ -165,7 +164,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         self.get_device(id).await
     }
 

@@ -6,7 +6,9 @@ use ipnet::IpNet;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::audit::{record, NewAudit};
+use super::audit::NewAudit;
+use super::resource::commit_audited;
+use super::resource::resource;
 use super::row::RowExt;
 use super::{map_rows, Result, Store, StoreError};
 use crate::model::{now_ms, Gateway, GatewayToken, Millis};
@@ -67,6 +69,8 @@ fn token_from_row(r: &AnyRow) -> Result<GatewayToken> {
     })
 }
 
+resource!(Gateway, "gateways", COLUMNS, "gateway", from_row);
+
 impl Store {
     /// Registers a gateway with its first token (given as a hash), usable from anywhere.
     pub async fn create_gateway(
@@ -105,8 +109,8 @@ impl Store {
             .bind(cidrs_column(allowed))
             .execute(&mut *tx)
             .await?;
-        record(
-            &mut tx,
+        commit_audited(
+            tx,
             NewAudit {
                 actor,
                 action: "gateway.create",
@@ -116,7 +120,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         Ok((
             self.get_gateway(id).await?,
             self.get_gateway_token(token_id).await?,
@@ -165,18 +168,13 @@ impl Store {
             .bind(cidrs_column(allowed))
             .execute(&mut *tx)
             .await?;
-        record(
-            &mut tx,
-            NewAudit {
+        commit_audited(tx, NewAudit {
                 actor,
                 action: "gateway.rotate_token",
                 target_type: "gateway",
                 target_id: Some(gateway.to_string()),
                 detail: serde_json::json!({"token_id": token_id, "overlap_ms": overlap_ms, "allowed_from": cidrs_column(allowed)}),
-            },
-        )
-        .await?;
-        tx.commit().await?;
+            }).await?;
         self.get_gateway_token(token_id).await
     }
 
@@ -196,8 +194,8 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("gateway token"));
         }
-        record(
-            &mut tx,
+        commit_audited(
+            tx,
             NewAudit {
                 actor,
                 action: "gateway.revoke_token",
@@ -207,26 +205,15 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         self.get_gateway_token(token).await
     }
 
     pub async fn get_gateway(&self, id: Uuid) -> Result<Gateway> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM gateways WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(self.reader())
-            .await?
-            .ok_or(StoreError::NotFound("gateway"))?;
-        from_row(&row)
+        self.fetch(id).await
     }
 
     pub async fn gateway_by_name(&self, name: &str) -> Result<Gateway> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM gateways WHERE name = $1"))
-            .bind(name)
-            .fetch_optional(self.reader())
-            .await?
-            .ok_or(StoreError::NotFound("gateway"))?;
-        from_row(&row)
+        self.fetch_by("name", name).await
     }
 
     pub async fn get_gateway_token(&self, id: Uuid) -> Result<GatewayToken> {

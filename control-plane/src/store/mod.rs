@@ -7,11 +7,13 @@
 mod admins;
 mod audit;
 mod devices;
+mod error;
 mod gateways;
 mod lease;
 mod nodes;
 mod plans;
 mod regions;
+mod resource;
 mod row;
 mod sessions;
 mod subscriptions;
@@ -25,6 +27,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use audit::{AuditFilter, NewAudit};
 pub use devices::NewDevice;
+pub use error::{Conflict, ConflictKind, StoreError};
 pub use gateways::GatewayAuth;
 pub use lease::LeaseHolder;
 pub use nodes::{NewNode, NodeUpdate, ProbeRecord};
@@ -43,43 +46,6 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub enum Backend {
     Sqlite,
     Postgres,
-}
-
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    #[error("conflict: {0}")]
-    Conflict(String),
-    #[error("{0}")]
-    Invalid(String),
-    /// A session an operator ended cannot be started or resumed again.
-    #[error("the session was ended by an operator")]
-    SessionKilled,
-    #[error("database URL {0:?} is neither postgres:// nor sqlite:")]
-    UnsupportedUrl(String),
-    #[error("corrupt row: {0}")]
-    Corrupt(String),
-    #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("database error: {0}")]
-    Database(sqlx::Error),
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        match &e {
-            sqlx::Error::RowNotFound => StoreError::NotFound("row"),
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::Conflict(db.message().to_owned())
-            }
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                StoreError::Conflict(format!("still referenced: {}", db.message()))
-            }
-            _ => StoreError::Database(e),
-        }
-    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -6,9 +6,10 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 use uuid::Uuid;
 
-use super::audit::{record, NewAudit};
+use super::audit::NewAudit;
+use super::resource::commit_audited;
 use super::row::RowExt;
-use super::{map_rows, Result, Store, StoreError};
+use super::{map_rows, ConflictKind, Result, Store, StoreError};
 use crate::model::{now_ms, HealthEvent, Millis, Node, NodeGroup, NodeHealth, NodeStatus};
 
 /// A node to create.
@@ -102,7 +103,7 @@ async fn set_groups(tx: &mut Transaction<'static, Any>, node: Uuid, groups: &[Uu
             .execute(&mut **tx)
             .await
             .map_err(|e| match StoreError::from(e) {
-                StoreError::Conflict(_) => {
+                e if e.conflict_kind() == Some(ConflictKind::Reference) => {
                     StoreError::Invalid(format!("node group {group} does not exist"))
                 }
                 other => other,
@@ -113,16 +114,10 @@ async fn set_groups(tx: &mut Transaction<'static, Any>, node: Uuid, groups: &[Uu
 
 fn region_error(e: sqlx::Error, region: Option<Uuid>) -> StoreError {
     match StoreError::from(e) {
-        StoreError::Conflict(msg)
-            if msg.contains("still referenced")
-                || msg.contains("FOREIGN KEY")
-                || msg.contains("foreign key") =>
-        {
-            StoreError::Invalid(format!(
-                "region {} does not exist",
-                region.map(|r| r.to_string()).unwrap_or_default()
-            ))
-        }
+        e if e.conflict_kind() == Some(ConflictKind::Reference) => StoreError::Invalid(format!(
+            "region {} does not exist",
+            region.map(|r| r.to_string()).unwrap_or_default()
+        )),
         other => other,
     }
 }
@@ -146,8 +141,7 @@ impl Store {
             .await
             .map_err(|e| region_error(e, new.region_id))?;
         set_groups(&mut tx, id, &new.groups).await?;
-        record(&mut tx, NewAudit { actor, action: "node.create", target_type: "node", target_id: Some(id.to_string()), detail: serde_json::json!({"name": new.name, "host": new.host, "port": new.port, "cipher": new.cipher, "region_id": new.region_id, "groups": new.groups}) }).await?;
-        tx.commit().await?;
+        commit_audited(tx, NewAudit { actor, action: "node.create", target_type: "node", target_id: Some(id.to_string()), detail: serde_json::json!({"name": new.name, "host": new.host, "port": new.port, "cipher": new.cipher, "region_id": new.region_id, "groups": new.groups}) }).await?;
         self.get_node(id).await
     }
 
@@ -175,8 +169,7 @@ impl Store {
         if let Some(groups) = &update.groups {
             set_groups(&mut tx, id, groups).await?;
         }
-        record(&mut tx, NewAudit { actor, action: "node.update", target_type: "node", target_id: Some(id.to_string()), detail: serde_json::json!({"name": update.name, "host": update.host, "port": update.port, "cipher": update.cipher, "secret_changed": update.secret.is_some(), "region_id": update.region_id, "groups": update.groups, "weight": update.weight, "capacity": update.capacity, "status": update.status}) }).await?;
-        tx.commit().await?;
+        commit_audited(tx, NewAudit { actor, action: "node.update", target_type: "node", target_id: Some(id.to_string()), detail: serde_json::json!({"name": update.name, "host": update.host, "port": update.port, "cipher": update.cipher, "secret_changed": update.secret.is_some(), "region_id": update.region_id, "groups": update.groups, "weight": update.weight, "capacity": update.capacity, "status": update.status}) }).await?;
         self.get_node(id).await
     }
 
@@ -304,8 +297,8 @@ impl Store {
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;
-        record(
-            &mut tx,
+        commit_audited(
+            tx,
             NewAudit {
                 actor,
                 action: "node_group.create",
@@ -315,7 +308,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         self.get_node_group(id).await
     }
 
@@ -336,8 +328,8 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("node group"));
         }
-        record(
-            &mut tx,
+        commit_audited(
+            tx,
             NewAudit {
                 actor,
                 action: "node_group.update",
@@ -347,7 +339,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         self.get_node_group(id).await
     }
 

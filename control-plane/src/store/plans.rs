@@ -4,9 +4,10 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 use uuid::Uuid;
 
-use super::audit::{record, NewAudit};
+use super::audit::NewAudit;
+use super::resource::commit_audited;
 use super::row::RowExt;
-use super::{Result, Store, StoreError};
+use super::{ConflictKind, Result, Store, StoreError};
 use crate::model::{now_ms, Plan, ResetStrategy};
 
 /// A plan to create.
@@ -67,7 +68,7 @@ async fn set_regions(
             .execute(&mut **tx)
             .await
             .map_err(|e| match StoreError::from(e) {
-                StoreError::Conflict(_) => {
+                e if e.conflict_kind() == Some(ConflictKind::Reference) => {
                     StoreError::Invalid(format!("region {region} does not exist"))
                 }
                 other => other,
@@ -95,8 +96,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         set_regions(&mut tx, id, &new.allowed_regions).await?;
-        record(&mut tx, NewAudit { actor, action: "plan.create", target_type: "plan", target_id: Some(id.to_string()), detail: serde_json::json!({"name": new.name, "quota_bytes": new.quota_bytes, "reset_strategy": new.reset_strategy}) }).await?;
-        tx.commit().await?;
+        commit_audited(tx, NewAudit { actor, action: "plan.create", target_type: "plan", target_id: Some(id.to_string()), detail: serde_json::json!({"name": new.name, "quota_bytes": new.quota_bytes, "reset_strategy": new.reset_strategy}) }).await?;
         self.get_plan(id).await
     }
 
@@ -163,8 +163,7 @@ impl Store {
         if let Some(regions) = &update.allowed_regions {
             set_regions(&mut tx, id, regions).await?;
         }
-        record(&mut tx, NewAudit { actor, action: "plan.update", target_type: "plan", target_id: Some(id.to_string()), detail: serde_json::json!({"name": update.name, "device_limit": update.device_limit, "session_limit": update.session_limit, "quota_bytes": update.quota_bytes, "reset_strategy": update.reset_strategy, "duration_days": update.duration_days}) }).await?;
-        tx.commit().await?;
+        commit_audited(tx, NewAudit { actor, action: "plan.update", target_type: "plan", target_id: Some(id.to_string()), detail: serde_json::json!({"name": update.name, "device_limit": update.device_limit, "session_limit": update.session_limit, "quota_bytes": update.quota_bytes, "reset_strategy": update.reset_strategy, "duration_days": update.duration_days}) }).await?;
         self.get_plan(id).await
     }
 
@@ -180,9 +179,10 @@ impl Store {
                 .await?
                 .int("n")?;
         if subscriptions > 0 {
-            return Err(StoreError::Conflict(format!(
-                "the plan has {subscriptions} subscriptions; cancel or move them first"
-            )));
+            return Err(StoreError::conflict(
+                ConflictKind::Reference,
+                format!("the plan has {subscriptions} subscriptions; cancel or move them first"),
+            ));
         }
         let done = sqlx::query("DELETE FROM plans WHERE id = $1")
             .bind(id.to_string())
@@ -191,8 +191,8 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("plan"));
         }
-        record(
-            &mut tx,
+        commit_audited(
+            tx,
             NewAudit {
                 actor,
                 action: "plan.delete",
@@ -202,7 +202,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 }

@@ -3,7 +3,9 @@
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::audit::{record, NewAudit};
+use super::audit::NewAudit;
+use super::resource::commit_audited;
+use super::resource::resource;
 use super::row::RowExt;
 use super::{map_rows, Result, Store, StoreError};
 use crate::model::{now_ms, Region};
@@ -38,6 +40,8 @@ fn from_row(r: &AnyRow) -> Result<Region> {
     })
 }
 
+resource!(Region, "regions", COLUMNS, "region", from_row);
+
 impl Store {
     pub async fn create_region(&self, actor: &str, new: &NewRegion) -> Result<Region> {
         let id = Uuid::new_v4();
@@ -58,8 +62,8 @@ impl Store {
         .bind(has_lon)
         .execute(&mut *tx)
         .await?;
-        record(
-            &mut tx,
+        commit_audited(
+            tx,
             NewAudit {
                 actor,
                 action: "region.create",
@@ -69,7 +73,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         self.get_region(id).await
     }
 
@@ -93,8 +96,8 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("region"));
         }
-        record(
-            &mut tx,
+        commit_audited(
+            tx,
             NewAudit {
                 actor,
                 action: "region.update",
@@ -104,7 +107,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         self.get_region(id).await
     }
 
@@ -114,21 +116,11 @@ impl Store {
     }
 
     pub async fn get_region(&self, id: Uuid) -> Result<Region> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM regions WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(self.reader())
-            .await?
-            .ok_or(StoreError::NotFound("region"))?;
-        from_row(&row)
+        self.fetch(id).await
     }
 
     pub async fn region_by_code(&self, code: &str) -> Result<Region> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM regions WHERE code = $1"))
-            .bind(code)
-            .fetch_optional(self.reader())
-            .await?
-            .ok_or(StoreError::NotFound("region"))?;
-        from_row(&row)
+        self.fetch_by("code", code).await
     }
 
     pub async fn list_regions(&self) -> Result<Vec<Region>> {

@@ -4,9 +4,11 @@
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::audit::{record, NewAudit};
+use super::audit::NewAudit;
+use super::resource::commit_audited;
+use super::resource::resource;
 use super::row::RowExt;
-use super::{map_rows, Backend, Result, Store, StoreError};
+use super::{map_rows, Backend, Conflict, ConflictKind, Result, Store, StoreError};
 use crate::model::{now_ms, Millis, Session};
 
 /// A session a gateway starts.
@@ -55,6 +57,8 @@ fn from_row(r: &AnyRow) -> Result<Session> {
     })
 }
 
+resource!(Session, "sessions", COLUMNS, "session", from_row);
+
 impl Store {
     /// Starts a session. With a limit, the count of the user's live sessions and the insert are
     /// one transaction, serialized per user, so concurrent starts cannot exceed it. A session id
@@ -95,9 +99,10 @@ impl Store {
             .await?
             .int("n")?;
             if live >= i64::from(limit) {
-                return Err(StoreError::Conflict(format!(
-                    "too many sessions: the plan allows {limit} at once"
-                )));
+                return Err(StoreError::conflict(
+                    ConflictKind::SessionLimit,
+                    format!("too many sessions: the plan allows {limit} at once"),
+                ));
             }
         }
         let inserted = sqlx::query(&format!("INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, NULL, NULL, FALSE, 0, 0)"))
@@ -113,7 +118,7 @@ impl Store {
         match inserted.map_err(StoreError::from) {
             Ok(_) => {}
             // Another start of the same id won the race: this one re-attaches to it.
-            Err(e @ StoreError::Conflict(_)) => {
+            Err(e) if e.conflict_kind() == Some(ConflictKind::Duplicate) => {
                 tx.rollback().await?;
                 return self.reattach_session(new).await?.ok_or(e);
             }
@@ -151,27 +156,22 @@ impl Store {
             match self.get_session(new.id).await {
                 Ok(s) if s.kill_requested => return Err(StoreError::SessionKilled),
                 Ok(s) if s.device_id != new.device_id => {
-                    return Err(StoreError::Conflict(
-                        "the session id belongs to another device".into(),
-                    ))
+                    return Err(StoreError::Conflict(Conflict::state(
+                        "the session id belongs to another device",
+                    )))
                 }
                 Ok(_) => continue,
                 Err(StoreError::NotFound(_)) => return Ok(None),
                 Err(e) => return Err(e),
             }
         }
-        Err(StoreError::Conflict(
-            "the session changed while it was re-attached; retry".into(),
-        ))
+        Err(StoreError::Conflict(Conflict::state(
+            "the session changed while it was re-attached; retry",
+        )))
     }
 
     pub async fn get_session(&self, id: Uuid) -> Result<Session> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(self.reader())
-            .await?
-            .ok_or(StoreError::NotFound("session"))?;
-        from_row(&row)
+        self.fetch(id).await
     }
 
     /// Records a heartbeat from the session's gateway and returns the session (its node may
@@ -222,8 +222,8 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("live session"));
         }
-        record(
-            &mut tx,
+        commit_audited(
+            tx,
             NewAudit {
                 actor,
                 action: "session.kill",
@@ -233,7 +233,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         self.get_session(id).await
     }
 

@@ -6,9 +6,11 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 use uuid::Uuid;
 
-use super::audit::{record, NewAudit};
+use super::audit::NewAudit;
+use super::resource::commit_audited;
+use super::resource::resource;
 use super::row::RowExt;
-use super::{map_rows, Result, Store, StoreError};
+use super::{map_rows, Conflict, Result, Store, StoreError};
 use crate::model::{now_ms, Millis, Plan, Subscription, SubscriptionStatus};
 use crate::quota::current_period;
 
@@ -84,6 +86,14 @@ pub struct Expiry {
     pub lapsed: Vec<Uuid>,
 }
 
+resource!(
+    Subscription,
+    "subscriptions",
+    COLUMNS,
+    "subscription",
+    from_row
+);
+
 impl Store {
     pub async fn create_subscription(
         &self,
@@ -103,9 +113,9 @@ impl Store {
         let (status, starts_at, ends) = if new.queued {
             (SubscriptionStatus::Queued, None, None)
         } else if current > 0 {
-            return Err(StoreError::Conflict(
-                "the user already has a subscription in force; queue the new one or cancel the current one".into(),
-            ));
+            return Err(StoreError::Conflict(Conflict::state(
+                "the user already has a subscription in force; queue the new one or cancel the current one",
+            )));
         } else if new.on_hold {
             (SubscriptionStatus::OnHold, None, None)
         } else {
@@ -124,20 +134,12 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        record(&mut tx, NewAudit { actor, action: "subscription.create", target_type: "subscription", target_id: Some(id.to_string()), detail: serde_json::json!({"user_id": user_id, "plan": plan.name, "status": status}) }).await?;
-        tx.commit().await?;
+        commit_audited(tx, NewAudit { actor, action: "subscription.create", target_type: "subscription", target_id: Some(id.to_string()), detail: serde_json::json!({"user_id": user_id, "plan": plan.name, "status": status}) }).await?;
         self.get_subscription(id).await
     }
 
     pub async fn get_subscription(&self, id: Uuid) -> Result<Subscription> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM subscriptions WHERE id = $1"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(self.reader())
-        .await?
-        .ok_or(StoreError::NotFound("subscription"))?;
-        from_row(&row)
+        self.fetch(id).await
     }
 
     pub async fn list_subscriptions(&self, user_id: Uuid) -> Result<Vec<Subscription>> {
@@ -160,8 +162,8 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("subscription in force"));
         }
-        record(
-            &mut tx,
+        commit_audited(
+            tx,
             NewAudit {
                 actor,
                 action: "subscription.cancel",
@@ -171,7 +173,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         self.get_subscription(id).await
     }
 
@@ -192,8 +193,8 @@ impl Store {
         .bind(raw)
         .execute(&mut *tx)
         .await?;
-        record(
-            &mut tx,
+        commit_audited(
+            tx,
             NewAudit {
                 actor,
                 action: "subscription.reset_usage",
@@ -203,7 +204,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         let sub = self.get_subscription(id).await?;
         self.quota_status(&sub, &plan, now).await
     }

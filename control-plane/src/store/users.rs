@@ -3,7 +3,9 @@
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use super::audit::{record, NewAudit};
+use super::audit::NewAudit;
+use super::resource::commit_audited;
+use super::resource::resource;
 use super::row::RowExt;
 use super::{map_rows, Result, Store, StoreError};
 use crate::model::{now_ms, User, UserStatus};
@@ -28,6 +30,8 @@ fn from_row(r: &AnyRow) -> Result<User> {
     })
 }
 
+resource!(User, "users", COLUMNS, "user", from_row);
+
 impl Store {
     pub async fn create_user(&self, actor: &str, name: &str, email: Option<&str>) -> Result<User> {
         let id = Uuid::new_v4();
@@ -39,8 +43,8 @@ impl Store {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-        record(
-            &mut tx,
+        commit_audited(
+            tx,
             NewAudit {
                 actor,
                 action: "user.create",
@@ -50,26 +54,15 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         self.get_user(id).await
     }
 
     pub async fn get_user(&self, id: Uuid) -> Result<User> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(self.reader())
-            .await?
-            .ok_or(StoreError::NotFound("user"))?;
-        from_row(&row)
+        self.fetch(id).await
     }
 
     pub async fn user_by_name(&self, name: &str) -> Result<User> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM users WHERE name = $1"))
-            .bind(name)
-            .fetch_optional(self.reader())
-            .await?
-            .ok_or(StoreError::NotFound("user"))?;
-        from_row(&row)
+        self.fetch_by("name", name).await
     }
 
     pub async fn list_users(&self, limit: i64, offset: i64) -> Result<Vec<User>> {
@@ -106,8 +99,8 @@ impl Store {
             Some(UserStatus::Active) if current.status != UserStatus::Active => "user.enable",
             _ => "user.update",
         };
-        record(
-            &mut tx,
+        commit_audited(
+            tx,
             NewAudit {
                 actor,
                 action,
@@ -117,7 +110,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         self.get_user(id).await
     }
 

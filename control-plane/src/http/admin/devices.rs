@@ -9,15 +9,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{text, Operator, MAX_NAME};
+use super::Operator;
 use crate::app::AppState;
-use crate::auth::token;
 use crate::domain;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::http::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
-use crate::link;
 use crate::model::{Device, DeviceStatus};
-use crate::store::NewDevice;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -52,10 +49,6 @@ pub struct ListDevices {
     pub user_id: Option<Uuid>,
 }
 
-fn link_error(e: link::LinkError) -> ApiError {
-    ApiError::Internal(format!("connection link settings: {e}"))
-}
-
 /// Registers a device for a user (within the plan's device limit).
 #[utoipa::path(post, path = "/v1/admin/users/{id}/devices", tag = "admin", params(("id" = Uuid, Path, description = "user id")),
     request_body = CreateDevice,
@@ -67,31 +60,14 @@ pub async fn create_device(
     ApiPath(user_id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<CreateDevice>,
 ) -> ApiResult<(StatusCode, Json<CreatedDevice>)> {
-    let name = text("name", &req.name, MAX_NAME)?;
-    // A device whose link cannot be made is useless: check before writing anything.
-    link::check_config(&state.config).map_err(link_error)?;
-    let secret = token::generate();
-    let device = state
-        .store
-        .create_device(
-            &caller.actor(),
-            &NewDevice {
-                user_id,
-                name: name.clone(),
-                token_hash: token::hash(&secret),
-            },
-        )
-        .await?;
-    let link = link::device_link(&state.config, device.id, &secret, &name)
-        .map_err(link_error)?
-        .to_string();
-    let qr_svg = link::qr_svg(&link).map_err(link_error)?;
+    let created = domain::devices::create(&state, &caller.actor(), user_id, &req.name).await?;
+    let qr_svg = domain::devices::qr_svg(&created.link)?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedDevice {
-            device,
-            token: secret,
-            link,
+            device: created.device,
+            token: created.token,
+            link: created.link,
             qr_svg,
         }),
     ))
@@ -128,12 +104,8 @@ pub async fn update_device(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<UpdateDevice>,
 ) -> ApiResult<Json<Device>> {
-    let name = text("name", &req.name, MAX_NAME)?;
     Ok(Json(
-        state
-            .store
-            .update_device(&caller.actor(), id, None, Some(&name))
-            .await?,
+        domain::devices::rename(&state, &caller.actor(), id, &req.name).await?,
     ))
 }
 

@@ -11,19 +11,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{text, AdminOnly, JsonOrEmpty, MAX_NAME};
+use super::{AdminOnly, JsonOrEmpty};
 use crate::app::AppState;
-use crate::auth::token;
+use crate::domain;
+use crate::domain::gateways::MAX_ALLOWED_BLOCKS;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AdminCaller, ApiJson, ApiPath};
 use crate::model::{Gateway, GatewayToken};
 use crate::shared;
-use crate::store::StoreError;
 
-/// Default overlap of a rotation, in seconds.
-pub const DEFAULT_OVERLAP_SECS: i64 = 3600;
-/// Longest overlap of a rotation (a week), in seconds.
-pub const MAX_OVERLAP_SECS: i64 = 604_800;
+pub use crate::domain::gateways::{DEFAULT_OVERLAP_SECS, MAX_OVERLAP_SECS};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -57,10 +54,10 @@ pub struct RotateToken {
 
 /// Checks a token's allow-list.
 fn allow_list(values: &[String]) -> ApiResult<Vec<ipnet::IpNet>> {
-    if values.len() > 64 {
-        return Err(ApiError::Validation(
-            "allowed_from may hold at most 64 blocks".into(),
-        ));
+    if values.len() > MAX_ALLOWED_BLOCKS {
+        return Err(ApiError::Validation(format!(
+            "allowed_from may hold at most {MAX_ALLOWED_BLOCKS} blocks"
+        )));
     }
     values
         .iter()
@@ -80,19 +77,6 @@ pub struct IssuedToken {
     pub token: String,
 }
 
-fn gateway_name(value: &str) -> ApiResult<String> {
-    let name = text("name", value, MAX_NAME)?;
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-    {
-        return Err(ApiError::Validation(
-            "name may only contain letters, digits, '.', '_' and '-'".into(),
-        ));
-    }
-    Ok(name)
-}
-
 /// Registers a gateway and issues its first service token.
 #[utoipa::path(post, path = "/v1/admin/gateways", tag = "admin", request_body = CreateGateway,
     responses((status = 201, body = CreatedGateway), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
@@ -102,19 +86,9 @@ pub async fn create_gateway(
     AdminOnly(caller): AdminOnly,
     ApiJson(req): ApiJson<CreateGateway>,
 ) -> ApiResult<(StatusCode, Json<CreatedGateway>)> {
-    let name = gateway_name(&req.name)?;
     let allowed = allow_list(&req.allowed_from)?;
-    let secret = token::generate();
-    let (gateway, tok) = state
-        .store
-        .create_gateway_allowing(&caller.actor(), &name, &token::hash(&secret), &allowed)
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => {
-                ApiError::Conflict(format!("a gateway named {name:?} exists already"))
-            }
-            other => other.into(),
-        })?;
+    let (gateway, tok, secret) =
+        domain::gateways::create(&state, &caller.actor(), &req.name, &allowed).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedGateway {
@@ -176,23 +150,9 @@ pub async fn rotate_token(
     JsonOrEmpty(req): JsonOrEmpty<RotateToken>,
 ) -> ApiResult<(StatusCode, Json<IssuedToken>)> {
     let overlap = req.overlap_secs.unwrap_or(DEFAULT_OVERLAP_SECS);
-    if !(0..=MAX_OVERLAP_SECS).contains(&overlap) {
-        return Err(ApiError::Validation(format!(
-            "overlap_secs must be between 0 and {MAX_OVERLAP_SECS}"
-        )));
-    }
     let allowed = allow_list(&req.allowed_from)?;
-    let secret = token::generate();
-    let meta = state
-        .store
-        .rotate_gateway_token_allowing(
-            &caller.actor(),
-            id,
-            &token::hash(&secret),
-            overlap * 1000,
-            &allowed,
-        )
-        .await?;
+    let (meta, secret) =
+        domain::gateways::rotate(&state, &caller.actor(), id, overlap, &allowed).await?;
     Ok((
         StatusCode::CREATED,
         Json(IssuedToken {
@@ -223,20 +183,6 @@ pub async fn revoke_token(
     AdminOnly(caller): AdminOnly,
     ApiPath((id, token_id)): ApiPath<(Uuid, Uuid)>,
 ) -> ApiResult<Json<GatewayToken>> {
-    let tok = state.store.get_gateway_token(token_id).await?;
-    if tok.gateway_id != id {
-        return Err(ApiError::NotFound("gateway token".into()));
-    }
-    if tok.revoked_at.is_some() {
-        return Err(ApiError::Conflict("the token is already revoked".into()));
-    }
-    let tok = state
-        .store
-        .revoke_gateway_token(&caller.actor(), id, token_id)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound(_) => ApiError::Conflict("the token is already revoked".into()),
-            other => other.into(),
-        })?;
+    let tok = domain::gateways::revoke_token(&state, &caller.actor(), id, token_id).await?;
     Ok(Json(tok))
 }

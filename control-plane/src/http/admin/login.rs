@@ -85,10 +85,7 @@ pub async fn login(
     };
     lock(&limits.logins).forget(&key);
     lock(&limits.accounts).succeed(&account);
-    let now_secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    let now_secs = u64::try_from(crate::model::now_ms() / 1000).unwrap_or(0);
     let (token, exp) = state
         .jwt
         .issue_for_generation(admin.id, &admin.username, admin.role, generation, now_secs)

@@ -21,8 +21,6 @@ pub mod subscriptions;
 pub mod usage;
 pub mod users;
 
-use std::ops::RangeInclusive;
-
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::routing::{get, post};
@@ -36,10 +34,11 @@ use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::model::Role;
 
-/// Longest name of anything (users, plans, devices, nodes, ...).
-pub const MAX_NAME: usize = 64;
-/// Longest free-text description.
-pub const MAX_DESCRIPTION: usize = 512;
+pub use crate::domain::blocking;
+pub use crate::domain::validate::{
+    email, free_text, int_in, shown, text, MAX_DESCRIPTION, MAX_NAME,
+};
+
 /// Most rows a list returns.
 pub const MAX_LIMIT: i64 = 1000;
 /// Rows a list returns when no limit is given.
@@ -327,53 +326,6 @@ pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// A trimmed, non-empty name of at most `max` characters without control characters.
-pub fn text(field: &str, value: &str, max: usize) -> ApiResult<String> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err(ApiError::Validation(format!("{field} must not be empty")));
-    }
-    if v.chars().count() > max {
-        return Err(ApiError::Validation(format!(
-            "{field} must have at most {max} characters"
-        )));
-    }
-    if v.chars().any(char::is_control) {
-        return Err(ApiError::Validation(format!(
-            "{field} must not contain control characters"
-        )));
-    }
-    Ok(v.to_owned())
-}
-
-/// Free text that may be empty (descriptions).
-pub fn free_text(field: &str, value: &str, max: usize) -> ApiResult<String> {
-    let v = value.trim();
-    if v.chars().count() > max {
-        return Err(ApiError::Validation(format!(
-            "{field} must have at most {max} characters"
-        )));
-    }
-    if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(ApiError::Validation(format!(
-            "{field} must not contain control characters"
-        )));
-    }
-    Ok(v.to_owned())
-}
-
-/// An integer within `range`, as an `i32`.
-pub fn int_in(field: &str, value: i64, range: RangeInclusive<i64>) -> ApiResult<i32> {
-    if !range.contains(&value) {
-        return Err(ApiError::Validation(format!(
-            "{field} must be between {} and {}",
-            range.start(),
-            range.end()
-        )));
-    }
-    i32::try_from(value).map_err(|_| ApiError::Validation(format!("{field} is out of range")))
-}
-
 /// A list limit: 1..=1000, 100 when absent.
 pub fn limit(value: Option<i64>) -> ApiResult<i64> {
     match value {
@@ -385,43 +337,6 @@ pub fn limit(value: Option<i64>) -> ApiResult<i64> {
     }
 }
 
-/// An e-mail address of a plausible shape (`local@domain.tld`, at most 254 bytes).
-pub fn email(value: &str) -> ApiResult<String> {
-    let v = value.trim();
-    let bad = || ApiError::Validation(format!("email {} is not a valid address", shown(v)));
-    if v.len() > 254 {
-        return Err(ApiError::Validation(
-            "email must have at most 254 characters".into(),
-        ));
-    }
-    let (local, domain) = v.split_once('@').ok_or_else(bad)?;
-    let domain_ok = domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains("..")
-        && domain
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '-' || c == '.');
-    if local.is_empty()
-        || local.len() > 64
-        || domain.contains('@')
-        || !domain_ok
-        || v.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(bad());
-    }
-    Ok(v.to_owned())
-}
-
-/// User input quoted in an error message, cut short.
-pub fn shown(value: &str) -> String {
-    let mut s: String = value.chars().take(64).collect();
-    if s.len() < value.len() {
-        s.push('…');
-    }
-    format!("{s:?}")
-}
-
 /// A referenced row named in a request body that does not exist is a validation error (the
 /// request itself is malformed), not a missing resource.
 pub fn unknown_ref(what: &str, id: impl std::fmt::Display) -> impl FnOnce(ApiError) -> ApiError {
@@ -430,11 +345,4 @@ pub fn unknown_ref(what: &str, id: impl std::fmt::Display) -> impl FnOnce(ApiErr
         ApiError::NotFound(_) => ApiError::Validation(msg),
         other => other,
     }
-}
-
-/// Runs CPU-heavy work (argon2) off the async workers.
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))
 }

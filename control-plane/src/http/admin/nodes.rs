@@ -9,31 +9,18 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{int_in, limit, nullable, text, Operator, MAX_NAME};
+use super::{limit, nullable, Operator};
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::domain;
+use crate::domain::nodes::{ImportInput, NodeChanges, NodeInput};
+use crate::error::ApiResult;
 use crate::http::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
 use crate::model::{HealthEvent, Millis, Node, NodeHealth, NodeStatus};
-use crate::pool::{
-    normalize_host, parse_access_key, supported_ciphers, validate_cipher, AccessKeyError,
-    CipherError, EndpointError, NodeEndpoint,
-};
-use crate::store::{NewNode, NodeUpdate, Store, StoreError};
 
-/// Default relative share for weighted assignment.
-pub const DEFAULT_WEIGHT: i64 = 100;
-/// Default most concurrent sessions.
-pub const DEFAULT_CAPACITY: i64 = 1000;
-/// Highest weight.
-pub const MAX_WEIGHT: i64 = 10_000;
-/// Highest capacity.
-pub const MAX_CAPACITY: i64 = 1_000_000;
-/// Most groups a node may be in.
-pub const MAX_GROUPS: usize = 64;
-/// Longest secret / key accepted.
-pub const MAX_SECRET: usize = 1024;
-/// Longest access key accepted.
-pub const MAX_ACCESS_KEY: usize = 4096;
+pub use crate::domain::nodes::{
+    DEFAULT_CAPACITY, DEFAULT_WEIGHT, MAX_ACCESS_KEY, MAX_CAPACITY, MAX_GROUPS, MAX_SECRET,
+    MAX_WEIGHT,
+};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -116,123 +103,6 @@ pub struct NodeHealthReport {
     pub history: Vec<HealthEvent>,
 }
 
-fn cipher_error(e: CipherError) -> ApiError {
-    let supported = supported_ciphers().join(", ");
-    ApiError::Validation(match e {
-        CipherError::Unknown { name } => format!("unknown cipher {name:?}; supported: {supported}"),
-        CipherError::Insecure(name) => format!("unknown cipher {name:?}: stream (non-AEAD) ciphers are insecure; supported: {supported}"),
-        other @ CipherError::Aes192GcmUnsupported => format!("{other}; supported: {supported}"),
-    })
-}
-
-fn endpoint_error(e: EndpointError) -> ApiError {
-    match e {
-        EndpointError::Cipher(c) => cipher_error(c),
-        EndpointError::ZeroPort => ApiError::Validation("port must be between 1 and 65535".into()),
-        EndpointError::EmptySecret => ApiError::Validation("secret must not be empty".into()),
-        other => ApiError::Validation(other.to_string()),
-    }
-}
-
-fn access_key_error(e: AccessKeyError) -> ApiError {
-    match e {
-        AccessKeyError::Endpoint(inner) => endpoint_error(inner),
-        other => ApiError::Validation(other.to_string()),
-    }
-}
-
-/// Validates a node's address and credentials field by field, with a precise message for each.
-pub fn endpoint(host: &str, port: i64, cipher: &str, secret: &str) -> ApiResult<NodeEndpoint> {
-    if host.len() > 255 {
-        return Err(ApiError::Validation(
-            "host must have at most 255 characters".into(),
-        ));
-    }
-    normalize_host(host).map_err(endpoint_error)?;
-    let port = u16::try_from(port)
-        .ok()
-        .filter(|p| *p != 0)
-        .ok_or_else(|| ApiError::Validation("port must be between 1 and 65535".into()))?;
-    if cipher.len() > 64 {
-        return Err(ApiError::Validation(
-            "cipher must have at most 64 characters".into(),
-        ));
-    }
-    validate_cipher(cipher).map_err(cipher_error)?;
-    if secret.is_empty() {
-        return Err(ApiError::Validation("secret must not be empty".into()));
-    }
-    if secret.len() > MAX_SECRET {
-        return Err(ApiError::Validation(format!(
-            "secret must have at most {MAX_SECRET} bytes"
-        )));
-    }
-    if secret.chars().any(char::is_control) {
-        return Err(ApiError::Validation(
-            "secret must not contain control characters".into(),
-        ));
-    }
-    NodeEndpoint::new(host, port, cipher, secret).map_err(endpoint_error)
-}
-
-/// A region given by code or id.
-async fn region_id(store: &Store, region: &str) -> ApiResult<Uuid> {
-    let found = match Uuid::parse_str(region) {
-        Ok(id) => store.get_region(id).await,
-        Err(_) => {
-            super::regions::region_code(region).map_err(|_| {
-                ApiError::Validation(format!(
-                    "unknown region {}: give a region code or id",
-                    super::shown(region)
-                ))
-            })?;
-            store.region_by_code(region).await
-        }
-    };
-    found.map(|r| r.id).map_err(|e| match e {
-        StoreError::NotFound(_) => {
-            ApiError::Validation(format!("unknown region {}", super::shown(region)))
-        }
-        other => other.into(),
-    })
-}
-
-async fn optional_region(store: &Store, region: Option<&str>) -> ApiResult<Option<Uuid>> {
-    match region.map(str::trim).filter(|r| !r.is_empty()) {
-        Some(r) => Ok(Some(region_id(store, r).await?)),
-        None => Ok(None),
-    }
-}
-
-/// Checks that every group exists; duplicates are dropped.
-async fn group_ids(store: &Store, groups: &[Uuid]) -> ApiResult<Vec<Uuid>> {
-    if groups.len() > MAX_GROUPS {
-        return Err(ApiError::Validation(format!(
-            "a node may be in at most {MAX_GROUPS} groups"
-        )));
-    }
-    let mut out: Vec<Uuid> = Vec::with_capacity(groups.len());
-    for g in groups {
-        if out.contains(g) {
-            continue;
-        }
-        store.get_node_group(*g).await.map_err(|e| match e {
-            StoreError::NotFound(_) => ApiError::Validation(format!("unknown node group {g}")),
-            other => other.into(),
-        })?;
-        out.push(*g);
-    }
-    Ok(out)
-}
-
-fn weight(v: Option<i64>) -> ApiResult<i32> {
-    int_in("weight", v.unwrap_or(DEFAULT_WEIGHT), 0..=MAX_WEIGHT)
-}
-
-fn capacity(v: Option<i64>) -> ApiResult<i32> {
-    int_in("capacity", v.unwrap_or(DEFAULT_CAPACITY), 0..=MAX_CAPACITY)
-}
-
 /// Adds a node.
 #[utoipa::path(post, path = "/v1/admin/nodes", tag = "admin", request_body = CreateNode,
     responses((status = 201, body = Node), (status = 422, body = crate::error::Problem)), security(("admin_jwt" = [])))]
@@ -241,22 +111,20 @@ pub async fn create_node(
     Operator(caller): Operator,
     ApiJson(req): ApiJson<CreateNode>,
 ) -> ApiResult<(StatusCode, Json<Node>)> {
-    let name = text("name", &req.name, MAX_NAME)?;
-    let ep = endpoint(&req.host, req.port, &req.cipher, &req.secret)?;
-    let new = NewNode {
-        name,
-        host: ep.host,
-        port: ep.port,
-        cipher: ep.cipher,
-        secret: ep.secret,
-        region_id: optional_region(&state.store, req.region.as_deref()).await?,
-        groups: group_ids(&state.store, &req.groups).await?,
-        weight: weight(req.weight)?,
-        capacity: capacity(req.capacity)?,
+    let input = NodeInput {
+        name: req.name,
+        host: req.host,
+        port: req.port,
+        cipher: req.cipher,
+        secret: req.secret,
+        region: req.region,
+        groups: req.groups,
+        weight: req.weight,
+        capacity: req.capacity,
     };
     Ok((
         StatusCode::CREATED,
-        Json(state.store.create_node(&caller.actor(), &new).await?),
+        Json(domain::nodes::create(&state, &caller.actor(), input).await?),
     ))
 }
 
@@ -268,42 +136,17 @@ pub async fn import_node(
     Operator(caller): Operator,
     ApiJson(req): ApiJson<ImportNode>,
 ) -> ApiResult<(StatusCode, Json<Node>)> {
-    if req.access_key.len() > MAX_ACCESS_KEY {
-        return Err(ApiError::Validation(format!(
-            "access_key must have at most {MAX_ACCESS_KEY} characters"
-        )));
-    }
-    let key = parse_access_key(&req.access_key).map_err(access_key_error)?;
-    if key.endpoint.secret.len() > MAX_SECRET || key.endpoint.secret.chars().any(char::is_control) {
-        return Err(ApiError::Validation(format!("the access key's secret must have at most {MAX_SECRET} bytes and no control characters")));
-    }
-    let name = match (&req.name, &key.name) {
-        (Some(n), _) => text("name", n, MAX_NAME)?,
-        (None, Some(n)) => {
-            let clean: String = n
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(MAX_NAME)
-                .collect();
-            text("name", &clean, MAX_NAME).unwrap_or_else(|_| key.endpoint.address())
-        }
-        (None, None) => key.endpoint.address(),
-    };
-    let ep = key.endpoint;
-    let new = NewNode {
-        name,
-        host: ep.host,
-        port: ep.port,
-        cipher: ep.cipher,
-        secret: ep.secret,
-        region_id: optional_region(&state.store, req.region.as_deref()).await?,
-        groups: group_ids(&state.store, &req.groups).await?,
-        weight: weight(req.weight)?,
-        capacity: capacity(req.capacity)?,
+    let input = ImportInput {
+        access_key: req.access_key,
+        name: req.name,
+        region: req.region,
+        groups: req.groups,
+        weight: req.weight,
+        capacity: req.capacity,
     };
     Ok((
         StatusCode::CREATED,
-        Json(state.store.create_node(&caller.actor(), &new).await?),
+        Json(domain::nodes::import(&state, &caller.actor(), input).await?),
     ))
 }
 
@@ -336,62 +179,20 @@ pub async fn update_node(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<UpdateNode>,
 ) -> ApiResult<Json<Node>> {
-    let current = state.store.get_node(id).await?;
-    let mut update = NodeUpdate {
-        name: req
-            .name
-            .as_deref()
-            .map(|n| text("name", n, MAX_NAME))
-            .transpose()?,
-        ..NodeUpdate::default()
+    let changes = NodeChanges {
+        name: req.name,
+        host: req.host,
+        port: req.port,
+        cipher: req.cipher,
+        secret: req.secret,
+        region: req.region,
+        groups: req.groups,
+        weight: req.weight,
+        capacity: req.capacity,
+        status: req.status,
     };
-    if req.host.is_some() || req.port.is_some() || req.cipher.is_some() || req.secret.is_some() {
-        let ep = endpoint(
-            req.host.as_deref().unwrap_or(&current.host),
-            req.port.unwrap_or(i64::from(current.port)),
-            req.cipher.as_deref().unwrap_or(&current.cipher),
-            req.secret.as_deref().unwrap_or(&current.secret),
-        )?;
-        update.host = req.host.is_some().then_some(ep.host);
-        update.port = req.port.is_some().then_some(ep.port);
-        update.cipher = req.cipher.is_some().then_some(ep.cipher);
-        update.secret = req.secret.is_some().then_some(ep.secret);
-    }
-    update.region_id = match &req.region {
-        Some(r) => Some(optional_region(&state.store, r.as_deref()).await?),
-        None => None,
-    };
-    update.groups = match &req.groups {
-        Some(g) => Some(group_ids(&state.store, g).await?),
-        None => None,
-    };
-    update.weight = req
-        .weight
-        .map(|w| int_in("weight", w, 0..=MAX_WEIGHT))
-        .transpose()?;
-    update.capacity = req
-        .capacity
-        .map(|c| int_in("capacity", c, 0..=MAX_CAPACITY))
-        .transpose()?;
-    update.status = req.status;
-    let empty = update.name.is_none()
-        && update.host.is_none()
-        && update.port.is_none()
-        && update.cipher.is_none()
-        && update.secret.is_none()
-        && update.region_id.is_none()
-        && update.groups.is_none()
-        && update.weight.is_none()
-        && update.capacity.is_none()
-        && update.status.is_none();
-    if empty {
-        return Err(ApiError::Validation("nothing to change".into()));
-    }
     Ok(Json(
-        state
-            .store
-            .update_node(&caller.actor(), id, &update)
-            .await?,
+        domain::nodes::update(&state, &caller.actor(), id, changes).await?,
     ))
 }
 

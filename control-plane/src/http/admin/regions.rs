@@ -8,12 +8,13 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{nullable, text, Operator, MAX_NAME};
+use super::{nullable, Operator};
 use crate::app::AppState;
+use crate::domain;
+use crate::domain::regions::RegionInput;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AdminCaller, ApiJson, ApiPath};
 use crate::model::Region;
-use crate::store::{NewRegion, StoreError};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -41,62 +42,6 @@ pub struct UpdateRegion {
     pub longitude: Option<Option<f64>>,
 }
 
-/// Checks a region code: 1 to 32 of lowercase letters, digits and `-`.
-pub fn region_code(code: &str) -> ApiResult<String> {
-    let ok = !code.is_empty()
-        && code.len() <= 32
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if !ok {
-        return Err(ApiError::Validation(format!(
-            "region code {} must have 1 to 32 of lowercase letters, digits and '-'",
-            super::shown(code)
-        )));
-    }
-    Ok(code.to_owned())
-}
-
-fn coordinate(field: &str, v: Option<f64>, bound: f64) -> ApiResult<Option<f64>> {
-    match v {
-        Some(x) if !x.is_finite() || x < -bound || x > bound => Err(ApiError::Validation(format!(
-            "{field} must be between {} and {bound}",
-            -bound
-        ))),
-        other => Ok(other),
-    }
-}
-
-fn checked(
-    code: &str,
-    name: &str,
-    latitude: Option<f64>,
-    longitude: Option<f64>,
-) -> ApiResult<NewRegion> {
-    let latitude = coordinate("latitude", latitude, 90.0)?;
-    let longitude = coordinate("longitude", longitude, 180.0)?;
-    if latitude.is_some() != longitude.is_some() {
-        return Err(ApiError::Validation(
-            "give both latitude and longitude, or neither".into(),
-        ));
-    }
-    Ok(NewRegion {
-        code: region_code(code)?,
-        name: text("name", name, MAX_NAME)?,
-        latitude,
-        longitude,
-    })
-}
-
-fn conflict(code: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {
-    move |e| match e {
-        StoreError::Conflict(_) => {
-            ApiError::Conflict(format!("a region with code {code:?} exists already"))
-        }
-        other => other.into(),
-    }
-}
-
 /// Creates a region.
 #[utoipa::path(post, path = "/v1/admin/regions", tag = "admin", request_body = CreateRegion,
     responses((status = 201, body = Region), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
@@ -106,12 +51,13 @@ pub async fn create_region(
     Operator(caller): Operator,
     ApiJson(req): ApiJson<CreateRegion>,
 ) -> ApiResult<(StatusCode, Json<Region>)> {
-    let new = checked(&req.code, &req.name, req.latitude, req.longitude)?;
-    let region = state
-        .store
-        .create_region(&caller.actor(), &new)
-        .await
-        .map_err(conflict(&new.code))?;
+    let input = RegionInput {
+        code: &req.code,
+        name: &req.name,
+        latitude: req.latitude,
+        longitude: req.longitude,
+    };
+    let region = domain::regions::create(&state, &caller.actor(), &input).await?;
     Ok((StatusCode::CREATED, Json(region)))
 }
 
@@ -150,18 +96,14 @@ pub async fn update_region(
         return Err(ApiError::Validation("nothing to change".into()));
     }
     let current = state.store.get_region(id).await?;
-    let new = checked(
-        req.code.as_deref().unwrap_or(&current.code),
-        req.name.as_deref().unwrap_or(&current.name),
-        req.latitude.unwrap_or(current.latitude),
-        req.longitude.unwrap_or(current.longitude),
-    )?;
+    let input = RegionInput {
+        code: req.code.as_deref().unwrap_or(&current.code),
+        name: req.name.as_deref().unwrap_or(&current.name),
+        latitude: req.latitude.unwrap_or(current.latitude),
+        longitude: req.longitude.unwrap_or(current.longitude),
+    };
     Ok(Json(
-        state
-            .store
-            .update_region(&caller.actor(), id, &new)
-            .await
-            .map_err(conflict(&new.code))?,
+        domain::regions::update(&state, &caller.actor(), id, &input).await?,
     ))
 }
 
@@ -173,23 +115,6 @@ pub async fn delete_region(
     Operator(caller): Operator,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let region = state.store.get_region(id).await?;
-    // Deleting a plan's only region would silently widen the plan to every region.
-    let plans: Vec<String> = state
-        .store
-        .list_plans()
-        .await?
-        .into_iter()
-        .filter(|p| p.allowed_regions.contains(&region.code))
-        .map(|p| p.name)
-        .collect();
-    if !plans.is_empty() {
-        return Err(ApiError::Conflict(format!(
-            "region {:?} is allowed by plans {}; remove it from them first",
-            region.code,
-            plans.join(", ")
-        )));
-    }
-    state.store.delete_region(&caller.actor(), id).await?;
+    domain::regions::delete(&state, &caller.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

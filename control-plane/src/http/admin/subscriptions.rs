@@ -8,13 +8,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{unknown_ref, Operator};
+use super::Operator;
 use crate::app::AppState;
 use crate::domain;
+use crate::domain::subscriptions::PlanRef;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AdminCaller, ApiJson, ApiPath};
 use crate::model::{now_ms, Millis, Subscription, SubscriptionStatus};
-use crate::store::{NewSubscription, QuotaStatus};
+use crate::store::QuotaStatus;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -61,41 +62,20 @@ pub async fn create_subscription(
     ApiPath(user_id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<CreateSubscription>,
 ) -> ApiResult<(StatusCode, Json<Subscription>)> {
-    if req.on_hold && req.queued {
-        return Err(ApiError::Validation("on_hold and queued cannot both be set: a queued subscription starts when the current one ends".into()));
-    }
-    state.store.get_user(user_id).await?;
     let plan = match (req.plan_id, req.plan.as_deref()) {
-        (Some(id), None) => state
-            .store
-            .get_plan(id)
-            .await
-            .map_err(ApiError::from)
-            .map_err(unknown_ref("plan", id))?,
-        (None, Some(name)) => state
-            .store
-            .plan_by_name(&super::text("plan", name, super::MAX_NAME)?)
-            .await
-            .map_err(ApiError::from)
-            .map_err(unknown_ref("plan", format!("{name:?}")))?,
-        _ => {
-            return Err(ApiError::Validation(
-                "give exactly one of plan_id and plan".into(),
-            ))
-        }
+        (Some(id), None) => Some(PlanRef::Id(id)),
+        (None, Some(name)) => Some(PlanRef::Name(name)),
+        _ => None,
     };
-    let sub = state
-        .store
-        .create_subscription(
-            &caller.actor(),
-            user_id,
-            &NewSubscription {
-                plan_id: plan.id,
-                on_hold: req.on_hold,
-                queued: req.queued,
-            },
-        )
-        .await?;
+    let (sub, _) = domain::subscriptions::create(
+        &state,
+        &caller.actor(),
+        user_id,
+        plan,
+        req.on_hold,
+        req.queued,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(sub)))
 }
 

@@ -8,13 +8,13 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{email, limit, nullable, text, Operator, MAX_NAME};
+use super::{limit, nullable, Operator};
 use crate::app::AppState;
 use crate::domain;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
 use crate::model::{User, UserStatus};
-use crate::store::{StoreError, UserUpdate};
+use crate::store::UserUpdate;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -46,15 +46,6 @@ pub struct ListUsers {
     pub offset: Option<i64>,
 }
 
-fn conflict(name: &str) -> impl FnOnce(StoreError) -> ApiError + '_ {
-    move |e| match e {
-        StoreError::Conflict(_) => {
-            ApiError::Conflict(format!("a user named {name:?} exists already"))
-        }
-        other => other.into(),
-    }
-}
-
 /// Creates a user.
 #[utoipa::path(post, path = "/v1/admin/users", tag = "admin", request_body = CreateUser,
     responses((status = 201, body = User), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
@@ -64,13 +55,8 @@ pub async fn create_user(
     Operator(caller): Operator,
     ApiJson(req): ApiJson<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
-    let name = text("name", &req.name, MAX_NAME)?;
-    let mail = req.email.as_deref().map(email).transpose()?;
-    let user = state
-        .store
-        .create_user(&caller.actor(), &name, mail.as_deref())
-        .await
-        .map_err(conflict(&name))?;
+    let user =
+        domain::users::create(&state, &caller.actor(), &req.name, req.email.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -110,29 +96,12 @@ pub async fn update_user(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<UpdateUser>,
 ) -> ApiResult<Json<User>> {
-    if req.name.is_none() && req.email.is_none() && req.status.is_none() {
-        return Err(ApiError::Validation(
-            "nothing to change: give name, email or status".into(),
-        ));
-    }
-    let name = req
-        .name
-        .as_deref()
-        .map(|n| text("name", n, MAX_NAME))
-        .transpose()?;
-    let mail = match &req.email {
-        Some(Some(e)) => Some(Some(email(e)?)),
-        Some(None) => Some(None),
-        None => None,
-    };
     let update = UserUpdate {
-        name: name.clone(),
-        email: mail,
+        name: req.name,
+        email: req.email,
         status: req.status,
     };
-    let user = domain::users::update(&state, &caller.actor(), id, &update)
-        .await
-        .map_err(conflict(name.as_deref().unwrap_or_default()))?;
+    let user = domain::users::update(&state, &caller.actor(), id, &update).await?;
     Ok(Json(user))
 }
 

@@ -1,0 +1,311 @@
+//! Pool nodes: adding one field by field or from an Outline access key, changing one; every
+//! address and credential checked with a precise message.
+
+use uuid::Uuid;
+
+use super::regions::region_code;
+use super::validate::{int_in, shown, text, MAX_NAME};
+use super::{DomainError, DomainResult};
+use crate::app::AppState;
+use crate::model::{Node, NodeStatus};
+use crate::pool::{
+    normalize_host, parse_access_key, supported_ciphers, validate_cipher, AccessKeyError,
+    CipherError, EndpointError, NodeEndpoint,
+};
+use crate::store::{NewNode, NodeUpdate, Store, StoreError};
+
+/// Default relative share for weighted assignment.
+pub const DEFAULT_WEIGHT: i64 = 100;
+/// Default most concurrent sessions.
+pub const DEFAULT_CAPACITY: i64 = 1000;
+/// Highest weight.
+pub const MAX_WEIGHT: i64 = 10_000;
+/// Highest capacity.
+pub const MAX_CAPACITY: i64 = 1_000_000;
+/// Most groups a node may be in.
+pub const MAX_GROUPS: usize = 64;
+/// Longest secret / key accepted.
+pub const MAX_SECRET: usize = 1024;
+/// Longest access key accepted.
+pub const MAX_ACCESS_KEY: usize = 4096;
+
+/// A node given field by field.
+#[derive(Clone, Debug)]
+pub struct NodeInput {
+    pub name: String,
+    pub host: String,
+    pub port: i64,
+    pub cipher: String,
+    pub secret: String,
+    /// Region code or id.
+    pub region: Option<String>,
+    pub groups: Vec<Uuid>,
+    pub weight: Option<i64>,
+    pub capacity: Option<i64>,
+}
+
+/// A node given by an access key.
+#[derive(Clone, Debug)]
+pub struct ImportInput {
+    pub access_key: String,
+    /// Defaults to the key's `#name`, else `host:port`.
+    pub name: Option<String>,
+    /// Region code or id.
+    pub region: Option<String>,
+    pub groups: Vec<Uuid>,
+    pub weight: Option<i64>,
+    pub capacity: Option<i64>,
+}
+
+/// Changes to a node; `None` leaves a field as it is (`region: Some(None)` removes it).
+#[derive(Clone, Debug, Default)]
+pub struct NodeChanges {
+    pub name: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<i64>,
+    pub cipher: Option<String>,
+    pub secret: Option<String>,
+    pub region: Option<Option<String>>,
+    pub groups: Option<Vec<Uuid>>,
+    pub weight: Option<i64>,
+    pub capacity: Option<i64>,
+    pub status: Option<NodeStatus>,
+}
+
+fn cipher_error(e: CipherError) -> DomainError {
+    let supported = supported_ciphers().join(", ");
+    DomainError::Invalid(match e {
+        CipherError::Unknown { name } => format!("unknown cipher {name:?}; supported: {supported}"),
+        CipherError::Insecure(name) => format!("unknown cipher {name:?}: stream (non-AEAD) ciphers are insecure; supported: {supported}"),
+        other @ CipherError::Aes192GcmUnsupported => format!("{other}; supported: {supported}"),
+    })
+}
+
+fn endpoint_error(e: EndpointError) -> DomainError {
+    match e {
+        EndpointError::Cipher(c) => cipher_error(c),
+        EndpointError::ZeroPort => DomainError::Invalid("port must be between 1 and 65535".into()),
+        EndpointError::EmptySecret => DomainError::Invalid("secret must not be empty".into()),
+        other => DomainError::Invalid(other.to_string()),
+    }
+}
+
+fn access_key_error(e: AccessKeyError) -> DomainError {
+    match e {
+        AccessKeyError::Endpoint(inner) => endpoint_error(inner),
+        other => DomainError::Invalid(other.to_string()),
+    }
+}
+
+/// Validates a node's address and credentials field by field, with a precise message for each.
+pub fn endpoint(host: &str, port: i64, cipher: &str, secret: &str) -> DomainResult<NodeEndpoint> {
+    if host.len() > 255 {
+        return Err(DomainError::Invalid(
+            "host must have at most 255 characters".into(),
+        ));
+    }
+    normalize_host(host).map_err(endpoint_error)?;
+    let port = u16::try_from(port)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| DomainError::Invalid("port must be between 1 and 65535".into()))?;
+    if cipher.len() > 64 {
+        return Err(DomainError::Invalid(
+            "cipher must have at most 64 characters".into(),
+        ));
+    }
+    validate_cipher(cipher).map_err(cipher_error)?;
+    if secret.is_empty() {
+        return Err(DomainError::Invalid("secret must not be empty".into()));
+    }
+    if secret.len() > MAX_SECRET {
+        return Err(DomainError::Invalid(format!(
+            "secret must have at most {MAX_SECRET} bytes"
+        )));
+    }
+    if secret.chars().any(char::is_control) {
+        return Err(DomainError::Invalid(
+            "secret must not contain control characters".into(),
+        ));
+    }
+    NodeEndpoint::new(host, port, cipher, secret).map_err(endpoint_error)
+}
+
+/// A region given by code or id.
+async fn region_id(store: &Store, region: &str) -> DomainResult<Uuid> {
+    let found = match Uuid::parse_str(region) {
+        Ok(id) => store.get_region(id).await,
+        Err(_) => {
+            region_code(region).map_err(|_| {
+                DomainError::Invalid(format!(
+                    "unknown region {}: give a region code or id",
+                    shown(region)
+                ))
+            })?;
+            store.region_by_code(region).await
+        }
+    };
+    found.map(|r| r.id).map_err(|e| match e {
+        StoreError::NotFound(_) => {
+            DomainError::Invalid(format!("unknown region {}", shown(region)))
+        }
+        other => other.into(),
+    })
+}
+
+async fn optional_region(store: &Store, region: Option<&str>) -> DomainResult<Option<Uuid>> {
+    match region.map(str::trim).filter(|r| !r.is_empty()) {
+        Some(r) => Ok(Some(region_id(store, r).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Checks that every group exists; duplicates are dropped.
+async fn group_ids(store: &Store, groups: &[Uuid]) -> DomainResult<Vec<Uuid>> {
+    if groups.len() > MAX_GROUPS {
+        return Err(DomainError::Invalid(format!(
+            "a node may be in at most {MAX_GROUPS} groups"
+        )));
+    }
+    let mut out: Vec<Uuid> = Vec::with_capacity(groups.len());
+    for g in groups {
+        if out.contains(g) {
+            continue;
+        }
+        store.get_node_group(*g).await.map_err(|e| match e {
+            StoreError::NotFound(_) => DomainError::Invalid(format!("unknown node group {g}")),
+            other => other.into(),
+        })?;
+        out.push(*g);
+    }
+    Ok(out)
+}
+
+fn weight(v: Option<i64>) -> DomainResult<i32> {
+    int_in("weight", v.unwrap_or(DEFAULT_WEIGHT), 0..=MAX_WEIGHT)
+}
+
+fn capacity(v: Option<i64>) -> DomainResult<i32> {
+    int_in("capacity", v.unwrap_or(DEFAULT_CAPACITY), 0..=MAX_CAPACITY)
+}
+
+/// Adds a node.
+pub async fn create(state: &AppState, actor: &str, input: NodeInput) -> DomainResult<Node> {
+    let name = text("name", &input.name, MAX_NAME)?;
+    let ep = endpoint(&input.host, input.port, &input.cipher, &input.secret)?;
+    let new = NewNode {
+        name,
+        host: ep.host,
+        port: ep.port,
+        cipher: ep.cipher,
+        secret: ep.secret,
+        region_id: optional_region(&state.store, input.region.as_deref()).await?,
+        groups: group_ids(&state.store, &input.groups).await?,
+        weight: weight(input.weight)?,
+        capacity: capacity(input.capacity)?,
+    };
+    Ok(state.store.create_node(actor, &new).await?)
+}
+
+/// Adds a node from an Outline / SIP002 access key.
+pub async fn import(state: &AppState, actor: &str, input: ImportInput) -> DomainResult<Node> {
+    if input.access_key.len() > MAX_ACCESS_KEY {
+        return Err(DomainError::Invalid(format!(
+            "access_key must have at most {MAX_ACCESS_KEY} characters"
+        )));
+    }
+    let key = parse_access_key(&input.access_key).map_err(access_key_error)?;
+    if key.endpoint.secret.len() > MAX_SECRET || key.endpoint.secret.chars().any(char::is_control) {
+        return Err(DomainError::Invalid(format!("the access key's secret must have at most {MAX_SECRET} bytes and no control characters")));
+    }
+    let name = match (&input.name, &key.name) {
+        (Some(n), _) => text("name", n, MAX_NAME)?,
+        (None, Some(n)) => {
+            let clean: String = n
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_NAME)
+                .collect();
+            text("name", &clean, MAX_NAME).unwrap_or_else(|_| key.endpoint.address())
+        }
+        (None, None) => key.endpoint.address(),
+    };
+    let ep = key.endpoint;
+    let new = NewNode {
+        name,
+        host: ep.host,
+        port: ep.port,
+        cipher: ep.cipher,
+        secret: ep.secret,
+        region_id: optional_region(&state.store, input.region.as_deref()).await?,
+        groups: group_ids(&state.store, &input.groups).await?,
+        weight: weight(input.weight)?,
+        capacity: capacity(input.capacity)?,
+    };
+    Ok(state.store.create_node(actor, &new).await?)
+}
+
+/// Changes a node; a changed address or credentials are validated as a whole.
+pub async fn update(
+    state: &AppState,
+    actor: &str,
+    id: Uuid,
+    input: NodeChanges,
+) -> DomainResult<Node> {
+    let current = state.store.get_node(id).await?;
+    let mut update = NodeUpdate {
+        name: input
+            .name
+            .as_deref()
+            .map(|n| text("name", n, MAX_NAME))
+            .transpose()?,
+        ..NodeUpdate::default()
+    };
+    if input.host.is_some()
+        || input.port.is_some()
+        || input.cipher.is_some()
+        || input.secret.is_some()
+    {
+        let ep = endpoint(
+            input.host.as_deref().unwrap_or(&current.host),
+            input.port.unwrap_or(i64::from(current.port)),
+            input.cipher.as_deref().unwrap_or(&current.cipher),
+            input.secret.as_deref().unwrap_or(&current.secret),
+        )?;
+        update.host = input.host.is_some().then_some(ep.host);
+        update.port = input.port.is_some().then_some(ep.port);
+        update.cipher = input.cipher.is_some().then_some(ep.cipher);
+        update.secret = input.secret.is_some().then_some(ep.secret);
+    }
+    update.region_id = match &input.region {
+        Some(r) => Some(optional_region(&state.store, r.as_deref()).await?),
+        None => None,
+    };
+    update.groups = match &input.groups {
+        Some(g) => Some(group_ids(&state.store, g).await?),
+        None => None,
+    };
+    update.weight = input
+        .weight
+        .map(|w| int_in("weight", w, 0..=MAX_WEIGHT))
+        .transpose()?;
+    update.capacity = input
+        .capacity
+        .map(|c| int_in("capacity", c, 0..=MAX_CAPACITY))
+        .transpose()?;
+    update.status = input.status;
+    let empty = update.name.is_none()
+        && update.host.is_none()
+        && update.port.is_none()
+        && update.cipher.is_none()
+        && update.secret.is_none()
+        && update.region_id.is_none()
+        && update.groups.is_none()
+        && update.weight.is_none()
+        && update.capacity.is_none()
+        && update.status.is_none();
+    if empty {
+        return Err(DomainError::Invalid("nothing to change".into()));
+    }
+    Ok(state.store.update_node(actor, id, &update).await?)
+}

@@ -1,0 +1,71 @@
+//! What every resource table shares: reading one row by id or by a unique column, and committing
+//! a change together with its audit entry. Each resource module declares its table with
+//! [`resource!`] instead of repeating these queries.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+use uuid::Uuid;
+
+use super::audit::{record, NewAudit};
+use super::{Result, Store, StoreError};
+
+/// A table whose rows decode into `Self`.
+pub(crate) trait Resource: Sized {
+    const TABLE: &'static str;
+    /// The columns `from_row` reads, in `SELECT` order.
+    const COLUMNS: &'static str;
+    /// The noun of "... not found".
+    const NOUN: &'static str;
+    fn from_row(row: &AnyRow) -> Result<Self>;
+}
+
+/// Declares a model type's table: `resource!(User, "users", COLUMNS, "user", from_row)`.
+macro_rules! resource {
+    ($model:ty, $table:literal, $columns:expr, $noun:literal, $from_row:path) => {
+        impl $crate::store::resource::Resource for $model {
+            const TABLE: &'static str = $table;
+            const COLUMNS: &'static str = $columns;
+            const NOUN: &'static str = $noun;
+            fn from_row(row: &sqlx::any::AnyRow) -> $crate::store::Result<Self> {
+                $from_row(row)
+            }
+        }
+    };
+}
+pub(crate) use resource;
+
+impl Store {
+    /// The row with this id ([`StoreError::NotFound`] when there is none).
+    pub(crate) async fn fetch<T: Resource>(&self, id: Uuid) -> Result<T> {
+        self.fetch_by("id", &id.to_string()).await
+    }
+
+    /// The row whose unique `column` holds `value`.
+    pub(crate) async fn fetch_by<T: Resource>(
+        &self,
+        column: &'static str,
+        value: &str,
+    ) -> Result<T> {
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {column} = $1",
+            T::COLUMNS,
+            T::TABLE
+        );
+        let row = sqlx::query(&sql)
+            .bind(value)
+            .fetch_optional(self.reader())
+            .await?
+            .ok_or(StoreError::NotFound(T::NOUN))?;
+        T::from_row(&row)
+    }
+}
+
+/// Records the change's audit entry in its transaction and commits both.
+pub(crate) async fn commit_audited(
+    mut tx: Transaction<'static, Any>,
+    entry: NewAudit<'_>,
+) -> Result<()> {
+    record(&mut tx, entry).await?;
+    tx.commit().await?;
+    Ok(())
+}
