@@ -11,10 +11,10 @@
 //! - [`streams`]: the table of live streams and their flow-control bookkeeping.
 //! - [`close`]: the WebSocket close codes of SPEC §2.6.
 
-pub mod close;
+pub use httvps_driver::close_code as close;
 pub mod control;
 mod handshake;
-pub mod silence;
+pub use httvps_driver::silence;
 pub mod streams;
 
 use std::net::SocketAddr;
