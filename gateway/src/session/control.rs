@@ -91,7 +91,7 @@ impl ControlTask {
                     Err(CpError::Refused {
                         status: 403, code, ..
                     }) => {
-                        self.end(&code).await;
+                        self.end(code.as_str()).await;
                         return;
                     }
                     Err(e @ CpError::Refused { status: 409, .. }) => {
@@ -110,7 +110,7 @@ impl ControlTask {
             match self.client.heartbeat_session(self.session_id).await {
                 Ok(answer) => {
                     if let Some(reason) = answer.end {
-                        self.end(&reason).await;
+                        self.end(reason.as_str()).await;
                         return;
                     }
                     if let Some(node) = answer.node_id {

@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 use tracing::Instrument;
 
 use crate::authority::{DeviceCheck, Entitlement, Verdict};
-use crate::control_plane::{hello_code, CpError};
+use crate::control_plane::CpError;
 use crate::metrics as m;
 use crate::shared::directory::quota_subject;
 use crate::shared::{sha256_hex, unix_ms, AdmitError, SessionEnd};
@@ -313,7 +313,7 @@ impl Session {
                         409 => HelloErrorCode::TooManySessions,
                         404 => HelloErrorCode::AuthFailed,
                         429 => HelloErrorCode::RateLimited,
-                        _ => hello_code(&code),
+                        _ => code.hello_error_code(),
                     };
                     if status != 409 {
                         shared.authority.forget(&entitlement.device_id);

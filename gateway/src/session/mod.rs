@@ -969,7 +969,9 @@ impl Session {
             return;
         };
         let reason = self.end_reason.unwrap_or("client_closed");
-        if let Err(e) = cp.end_session(id, reason).await {
+        let reason = httvps_contract::EndReason::parse(reason)
+            .unwrap_or(httvps_contract::EndReason::UnknownError);
+        if let Err(e) = cp.end_session(id, &reason).await {
             metrics::counter!(m::CONTROL_PLANE_ERRORS_TOTAL, "call" => "session_end").increment(1);
             tracing::warn!(session = %id, error = %e, "could not report the session end (the control plane reaps it as stale)");
         }
