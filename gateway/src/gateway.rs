@@ -4,7 +4,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use httvps_proto::SessionConfig;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +15,7 @@ use crate::control_plane::ControlPlaneClient;
 use crate::fallback::Fallback;
 use crate::listener::limits::ConnectionLimits;
 use crate::rate_limit::FailureLimiter;
+use crate::session::{SessionContext, SessionSettings};
 use crate::shared::SharedState;
 use crate::stats::GatewayStats;
 use crate::tls::TlsSource;
@@ -23,21 +23,13 @@ use crate::upstream::{NodeSource, Prewarm, TargetPolicy, Upstreams};
 use crate::usage::UsageReporter;
 use crate::{front, listener, GatewayConfig, GatewayError};
 
-/// State every connection and session of one gateway shares.
+/// State every connection of one gateway shares.
 #[derive(Debug)]
 pub struct Shared {
     /// The configuration.
     pub config: GatewayConfig,
-    /// Protocol settings of every session (from the configuration).
-    pub session_config: SessionConfig,
-    /// Who may connect.
-    pub authority: Arc<dyn DeviceAuthority>,
-    /// How streams reach their targets.
-    pub upstreams: Arc<Upstreams>,
-    /// Failed HELLOs per source address.
-    pub ip_failures: FailureLimiter<IpAddr>,
-    /// Failed HELLOs per device id.
-    pub device_failures: FailureLimiter<String>,
+    /// What every session shares (the only part a session sees).
+    pub sessions: Arc<SessionContext>,
     /// Counters.
     pub stats: Arc<GatewayStats>,
     /// Cancelled when the gateway starts draining (SIGTERM).
@@ -48,14 +40,6 @@ pub struct Shared {
     pub fallback_raw: Option<Fallback>,
     /// Open connections on the public port, in total and per client address.
     pub connection_limits: Arc<ConnectionLimits>,
-    /// The control plane: session lifecycle and registry (None: development without one).
-    pub control_plane: Option<Arc<ControlPlaneClient>>,
-    /// Usage reports (with the control plane).
-    pub usage: Option<UsageReporter>,
-    /// State shared with the other gateways (Redis, or in process).
-    pub state: Arc<SharedState>,
-    /// One permit per live session (`--max-sessions`); `None`: no cap.
-    pub session_slots: Option<Arc<Semaphore>>,
 }
 
 /// What the gateway asks about devices and nodes.
@@ -187,10 +171,11 @@ impl Gateway {
                 .map_err(|e| GatewayError::io(format!("usage spool {}", path.display()), e))?,
             ),
         };
-        let shared = Arc::new(Shared {
-            state,
-            session_slots,
-            session_config: config.session_config(),
+        let stats = Arc::new(GatewayStats::default());
+        let drain = CancellationToken::new();
+        let sessions = Arc::new(SessionContext {
+            settings: SessionSettings::from_config(&config),
+            protocol: config.session_config(),
             authority,
             upstreams,
             ip_failures: FailureLimiter::new(
@@ -203,16 +188,23 @@ impl Gateway {
                 config.hello_failure_window,
                 config.rate_limit_entries,
             ),
-            stats: Arc::new(GatewayStats::default()),
-            drain: CancellationToken::new(),
+            session_slots,
+            control_plane,
+            usage,
+            state,
+            stats: stats.clone(),
+            drain: drain.clone(),
+        });
+        let shared = Arc::new(Shared {
+            sessions,
+            stats,
+            drain,
             fallback: fallbacks.0,
             fallback_raw: fallbacks.1,
             connection_limits: ConnectionLimits::new(
                 config.max_connections,
                 config.max_connections_per_ip,
             ),
-            usage,
-            control_plane,
             config,
         });
         let tasks = TaskTracker::new();
@@ -223,17 +215,18 @@ impl Gateway {
         // Usage stops only after the sessions ended (see `shutdown`), so it has its own token.
         let stop_usage = stop_background.child_token();
         let usage_task = shared
+            .sessions
             .usage
             .clone()
             .map(|usage| tokio::spawn(usage.run(stop_usage)));
         // Like usage, the shared state outlives the sessions: their last bytes fold in at stop.
-        let state_task = tokio::spawn(shared.state.clone().run(
+        let state_task = tokio::spawn(shared.sessions.state.clone().run(
             listen_name,
             shared.stats.clone(),
             shared.drain.clone(),
             stop_background.child_token(),
         ));
-        if let Some(cp) = shared.control_plane.clone() {
+        if let Some(cp) = shared.sessions.control_plane.clone() {
             tokio::spawn(registry_heartbeat(
                 cp,
                 shared.config.registry_heartbeat_interval,
@@ -288,12 +281,12 @@ impl Gateway {
 
     /// The usage reporter (with a control plane).
     pub fn usage(&self) -> Option<&UsageReporter> {
-        self.shared.usage.as_ref()
+        self.shared.sessions.usage.as_ref()
     }
 
     /// The shared state (session directory, quotas, node load, the store).
     pub fn shared_state(&self) -> &Arc<SharedState> {
-        &self.shared.state
+        &self.shared.sessions.state
     }
 
     /// The address the TLS listener is bound to (`0.0.0.0:0` when `--listen` is off).
@@ -310,7 +303,7 @@ impl Gateway {
     /// The failed-HELLO limiter per client address (where the fronted listener's client
     /// addresses end up).
     pub fn hello_failures_per_ip(&self) -> &FailureLimiter<IpAddr> {
-        &self.shared.ip_failures
+        &self.shared.sessions.ip_failures
     }
 
     /// SHA-256 fingerprint of the current certificate (hex).
@@ -330,7 +323,7 @@ impl Gateway {
 
     /// How streams reach their targets (pre-warmed node connections, the direct flag).
     pub fn upstreams(&self) -> &Upstreams {
-        &self.shared.upstreams
+        &self.shared.sessions.upstreams
     }
 
     /// Graceful shutdown (SPEC §9.3): stop accepting, GOAWAY `shutting_down` to every session,
@@ -355,7 +348,7 @@ impl Gateway {
             let _ = task.await;
         }
         let _ = self.state_task.await;
-        if let Some(usage) = &self.shared.usage {
+        if let Some(usage) = &self.shared.sessions.usage {
             let lost = usage.flush(self.shared.config.usage_flush_timeout).await;
             if lost == 0 {
                 tracing::info!("usage flushed");

@@ -29,7 +29,7 @@ use crate::metrics as m;
 use crate::usage_spool::UsageSpool;
 
 /// Records per report at most (the control plane's limit).
-const MAX_RECORDS: usize = 10_000;
+const MAX_RECORDS: usize = httvps_contract::limits::MAX_USAGE_RECORDS;
 /// First retry delay after a failed send; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);

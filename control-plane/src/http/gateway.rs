@@ -6,8 +6,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use httvps_contract::assign::{AssignNodeRequest, AssignNodeResponse, AssignedNode};
+use httvps_contract::pool::{NodeHealth as PoolNodeHealth, PoolNode, PoolSnapshot};
+use httvps_contract::session::{
+    EndSessionRequest, GatewayHeartbeat, HeartbeatResponse, StartSessionRequest,
+};
+use httvps_contract::usage::{UsageReport, UsageReportResponse};
+use httvps_contract::validate::{Entitlement, PlanTerms, ValidateRequest, ValidateResponse};
+use httvps_contract::{routes, DenyCode, EndReason, RefusalCode};
 use uuid::Uuid;
 
 use super::extract::{ApiJson, ApiJsonAnyText, ApiPath, GatewayCaller};
@@ -16,84 +22,30 @@ use crate::auth::token;
 use crate::config::AssignStrategy;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{
-    now_ms, DeviceStatus, Millis, Plan, Session, Subscription, SubscriptionStatus, UserStatus,
+    now_ms, DeviceStatus, Millis, NodeHealth, Plan, Session, Subscription, SubscriptionStatus,
+    UserStatus,
 };
 use crate::node_pool::PoolView;
 use crate::pool::{assign, AssignError, AssignRequest, Strategy};
 use crate::shared;
 use crate::store::{NewSession, StoreError, UsageRecordInput};
 
-/// Most records in one usage report.
-pub const MAX_USAGE_RECORDS: usize = 10_000;
-/// Longest report id.
-pub const MAX_REPORT_ID_LEN: usize = 128;
-
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/gateway/devices/validate", post(validate_device))
-        .route("/v1/gateway/nodes/assign", post(assign_node))
-        .route("/v1/gateway/sessions", post(start_session))
-        .route(
-            "/v1/gateway/sessions/{id}/heartbeat",
-            post(session_heartbeat),
-        )
-        .route("/v1/gateway/sessions/{id}/end", post(end_session))
-        .route("/v1/gateway/usage", post(report_usage))
-        .route("/v1/gateway/pool", get(pool_snapshot))
-        .route("/v1/gateway/heartbeat", post(gateway_heartbeat))
+        .route(routes::VALIDATE_DEVICE, post(validate_device))
+        .route(routes::ASSIGN_NODE, post(assign_node))
+        .route(routes::START_SESSION, post(start_session))
+        .route(routes::SESSION_HEARTBEAT, post(session_heartbeat))
+        .route(routes::END_SESSION, post(end_session))
+        .route(routes::REPORT_USAGE, post(report_usage))
+        .route(routes::POOL, get(pool_snapshot))
+        .route(routes::GATEWAY_HEARTBEAT, post(gateway_heartbeat))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ValidateRequest {
-    /// As the client sent it in HELLO (not necessarily a valid id).
-    pub device_id: String,
-    pub device_token: String,
-    /// The client's region preference from HELLO.
-    pub region: Option<String>,
-}
-
-/// What a device is entitled to.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Entitlement {
-    pub device_id: Uuid,
-    pub user_id: Uuid,
-    pub plan: Plan,
-    pub session_limit: i32,
-    /// `null` = unlimited.
-    pub remaining_bytes: Option<i64>,
-    pub quota_resets_at: Option<Millis>,
-    /// When the subscription ends and with it the device's sessions; `null` = never, or a
-    /// queued subscription follows.
-    pub expires_at: Option<Millis>,
-    /// Region codes the device may use; empty = all.
-    pub allowed_regions: Vec<String>,
-}
-
-/// The answer to a device validation: allowed with an entitlement, or denied with a HELLO_ERROR
-/// code. Either may be cached for `cache_ttl_secs`.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(tag = "result", rename_all = "snake_case")]
-pub enum ValidateResponse {
-    Allow {
-        cache_ttl_secs: u64,
-        entitlement: Box<Entitlement>,
-    },
-    Deny {
-        cache_ttl_secs: u64,
-        code: &'static str,
-        message: String,
-    },
-}
-
-fn deny(
-    state: &AppState,
-    code: &'static str,
-    message: impl Into<String>,
-) -> Json<ValidateResponse> {
-    metrics::counter!("httvps_cp_device_validations_total", "result" => "deny", "code" => code)
+fn deny(state: &AppState, code: DenyCode, message: impl Into<String>) -> Json<ValidateResponse> {
+    metrics::counter!("httvps_cp_device_validations_total", "result" => "deny", "code" => code.as_str())
         .increment(1);
-    tracing::Span::current().record("httvps.verdict", code);
+    tracing::Span::current().record("httvps.verdict", code.as_str());
     Json(ValidateResponse::Deny {
         cache_ttl_secs: state.config.denial_ttl_secs,
         code,
@@ -102,7 +54,7 @@ fn deny(
 }
 
 /// Validates a device's credentials and returns its entitlement or a precise refusal.
-#[utoipa::path(post, path = "/v1/gateway/devices/validate", tag = "gateway", request_body = ValidateRequest,
+#[utoipa::path(post, path = routes::VALIDATE_DEVICE, tag = "gateway", request_body = ValidateRequest,
     responses((status = 200, body = ValidateResponse), (status = 401, body = crate::error::Problem)),
     security(("gateway_token" = [])))]
 #[tracing::instrument(name = "device check", skip_all,
@@ -114,35 +66,47 @@ pub async fn validate_device(
 ) -> ApiResult<Json<ValidateResponse>> {
     let now = now_ms();
     let Ok(device_id) = Uuid::parse_str(&req.device_id) else {
-        return Ok(deny(&state, "auth_failed", "unknown device or wrong token"));
+        return Ok(deny(
+            &state,
+            DenyCode::AuthFailed,
+            "unknown device or wrong token",
+        ));
     };
     let Some((device, hash)) = state.store.device_credentials(device_id).await? else {
         // Same work as a real check, so the answer time does not tell whether the id exists.
         let _ = token::matches(&req.device_token, "");
-        return Ok(deny(&state, "auth_failed", "unknown device or wrong token"));
+        return Ok(deny(
+            &state,
+            DenyCode::AuthFailed,
+            "unknown device or wrong token",
+        ));
     };
     if !token::matches(&req.device_token, &hash) {
-        return Ok(deny(&state, "auth_failed", "unknown device or wrong token"));
+        return Ok(deny(
+            &state,
+            DenyCode::AuthFailed,
+            "unknown device or wrong token",
+        ));
     }
     if device.status != DeviceStatus::Active {
         return Ok(deny(
             &state,
-            "revoked",
+            DenyCode::Revoked,
             format!("the device is {}", device.status),
         ));
     }
     let user = state.store.get_user(device.user_id).await?;
     if user.status != UserStatus::Active {
-        return Ok(deny(&state, "revoked", "the user is disabled"));
+        return Ok(deny(&state, DenyCode::Revoked, "the user is disabled"));
     }
     let Some((sub, plan)) = state.store.resolve_subscription(user.id, now, true).await? else {
-        return Ok(deny(&state, "expired", "no subscription in force"));
+        return Ok(deny(&state, DenyCode::Expired, "no subscription in force"));
     };
     let quota = state.store.quota_status(&sub, &plan, now).await?;
     if quota.remaining_bytes == Some(0) {
         return Ok(deny(
             &state,
-            "quota_exceeded",
+            DenyCode::QuotaExceeded,
             "the byte quota of this period is used up",
         ));
     }
@@ -163,7 +127,7 @@ pub async fn validate_device(
         if !known {
             return Ok(deny(
                 &state,
-                "region_not_allowed",
+                DenyCode::RegionNotAllowed,
                 format!("region {region:?} is unknown"),
             ));
         }
@@ -175,7 +139,7 @@ pub async fn validate_device(
         {
             return Ok(deny(
                 &state,
-                "region_not_allowed",
+                DenyCode::RegionNotAllowed,
                 format!("region {region:?} is not in the plan"),
             ));
         }
@@ -193,14 +157,25 @@ pub async fn validate_device(
         entitlement: Box::new(Entitlement {
             device_id: device.id,
             user_id: user.id,
-            session_limit: plan.session_limit,
-            remaining_bytes: quota.remaining_bytes,
+            // Limits and byte counts are never negative in the store; a negative one would
+            // allow nothing.
+            session_limit: u32::try_from(plan.session_limit).unwrap_or(0),
+            remaining_bytes: quota.remaining_bytes.map(|b| u64::try_from(b).unwrap_or(0)),
             quota_resets_at: quota.period_end,
             expires_at,
             allowed_regions: plan.allowed_regions.clone(),
-            plan,
+            plan: plan_terms(&plan),
         }),
     }))
+}
+
+/// The plan's terms a gateway enforces.
+fn plan_terms(plan: &Plan) -> PlanTerms {
+    PlanTerms {
+        id: plan.id,
+        name: plan.name.clone(),
+        quota_bytes: plan.quota_bytes.map(|b| u64::try_from(b).unwrap_or(0)),
+    }
 }
 
 /// When the user's access ends: the subscription's end, unless a queued subscription starts
@@ -219,37 +194,8 @@ async fn access_ends_at(state: &AppState, sub: &Subscription) -> ApiResult<Optio
     Ok((!queued).then_some(end))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AssignNodeRequest {
-    pub device_id: Uuid,
-    pub session_id: Option<Uuid>,
-    /// Preferred region code (from HELLO).
-    pub region: Option<String>,
-    /// Nodes not to use (e.g. one that just failed to connect).
-    #[serde(default)]
-    pub exclude: Vec<Uuid>,
-}
-
-/// A node as a gateway needs it, secret included.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AssignedNode {
-    pub id: Uuid,
-    pub name: String,
-    pub host: String,
-    pub port: u16,
-    pub cipher: String,
-    pub secret: String,
-    pub region: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AssignNodeResponse {
-    pub node: AssignedNode,
-}
-
 /// Picks the node a device's session relays through (sticky while it stays healthy).
-#[utoipa::path(post, path = "/v1/gateway/nodes/assign", tag = "gateway", request_body = AssignNodeRequest,
+#[utoipa::path(post, path = routes::ASSIGN_NODE, tag = "gateway", request_body = AssignNodeRequest,
     responses((status = 200, body = AssignNodeResponse), (status = 503, body = crate::error::Problem), (status = 404, body = crate::error::Problem)),
     security(("gateway_token" = [])))]
 #[tracing::instrument(name = "node assignment", skip_all,
@@ -307,7 +253,11 @@ pub async fn assign_node(
             AssignError::RegionNotAllowed => "no node in a region the plan allows",
             AssignError::AllAtCapacity => "every eligible node is at capacity",
         };
-        ApiError::refused(StatusCode::SERVICE_UNAVAILABLE, "node_unavailable", detail)
+        ApiError::refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            RefusalCode::NodeUnavailable.as_str(),
+            detail,
+        )
     })?;
     let node = view
         .nodes
@@ -336,20 +286,11 @@ pub async fn assign_node(
     }))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StartSessionRequest {
-    pub session_id: Uuid,
-    pub device_id: Uuid,
-    pub node_id: Option<Uuid>,
-    pub client_region: Option<String>,
-}
-
 /// Registers a new session under the plan's concurrent-session limit. An id that exists already
 /// is the same session: a retried start, or a resume on another gateway, which moves it to the
 /// caller without counting it again. 403 `revoked` for a device that may not connect or a
 /// session an operator killed, `expired` without a subscription.
-#[utoipa::path(post, path = "/v1/gateway/sessions", tag = "gateway", request_body = StartSessionRequest,
+#[utoipa::path(post, path = routes::START_SESSION, tag = "gateway", request_body = StartSessionRequest,
     responses((status = 201, body = Session), (status = 409, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
     security(("gateway_token" = [])))]
 pub async fn start_session(
@@ -361,7 +302,7 @@ pub async fn start_session(
     if device.status != DeviceStatus::Active {
         return Err(ApiError::refused(
             StatusCode::FORBIDDEN,
-            "revoked",
+            RefusalCode::Revoked.as_str(),
             format!("the device is {}", device.status),
         ));
     }
@@ -372,7 +313,7 @@ pub async fn start_session(
     else {
         return Err(ApiError::refused(
             StatusCode::FORBIDDEN,
-            "expired",
+            RefusalCode::Expired.as_str(),
             "no subscription in force",
         ));
     };
@@ -393,30 +334,18 @@ pub async fn start_session(
         started = state.store.start_session(&new).await;
     }
     let session = started.map_err(|e| match e {
-        StoreError::Conflict(msg) if msg.contains("too many sessions") => {
-            ApiError::refused(StatusCode::CONFLICT, "too_many_sessions", msg)
-        }
+        StoreError::Conflict(msg) if msg.contains("too many sessions") => ApiError::refused(
+            StatusCode::CONFLICT,
+            RefusalCode::TooManySessions.as_str(),
+            msg,
+        ),
         other => other.into(),
     })?;
     Ok((StatusCode::CREATED, Json(session)))
 }
 
-/// What a session heartbeat tells the gateway.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HeartbeatResponse {
-    pub session_id: Uuid,
-    /// The node the session should use now (failover may have moved it).
-    pub node_id: Option<Uuid>,
-    /// Close the session now.
-    pub end: bool,
-    pub end_reason: Option<&'static str>,
-    /// When the user's access ends as of now (as in the device validation's entitlement; a
-    /// renewal moves it): the gateway ends the session then.
-    pub expires_at: Option<Millis>,
-}
-
 /// Keeps a session alive and tells the gateway whether to move or end it.
-#[utoipa::path(post, path = "/v1/gateway/sessions/{id}/heartbeat", tag = "gateway",
+#[utoipa::path(post, path = routes::SESSION_HEARTBEAT, tag = "gateway",
     params(("id" = Uuid, Path, description = "session id")),
     responses((status = 200, body = HeartbeatResponse), (status = 404, body = crate::error::Problem)),
     security(("gateway_token" = [])))]
@@ -432,19 +361,19 @@ pub async fn session_heartbeat(
         .await?;
     let mut expires_at = None;
     let end_reason = if session.kill_requested {
-        Some("killed")
+        Some(EndReason::Killed)
     } else {
         let device = state.store.get_device(session.device_id).await?;
         let user = state.store.get_user(session.user_id).await?;
         if device.status != DeviceStatus::Active || user.status != UserStatus::Active {
-            Some("revoked")
+            Some(EndReason::Revoked)
         } else {
             match state
                 .store
                 .resolve_subscription(user.id, now, false)
                 .await?
             {
-                None => Some("expired"),
+                None => Some(EndReason::Expired),
                 Some((sub, _)) => {
                     expires_at = access_ends_at(&state, &sub).await?;
                     None
@@ -457,19 +386,12 @@ pub async fn session_heartbeat(
         node_id: session.node_id,
         end: end_reason.is_some(),
         end_reason,
-        expires_at,
+        expires_at: Some(expires_at),
     }))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EndSessionRequest {
-    /// Why the session ended (`client_closed`, `idle`, `shutdown`, ...), at most 64 bytes.
-    pub reason: String,
-}
-
 /// Records the end of a session (idempotent).
-#[utoipa::path(post, path = "/v1/gateway/sessions/{id}/end", tag = "gateway", request_body = EndSessionRequest,
+#[utoipa::path(post, path = routes::END_SESSION, tag = "gateway", request_body = EndSessionRequest,
     params(("id" = Uuid, Path, description = "session id")),
     responses((status = 200, body = Session), (status = 404, body = crate::error::Problem)),
     security(("gateway_token" = [])))]
@@ -479,48 +401,17 @@ pub async fn end_session(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<EndSessionRequest>,
 ) -> ApiResult<Json<Session>> {
-    if req.reason.is_empty() || req.reason.len() > 64 {
-        return Err(ApiError::Validation(
-            "reason must have 1 to 64 bytes".into(),
-        ));
-    }
+    // The reason's length is checked as it is decoded (EndReason).
     Ok(Json(
         state
             .store
-            .end_session(id, gw.gateway.id, &req.reason, now_ms())
+            .end_session(id, gw.gateway.id, req.reason.as_str(), now_ms())
             .await?,
     ))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UsageRecord {
-    pub session_id: Option<Uuid>,
-    pub device_id: Uuid,
-    pub node_id: Option<Uuid>,
-    pub bytes_up: i64,
-    pub bytes_down: i64,
-    /// When the bytes were counted, Unix ms.
-    pub at: Millis,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UsageReport {
-    /// Unique per gateway; a retried report reuses its id and is counted once.
-    pub report_id: String,
-    pub records: Vec<UsageRecord>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UsageReportResponse {
-    pub accepted: bool,
-    /// The report id was seen before; nothing was counted again.
-    pub duplicate: bool,
-}
-
 /// Ingests a batch of byte counts, exactly once per (gateway, report id).
-#[utoipa::path(post, path = "/v1/gateway/usage", tag = "gateway", request_body = UsageReport,
+#[utoipa::path(post, path = routes::REPORT_USAGE, tag = "gateway", request_body = UsageReport,
     responses((status = 200, body = UsageReportResponse), (status = 422, body = crate::error::Problem)),
     security(("gateway_token" = [])))]
 pub async fn report_usage(
@@ -528,41 +419,25 @@ pub async fn report_usage(
     GatewayCaller(gw): GatewayCaller,
     ApiJson(report): ApiJson<UsageReport>,
 ) -> ApiResult<Json<UsageReportResponse>> {
-    if report.report_id.is_empty() || report.report_id.len() > MAX_REPORT_ID_LEN {
-        return Err(ApiError::Validation(format!(
-            "report_id must have 1 to {MAX_REPORT_ID_LEN} bytes"
-        )));
-    }
-    if report.records.len() > MAX_USAGE_RECORDS {
-        return Err(ApiError::Validation(format!(
-            "at most {MAX_USAGE_RECORDS} records per report"
-        )));
-    }
-    const MAX_BYTES: i64 = 1 << 50;
-    for (i, r) in report.records.iter().enumerate() {
-        if !(0..=MAX_BYTES).contains(&r.bytes_up) || !(0..=MAX_BYTES).contains(&r.bytes_down) {
-            return Err(ApiError::Validation(format!(
-                "records[{i}]: byte counts must be between 0 and 2^50"
-            )));
-        }
-        if r.at <= 0 {
-            return Err(ApiError::Validation(format!(
-                "records[{i}]: at must be a positive Unix millisecond time"
-            )));
-        }
-    }
-    let records: Vec<UsageRecordInput> = report
+    report.check().map_err(|e| ApiError::Validation(e.0))?;
+    let records = report
         .records
         .iter()
-        .map(|r| UsageRecordInput {
-            session_id: r.session_id,
-            device_id: r.device_id,
-            node_id: r.node_id,
-            bytes_up: r.bytes_up,
-            bytes_down: r.bytes_down,
-            at: r.at,
+        .map(|r| {
+            // Checked above to be at most 2^50: they fit the store's signed columns.
+            let bytes = |b: u64| {
+                i64::try_from(b).map_err(|_| ApiError::Validation("byte count too large".into()))
+            };
+            Ok(UsageRecordInput {
+                session_id: r.session_id,
+                device_id: r.device_id,
+                node_id: r.node_id,
+                bytes_up: bytes(r.bytes_up)?,
+                bytes_down: bytes(r.bytes_down)?,
+                at: r.at,
+            })
         })
-        .collect();
+        .collect::<ApiResult<Vec<_>>>()?;
     let fresh = state
         .store
         .ingest_usage(gw.gateway.id, &report.report_id, &records, now_ms())
@@ -574,30 +449,8 @@ pub async fn report_usage(
     }))
 }
 
-/// One node of the pool snapshot.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PoolNode {
-    pub id: Uuid,
-    pub name: String,
-    pub host: String,
-    pub port: u16,
-    pub cipher: String,
-    pub secret: String,
-    pub region: Option<String>,
-    pub groups: Vec<Uuid>,
-    pub weight: i32,
-    pub capacity: i32,
-    pub load: u32,
-    pub health: crate::model::NodeHealth,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PoolSnapshot {
-    pub nodes: Vec<PoolNode>,
-}
-
 /// The active nodes that are not known to be unhealthy, with their live load.
-#[utoipa::path(get, path = "/v1/gateway/pool", tag = "gateway", responses((status = 200, body = PoolSnapshot)), security(("gateway_token" = [])))]
+#[utoipa::path(get, path = routes::POOL, tag = "gateway", responses((status = 200, body = PoolSnapshot)), security(("gateway_token" = [])))]
 pub async fn pool_snapshot(
     State(state): State<AppState>,
     _gw: GatewayCaller,
@@ -621,7 +474,11 @@ pub async fn pool_snapshot(
                 weight: n.weight,
                 capacity: n.capacity,
                 load: c.load,
-                health: n.health,
+                health: match n.health {
+                    NodeHealth::Unknown => PoolNodeHealth::Unknown,
+                    NodeHealth::Healthy => PoolNodeHealth::Healthy,
+                    NodeHealth::Unhealthy => PoolNodeHealth::Unhealthy,
+                },
             })
         })
         .collect();
@@ -629,25 +486,14 @@ pub async fn pool_snapshot(
     Ok(Json(PoolSnapshot { nodes }))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GatewayHeartbeat {
-    /// The gateway's software version, at most 64 bytes.
-    pub version: Option<String>,
-}
-
 /// Marks the calling gateway alive in the registry.
-#[utoipa::path(post, path = "/v1/gateway/heartbeat", tag = "gateway", request_body = GatewayHeartbeat, responses((status = 204)), security(("gateway_token" = [])))]
+#[utoipa::path(post, path = routes::GATEWAY_HEARTBEAT, tag = "gateway", request_body = GatewayHeartbeat, responses((status = 204)), security(("gateway_token" = [])))]
 pub async fn gateway_heartbeat(
     State(state): State<AppState>,
     GatewayCaller(gw): GatewayCaller,
     ApiJson(req): ApiJson<GatewayHeartbeat>,
 ) -> ApiResult<StatusCode> {
-    if req.version.as_ref().is_some_and(|v| v.len() > 64) {
-        return Err(ApiError::Validation(
-            "version must have at most 64 bytes".into(),
-        ));
-    }
+    req.check().map_err(|e| ApiError::Validation(e.0))?;
     state
         .store
         .gateway_heartbeat(gw.gateway.id, req.version.as_deref(), now_ms())

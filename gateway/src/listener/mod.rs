@@ -205,7 +205,7 @@ async fn start_session<S>(
     let ws =
         WebSocketStream::from_partially_read(stream, early.to_vec(), Role::Server, Some(ws_config))
             .await;
-    session::run_session(ws, peer, shared.clone()).await;
+    session::run_session(ws, peer, shared.sessions.clone()).await;
     // The session dropped the WebSocket after its close handshake: end TLS cleanly, as nginx
     // ends a proxied WebSocket.
     if let Ok(Ok(mut stream)) = tokio::time::timeout(SESSION_SHUTDOWN_TIMEOUT, back).await {

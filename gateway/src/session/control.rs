@@ -15,19 +15,7 @@ use crate::control_plane::{ControlPlaneClient, CpError};
 use crate::metrics as m;
 use crate::upstream::SessionNode;
 
-/// What the control task tells its session.
-#[derive(Debug)]
-pub enum ControlEvent {
-    /// End the session with this ERROR code (`reason` is the control plane's word for it).
-    End {
-        /// The ERROR code.
-        code: ErrorCode,
-        /// The control plane's reason (`killed`, `revoked`, `expired`, ...).
-        reason: String,
-    },
-    /// The session may go on; its access ends at this time (Unix ms; `None`: no end known).
-    AccessEnds(Option<i64>),
-}
+pub use crate::shared::command::ControlEvent;
 
 /// The ERROR code for a control plane's end reason.
 pub fn error_code_for(reason: &str) -> ErrorCode {
@@ -91,7 +79,7 @@ impl ControlTask {
                     Err(CpError::Refused {
                         status: 403, code, ..
                     }) => {
-                        self.end(&code).await;
+                        self.end(code.as_str()).await;
                         return;
                     }
                     Err(e @ CpError::Refused { status: 409, .. }) => {
@@ -110,7 +98,7 @@ impl ControlTask {
             match self.client.heartbeat_session(self.session_id).await {
                 Ok(answer) => {
                     if let Some(reason) = answer.end {
-                        self.end(&reason).await;
+                        self.end(reason.as_str()).await;
                         return;
                     }
                     if let Some(node) = answer.node_id {

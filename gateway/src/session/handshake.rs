@@ -7,14 +7,16 @@ use std::time::{Duration, Instant};
 use httvps_proto::frame::{Hello, HelloError};
 use httvps_proto::{AcceptHello, HelloErrorCode};
 
+use httvps_driver::Core;
+
+use super::app::{ControlHandle, GatewaySession};
 use super::control::ControlTask;
-use super::{close, ControlHandle, Session};
 use httvps_shared_state::{LimitScope, ResumeRecord, SessionLease, SessionOwner, UsageCounter};
 use subtle::ConstantTimeEq;
 use tracing::Instrument;
 
 use crate::authority::{DeviceCheck, Entitlement, Verdict};
-use crate::control_plane::{hello_code, CpError};
+use crate::control_plane::CpError;
 use crate::metrics as m;
 use crate::shared::directory::quota_subject;
 use crate::shared::{sha256_hex, unix_ms, AdmitError, SessionEnd};
@@ -23,8 +25,8 @@ use crate::upstream::SessionNode;
 /// Advice sent with HELLO_ERROR `internal` when the authority could not decide.
 const RETRY_AFTER_UNAVAILABLE: Duration = Duration::from_secs(5);
 
-impl Session {
-    pub(super) async fn on_hello(&mut self, hello: Hello) {
+impl GatewaySession {
+    pub(super) async fn on_hello(&mut self, core: &mut Core, hello: Hello) {
         let started = Instant::now();
         // The root of the session's trace: the device check and the control plane's session
         // start are its children, across the services.
@@ -42,7 +44,7 @@ impl Session {
             otel.status_code = tracing::field::Empty,
         );
         self.hello_trace = httvps_telemetry::TraceLink::to(&span);
-        let result = self.decide(&hello).instrument(span.clone()).await;
+        let result = self.decide(core, &hello).instrument(span.clone()).await;
         let outcome = match result {
             Ok(()) => "accepted",
             Err(code) => code.name(),
@@ -65,8 +67,8 @@ impl Session {
         });
     }
 
-    async fn decide(&mut self, hello: &Hello) -> Result<(), HelloErrorCode> {
-        let shared = self.shared.clone();
+    async fn decide(&mut self, core: &mut Core, hello: &Hello) -> Result<(), HelloErrorCode> {
+        let shared = self.ctx.clone();
         let now = Instant::now();
         let ip = self.peer.ip();
         let limited = shared
@@ -76,6 +78,7 @@ impl Session {
         if let Err(retry) = limited {
             metrics::counter!(m::HELLO_RATE_LIMITED_TOTAL).increment(1);
             return self.reject(
+                core,
                 HelloErrorCode::RateLimited,
                 Some(retry),
                 "too many failed attempts",
@@ -88,6 +91,7 @@ impl Session {
                 Err(_) => {
                     metrics::counter!(m::SESSIONS_REFUSED_FULL_TOTAL).increment(1);
                     return self.reject(
+                        core,
                         HelloErrorCode::Internal,
                         Some(RETRY_AFTER_UNAVAILABLE),
                         "this gateway is at its session limit; try again later",
@@ -101,7 +105,9 @@ impl Session {
         };
         if let Some((entitlement, session_uuid)) = resumed {
             tracing::Span::current().record("httvps.resumed", true);
-            return self.establish(hello, entitlement, session_uuid, true).await;
+            return self
+                .establish(core, hello, entitlement, session_uuid, true)
+                .await;
         }
         let check = DeviceCheck {
             device_id: &hello.device_id,
@@ -110,7 +116,7 @@ impl Session {
             peer: self.peer,
         };
         let verdict = tokio::time::timeout(
-            shared.config.control_plane_timeout,
+            shared.settings.control_plane_timeout,
             shared.authority.validate(check),
         )
         .instrument(tracing::info_span!(
@@ -121,7 +127,7 @@ impl Session {
         .await;
         match verdict {
             Ok(Ok(Verdict::Allow(entitlement))) => {
-                self.establish(hello, entitlement, uuid::Uuid::new_v4(), false)
+                self.establish(core, hello, entitlement, uuid::Uuid::new_v4(), false)
                     .await
             }
             Ok(Ok(Verdict::Deny {
@@ -131,11 +137,12 @@ impl Session {
             })) => {
                 shared.ip_failures.record_failure(&ip, now);
                 shared.device_failures.record_failure(&hello.device_id, now);
-                self.reject(code, retry_after, &message)
+                self.reject(core, code, retry_after, &message)
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "device check failed");
                 self.reject(
+                    core,
                     HelloErrorCode::Internal,
                     Some(RETRY_AFTER_UNAVAILABLE),
                     "try again later",
@@ -144,6 +151,7 @@ impl Session {
             Err(_) => {
                 tracing::warn!("device check timed out");
                 self.reject(
+                    core,
                     HelloErrorCode::Internal,
                     Some(RETRY_AFTER_UNAVAILABLE),
                     "try again later",
@@ -161,7 +169,7 @@ impl Session {
         hello: &Hello,
         token: &[u8],
     ) -> Option<(Entitlement, uuid::Uuid)> {
-        let state = self.shared.state.clone();
+        let state = self.ctx.state.clone();
         let refused = |why: &str| {
             metrics::counter!(m::SESSION_RESUMES_TOTAL, "result" => "refused").increment(1);
             tracing::debug!(device = %hello.device_id, why, "resume refused; checking the device in full");
@@ -214,17 +222,23 @@ impl Session {
     /// account, the resume token, then HELLO_ACK.
     async fn establish(
         &mut self,
+        core: &mut Core,
         hello: &Hello,
         entitlement: Entitlement,
         session_uuid: uuid::Uuid,
         resumed: bool,
     ) -> Result<(), HelloErrorCode> {
-        let shared = self.shared.clone();
+        let shared = self.ctx.clone();
         // The end is known now: the session is ended at that time, not at a later heartbeat.
         let subscription_left = match entitlement.expires_at_ms {
             Some(at) if at <= unix_ms() => {
                 shared.authority.forget(&entitlement.device_id);
-                return self.reject(HelloErrorCode::Expired, None, "the subscription has ended");
+                return self.reject(
+                    core,
+                    HelloErrorCode::Expired,
+                    None,
+                    "the subscription has ended",
+                );
             }
             Some(at) => Some(Duration::from_millis(
                 u64::try_from(at - unix_ms()).unwrap_or(0),
@@ -250,6 +264,7 @@ impl Session {
                 };
                 let message = format!("too many sessions: {which} has {active} live");
                 return self.reject(
+                    core,
                     HelloErrorCode::TooManySessions,
                     Some(RETRY_AFTER_UNAVAILABLE),
                     &message,
@@ -257,6 +272,7 @@ impl Session {
             }
             Err(AdmitError::Unavailable) => {
                 return self.reject(
+                    core,
                     HelloErrorCode::Internal,
                     Some(RETRY_AFTER_UNAVAILABLE),
                     "try again later",
@@ -285,6 +301,7 @@ impl Session {
         if quota.as_ref().is_some_and(|q| q.is_exhausted()) {
             state.release(&slot, "", SessionEnd::Final).await;
             return self.reject(
+                core,
                 HelloErrorCode::QuotaExceeded,
                 None,
                 "the byte quota of this period is used up",
@@ -313,14 +330,14 @@ impl Session {
                         409 => HelloErrorCode::TooManySessions,
                         404 => HelloErrorCode::AuthFailed,
                         429 => HelloErrorCode::RateLimited,
-                        _ => hello_code(&code),
+                        _ => code.hello_error_code(),
                     };
                     if status != 409 {
                         shared.authority.forget(&entitlement.device_id);
                     }
                     state.release(&slot, "", SessionEnd::Resumable).await;
                     let retry = (status == 409 || status == 429).then_some(RETRY_AFTER_UNAVAILABLE);
-                    return self.reject(code, retry, &detail);
+                    return self.reject(core, code, retry, &detail);
                 }
                 Err(e) => {
                     metrics::counter!(m::CONTROL_PLANE_ERRORS_TOTAL, "call" => "session_start")
@@ -335,6 +352,7 @@ impl Session {
                         tracing::warn!(error = %e, "control plane unavailable and no node known for the device");
                         state.release(&slot, "", SessionEnd::Final).await;
                         return self.reject(
+                            core,
                             HelloErrorCode::Internal,
                             Some(RETRY_AFTER_UNAVAILABLE),
                             "no node available now; try again later",
@@ -363,8 +381,8 @@ impl Session {
             })
             .await;
         let session_id: [u8; 16] = *session_uuid.as_bytes();
-        if self
-            .conn
+        if core
+            .conn_mut()
             .accept_hello(AcceptHello::new(session_id, resume.to_vec()))
             .is_err()
         {
@@ -373,21 +391,17 @@ impl Session {
                 session_id: session_key,
             };
             state.release(&lease, &resume_hash, SessionEnd::Final).await;
-            return self.reject(HelloErrorCode::Internal, None, "internal error");
+            return self.reject(core, HelloErrorCode::Internal, None, "internal error");
         }
         if resumed {
             state.announce_resume(&session_key).await;
         }
-        self.listing = Some(state.directory.insert(&session_key, owner.clone()));
-        self.lease = Some(slot);
-        self.resume_hash = resume_hash;
-        self.quota = quota;
-        let now = Instant::now();
-        self.established_at = Some(now);
-        self.subscription_end = subscription_left.and_then(|left| now.checked_add(left));
-        if !shared.config.idle_timeout.is_zero() {
-            self.idle_deadline = Some(now + shared.config.idle_timeout);
-        }
+        self.admission.listing = Some(state.directory.insert(&session_key, owner.clone()));
+        self.admission.lease = Some(slot);
+        self.admission.resume_hash = resume_hash;
+        self.admission.quota = quota;
+        let now = tokio::time::Instant::now();
+        self.clock.subscription_end = subscription_left.and_then(|left| now.checked_add(left));
         let node = Arc::new(SessionNode::new(
             entitlement.device_id.clone(),
             session_key.clone(),
@@ -404,19 +418,19 @@ impl Session {
                 device_id: entitlement.device_id.clone(),
                 region: hello.region.clone(),
                 registered,
-                interval: shared.config.session_heartbeat_interval,
+                interval: shared.settings.session_heartbeat_interval,
                 node,
                 events: tx,
             };
-            self.control = Some(ControlHandle {
+            self.admission.control = Some(ControlHandle {
                 events: rx,
                 task: tokio::spawn(task.run()).abort_handle(),
                 check_now,
             });
-            self.cp_session = Some(session_uuid);
+            self.admission.cp_session = Some(session_uuid);
         }
         if let Some(reporter) = &shared.usage {
-            self.usage = reporter.register(Some(session_uuid), &entitlement.device_id);
+            self.admission.usage = reporter.register(Some(session_uuid), &entitlement.device_id);
         }
         self.device_id = Some(entitlement.device_id);
         metrics::gauge!(m::SESSIONS_ACTIVE).increment(1.0);
@@ -426,6 +440,7 @@ impl Session {
     /// Queues HELLO_ERROR (the session's last frame) and returns its code as the error.
     fn reject(
         &mut self,
+        core: &mut Core,
         code: HelloErrorCode,
         retry_after: Option<Duration>,
         message: &str,
@@ -433,10 +448,7 @@ impl Session {
         let retry_ms = retry_after.map_or(0, |d| {
             u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1)
         });
-        let _ = self
-            .conn
-            .reject_hello(HelloError::new(code, retry_ms, message));
-        self.close_code = Some(close::POLICY);
+        let _ = core.reject_hello(HelloError::new(code, retry_ms, message));
         Err(code)
     }
 }

@@ -9,7 +9,7 @@ use httvps_proto::ErrorCode;
 use httvps_shared_state::{RevocationTarget, SessionLease, SessionOwner, SharedEvent};
 use tokio::sync::mpsc;
 
-use crate::session::control::ControlEvent;
+use super::command::ControlEvent;
 
 /// Commands queued per session; a session handles them at once, so a few suffice.
 const COMMAND_QUEUE: usize = 4;

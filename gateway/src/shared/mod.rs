@@ -2,6 +2,7 @@
 //! revocations, quotas, node load and the registry, over one [`SessionStore`] (Redis with
 //! `--redis-url`, in process otherwise).
 //!
+//! - [`command`]: what a session is told from outside its connection.
 //! - [`directory`]: this gateway's live sessions, so events reach the ones they name.
 //! - [`quota`]: per-subject byte accounts folded into the shared counters.
 //! - [`load`]: live streams per node, this gateway's share of the global load.
@@ -11,6 +12,7 @@
 //! stay pending in the quota accounts, and once Redis answers again the live sessions' leases
 //! and resume tokens are written back and the pending bytes folded in (reconciliation).
 
+pub mod command;
 pub mod directory;
 pub mod load;
 pub mod quota;

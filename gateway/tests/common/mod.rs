@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
+use httvps_driver::hello::HelloFailure;
+use httvps_driver::{App, Core, DriverConfig, Outcome};
 use httvps_gateway::entitlements::EntitlementCache;
 use httvps_gateway::{
     Backends, Gateway, GatewayConfig, Node, StaticAuthority, StaticNodes, TlsSource,
@@ -530,8 +532,9 @@ pub struct ClientStream {
 /// Bytes waiting for credit, and who to tell when they are all written (empty = deferred FIN).
 type PendingWrite = (Bytes, Option<oneshot::Sender<()>>);
 
+/// The test client's side of the session loop of `httvps-driver`.
 struct Driver {
-    conn: Connection,
+    cmds: mpsc::UnboundedReceiver<Cmd>,
     streams: HashMap<StreamId, (mpsc::UnboundedSender<StreamEv>, bool)>,
     /// Writes waiting for credit.
     pending: HashMap<StreamId, std::collections::VecDeque<PendingWrite>>,
@@ -584,64 +587,23 @@ impl TestClient {
         let (mut sink, mut source) = ws.split();
         let mut conn = Connection::new(Role::Client, SessionConfig::default(), Instant::now());
         conn.send_hello(hello).unwrap();
-        while let Some(m) = conn.poll_transmit(Instant::now()) {
-            sink.send(Message::Binary(m)).await.unwrap();
-        }
-        let ack = loop {
-            let msg = source.next().await.unwrap().unwrap();
-            if let Message::Binary(b) = msg {
-                conn.handle_message(b, Instant::now()).unwrap();
-                match conn.poll_event() {
-                    Some(Event::HelloAccepted(ack)) => break ack,
-                    Some(Event::HelloRejected(e)) => return Err(e),
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
+        let ack = match httvps_driver::hello::exchange(&mut sink, &mut source, &mut conn).await {
+            Ok(ack) => ack,
+            Err(HelloFailure::Rejected(e)) => return Err(e),
+            Err(other) => panic!("unexpected {other}"),
         };
-        let (cmd_tx, mut cmd_rx) = mpsc::unbounded_channel::<Cmd>();
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel::<Cmd>();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
-        // The writer runs on its own so reading never waits for writing.
-        tokio::spawn(async move {
-            while let Some(m) = out_rx.recv().await {
-                if sink.send(m).await.is_err() {
-                    break;
-                }
-            }
-        });
         let mut driver = Driver {
-            conn,
+            cmds: cmd_rx,
             streams: HashMap::new(),
             pending: HashMap::new(),
             session_events: ev_tx,
         };
         tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    cmd = cmd_rx.recv() => match cmd {
-                        Some(cmd) => driver.on_cmd(cmd),
-                        None => break,
-                    },
-                    msg = source.next() => match msg {
-                        Some(Ok(Message::Binary(b))) => {
-                            if driver.conn.handle_message(b, Instant::now()).is_err() {
-                                driver.flush(&out_tx);
-                                break;
-                            }
-                        }
-                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                        Some(Ok(_)) => {}
-                    },
-                }
-                driver.on_events();
-                driver.flush(&out_tx);
-                if driver.conn.is_closed() {
-                    break;
-                }
-            }
-            for (tx, _) in driver.streams.values() {
-                let _ = tx.send(StreamEv::Reset(ResetCode::Cancel));
-            }
+            let config = DriverConfig::default();
+            let core = Core::new(conn, &config);
+            httvps_driver::run(core, &mut driver, sink, source, &config).await;
         });
         Ok(TestClient {
             cmd: cmd_tx,
@@ -763,8 +725,8 @@ impl ClientStream {
 }
 
 impl Driver {
-    fn on_cmd(&mut self, cmd: Cmd) {
-        let now = Instant::now();
+    fn on_cmd(&mut self, conn: &mut Connection, cmd: Cmd) {
+        let now = tokio::time::Instant::now().into_std();
         match cmd {
             Cmd::Open {
                 kind,
@@ -773,8 +735,7 @@ impl Driver {
                 auto_consume,
                 reply,
             } => {
-                let result = self
-                    .conn
+                let result = conn
                     .open_stream(kind, target, early.clone())
                     .map_err(|e| e.to_string());
                 match result {
@@ -799,7 +760,7 @@ impl Driver {
                     .entry(id)
                     .or_default()
                     .push_back((data, Some(done)));
-                self.pump(id);
+                self.pump(conn, id);
             }
             Cmd::Finish(id) => {
                 if self.pending.get(&id).is_some_and(|q| !q.is_empty()) {
@@ -808,38 +769,38 @@ impl Driver {
                         .or_default()
                         .push_back((Bytes::new(), None));
                 } else {
-                    let _ = self.conn.finish(id);
+                    let _ = conn.finish(id);
                 }
             }
             Cmd::Reset(id) => {
                 self.pending.remove(&id);
                 self.streams.remove(&id);
-                let _ = self.conn.reset(id, ResetCode::Cancel);
+                let _ = conn.reset(id, ResetCode::Cancel);
             }
             Cmd::Consume(id, n) => {
-                let _ = self.conn.consume(id, n, now);
+                let _ = conn.consume(id, n, now);
             }
             Cmd::Datagram(id, addr, data) => {
-                let _ = self.conn.send_datagram(id, addr, data);
+                let _ = conn.send_datagram(id, addr, data);
             }
             Cmd::Ping => {
-                let _ = self.conn.ping(now);
+                let _ = conn.ping(now);
             }
         }
     }
 
     /// Writes queued data as credit allows; an empty entry is a deferred FIN.
-    fn pump(&mut self, id: StreamId) {
+    fn pump(&mut self, conn: &mut Connection, id: StreamId) {
         let Some(queue) = self.pending.get_mut(&id) else {
             return;
         };
         while let Some((data, _)) = queue.front_mut() {
             if data.is_empty() {
                 queue.pop_front();
-                let _ = self.conn.finish(id);
+                let _ = conn.finish(id);
                 continue;
             }
-            let Ok(n) = self.conn.write(id, data.clone()) else {
+            let Ok(n) = conn.write(id, data.clone()) else {
                 queue.clear();
                 return;
             };
@@ -854,39 +815,32 @@ impl Driver {
         }
     }
 
-    fn on_events(&mut self) {
-        let now = Instant::now();
-        while let Some(event) = self.conn.poll_event() {
-            match event {
-                Event::StreamAccepted(id) => {
-                    self.send(id, StreamEv::Accepted);
-                    self.pump(id);
-                }
-                Event::StreamData { stream_id, data } => {
-                    let n = data.len();
-                    let auto = self.streams.get(&stream_id).is_some_and(|(_, a)| *a);
-                    self.send(stream_id, StreamEv::Data(data));
-                    if auto {
-                        let _ = self.conn.consume(stream_id, n, now);
-                    }
-                }
-                Event::StreamFinished(id) => self.send(id, StreamEv::Fin),
-                Event::StreamReset { stream_id, code } => {
-                    self.send(stream_id, StreamEv::Reset(code));
-                    self.streams.remove(&stream_id);
-                    self.pending.remove(&stream_id);
-                }
-                Event::StreamWritable(id) => self.pump(id),
-                Event::Datagram(d) => self.send(d.stream_id, StreamEv::Datagram(d.addr, d.data)),
-                other => {
-                    let _ = self.session_events.send(other);
+    fn handle_event(&mut self, conn: &mut Connection, event: Event) {
+        let now = tokio::time::Instant::now().into_std();
+        match event {
+            Event::StreamAccepted(id) => {
+                self.send(id, StreamEv::Accepted);
+                self.pump(conn, id);
+            }
+            Event::StreamData { stream_id, data } => {
+                let n = data.len();
+                let auto = self.streams.get(&stream_id).is_some_and(|(_, a)| *a);
+                self.send(stream_id, StreamEv::Data(data));
+                if auto {
+                    let _ = conn.consume(stream_id, n, now);
                 }
             }
-        }
-        // Session credit may have come back for any stream.
-        let ids: Vec<StreamId> = self.pending.keys().copied().collect();
-        for id in ids {
-            self.pump(id);
+            Event::StreamFinished(id) => self.send(id, StreamEv::Fin),
+            Event::StreamReset { stream_id, code } => {
+                self.send(stream_id, StreamEv::Reset(code));
+                self.streams.remove(&stream_id);
+                self.pending.remove(&stream_id);
+            }
+            Event::StreamWritable(id) => self.pump(conn, id),
+            Event::Datagram(d) => self.send(d.stream_id, StreamEv::Datagram(d.addr, d.data)),
+            other => {
+                let _ = self.session_events.send(other);
+            }
         }
     }
 
@@ -895,10 +849,38 @@ impl Driver {
             let _ = tx.send(ev);
         }
     }
+}
 
-    fn flush(&mut self, out: &mpsc::UnboundedSender<Message>) {
-        while let Some(m) = self.conn.poll_transmit(Instant::now()) {
-            let _ = out.send(Message::Binary(m));
+impl App for Driver {
+    type Input = Option<Cmd>;
+
+    async fn next_input(&mut self) -> Option<Cmd> {
+        self.cmds.recv().await
+    }
+
+    fn on_input(&mut self, core: &mut Core, cmd: Option<Cmd>) {
+        match cmd {
+            Some(cmd) => self.on_cmd(core.conn_mut(), cmd),
+            // The TestClient was dropped: the connection just goes, as when a device vanishes.
+            None => core.abandon(),
+        }
+    }
+
+    async fn on_event(&mut self, core: &mut Core, event: Event) {
+        self.handle_event(core.conn_mut(), event);
+    }
+
+    fn after_io(&mut self, core: &mut Core) {
+        // Session credit may have come back for any stream.
+        let ids: Vec<StreamId> = self.pending.keys().copied().collect();
+        for id in ids {
+            self.pump(core.conn_mut(), id);
+        }
+    }
+
+    fn on_closing(&mut self, _core: &mut Core, _outcome: &Outcome) {
+        for (tx, _) in self.streams.values() {
+            let _ = tx.send(StreamEv::Reset(ResetCode::Cancel));
         }
     }
 }
