@@ -70,10 +70,6 @@ impl std::fmt::Debug for Client {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Client {
     /// Connects to the first gateway that accepts the device. Fails at once on a permanent
     /// refusal (wrong credentials, revoked, expired, quota) or when no gateway is reachable.
@@ -210,7 +206,7 @@ impl Client {
                 Ok(session) => {
                     *self.inner.resume.lock().unwrap_or_else(|p| p.into_inner()) =
                         Some(session.ack.resume_token.0.to_vec());
-                    let session_id = hex(&session.ack.session_id);
+                    let session_id = hex::encode(&session.ack.session_id);
                     tracing::info!(gateway = %gateway, session = %session_id, "connected");
                     self.inner.status.send_modify(|s| {
                         s.state = ConnectionState::Connected;
