@@ -18,68 +18,31 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::control_plane::{ControlPlaneClient, UsageRecord, UsageReport};
 use crate::metrics as m;
+use crate::shared::unix_ms;
 use crate::usage_spool::UsageSpool;
+
+mod session;
+
+pub use self::session::SessionUsage;
 
 /// Records per report at most (the control plane's limit).
 const MAX_RECORDS: usize = httvps_contract::limits::MAX_USAGE_RECORDS;
-/// First retry delay after a failed send; doubles up to [`MAX_BACKOFF`].
-const MIN_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Retry delays after failed sends: from 500 ms, doubling up to 30 s, for as long as it takes.
+const RETRY_SCHEDULE: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(500))
+    .with_max_delay(Duration::from_secs(30))
+    .without_max_times();
 /// How often counts are collected and spooled, with a spool: what a crash may lose.
 pub const SPOOL_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Bytes (up, down) per node (`None`: not through a known node).
-type NodeCounters = HashMap<Option<Arc<str>>, (u64, u64)>;
-
-/// Bytes counted for one session, per node.
-#[derive(Debug)]
-pub struct SessionUsage {
-    key: u64,
-    session_id: Option<Uuid>,
-    device_id: Uuid,
-    counters: Mutex<NodeCounters>,
-}
-
-impl SessionUsage {
-    /// Counts bytes relayed through `node`.
-    pub fn add(&self, node: Option<&Arc<str>>, up: u64, down: u64) {
-        if up == 0 && down == 0 {
-            return;
-        }
-        if let Ok(mut c) = self.counters.lock() {
-            let entry = c.entry(node.cloned()).or_default();
-            entry.0 += up;
-            entry.1 += down;
-        }
-    }
-
-    fn drain(&self, at: i64, out: &mut Vec<UsageRecord>) {
-        let Ok(mut c) = self.counters.lock() else {
-            return;
-        };
-        for (node, (up, down)) in c.drain() {
-            if up == 0 && down == 0 {
-                continue;
-            }
-            out.push(UsageRecord {
-                session_id: self.session_id,
-                device_id: self.device_id,
-                node_id: node.and_then(|n| Uuid::parse_str(&n).ok()),
-                bytes_up: up,
-                bytes_down: down,
-                at,
-            });
-        }
-    }
-}
 
 /// Counters of the reporter.
 #[derive(Debug, Default)]
@@ -124,12 +87,6 @@ struct Inner {
 #[derive(Clone, Debug)]
 pub struct UsageReporter {
     inner: Arc<Inner>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_millis() as i64)
 }
 
 fn bytes_of(report: &UsageReport) -> u64 {
@@ -415,7 +372,7 @@ impl UsageReporter {
 
     /// The reporting loop; returns when `stop` is cancelled (then call [`Self::flush`]).
     pub async fn run(self, stop: CancellationToken) {
-        let mut backoff = MIN_BACKOFF;
+        let mut backoff = RETRY_SCHEDULE.build();
         let mut retry_at: Option<tokio::time::Instant> = None;
         let mut send_at = tokio::time::Instant::now() + self.inner.interval;
         // Replayed reports go out at once.
@@ -444,12 +401,12 @@ impl UsageReporter {
             self.persist().await;
             match sent {
                 Ok(()) => {
-                    backoff = MIN_BACKOFF;
+                    backoff = RETRY_SCHEDULE.build();
                     retry_at = None;
                 }
                 Err(()) => {
-                    retry_at = Some(tokio::time::Instant::now() + backoff);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    let delay = backoff.next().unwrap_or(Duration::from_secs(30));
+                    retry_at = Some(tokio::time::Instant::now() + delay);
                 }
             }
         }
@@ -500,66 +457,10 @@ impl UsageReporter {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn reporter(max_queue: usize) -> UsageReporter {
-        let client = ControlPlaneClient::new(
-            "http://127.0.0.1:9/".parse().unwrap(),
-            crate::control_plane::Secret::new("t"),
-            Duration::from_millis(200),
-        )
-        .unwrap();
-        UsageReporter::new(Arc::new(client), Duration::from_secs(1), max_queue)
-    }
-
-    #[test]
-    fn unsent_counts_merge_into_one_report_and_sent_ones_keep_their_content() {
-        let r = reporter(10);
-        let device = Uuid::new_v4().to_string();
-        let s = r.register(Some(Uuid::new_v4()), &device).unwrap();
-        let node: Arc<str> = Arc::from(Uuid::new_v4().to_string());
-        s.add(Some(&node), 10, 20);
-        r.collect();
-        s.add(Some(&node), 1, 2);
-        r.collect();
-        {
-            let q = r.inner.queue.lock().unwrap();
-            assert_eq!(q.len(), 1);
-            assert_eq!(
-                (
-                    q[0].report.records[0].bytes_up,
-                    q[0].report.records[0].bytes_down
-                ),
-                (11, 22)
-            );
-        }
-        // Once attempted, a report is frozen: new counts go into a new report.
-        r.inner.queue.lock().unwrap()[0].attempts = 1;
-        s.add(None, 5, 0);
-        r.session_ended(&s);
-        let q = r.inner.queue.lock().unwrap();
-        assert_eq!(q.len(), 2);
-        assert_eq!(q[0].report.records.len(), 1);
-        assert_ne!(q[0].report.report_id, q[1].report.report_id);
-    }
-
-    #[test]
-    fn overflow_drops_the_oldest_and_counts_it() {
-        let r = reporter(1);
-        let s = r.register(None, &Uuid::new_v4().to_string()).unwrap();
-        s.add(None, 7, 0);
-        r.collect();
-        r.inner.queue.lock().unwrap()[0].attempts = 1;
-        s.add(None, 3, 0);
-        r.collect();
-        assert_eq!(r.queued(), 1);
-        assert_eq!(r.stats().bytes_dropped.load(Ordering::Relaxed), 7);
-    }
-
-    #[test]
-    fn non_uuid_devices_are_not_counted() {
-        assert!(reporter(1).register(None, "dev-1").is_none());
-    }
+/// Now in Unix ms; never zero, as a record's time must be positive.
+fn now_ms() -> i64 {
+    unix_ms().max(1)
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,11 +5,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use httvps_proto::{HelloErrorCode, TargetAddr};
 use rand::Rng;
 use tokio::sync::watch;
 
-use crate::config::ClientConfig;
+use crate::config::{Backoff, ClientConfig};
 use crate::driver::{establish, DrainingSession, SessionHandle};
 use crate::error::Error;
 use crate::stream::TcpStream;
@@ -68,10 +69,6 @@ impl std::fmt::Debug for Client {
             .field("status", &*self.inner.status.borrow())
             .finish()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Client {
@@ -210,7 +207,7 @@ impl Client {
                 Ok(session) => {
                     *self.inner.resume.lock().unwrap_or_else(|p| p.into_inner()) =
                         Some(session.ack.resume_token.0.to_vec());
-                    let session_id = hex(&session.ack.session_id);
+                    let session_id = hex::encode(&session.ack.session_id);
                     tracing::info!(gateway = %gateway, session = %session_id, "connected");
                     self.inner.status.send_modify(|s| {
                         s.state = ConnectionState::Connected;
@@ -241,7 +238,7 @@ impl Client {
 /// Watches the current session: follows its RTT, replaces it when it drains (GOAWAY) and
 /// reconnects with backoff when it ends. Stops when the client is dropped or closed.
 async fn supervise(weak: std::sync::Weak<Inner>) {
-    let mut failures: u32 = 0;
+    let mut delays: Option<ExponentialBackoff> = None;
     loop {
         let Some(inner) = weak.upgrade() else { return };
         let client = Client { inner };
@@ -256,10 +253,7 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let Some(session) = current else {
-            if reconnect_with_backoff(&client, &mut failures)
-                .await
-                .is_err()
-            {
+            if reconnect_with_backoff(&client, &mut delays).await.is_err() {
                 return;
             }
             continue;
@@ -348,16 +342,28 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
                 .send_modify(|s| s.state = ConnectionState::Failed(why));
             return;
         }
-        if reconnect_with_backoff(&client, &mut failures)
-            .await
-            .is_err()
-        {
+        if reconnect_with_backoff(&client, &mut delays).await.is_err() {
             return;
         }
     }
 }
 
-async fn reconnect_with_backoff(client: &Client, failures: &mut u32) -> Result<(), ()> {
+/// The reconnect delays after consecutive failures: from `initial`, doubling up to `max`, for
+/// as long as it takes (jitter is added per attempt).
+fn reconnect_schedule(backoff: Backoff) -> ExponentialBackoff {
+    ExponentialBuilder::new()
+        .with_min_delay(backoff.initial)
+        .with_max_delay(backoff.max)
+        .without_max_times()
+        .build()
+}
+
+/// Reconnects, waiting between failed attempts; `delays` runs on across calls until one
+/// succeeds.
+async fn reconnect_with_backoff(
+    client: &Client,
+    delays: &mut Option<ExponentialBackoff>,
+) -> Result<(), ()> {
     loop {
         if matches!(
             client.inner.status.borrow().state,
@@ -367,16 +373,16 @@ async fn reconnect_with_backoff(client: &Client, failures: &mut u32) -> Result<(
         }
         match client.reconnect_once().await {
             Ok(()) => {
-                *failures = 0;
+                *delays = None;
                 return Ok(());
             }
             Err(e) if e.is_permanent() => return Err(()),
             Err(e) => {
                 let backoff = client.inner.config.backoff;
-                let exp = backoff
-                    .initial
-                    .saturating_mul(2u32.saturating_pow((*failures).min(16)));
-                let mut delay = exp.min(backoff.max);
+                let next = delays
+                    .get_or_insert_with(|| reconnect_schedule(backoff))
+                    .next();
+                let mut delay = next.unwrap_or(backoff.max).min(backoff.max);
                 if let Error::Refused {
                     retry_after: Some(after),
                     code:
@@ -390,7 +396,6 @@ async fn reconnect_with_backoff(client: &Client, failures: &mut u32) -> Result<(
                 }
                 let jitter = rand::thread_rng().gen_range(0.0..0.2);
                 let delay = delay.mul_f64(1.0 + jitter);
-                *failures += 1;
                 tracing::warn!(error = %e, retry_in = ?delay, "reconnect failed");
                 client
                     .inner

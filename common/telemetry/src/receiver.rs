@@ -222,9 +222,9 @@ fn keep(spans: &Spans, requests: &Mutex<u64>, request: ExportTraceServiceRequest
                         _ => "unset",
                     },
                     name: span.name,
-                    trace_id: hex(&span.trace_id),
-                    span_id: hex(&span.span_id),
-                    parent_span_id: hex(&span.parent_span_id),
+                    trace_id: hex::encode(&span.trace_id),
+                    span_id: hex::encode(&span.span_id),
+                    parent_span_id: hex::encode(&span.parent_span_id),
                     attributes: span
                         .attributes
                         .iter()
@@ -233,7 +233,7 @@ fn keep(spans: &Spans, requests: &Mutex<u64>, request: ExportTraceServiceRequest
                     links: span
                         .links
                         .iter()
-                        .map(|l| (hex(&l.trace_id), hex(&l.span_id)))
+                        .map(|l| (hex::encode(&l.trace_id), hex::encode(&l.span_id)))
                         .collect(),
                 });
             }
@@ -250,8 +250,4 @@ fn text(kv: &KeyValue) -> String {
         Some(other) => format!("{other:?}"),
         None => String::new(),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

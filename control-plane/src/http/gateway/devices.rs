@@ -1,0 +1,171 @@
+//! Device validation: allowed with an entitlement, or denied with a HELLO_ERROR code.
+
+use axum::extract::State;
+use axum::Json;
+use httvps_contract::validate::{Entitlement, PlanTerms, ValidateRequest, ValidateResponse};
+use httvps_contract::{routes, DenyCode};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::token;
+use crate::error::ApiResult;
+use crate::http::extract::{ApiJsonAnyText, GatewayCaller};
+use crate::model::{
+    now_ms, DeviceStatus, Millis, Plan, Subscription, SubscriptionStatus, UserStatus,
+};
+use crate::store::StoreError;
+
+fn deny(state: &AppState, code: DenyCode, message: impl Into<String>) -> Json<ValidateResponse> {
+    metrics::counter!("httvps_cp_device_validations_total", "result" => "deny", "code" => code.as_str())
+        .increment(1);
+    tracing::Span::current().record("httvps.verdict", code.as_str());
+    Json(ValidateResponse::Deny {
+        cache_ttl_secs: state.config.denial_ttl_secs,
+        code,
+        message: message.into(),
+    })
+}
+
+/// Validates a device's credentials and returns its entitlement or a precise refusal.
+#[utoipa::path(post, path = routes::VALIDATE_DEVICE, tag = "gateway", request_body = ValidateRequest,
+    responses((status = 200, body = ValidateResponse), (status = 401, body = crate::error::Problem)),
+    security(("gateway_token" = [])))]
+#[tracing::instrument(name = "device check", skip_all,
+    fields(httvps.device.id = %req.device_id, httvps.verdict = tracing::field::Empty))]
+pub async fn validate_device(
+    State(state): State<AppState>,
+    _gw: GatewayCaller,
+    ApiJsonAnyText(req): ApiJsonAnyText<ValidateRequest>,
+) -> ApiResult<Json<ValidateResponse>> {
+    let now = now_ms();
+    let Ok(device_id) = Uuid::parse_str(&req.device_id) else {
+        return Ok(deny(
+            &state,
+            DenyCode::AuthFailed,
+            "unknown device or wrong token",
+        ));
+    };
+    let Some((device, hash)) = state.store.device_credentials(device_id).await? else {
+        // Same work as a real check, so the answer time does not tell whether the id exists.
+        let _ = token::matches(&req.device_token, "");
+        return Ok(deny(
+            &state,
+            DenyCode::AuthFailed,
+            "unknown device or wrong token",
+        ));
+    };
+    if !token::matches(&req.device_token, &hash) {
+        return Ok(deny(
+            &state,
+            DenyCode::AuthFailed,
+            "unknown device or wrong token",
+        ));
+    }
+    if device.status != DeviceStatus::Active {
+        return Ok(deny(
+            &state,
+            DenyCode::Revoked,
+            format!("the device is {}", device.status),
+        ));
+    }
+    let user = state.store.get_user(device.user_id).await?;
+    if user.status != UserStatus::Active {
+        return Ok(deny(&state, DenyCode::Revoked, "the user is disabled"));
+    }
+    let Some((sub, plan)) = state.store.resolve_subscription(user.id, now, true).await? else {
+        return Ok(deny(&state, DenyCode::Expired, "no subscription in force"));
+    };
+    let quota = state.store.quota_status(&sub, &plan, now).await?;
+    if quota.remaining_bytes == Some(0) {
+        return Ok(deny(
+            &state,
+            DenyCode::QuotaExceeded,
+            "the byte quota of this period is used up",
+        ));
+    }
+    if let Some(region) = req.region.as_deref().filter(|r| !r.is_empty()) {
+        // SPEC §10.2: a region nobody defined is not allowed either. Codes are lowercase letters,
+        // digits and '-': anything else (NUL bytes included) cannot name one.
+        let code = region.to_ascii_lowercase();
+        let well_formed = code.len() <= httvps_contract::limits::MAX_REGION_CODE_LEN
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let known = well_formed
+            && match state.store.region_by_code(&code).await {
+                Ok(_) => true,
+                Err(StoreError::NotFound(_)) => false,
+                Err(e) => return Err(e.into()),
+            };
+        if !known {
+            return Ok(deny(
+                &state,
+                DenyCode::RegionNotAllowed,
+                format!("region {region:?} is unknown"),
+            ));
+        }
+        if !plan.allowed_regions.is_empty()
+            && !plan
+                .allowed_regions
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(region))
+        {
+            return Ok(deny(
+                &state,
+                DenyCode::RegionNotAllowed,
+                format!("region {region:?} is not in the plan"),
+            ));
+        }
+    }
+    // Last-seen is kept to the minute: a write per validation would cost more than it tells.
+    if device.last_seen_at.is_none_or(|seen| now - seen >= 60_000) {
+        state.store.touch_device(device.id, now).await?;
+    }
+    let expires_at = access_ends_at(&state, &sub).await?;
+    metrics::counter!("httvps_cp_device_validations_total", "result" => "allow", "code" => "ok")
+        .increment(1);
+    tracing::Span::current().record("httvps.verdict", "allow");
+    Ok(Json(ValidateResponse::Allow {
+        cache_ttl_secs: state.config.entitlement_ttl_secs,
+        entitlement: Box::new(Entitlement {
+            device_id: device.id,
+            user_id: user.id,
+            // Limits and byte counts are never negative in the store; a negative one would
+            // allow nothing.
+            session_limit: u32::try_from(plan.session_limit).unwrap_or(0),
+            remaining_bytes: quota.remaining_bytes.map(|b| u64::try_from(b).unwrap_or(0)),
+            quota_resets_at: quota.period_end,
+            expires_at,
+            allowed_regions: plan.allowed_regions.clone(),
+            plan: plan_terms(&plan),
+        }),
+    }))
+}
+
+/// The plan's terms a gateway enforces.
+fn plan_terms(plan: &Plan) -> PlanTerms {
+    PlanTerms {
+        id: plan.id,
+        name: plan.name.clone(),
+        quota_bytes: plan.quota_bytes.map(|b| u64::try_from(b).unwrap_or(0)),
+    }
+}
+
+/// When the user's access ends: the subscription's end, unless a queued subscription starts
+/// then (no end time; heartbeats report the next one's end once it runs). Gateways end the
+/// sessions at this time to the second.
+pub(super) async fn access_ends_at(
+    state: &AppState,
+    sub: &Subscription,
+) -> ApiResult<Option<Millis>> {
+    let Some(end) = sub.ends_at else {
+        return Ok(None);
+    };
+    let queued = state
+        .store
+        .list_subscriptions(sub.user_id)
+        .await?
+        .iter()
+        .any(|s| s.status == SubscriptionStatus::Queued);
+    Ok((!queued).then_some(end))
+}
