@@ -116,9 +116,11 @@ impl From<DomainError> for ApiError {
         match e {
             DomainError::Invalid(msg) => ApiError::Validation(msg),
             DomainError::NotFound(what) => ApiError::NotFound(what),
-            DomainError::Conflict(c) if c.kind == ConflictKind::SessionLimit => {
-                ApiError::refused(StatusCode::CONFLICT, "too_many_sessions", c)
-            }
+            DomainError::Conflict(c) if c.kind == ConflictKind::SessionLimit => ApiError::refused(
+                StatusCode::CONFLICT,
+                httvps_contract::RefusalCode::TooManySessions.as_str(),
+                c,
+            ),
             DomainError::Conflict(c) => ApiError::Conflict(c.into()),
             DomainError::Forbidden(msg) => ApiError::Forbidden(msg),
             // The HELLO_ERROR a gateway gives the client for it.

@@ -9,11 +9,11 @@ use uuid::Uuid;
 
 use super::devices::access_ends_at;
 use crate::app::AppState;
+use crate::domain;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ApiPath, GatewayCaller};
 use crate::model::{now_ms, DeviceStatus, Session, UserStatus};
-use crate::shared;
-use crate::store::{NewSession, StoreError};
+use crate::store::NewSession;
 
 /// Registers a new session under the plan's concurrent-session limit. An id that exists already
 /// is the same session: a retried start, or a resume on another gateway, which moves it to the
@@ -55,21 +55,8 @@ pub async fn start_session(
         client_region: req.client_region,
         session_limit: Some(plan.session_limit),
     };
-    let mut started = state.store.start_session(&new).await;
-    if matches!(&started, Err(StoreError::Conflict(msg)) if msg.contains("too many sessions"))
-        && shared::end_sessions_without_a_slot(&state, device.user_id).await > 0
-    {
-        // Some of the sessions counted were dead (their gateway crashed): count again.
-        started = state.store.start_session(&new).await;
-    }
-    let session = started.map_err(|e| match e {
-        StoreError::Conflict(msg) if msg.contains("too many sessions") => ApiError::refused(
-            StatusCode::CONFLICT,
-            RefusalCode::TooManySessions.as_str(),
-            msg,
-        ),
-        other => other.into(),
-    })?;
+    // A session-limit conflict becomes the 409 `too_many_sessions` refusal (crate::error).
+    let session = domain::sessions::start(&state, &new).await?;
     Ok((StatusCode::CREATED, Json(session)))
 }
 
