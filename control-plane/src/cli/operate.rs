@@ -258,8 +258,12 @@ async fn operate(state: &AppState, command: Command) -> Result<(), CliError> {
             };
             for d in store.list_devices(user).await? {
                 println!(
-                    "{}\t{}\t{}\t{}\tlast seen {:?}",
-                    d.id, d.user_id, d.name, d.status, d.last_seen_at
+                    "{}\t{}\t{}\t{}\tlast seen {}",
+                    d.id,
+                    d.user_id,
+                    d.name,
+                    d.status,
+                    last_seen(d.last_seen_at)
                 );
             }
             Ok(())
@@ -356,7 +360,12 @@ async fn operate(state: &AppState, command: Command) -> Result<(), CliError> {
         }
         Command::Gateway(GatewayCmd::List) => {
             for g in store.list_gateways().await? {
-                println!("{}\t{}\tlast seen {:?}", g.id, g.name, g.last_seen_at);
+                println!(
+                    "{}\t{}\tlast seen {}",
+                    g.id,
+                    g.name,
+                    last_seen(g.last_seen_at)
+                );
             }
             Ok(())
         }
@@ -417,4 +426,14 @@ async fn set_user_status(state: &AppState, user: &str, status: UserStatus) -> Re
     let u = domain::users::update(state, ACTOR, id, &update).await?;
     println!("user {} {}", u.name, u.status);
     Ok(())
+}
+
+/// A last-seen time for a listing: RFC 3339 in UTC, or `never`.
+fn last_seen(at: Option<i64>) -> String {
+    use time::format_description::well_known::Rfc3339;
+    at.and_then(|ms| {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+    })
+    .and_then(|t| t.format(&Rfc3339).ok())
+    .unwrap_or_else(|| "never".to_owned())
 }

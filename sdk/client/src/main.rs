@@ -56,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(http) = http {
         tokio::spawn(http_proxy::serve(http, client.clone()));
     }
-    tokio::signal::ctrl_c().await?;
+    shutdown_signal().await?;
     println!("shutting down");
     client.close().await;
     Ok(())
@@ -101,4 +101,18 @@ async fn status_lines(client: Client) {
             _ = tick.tick() => print_status(&client),
         }
     }
+}
+
+/// Ctrl-C, or SIGTERM from a service manager or a container runtime (PID 1 in an image).
+async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
 }
