@@ -5,7 +5,8 @@
 #   deploy/images/build.sh [--prebuilt]   the three httvps images (localhost/httvps-gateway,
 #                                         -control-plane, -client, tag $HTTVPS_IMAGE_TAG or dev)
 #                                         from release binaries already built in
-#                                         $CARGO_TARGET_DIR/release (default target/release):
+#                                         $CARGO_TARGET_DIR/release (default target/release;
+#                                         HTTVPS_BINARIES_DIR names another folder):
 #                                         deploy/docker/*.Dockerfile with BINARY_FROM=prebuilt.
 #                                         Seconds; what the end-to-end tests use.
 #   deploy/images/build.sh --release      the same images from deploy/docker/*.Dockerfile as
@@ -36,7 +37,8 @@ trap 'rm -rf "$work"' EXIT
 build() { # image dockerfile context [podman build options...]
   local image=$1 dockerfile=$2 context=$3 start=$SECONDS
   shift 3
-  podman build --layers -t "$image" -f "$dockerfile" --build-arg BASE_IMAGE="$BASE_IMAGE" \
+  # Docker format: OCI images cannot carry a HEALTHCHECK (podman drops it with a warning).
+  podman build --format docker --layers -t "$image" -f "$dockerfile" --build-arg BASE_IMAGE="$BASE_IMAGE" \
     --build-arg RUNTIME_IMAGE="$BASE_IMAGE" --build-arg RUST_IMAGE="$RUST_BUILD_IMAGE" "$@" "$context" \
     >"$work/build.log" 2>&1 || {
     tail -n 40 "$work/build.log" >&2
@@ -48,7 +50,7 @@ build() { # image dockerfile context [podman build options...]
 components=(gateway:httvps-gateway control-plane:httvps-control-plane client:httvps-client)
 
 if [ -n "$httvps" ] && [ "$mode" = prebuilt ]; then
-  bin=${CARGO_TARGET_DIR:-$root/target}/release
+  bin=${HTTVPS_BINARIES_DIR:-${CARGO_TARGET_DIR:-$root/target}/release}
   step "httvps images from the release binaries in $bin (BINARY_FROM=prebuilt)"
   mkdir -p "$work/ctx/prebuilt" "$work/ctx/deploy/docker"
   cp "$root/deploy/docker/healthcheck.sh" "$work/ctx/deploy/docker/"
@@ -71,7 +73,10 @@ if [ -n "$httvps" ] && [ "$mode" = release ]; then
     git -C "$root" ls-files -z --cached --others --exclude-standard | (cd "$root" && xargs -0 cp --parents -t "$context")
     cp "$root/.dockerignore" "$context/"
     mkdir -p "$context/.cargo"
-    (cd "$context" && cargo vendor --locked --versioned-dirs vendor >"$context/.cargo/config.toml") || die "cargo vendor"
+    (cd "$context" && cargo vendor --locked --versioned-dirs vendor >"$context/.cargo/config.toml" 2>"$work/vendor.log") || {
+      tail -n 20 "$work/vendor.log" >&2
+      die "cargo vendor"
+    }
     ok "$(ls "$context/vendor" | wc -l) crates vendored"
   fi
   step "httvps images, multi-stage (cargo build --release --locked inside $RUST_BUILD_IMAGE)"
