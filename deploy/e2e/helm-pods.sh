@@ -25,7 +25,7 @@ chart=$root/deploy/helm/httvps
 work=$(mktemp -d /var/tmp/httvps-e2e-helm.XXXXXX)
 
 teardown_pods() {
-  for f in "$work"/kube-*/*.yaml; do [ -f "$f" ] && podman kube down "$f" >/dev/null 2>&1; done
+  for f in "$work"/kube-*/*.yaml; do [ ! -f "$f" ] || podman kube down "$f" >/dev/null 2>&1 || true; done
   podman pod rm -f -t 0 $(podman pod ps --filter label=app.kubernetes.io/instance=httvps -q) >/dev/null 2>&1 || true
   podman secret rm httvps httvps-migrate httvps-gateway-tls >/dev/null 2>&1 || true
 }
@@ -144,9 +144,8 @@ run_case() { # name [helm options...]
   ok "every container running as uid 10001 on a read-only root"
   curl -sk --fail --max-time 5 https://$subnet.30:8443/ >/dev/null || die "nginx front on 8443"
   ok "the gateway pod's nginx front serves the site on 8443"
-  local registered
-  registered=$("${cli[@]}" gateway list 2>/dev/null || true)
-  if [ -n "$registered" ]; then echo "   gateways: $(tr '\n' ' ' <<<"$registered")"; fi
+  seen() { "${cli[@]}" gateway list 2>/dev/null | grep -P "\tgw-$name\t" | grep -qv 'last seen None'; }
+  wait_until "gw-$name seen by the control plane (the pod's token works)" 60 seen || die "gw-$name never seen"
   if [ "$name" = full ]; then
     spans_of_both() {
       local log

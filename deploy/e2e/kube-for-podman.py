@@ -9,7 +9,15 @@ Services, Jobs, HPAs, PDBs or ServiceMonitors. So:
   - each Job becomes a Pod (restartPolicy Never) in OUTDIR/job-<name>.yaml;
   - Services are what kube-proxy and cluster DNS would make of them: ALIASES (JSON, host name ->
     IP: the Service names and the external services' names) become hostAliases of every pod;
-  - `$(VAR)` references between env entries are expanded as the kubelet does (podman does not);
+  - env from secretKeyRef gets the Secret's value (podman 4.3 fails to read its own Secrets for
+    env), and `$(VAR)` references between env entries are expanded as the kubelet does;
+  - secret volumes become configMap volumes of the same items (podman 4.3 panics on secret
+    volumes: nil pointer in kube.VolumeFromSecret), from ConfigMaps `<secret>-secret-data`;
+  - a configMap key mounted with subPath becomes a hostPath file OUTDIR/files/<map>/<key>
+    (podman 4.3 mounts the whole map's folder onto the file path and fails);
+  - an emptyDir becomes a hostPath folder OUTDIR/empty/<workload>/<volume>, mode 0777 as the
+    kubelet makes it (podman 4.3 makes a root-owned 0755 volume, unwritable for uid 10001);
+  - containerPorts are dropped (podman 4.3 publishes each on the same host port);
   - every probe of every container is written to OUTDIR/probes.json for the script to run from
     the host against the pod's address, as the kubelet does (podman would run httpGet probes with
     curl inside the container, and the images carry no curl);
@@ -48,8 +56,10 @@ def main():
     rendered, outdir, aliases = sys.argv[1], pathlib.Path(sys.argv[2]), json.loads(sys.argv[3])
     outdir.mkdir(parents=True, exist_ok=True)
     docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
-    shared = [d for d in docs if d["kind"] in ("ConfigMap", "Secret")]
     secrets = secret_values(docs)
+    shared = [d for d in docs if d["kind"] == "ConfigMap"] + [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name + "-secret-data"}, "data": data}
+        for name, data in secrets.items()]
     host_aliases = [{"ip": ip, "hostnames": [name]} for name, ip in sorted(aliases.items())]
     probes = {}
     for d in docs:
@@ -60,15 +70,37 @@ def main():
             continue
         template = d["spec"]["template"]
         spec = template["spec"]
+        for volume in spec.get("volumes", []):
+            if "emptyDir" in volume:
+                folder = outdir / "empty" / name / volume["name"]
+                folder.mkdir(parents=True, exist_ok=True)
+                folder.chmod(0o777)
+                volume.pop("emptyDir")
+                volume["hostPath"] = {"path": str(folder), "type": "Directory"}
+            source = volume.pop("secret", None)
+            if source:
+                volume["configMap"] = {"name": source["secretName"] + "-secret-data",
+                                       **{k: v for k, v in source.items() if k != "secretName"}}
         spec["hostAliases"] = host_aliases + spec.get("hostAliases", [])
+        maps = {m["metadata"]["name"]: m.get("data", {}) for m in shared}
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
         for c in spec.get("initContainers", []) + spec["containers"]:
-            # A secretKeyRef entry that another entry names as $(VAR) gets its value, so that
-            # the reference expands as in the kubelet; the others stay references.
-            referenced = set(re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
-                                        " ".join(str(e.get("value", "")) for e in c.get("env", []))))
+            for mount in c.get("volumeMounts", []):
+                source = volumes.get(mount["name"], {}).get("configMap")
+                if not source or "subPath" not in mount:
+                    continue
+                key = mount.pop("subPath")
+                path = outdir / "files" / source["name"] / key
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(maps[source["name"]][key])
+                volume_name = f"{mount['name']}-{re.sub('[^a-z0-9]+', '-', key.lower())}"
+                spec["volumes"].append({"name": volume_name, "hostPath": {"path": str(path), "type": "File"}})
+                mount["name"] = volume_name
+            # secretKeyRef entries get their values: podman 4.3 cannot read env from the Secrets
+            # it makes of the YAML ("secret ... is not valid JSON"), and $(VAR) must expand.
             for entry in c.get("env", []):
                 ref = entry.get("valueFrom", {}).get("secretKeyRef")
-                if ref and entry["name"] in referenced and ref["key"] in secrets.get(ref["name"], {}):
+                if ref and ref["key"] in secrets.get(ref["name"], {}):
                     entry.pop("valueFrom")
                     entry["value"] = secrets[ref["name"]][ref["key"]]
             expand_env(c)
@@ -84,6 +116,9 @@ def main():
                     "container": c["name"], "probe": kind_of_probe,
                     "type": "http" if "httpGet" in probe else "tcp",
                     "port": int(port), "path": probe.get("httpGet", {}).get("path")})
+            # podman 4.3 publishes every containerPort on the host (8080 twice is a clash); the
+            # pods are reached at their own addresses instead.
+            c.pop("ports", None)
         if kind == "Job":
             spec["restartPolicy"] = "Never"
             pod = {"apiVersion": "v1", "kind": "Pod",

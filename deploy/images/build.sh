@@ -81,7 +81,9 @@ if [ -n "$httvps" ] && [ "$mode" = release ]; then
   fi
   step "httvps images, multi-stage (cargo build --release --locked inside $RUST_BUILD_IMAGE)"
   for c in "${components[@]}"; do
-    build "localhost/${c#*:}:$TAG" "$root/deploy/docker/${c%%:*}.Dockerfile" "$context"
+    # Given explicitly: buildah follows `FROM ${BINARY_FROM}` to a stage only for a --build-arg
+    # value, not for the ARG's default (it then looks for an image named builder).
+    build "localhost/${c#*:}:$TAG" "$root/deploy/docker/${c%%:*}.Dockerfile" "$context" --build-arg BINARY_FROM=builder
   done
 fi
 
