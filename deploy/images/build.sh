@@ -71,7 +71,8 @@ if [ -n "$httvps" ] && [ "$mode" = release ]; then
     context=$work/src
     mkdir -p "$context"
     git -C "$root" ls-files -z --cached --others --exclude-standard | (cd "$root" && xargs -0 cp --parents -t "$context")
-    cp "$root/.dockerignore" "$context/"
+    # Crates may have source folders named target (cc does), which `**/target` would drop.
+    { cat "$root/.dockerignore"; echo '!vendor/**'; } >"$context/.dockerignore"
     mkdir -p "$context/.cargo"
     (cd "$context" && cargo vendor --locked --versioned-dirs vendor >"$context/.cargo/config.toml" 2>"$work/vendor.log") || {
       tail -n 20 "$work/vendor.log" >&2
