@@ -31,6 +31,7 @@ compose() { "$tools/compose-venv/bin/podman-compose" -p $project --env-file "$wo
   -f "$root/docker-compose.yml" -f "$root/deploy/e2e/compose.podman.yml" "$@"; }
 cleanup() {
   local status=$?
+  set +e
   [ -z "$ticker" ] || kill "$ticker" 2>/dev/null || true
   if [ $status -ne 0 ]; then
     for c in $(podman ps -a --filter label=io.podman.compose.project=$project --format '{{.Names}}'); do

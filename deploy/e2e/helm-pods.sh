@@ -29,9 +29,12 @@ teardown_pods() {
   for f in "$work"/kube-*/*.yaml; do [ ! -f "$f" ] || podman kube down "$f" >/dev/null 2>&1 || true; done
   podman pod rm -f -t 0 $(podman pod ps --filter label=app.kubernetes.io/instance=httvps -q) >/dev/null 2>&1 || true
   podman secret rm httvps httvps-migrate httvps-gateway-tls >/dev/null 2>&1 || true
+  # The volumes kube play made of the ConfigMaps.
+  podman volume rm -f $(podman volume ls -q | grep -E '^httvps-(gateway-nginx|.*secret-data)$') >/dev/null 2>&1 || true
 }
 cleanup() {
   local status=$?
+  set +e
   if [ $status -ne 0 ]; then
     for c in $(podman ps -a --format '{{.Names}}' | grep -E '^httvps-(control-plane|gateway|migrate)' || true); do
       echo "--- logs of $c (last 15 lines)" >&2

@@ -22,6 +22,7 @@ grace=10
 work=$(mktemp -d /var/tmp/httvps-e2e-images.XXXXXX)
 cleanup() {
   local status=$?
+  set +e
   if [ $status -ne 0 ]; then
     for c in $(podman ps -a --format '{{.Names}}' | grep "^$p-" || true); do
       echo "--- logs of $c (last 20 lines)" >&2
