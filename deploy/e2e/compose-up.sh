@@ -18,7 +18,7 @@
 # (`up -d --no-deps`) in depends_on's order, waiting for health and for the one-shots' exit 0.
 # Host ports (127.0.0.1 only, chosen not to collide with the test suite's services): HTTPS
 # 18443, control plane 18081, Prometheus 19090, PostgreSQL 15432, Redis 16379.
-# CI does not run it (minutes on 2 cores); run it before a release: deploy/e2e/compose-up.sh
+# CI runs it through deploy/e2e/all.sh (about a minute with the images built). Usage: deploy/e2e/compose-up.sh
 source "$(dirname "$0")/../images/lib.sh"
 
 project=httvps-e2e
