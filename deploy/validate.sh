@@ -105,6 +105,12 @@ echo "kubernetes-validate $("$kubernetes_validate" --version 2>&1 | tail -n1), $
 step "Dockerfiles"
 python3 deploy/docker/check-dockerfiles.py || die "Dockerfile checks"
 bash -n deploy/docker/healthcheck.sh || die "deploy/docker/healthcheck.sh does not parse"
+for script in deploy/images/*.sh deploy/e2e/*.sh deploy/images/third-party/*.sh; do
+  bash -n "$script" || die "$script does not parse"
+done
+python3 -c 'import ast, sys; [ast.parse(open(f).read(), f) for f in sys.argv[1:]]' \
+  deploy/e2e/kube-for-podman.py deploy/images/third-party/otel-receiver.py ||
+  die "the e2e Python helpers do not compile"
 
 # --- docker-compose --------------------------------------------------------------------------
 step "docker-compose.yml"

@@ -48,6 +48,8 @@ install_postgres() {
   fi
   start_postgres
   wait_for PostgreSQL postgres_up || return 1
+  # The package may have started the cluster before the trust lines were added.
+  pg_ctlcluster --skip-systemctl-redirect "$version" main reload || true
   su postgres -c "psql -qc 'CREATE DATABASE test'" 2>/dev/null || true
   su postgres -c "psql -qc 'CREATE ROLE root SUPERUSER LOGIN'" 2>/dev/null || true
 }

@@ -8,6 +8,9 @@
 #    read by nginx, the gateways and the control plane at their start);
 #  - unless deploy/compose/tls/ holds a certificate, generates a self-signed one for nginx once
 #    (/var/lib/httvps/tls/, subject HTTVPS_SERVER_NAME, 90 days: replace it with a real one).
+#  - creates the first admin while there is none: HTTVPS_ADMIN_USERNAME with
+#    HTTVPS_ADMIN_PASSWORD, or, when that is empty, a generated password printed once here
+#    (`docker compose logs bootstrap`).
 # It uses the operator CLI of the control-plane image, on DATABASE_URL.
 set -eu
 
@@ -36,6 +39,21 @@ else
     -subj "/CN=$name" -addext "subjectAltName=DNS:$name" \
     -keyout "$dir/tls/tls.key" -out "$dir/tls/tls.crt" 2>/dev/null
   echo "nginx certificate: self-signed for $name generated into $dir/tls (90 days)"
+fi
+
+if [ -n "$($cli admin list)" ]; then
+  echo "admin: one exists already"
+else
+  admin=${HTTVPS_ADMIN_USERNAME:-admin}
+  generated=
+  if [ -z "${HTTVPS_ADMIN_PASSWORD:-}" ]; then
+    HTTVPS_ADMIN_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+    generated=1
+  fi
+  HTTVPS_ADMIN_PASSWORD=$HTTVPS_ADMIN_PASSWORD $cli admin create --username "$admin" --role admin
+  if [ -n "$generated" ]; then
+    echo "admin $admin: generated password (shown once): $HTTVPS_ADMIN_PASSWORD"
+  fi
 fi
 
 for gw in gw-1 gw-2; do

@@ -7,7 +7,10 @@ For each Dockerfile: every instruction is a Dockerfile keyword; it builds one wo
 with `cargo build --release --locked -p PACKAGE` under cache mounts and copies out that
 package's binary; the final stage runs as a non-root numeric USER, has a HEALTHCHECK and an
 ENTRYPOINT naming the binary; every COPY from the build context exists and is not excluded by
-.dockerignore (only its simple `path` and `**/name` patterns are understood).
+.dockerignore (only its simple `path` and `**/name` patterns are understood), except in the
+`prebuilt` stage, which copies prebuilt/BINARY from the small context deploy/images/build.sh
+assembles for tests; the final stage copies the binary from stage `binary`, which is `builder`
+unless BINARY_FROM says `prebuilt`.
 """
 
 import fnmatch
@@ -107,7 +110,17 @@ def check(path, pkgs, patterns):
     if not entry or binary not in entry[-1]:
         errors.append(f"the ENTRYPOINT does not run {binary}")
 
-    for step in steps:
+    prebuilt = [i for i in stages if steps[i].split()[-1] == "prebuilt"]
+    if len(prebuilt) != 1 or f"COPY prebuilt/{binary} /out/{binary}" not in steps[prebuilt[0] + 1]:
+        errors.append(f"no `prebuilt` stage copying prebuilt/{binary} to /out/{binary}")
+    if "ARG BINARY_FROM=builder" not in steps or "FROM ${BINARY_FROM} AS binary" not in steps:
+        errors.append("BINARY_FROM must default to builder and name stage `binary`")
+    if not any(s.startswith(f"COPY --from=binary /out/{binary} ") for s in final):
+        errors.append(f"the final stage does not copy /out/{binary} from stage `binary`")
+
+    for index, step in enumerate(steps):
+        if prebuilt and prebuilt[0] < index < min([i for i in stages if i > prebuilt[0]] or [len(steps)]):
+            continue
         if not step.upper().startswith("COPY ") or "--from=" in step:
             continue
         words = [w for w in step.split()[1:] if not w.startswith("--")]

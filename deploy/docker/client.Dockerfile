@@ -6,6 +6,10 @@
 
 ARG RUST_IMAGE=rust:1-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
+# Where the binary comes from: `builder` compiles it here (releases); `prebuilt` copies
+# prebuilt/httvps-client from the build context instead (deploy/images/build.sh --prebuilt, for
+# tests: a context holding only that file and deploy/docker/healthcheck.sh).
+ARG BINARY_FROM=builder
 
 FROM ${RUST_IMAGE} AS builder
 WORKDIR /src
@@ -17,6 +21,11 @@ RUN --mount=type=cache,id=httvps-cargo-registry,target=/usr/local/cargo/registry
     cargo build --release --locked -p httvps-client \
  && install -D -m 0755 target/release/httvps-client /out/httvps-client
 
+FROM scratch AS prebuilt
+COPY prebuilt/httvps-client /out/httvps-client
+
+FROM ${BINARY_FROM} AS binary
+
 FROM ${RUNTIME_IMAGE}
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
@@ -24,7 +33,7 @@ RUN apt-get update \
  && groupadd --system --gid 10001 httvps \
  && useradd --system --uid 10001 --gid httvps --home-dir /var/lib/httvps --shell /usr/sbin/nologin httvps \
  && install -d -o httvps -g httvps -m 0750 /var/lib/httvps
-COPY --from=builder /out/httvps-client /usr/local/bin/httvps-client
+COPY --from=binary /out/httvps-client /usr/local/bin/httvps-client
 COPY --chmod=0755 deploy/docker/healthcheck.sh /usr/local/bin/httvps-healthcheck
 WORKDIR /var/lib/httvps
 USER 10001:10001
@@ -33,5 +42,8 @@ EXPOSE 1080 8118
 # the container, which is only reachable through the ports published above.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["httvps-healthcheck", "tcp", "127.0.0.1:1080"]
+# httvps-client stops on SIGINT (Ctrl-C) only; as PID 1 it would ignore `docker stop`'s SIGTERM
+# until the kill after the timeout.
+STOPSIGNAL SIGINT
 ENTRYPOINT ["httvps-client"]
 CMD ["--socks", "0.0.0.0:1080", "--http", "0.0.0.0:8118"]

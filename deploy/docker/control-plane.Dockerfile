@@ -7,6 +7,10 @@
 
 ARG RUST_IMAGE=rust:1-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
+# Where the binary comes from: `builder` compiles it here (releases); `prebuilt` copies
+# prebuilt/httvps-control-plane from the build context instead (deploy/images/build.sh --prebuilt, for
+# tests: a context holding only that file and deploy/docker/healthcheck.sh).
+ARG BINARY_FROM=builder
 
 FROM ${RUST_IMAGE} AS builder
 WORKDIR /src
@@ -18,6 +22,11 @@ RUN --mount=type=cache,id=httvps-cargo-registry,target=/usr/local/cargo/registry
     cargo build --release --locked -p httvps-control-plane \
  && install -D -m 0755 target/release/httvps-control-plane /out/httvps-control-plane
 
+FROM scratch AS prebuilt
+COPY prebuilt/httvps-control-plane /out/httvps-control-plane
+
+FROM ${BINARY_FROM} AS binary
+
 FROM ${RUNTIME_IMAGE}
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
@@ -25,7 +34,7 @@ RUN apt-get update \
  && groupadd --system --gid 10001 httvps \
  && useradd --system --uid 10001 --gid httvps --home-dir /var/lib/httvps --shell /usr/sbin/nologin httvps \
  && install -d -o httvps -g httvps -m 0750 /var/lib/httvps
-COPY --from=builder /out/httvps-control-plane /usr/local/bin/httvps-control-plane
+COPY --from=binary /out/httvps-control-plane /usr/local/bin/httvps-control-plane
 COPY --chmod=0755 deploy/docker/healthcheck.sh /usr/local/bin/httvps-healthcheck
 # Inside a container the API must bind every interface (the binary's default is loopback only).
 ENV HTTVPS_CP_LISTEN=0.0.0.0:8080

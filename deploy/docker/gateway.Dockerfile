@@ -6,6 +6,10 @@
 
 ARG RUST_IMAGE=rust:1-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
+# Where the binary comes from: `builder` compiles it here (releases); `prebuilt` copies
+# prebuilt/httvps-gateway from the build context instead (deploy/images/build.sh --prebuilt, for
+# tests: a context holding only that file and deploy/docker/healthcheck.sh).
+ARG BINARY_FROM=builder
 
 FROM ${RUST_IMAGE} AS builder
 WORKDIR /src
@@ -17,6 +21,11 @@ RUN --mount=type=cache,id=httvps-cargo-registry,target=/usr/local/cargo/registry
     cargo build --release --locked -p httvps-gateway \
  && install -D -m 0755 target/release/httvps-gateway /out/httvps-gateway
 
+FROM scratch AS prebuilt
+COPY prebuilt/httvps-gateway /out/httvps-gateway
+
+FROM ${BINARY_FROM} AS binary
+
 FROM ${RUNTIME_IMAGE}
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
@@ -25,7 +34,7 @@ RUN apt-get update \
  && useradd --system --uid 10001 --gid httvps --home-dir /var/lib/httvps --shell /usr/sbin/nologin httvps \
  && install -d -o httvps -g httvps -m 0750 /var/lib/httvps \
  && install -d -o httvps -g httvps -m 0750 /var/spool/httvps
-COPY --from=builder /out/httvps-gateway /usr/local/bin/httvps-gateway
+COPY --from=binary /out/httvps-gateway /usr/local/bin/httvps-gateway
 COPY --chmod=0755 deploy/docker/healthcheck.sh /usr/local/bin/httvps-healthcheck
 # Inside a container both listeners must bind every interface (the binary's metrics default is
 # loopback only). Port 8443 rather than 443: the process runs without privileges.
