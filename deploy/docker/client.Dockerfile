@@ -42,8 +42,5 @@ EXPOSE 1080 8118
 # the container, which is only reachable through the ports published above.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["httvps-healthcheck", "tcp", "127.0.0.1:1080"]
-# httvps-client stops on SIGINT (Ctrl-C) only; as PID 1 it would ignore `docker stop`'s SIGTERM
-# until the kill after the timeout.
-STOPSIGNAL SIGINT
 ENTRYPOINT ["httvps-client"]
 CMD ["--socks", "0.0.0.0:1080", "--http", "0.0.0.0:8118"]
