@@ -9,7 +9,7 @@
 #   - the download's SHA-256, and the usage the gateway reported for it;
 #   - SIGTERM (podman stop): the gateway sends GOAWAY and drains (a download in flight finishes),
 #     flushes usage and exits 0 within its grace; the control plane (SIGTERM) and the client
-#     (SIGINT, its image's STOPSIGNAL) exit 0 at once.
+#     (SIGTERM) exit 0 at once.
 # Images: deploy/images/build.sh (it runs it with --prebuilt --third-party unless
 # HTTVPS_E2E_SKIP_BUILD=1). Everything it starts is removed at the end, also on failure.
 # Usage: deploy/e2e/images.sh   (root, podman; about a minute with the images built)
