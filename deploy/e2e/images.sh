@@ -104,6 +104,10 @@ podman run -d --name $p-gateway --network $net --read-only --stop-timeout $((gra
   -e HTTVPS_GATEWAY_USAGE_SPOOL=/var/spool/httvps/usage.spool -e HTTVPS_GATEWAY_SHUTDOWN_GRACE=${grace}s \
   -e HTTVPS_GATEWAY_ALLOW_PRIVATE_TARGETS=true "$gw_image" >/dev/null
 wait_until "gateway healthy (the image's HEALTHCHECK: /health on 9464)" 60 podman healthcheck run $p-gateway
+# The client starts once the gateway has reached the control plane (its first pool refresh), so a
+# slow first answer on a loaded machine is not a refused first HELLO.
+gateway_seen() { cli gateway list | grep -q $'\tgw-1\tlast seen [0-9]'; }
+wait_until "the control plane has seen the gateway" 90 gateway_seen || die "the gateway never reached the control plane"
 podman run -d --name $p-client --network $net --read-only -p 127.0.0.1:$port:1080 -e HTTVPS_LINK="$link" \
   "$client_image" >/dev/null
 wait_until "client healthy (the image's HEALTHCHECK: SOCKS5 port open)" 60 podman healthcheck run $p-client
