@@ -81,7 +81,7 @@ pub fn print_summary(results: &[PathResults], streams: usize) {
          proxy → first response byte)"
     );
     println!(
-        "{:<9} {:>13} {:>15} {:>16} {:>14} {:>22} {:>16}",
+        "{:<9} {:>13} {:>15} {:>17} {:>14} {:>22} {:>16}",
         "path",
         "1 stream MB/s",
         format!("{streams} streams MB/s"),
@@ -105,7 +105,7 @@ pub fn print_summary(results: &[PathResults], streams: usize) {
             range(&r.of(|x| x.many.mb_per_s), 0),
             range(&r.of(|x| ms(x.first.p50)), 2),
             range(&r.of(|x| ms(x.first.p99)), 2),
-            format!("{} … {}", range(&first_done, 1), range(&last_done, 1)),
+            format!("{} … {}", range(&first_done, 2), range(&last_done, 2)),
             range(&r.of(|x| x.many.spread()), 2),
         );
     }
