@@ -158,3 +158,20 @@ pub fn children_of(parent: u32) -> Vec<u32> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process_cpu_and_its_children() {
+        // This process has run code, so its counters exist; a pid that cannot exist has none.
+        assert!(cpu_ticks(std::process::id()).is_some());
+        assert!(waited_children_ticks().is_some());
+        assert_eq!(cpu_ticks(u32::MAX), None);
+        let mut child = Command::new("sleep").arg("5").spawn().expect("sleep");
+        assert!(children_of(std::process::id()).contains(&child.id()));
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+    }
+}

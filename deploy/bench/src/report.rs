@@ -158,3 +158,6 @@ fn print_ratios(results: &[PathResults], base: &str) {
         ratio(&|x| x.many.spread()),
     );
 }
+
+#[cfg(test)]
+mod tests;
