@@ -3,7 +3,11 @@
 //!
 //! ```sh
 //! CARGO_TARGET_DIR=/work/target cargo run --release -p httvps-gateway --example bench
+//! # short run (CI, deploy/bench/run-all.sh --quick): BENCH_MIB=16 OPEN_SAMPLES=200
 //! ```
+//!
+//! `BENCH_MIB` (default 256) is the single stream's download; the 16 streams get an eighth of
+//! it each and the echo a quarter. `OPEN_SAMPLES` (default 1000) stream opens are timed.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -15,8 +19,17 @@ use httvps_proto::StreamKind;
 
 const T: Duration = Duration::from_secs(120);
 
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 #[tokio::main]
 async fn main() {
+    let mib = env_usize("BENCH_MIB", 256).max(1);
+    let open_samples = env_usize("OPEN_SAMPLES", 1000).max(1);
     let gw = TestGateway::start_static(test_config()).await;
     println!(
         "gateway {} (self-signed, fp {}…)",
@@ -25,7 +38,7 @@ async fn main() {
     );
 
     // Download: one stream, then 16 streams at once.
-    for (streams, per_stream) in [(1usize, 256usize << 20), (16, 32 << 20)] {
+    for (streams, per_stream) in [(1usize, mib << 20), (16, (mib << 20) / 8)] {
         let (source, _) = source_server(per_stream).await;
         let client = gw.client().await;
         let started = Instant::now();
@@ -55,7 +68,7 @@ async fn main() {
     let client = gw.client().await;
     let mut s = client.open(StreamKind::Tcp, echo, b"").await;
     s.accepted().await.unwrap();
-    let data = pattern(64 << 20);
+    let data = pattern((mib << 20) / 4);
     let started = Instant::now();
     let len = data.len();
     let reader = tokio::spawn(async move {
@@ -92,7 +105,7 @@ async fn main() {
             TestGateway::start_with_nodes(config, vec![gw.node.clone()], gw.node.clone()).await;
         let client = gw.client().await;
         let mut samples = Vec::new();
-        for i in 0..1100 {
+        for i in 0..open_samples + 100 {
             // Pause like an application between opens, so the pool can refill.
             tokio::time::sleep(Duration::from_millis(2)).await;
             let started = Instant::now();

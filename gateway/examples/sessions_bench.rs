@@ -82,6 +82,10 @@ async fn main() {
 
 fn bench_config() -> httvps_gateway::GatewayConfig {
     httvps_gateway::GatewayConfig {
+        // Every session here uses the one static device (and the control-plane run reuses its
+        // devices): the per-device session limit (default 2) would refuse all but two of them.
+        // 0 turns the limit off; the figures are per session, not per device.
+        device_session_limit: 0,
         idle_timeout: Duration::from_secs(600),
         handshake_timeout: Duration::from_secs(60),
         ..test_config()

@@ -1,0 +1,177 @@
+//! Child processes of the benchmark (each with its own log file, stopped when dropped) and the
+//! CPU time of processes from `/proc`.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// A process the benchmark started. Dropping it sends SIGTERM (nginx's master then stops its
+/// workers), waits up to 3 s, then kills it.
+#[derive(Debug)]
+pub struct Process {
+    pub role: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Starts `program args`, stdout and stderr into `dir/<role>.log`, with no `HTTVPS_*`,
+    /// `REDIS_URL` or `RUST_LOG` from the benchmark's own environment.
+    pub fn spawn(
+        role: &'static str,
+        program: &Path,
+        args: &[String],
+        dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let log = dir.join(format!("{role}.log"));
+        let out = std::fs::File::create(&log).with_context(|| format!("{}", log.display()))?;
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out);
+        for (key, _) in std::env::vars_os() {
+            let name = key.to_string_lossy();
+            if name.starts_with("HTTVPS_") || name == "REDIS_URL" || name == "RUST_LOG" {
+                command.env_remove(&key);
+            }
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {role} ({})", program.display()))?;
+        Ok(Process { role, child, log })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until `addr` accepts TCP connections; fails at once if the process exited.
+    pub fn wait_listening(&mut self, addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "{} exited ({status}) before listening on {addr}:\n{}",
+                    self.role,
+                    self.log_tail()
+                );
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} is not listening on {addr} after {timeout:?}:\n{}",
+                    self.role,
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The last lines of the process's log, for error messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port (bound, then released: the benchmark's processes bind it next).
+pub fn free_port() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` times (`getconf CLK_TCK`, 100 on Linux).
+pub fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name (which may hold spaces), so that
+/// `fields[0]` is field 3 (state) of proc(5).
+fn stat_fields(pid: &str) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    Some(rest.split(' ').map(str::to_owned).collect())
+}
+
+fn field(fields: &[String], number: usize) -> Option<u64> {
+    fields.get(number - 3)?.parse().ok()
+}
+
+/// utime + stime of a process (all its threads), in clock ticks.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let fields = stat_fields(&pid.to_string())?;
+    Some(field(&fields, 14)? + field(&fields, 15)?)
+}
+
+/// cutime + cstime of this process: the CPU of its children that it has waited for (the curl
+/// processes), in clock ticks.
+pub fn waited_children_ticks() -> Option<u64> {
+    let fields = stat_fields("self")?;
+    Some(field(&fields, 16)? + field(&fields, 17)?)
+}
+
+/// The processes whose parent is `parent` (nginx's workers).
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            stat_fields(&pid.to_string()).and_then(|f| field(&f, 4)) == Some(u64::from(parent))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process_cpu_and_its_children() {
+        // This process has run code, so its counters exist; a pid that cannot exist has none.
+        assert!(cpu_ticks(std::process::id()).is_some());
+        assert!(waited_children_ticks().is_some());
+        assert_eq!(cpu_ticks(u32::MAX), None);
+        let mut child = Command::new("sleep").arg("5").spawn().expect("sleep");
+        assert!(children_of(std::process::id()).contains(&child.id()));
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+    }
+}
