@@ -96,16 +96,7 @@ impl AppState {
             }
         };
         let jwt = JwtKeys::new(&secret, config.jwt_ttl_secs);
-        let config_backoff = config.login_backoff_max;
-        Ok(AppState {
-            store,
-            config: Arc::new(config),
-            jwt,
-            metrics: metrics_handle(),
-            migrations_in_flight: Arc::new(AtomicUsize::new(0)),
-            shared,
-            auth_limits: Arc::new(http::client::AuthLimits::new(config_backoff)),
-        })
+        Ok(AppState::assemble(config, store, jwt, shared))
     }
 }
 
@@ -118,16 +109,26 @@ impl AppState {
         let shared = crate::shared::open(&config).map_err(|e| StartError::Config(e.to_string()))?;
         // Operator commands sign no admin tokens.
         let jwt = JwtKeys::new(token::generate().as_bytes(), config.jwt_ttl_secs);
-        let config_backoff = config.login_backoff_max;
-        Ok(AppState {
+        Ok(AppState::assemble(config, store, jwt, shared))
+    }
+
+    /// The state around an opened store, however it was opened.
+    fn assemble(
+        config: ServeConfig,
+        store: Store,
+        jwt: JwtKeys,
+        shared: Arc<dyn SessionStore>,
+    ) -> AppState {
+        let auth_limits = Arc::new(http::client::AuthLimits::new(config.login_backoff_max));
+        AppState {
             store,
             config: Arc::new(config),
             jwt,
             metrics: metrics_handle(),
             migrations_in_flight: Arc::new(AtomicUsize::new(0)),
             shared,
-            auth_limits: Arc::new(http::client::AuthLimits::new(config_backoff)),
-        })
+            auth_limits,
+        }
     }
 }
 

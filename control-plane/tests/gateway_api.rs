@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::app::{call, TestApp};
+use common::subscribe::{subscribe, Terms};
 use httvps_control_plane::auth::token;
-use httvps_control_plane::model::{now_ms, DeviceStatus, NodeHealth, ResetStrategy, UserStatus};
+use httvps_control_plane::model::{now_ms, DeviceStatus, NodeHealth, UserStatus};
 use httvps_control_plane::node_pool::{fail_over, StoreHealth};
 use httvps_control_plane::pool::{HealthCheckConfig, HealthChecker, ProbeTarget, Prober};
-use httvps_control_plane::store::{
-    NewDevice, NewNode, NewPlan, NewRegion, NewSubscription, ProbeRecord, UserUpdate,
-};
+use httvps_control_plane::store::{NewDevice, NewNode, NewRegion, ProbeRecord, UserUpdate};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -44,55 +43,17 @@ async fn subscriber(
     session_limit: i32,
     regions: Vec<Uuid>,
 ) -> Subscriber {
-    let store = app.store();
-    let tag = Uuid::new_v4().simple().to_string();
-    let plan = store
-        .create_plan(
-            "test",
-            &NewPlan {
-                name: format!("plan-{tag}"),
-                device_limit: 5,
-                session_limit,
-                quota_bytes: quota,
-                reset_strategy: ResetStrategy::CalendarMonth,
-                duration_days: Some(30),
-                allowed_regions: regions,
-            },
-        )
-        .await
-        .unwrap();
-    let user = store
-        .create_user("test", &format!("user-{tag}"), None)
-        .await
-        .unwrap();
-    store
-        .create_subscription(
-            "test",
-            user.id,
-            &NewSubscription {
-                plan_id: plan.id,
-                on_hold: false,
-                queued: false,
-            },
-        )
-        .await
-        .unwrap();
-    let secret = token::generate();
-    let device = store
-        .create_device(
-            "test",
-            &NewDevice {
-                user_id: user.id,
-                name: "phone".into(),
-                token_hash: token::hash(&secret),
-            },
-        )
-        .await
-        .unwrap();
+    let terms = Terms {
+        quota,
+        session_limit,
+        regions: &regions,
+    };
+    let made = subscribe(app.store(), terms, &["phone".into()]).await;
+    let (device, token) = made.devices.into_iter().next().unwrap();
     Subscriber {
-        user: user.id,
-        device: device.id,
-        token: secret,
+        user: made.user,
+        device,
+        token,
     }
 }
 

@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::app::{call, TestApp};
+use common::subscribe::{subscribe, Terms};
 use common::TestDb;
-use httvps_control_plane::auth::token;
 use httvps_control_plane::config::AssignStrategy;
-use httvps_control_plane::model::ResetStrategy;
-use httvps_control_plane::store::{NewDevice, NewNode, NewPlan, NewSubscription};
+use httvps_control_plane::store::{NewNode, NewSubscription};
 use httvps_shared_state::{
     GatewayInfo, NodeLoads, RedisStore, RevocationTarget, SessionStore, SharedEvent,
 };
@@ -161,59 +160,18 @@ struct Subscriber {
 }
 
 async fn subscriber(app: &TestApp, devices: usize) -> Subscriber {
-    let store = app.store();
-    let tag = Uuid::new_v4().simple().to_string();
-    let plan = store
-        .create_plan(
-            "test",
-            &NewPlan {
-                name: format!("plan-{tag}"),
-                device_limit: 5,
-                session_limit: 5,
-                quota_bytes: None,
-                reset_strategy: ResetStrategy::CalendarMonth,
-                duration_days: Some(30),
-                allowed_regions: vec![],
-            },
-        )
-        .await
-        .unwrap();
-    let user = store
-        .create_user("test", &format!("user-{tag}"), None)
-        .await
-        .unwrap();
-    let sub = store
-        .create_subscription(
-            "test",
-            user.id,
-            &NewSubscription {
-                plan_id: plan.id,
-                on_hold: false,
-                queued: false,
-            },
-        )
-        .await
-        .unwrap();
-    let mut ids = Vec::new();
-    for i in 0..devices {
-        let device = store
-            .create_device(
-                "test",
-                &NewDevice {
-                    user_id: user.id,
-                    name: format!("device-{i}"),
-                    token_hash: token::hash(&token::generate()),
-                },
-            )
-            .await
-            .unwrap();
-        ids.push(device.id);
-    }
+    let terms = Terms {
+        quota: None,
+        session_limit: 5,
+        regions: &[],
+    };
+    let names: Vec<String> = (0..devices).map(|i| format!("device-{i}")).collect();
+    let made = subscribe(app.store(), terms, &names).await;
     Subscriber {
-        user: user.id,
-        plan: plan.id,
-        subscription: sub.id,
-        devices: ids,
+        user: made.user,
+        plan: made.plan,
+        subscription: made.subscription,
+        devices: made.devices.into_iter().map(|(id, _)| id).collect(),
     }
 }
 

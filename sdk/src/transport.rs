@@ -4,11 +4,9 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CipherSuite, DigitallySignedStruct, SignatureScheme};
-use sha2::{Digest, Sha256};
+use httvps_tls_verify::CertificatePolicy;
+use rustls::pki_types::ServerName;
+use rustls::CipherSuite;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -23,68 +21,6 @@ use crate::error::Error;
 /// The WebSocket over TLS over TCP that carries one session.
 pub(crate) type Ws = WebSocketStream<TlsStream<TcpStream>>;
 
-/// Accepts exactly the certificate with the pinned SHA-256, and checks the handshake signatures
-/// made with its key.
-#[derive(Debug)]
-struct PinnedCertificate {
-    fingerprint: [u8; 32],
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinnedCertificate {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let seen: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
-        if seen == self.fingerprint {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(
-                "the gateway's certificate does not match the pinned fingerprint".into(),
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 fn tls_config(trust: &Trust) -> Result<rustls::ClientConfig, Error> {
     let mut provider = rustls::crypto::aws_lc_rs::default_provider();
     // AES-128-GCM first, as browsers offer it (rustls starts with AES-256-GCM): the server
@@ -97,24 +33,22 @@ fn tls_config(trust: &Trust) -> Result<rustls::ClientConfig, Error> {
                 | CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
         )
     });
-    let provider = Arc::new(provider);
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Config(format!("TLS: {e}")))?;
+    let tls_error = |e: rustls::Error| Error::Config(format!("TLS: {e}"));
     let mut config = match trust {
         Trust::WebPki => {
             let roots = rustls::RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
             };
-            builder.with_root_certificates(roots).with_no_client_auth()
+            rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+                .with_safe_default_protocol_versions()
+                .map_err(tls_error)?
+                .with_root_certificates(roots)
+                .with_no_client_auth()
         }
-        Trust::Pinned(fingerprint) => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedCertificate {
-                fingerprint: *fingerprint,
-                provider,
-            }))
-            .with_no_client_auth(),
+        Trust::Pinned(fingerprint) => {
+            httvps_tls_verify::client_config(provider, CertificatePolicy::Pinned(*fingerprint))
+                .map_err(tls_error)?
+        }
     };
     // Look like a browser speaking HTTP/1.1 before the upgrade.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];

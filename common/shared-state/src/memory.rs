@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 
+use crate::model::total_loads;
 use crate::model::{
     Admission, AdmitOutcome, GatewayInfo, LimitScope, NodeLoads, ResumeRecord, RevocationTarget,
     SessionLease, SessionOwner, SharedEvent, UsageCounter,
@@ -305,13 +306,8 @@ impl SessionStore for InProcessStore {
     fn node_loads(&self) -> BoxFuture<'_, StoreResult<NodeLoads>> {
         ready(self.with(|s, now| {
             s.loads.retain(|_, l| l.live(now));
-            let mut total = NodeLoads::new();
-            for share in s.loads.values() {
-                for (node, n) in &share.value {
-                    *total.entry(node.clone()).or_default() += n;
-                }
-            }
-            total
+            let counts = s.loads.values().flat_map(|share| share.value.clone());
+            total_loads(counts)
         }))
     }
 

@@ -173,3 +173,12 @@ pub struct GatewayInfo {
 
 /// Live streams per node id.
 pub type NodeLoads = HashMap<String, u64>;
+
+/// The sum of every gateway's `(node, streams)` counts: what `node_loads` returns.
+pub(crate) fn total_loads(counts: impl IntoIterator<Item = (String, u64)>) -> NodeLoads {
+    let mut total = NodeLoads::new();
+    for (node, n) in counts {
+        *total.entry(node).or_default() += n;
+    }
+    total
+}

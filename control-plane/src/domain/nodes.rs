@@ -193,16 +193,41 @@ fn capacity(v: Option<i64>) -> DomainResult<i32> {
 pub async fn create(state: &AppState, actor: &str, input: NodeInput) -> DomainResult<Node> {
     let name = text("name", &input.name, MAX_NAME)?;
     let ep = endpoint(&input.host, input.port, &input.cipher, &input.secret)?;
+    let placement = Placement {
+        region: input.region.as_deref(),
+        groups: &input.groups,
+        weight: input.weight,
+        capacity: input.capacity,
+    };
+    create_at(state, actor, name, ep, placement).await
+}
+
+/// Where a new node goes in the pool and how much it takes, as given.
+struct Placement<'a> {
+    region: Option<&'a str>,
+    groups: &'a [Uuid],
+    weight: Option<i64>,
+    capacity: Option<i64>,
+}
+
+/// Creates the node `name` at the validated `ep`, with `placement` checked.
+async fn create_at(
+    state: &AppState,
+    actor: &str,
+    name: String,
+    ep: NodeEndpoint,
+    placement: Placement<'_>,
+) -> DomainResult<Node> {
     let new = NewNode {
         name,
         host: ep.host,
         port: ep.port,
         cipher: ep.cipher,
         secret: ep.secret,
-        region_id: optional_region(&state.store, input.region.as_deref()).await?,
-        groups: group_ids(&state.store, &input.groups).await?,
-        weight: weight(input.weight)?,
-        capacity: capacity(input.capacity)?,
+        region_id: optional_region(&state.store, placement.region).await?,
+        groups: group_ids(&state.store, placement.groups).await?,
+        weight: weight(placement.weight)?,
+        capacity: capacity(placement.capacity)?,
     };
     Ok(state.store.create_node(actor, &new).await?)
 }
@@ -230,19 +255,13 @@ pub async fn import(state: &AppState, actor: &str, input: ImportInput) -> Domain
         }
         (None, None) => key.endpoint.address(),
     };
-    let ep = key.endpoint;
-    let new = NewNode {
-        name,
-        host: ep.host,
-        port: ep.port,
-        cipher: ep.cipher,
-        secret: ep.secret,
-        region_id: optional_region(&state.store, input.region.as_deref()).await?,
-        groups: group_ids(&state.store, &input.groups).await?,
-        weight: weight(input.weight)?,
-        capacity: capacity(input.capacity)?,
+    let placement = Placement {
+        region: input.region.as_deref(),
+        groups: &input.groups,
+        weight: input.weight,
+        capacity: input.capacity,
     };
-    Ok(state.store.create_node(actor, &new).await?)
+    create_at(state, actor, name, key.endpoint, placement).await
 }
 
 /// Changes a node; a changed address or credentials are validated as a whole.

@@ -4,10 +4,9 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::audit::NewAudit;
-use super::resource::commit_audited;
-use super::resource::resource;
+use super::resource::{changed, resource};
 use super::row::RowExt;
-use super::{map_rows, Result, Store, StoreError};
+use super::{Result, Store, StoreError};
 use crate::model::{now_ms, Admin, Role};
 
 const COLUMNS: &str = "id, username, role, disabled, created_at";
@@ -42,18 +41,13 @@ impl Store {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-        commit_audited(
+        let detail = serde_json::json!({"username": username, "role": role});
+        self.commit_and_fetch(
             tx,
-            NewAudit {
-                actor,
-                action: "admin.create",
-                target_type: "admin",
-                target_id: Some(id.to_string()),
-                detail: serde_json::json!({"username": username, "role": role}),
-            },
+            NewAudit::on(actor, "admin.create", "admin", id, detail),
+            id,
         )
-        .await?;
-        self.get_admin(id).await
+        .await
     }
 
     pub async fn get_admin(&self, id: Uuid) -> Result<Admin> {
@@ -113,10 +107,7 @@ impl Store {
     }
 
     pub async fn list_admins(&self) -> Result<Vec<Admin>> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM admins ORDER BY username"))
-            .fetch_all(self.reader())
-            .await?;
-        map_rows(rows, from_row)
+        self.list("username").await
     }
 
     pub async fn count_admins(&self) -> Result<i64> {
@@ -149,10 +140,13 @@ impl Store {
         .bind(password_hash)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("admin"));
-        }
-        commit_audited(tx, NewAudit { actor, action: "admin.update", target_type: "admin", target_id: Some(id.to_string()), detail: serde_json::json!({"role": role, "disabled": disabled, "password_changed": password_hash.is_some()}) }).await?;
-        self.get_admin(id).await
+        changed(&done, "admin")?;
+        let detail = serde_json::json!({"role": role, "disabled": disabled, "password_changed": password_hash.is_some()});
+        self.commit_and_fetch(
+            tx,
+            NewAudit::on(actor, "admin.update", "admin", id, detail),
+            id,
+        )
+        .await
     }
 }

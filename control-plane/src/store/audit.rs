@@ -18,6 +18,25 @@ pub struct NewAudit<'a> {
     pub detail: serde_json::Value,
 }
 
+impl<'a> NewAudit<'a> {
+    /// `actor`'s `action` on the `target_type` with this id.
+    pub fn on(
+        actor: &'a str,
+        action: &'a str,
+        target_type: &'a str,
+        id: uuid::Uuid,
+        detail: serde_json::Value,
+    ) -> NewAudit<'a> {
+        NewAudit {
+            actor,
+            action,
+            target_type,
+            target_id: Some(id.to_string()),
+            detail,
+        }
+    }
+}
+
 /// Which entries to list.
 #[derive(Clone, Debug, Default)]
 pub struct AuditFilter {
@@ -72,23 +91,10 @@ impl Store {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(super::StoreError::NotFound(noun));
-        }
+        super::resource::changed(&done, noun)?;
         let action = format!("{target_type}.delete");
-        record(
-            &mut tx,
-            NewAudit {
-                actor,
-                action: &action,
-                target_type,
-                target_id: Some(id.to_string()),
-                detail: serde_json::json!({}),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let entry = NewAudit::on(actor, &action, target_type, id, serde_json::json!({}));
+        super::resource::commit_audited(tx, entry).await
     }
 
     /// Records an audit entry on its own (for changes made outside a store transaction).

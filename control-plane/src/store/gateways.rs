@@ -7,10 +7,9 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::audit::NewAudit;
-use super::resource::commit_audited;
-use super::resource::resource;
+use super::resource::{changed, commit_audited, resource};
 use super::row::RowExt;
-use super::{map_rows, Result, Store, StoreError};
+use super::{Result, Store, StoreError};
 use crate::model::{now_ms, Gateway, GatewayToken, Millis};
 
 /// An authenticated gateway.
@@ -70,6 +69,13 @@ fn token_from_row(r: &AnyRow) -> Result<GatewayToken> {
 }
 
 resource!(Gateway, "gateways", COLUMNS, "gateway", from_row);
+resource!(
+    GatewayToken,
+    "gateway_tokens",
+    TOKEN_COLUMNS,
+    "gateway token",
+    token_from_row
+);
 
 impl Store {
     /// Registers a gateway with its first token (given as a hash), usable from anywhere.
@@ -109,15 +115,10 @@ impl Store {
             .bind(cidrs_column(allowed))
             .execute(&mut *tx)
             .await?;
+        let detail = serde_json::json!({"name": name, "allowed_from": cidrs_column(allowed)});
         commit_audited(
             tx,
-            NewAudit {
-                actor,
-                action: "gateway.create",
-                target_type: "gateway",
-                target_id: Some(id.to_string()),
-                detail: serde_json::json!({"name": name, "allowed_from": cidrs_column(allowed)}),
-            },
+            NewAudit::on(actor, "gateway.create", "gateway", id, detail),
         )
         .await?;
         Ok((
@@ -168,14 +169,13 @@ impl Store {
             .bind(cidrs_column(allowed))
             .execute(&mut *tx)
             .await?;
-        commit_audited(tx, NewAudit {
-                actor,
-                action: "gateway.rotate_token",
-                target_type: "gateway",
-                target_id: Some(gateway.to_string()),
-                detail: serde_json::json!({"token_id": token_id, "overlap_ms": overlap_ms, "allowed_from": cidrs_column(allowed)}),
-            }).await?;
-        self.get_gateway_token(token_id).await
+        let detail = serde_json::json!({"token_id": token_id, "overlap_ms": overlap_ms, "allowed_from": cidrs_column(allowed)});
+        self.commit_and_fetch(
+            tx,
+            NewAudit::on(actor, "gateway.rotate_token", "gateway", gateway, detail),
+            token_id,
+        )
+        .await
     }
 
     pub async fn revoke_gateway_token(
@@ -191,21 +191,14 @@ impl Store {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("gateway token"));
-        }
-        commit_audited(
+        changed(&done, "gateway token")?;
+        let detail = serde_json::json!({"token_id": token});
+        self.commit_and_fetch(
             tx,
-            NewAudit {
-                actor,
-                action: "gateway.revoke_token",
-                target_type: "gateway",
-                target_id: Some(gateway.to_string()),
-                detail: serde_json::json!({"token_id": token}),
-            },
+            NewAudit::on(actor, "gateway.revoke_token", "gateway", gateway, detail),
+            token,
         )
-        .await?;
-        self.get_gateway_token(token).await
+        .await
     }
 
     pub async fn get_gateway(&self, id: Uuid) -> Result<Gateway> {
@@ -217,31 +210,16 @@ impl Store {
     }
 
     pub async fn get_gateway_token(&self, id: Uuid) -> Result<GatewayToken> {
-        let row = sqlx::query(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM gateway_tokens WHERE id = $1"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(self.reader())
-        .await?
-        .ok_or(StoreError::NotFound("gateway token"))?;
-        token_from_row(&row)
+        self.fetch(id).await
     }
 
     pub async fn list_gateways(&self) -> Result<Vec<Gateway>> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM gateways ORDER BY name"))
-            .fetch_all(self.reader())
-            .await?;
-        map_rows(rows, from_row)
+        self.list("name").await
     }
 
     pub async fn list_gateway_tokens(&self, gateway: Uuid) -> Result<Vec<GatewayToken>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM gateway_tokens WHERE gateway_id = $1 ORDER BY created_at"
-        ))
-        .bind(gateway.to_string())
-        .fetch_all(self.reader())
-        .await?;
-        map_rows(rows, token_from_row)
+        self.list_where("gateway_id", &gateway.to_string(), "created_at")
+            .await
     }
 
     /// The gateway whose valid (not revoked, not expired) token has this hash.

@@ -7,7 +7,7 @@ use sqlx::{Any, Transaction};
 use uuid::Uuid;
 
 use super::audit::NewAudit;
-use super::resource::commit_audited;
+use super::resource::{changed, commit_audited, resource};
 use super::row::RowExt;
 use super::{map_rows, ConflictKind, Result, Store, StoreError};
 use crate::model::{now_ms, HealthEvent, Millis, Node, NodeGroup, NodeHealth, NodeStatus};
@@ -91,6 +91,14 @@ fn group_from_row(r: &AnyRow) -> Result<NodeGroup> {
     })
 }
 
+resource!(
+    NodeGroup,
+    "node_groups",
+    "id, name, description, created_at",
+    "node group",
+    group_from_row
+);
+
 async fn set_groups(tx: &mut Transaction<'static, Any>, node: Uuid, groups: &[Uuid]) -> Result<()> {
     sqlx::query("DELETE FROM node_group_members WHERE node_id = $1")
         .bind(node.to_string())
@@ -141,7 +149,7 @@ impl Store {
             .await
             .map_err(|e| region_error(e, new.region_id))?;
         set_groups(&mut tx, id, &new.groups).await?;
-        commit_audited(tx, NewAudit { actor, action: "node.create", target_type: "node", target_id: Some(id.to_string()), detail: serde_json::json!({"name": new.name, "host": new.host, "port": new.port, "cipher": new.cipher, "region_id": new.region_id, "groups": new.groups}) }).await?;
+        commit_audited(tx, NewAudit::on(actor, "node.create", "node", id, serde_json::json!({"name": new.name, "host": new.host, "port": new.port, "cipher": new.cipher, "region_id": new.region_id, "groups": new.groups}))).await?;
         self.get_node(id).await
     }
 
@@ -169,7 +177,7 @@ impl Store {
         if let Some(groups) = &update.groups {
             set_groups(&mut tx, id, groups).await?;
         }
-        commit_audited(tx, NewAudit { actor, action: "node.update", target_type: "node", target_id: Some(id.to_string()), detail: serde_json::json!({"name": update.name, "host": update.host, "port": update.port, "cipher": update.cipher, "secret_changed": update.secret.is_some(), "region_id": update.region_id, "groups": update.groups, "weight": update.weight, "capacity": update.capacity, "status": update.status}) }).await?;
+        commit_audited(tx, NewAudit::on(actor, "node.update", "node", id, serde_json::json!({"name": update.name, "host": update.host, "port": update.port, "cipher": update.cipher, "secret_changed": update.secret.is_some(), "region_id": update.region_id, "groups": update.groups, "weight": update.weight, "capacity": update.capacity, "status": update.status}))).await?;
         self.get_node(id).await
     }
 
@@ -297,18 +305,13 @@ impl Store {
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;
-        commit_audited(
+        let detail = serde_json::json!({"name": name});
+        self.commit_and_fetch(
             tx,
-            NewAudit {
-                actor,
-                action: "node_group.create",
-                target_type: "node_group",
-                target_id: Some(id.to_string()),
-                detail: serde_json::json!({"name": name}),
-            },
+            NewAudit::on(actor, "node_group.create", "node_group", id, detail),
+            id,
         )
-        .await?;
-        self.get_node_group(id).await
+        .await
     }
 
     pub async fn update_node_group(
@@ -325,21 +328,14 @@ impl Store {
             .bind(description)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("node group"));
-        }
-        commit_audited(
+        changed(&done, "node group")?;
+        let detail = serde_json::json!({"name": name, "description": description});
+        self.commit_and_fetch(
             tx,
-            NewAudit {
-                actor,
-                action: "node_group.update",
-                target_type: "node_group",
-                target_id: Some(id.to_string()),
-                detail: serde_json::json!({"name": name, "description": description}),
-            },
+            NewAudit::on(actor, "node_group.update", "node_group", id, detail),
+            id,
         )
-        .await?;
-        self.get_node_group(id).await
+        .await
     }
 
     pub async fn delete_node_group(&self, actor: &str, id: Uuid) -> Result<()> {
@@ -348,20 +344,10 @@ impl Store {
     }
 
     pub async fn get_node_group(&self, id: Uuid) -> Result<NodeGroup> {
-        let row =
-            sqlx::query("SELECT id, name, description, created_at FROM node_groups WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(self.reader())
-                .await?
-                .ok_or(StoreError::NotFound("node group"))?;
-        group_from_row(&row)
+        self.fetch(id).await
     }
 
     pub async fn list_node_groups(&self) -> Result<Vec<NodeGroup>> {
-        let rows =
-            sqlx::query("SELECT id, name, description, created_at FROM node_groups ORDER BY name")
-                .fetch_all(self.reader())
-                .await?;
-        map_rows(rows, group_from_row)
+        self.list("name").await
     }
 }

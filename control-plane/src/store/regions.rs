@@ -4,10 +4,9 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::audit::NewAudit;
-use super::resource::commit_audited;
-use super::resource::resource;
+use super::resource::{changed, resource};
 use super::row::RowExt;
-use super::{map_rows, Result, Store, StoreError};
+use super::{Result, Store};
 use crate::model::{now_ms, Region};
 
 /// A region to create or replace.
@@ -62,18 +61,13 @@ impl Store {
         .bind(has_lon)
         .execute(&mut *tx)
         .await?;
-        commit_audited(
+        let detail = serde_json::json!({"code": new.code, "name": new.name});
+        self.commit_and_fetch(
             tx,
-            NewAudit {
-                actor,
-                action: "region.create",
-                target_type: "region",
-                target_id: Some(id.to_string()),
-                detail: serde_json::json!({"code": new.code, "name": new.name}),
-            },
+            NewAudit::on(actor, "region.create", "region", id, detail),
+            id,
         )
-        .await?;
-        self.get_region(id).await
+        .await
     }
 
     pub async fn update_region(&self, actor: &str, id: Uuid, new: &NewRegion) -> Result<Region> {
@@ -93,21 +87,14 @@ impl Store {
         .bind(has_lon)
         .execute(&mut *tx)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("region"));
-        }
-        commit_audited(
+        changed(&done, "region")?;
+        let detail = serde_json::json!({"code": new.code, "name": new.name});
+        self.commit_and_fetch(
             tx,
-            NewAudit {
-                actor,
-                action: "region.update",
-                target_type: "region",
-                target_id: Some(id.to_string()),
-                detail: serde_json::json!({"code": new.code, "name": new.name}),
-            },
+            NewAudit::on(actor, "region.update", "region", id, detail),
+            id,
         )
-        .await?;
-        self.get_region(id).await
+        .await
     }
 
     pub async fn delete_region(&self, actor: &str, id: Uuid) -> Result<()> {
@@ -124,9 +111,6 @@ impl Store {
     }
 
     pub async fn list_regions(&self) -> Result<Vec<Region>> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM regions ORDER BY code"))
-            .fetch_all(self.reader())
-            .await?;
-        map_rows(rows, from_row)
+        self.list("code").await
     }
 }

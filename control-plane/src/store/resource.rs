@@ -2,12 +2,12 @@
 //! a change together with its audit entry. Each resource module declares its table with
 //! [`resource!`] instead of repeating these queries.
 
-use sqlx::any::AnyRow;
+use sqlx::any::{AnyQueryResult, AnyRow};
 use sqlx::{Any, Transaction};
 use uuid::Uuid;
 
 use super::audit::{record, NewAudit};
-use super::{Result, Store, StoreError};
+use super::{map_rows, Result, Store, StoreError};
 
 /// A table whose rows decode into `Self`.
 pub(crate) trait Resource: Sized {
@@ -58,6 +58,55 @@ impl Store {
             .ok_or(StoreError::NotFound(T::NOUN))?;
         T::from_row(&row)
     }
+
+    /// Every row, in `order_by` order.
+    pub(crate) async fn list<T: Resource>(&self, order_by: &'static str) -> Result<Vec<T>> {
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY {order_by}",
+            T::COLUMNS,
+            T::TABLE
+        );
+        let rows = sqlx::query(&sql).fetch_all(self.reader()).await?;
+        map_rows(rows, T::from_row)
+    }
+
+    /// The rows whose `column` holds `value`, in `order_by` order.
+    pub(crate) async fn list_where<T: Resource>(
+        &self,
+        column: &'static str,
+        value: &str,
+        order_by: &'static str,
+    ) -> Result<Vec<T>> {
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {column} = $1 ORDER BY {order_by}",
+            T::COLUMNS,
+            T::TABLE
+        );
+        let rows = sqlx::query(&sql)
+            .bind(value)
+            .fetch_all(self.reader())
+            .await?;
+        map_rows(rows, T::from_row)
+    }
+
+    /// Commits the change with its audit entry, then reads the changed row `id` back.
+    pub(crate) async fn commit_and_fetch<T: Resource>(
+        &self,
+        tx: Transaction<'static, Any>,
+        entry: NewAudit<'_>,
+        id: Uuid,
+    ) -> Result<T> {
+        commit_audited(tx, entry).await?;
+        self.fetch(id).await
+    }
+}
+
+/// [`StoreError::NotFound`] (`noun`) when the statement changed no row.
+pub(crate) fn changed(done: &AnyQueryResult, noun: &'static str) -> Result<()> {
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(noun));
+    }
+    Ok(())
 }
 
 /// Records the change's audit entry in its transaction and commits both.

@@ -7,8 +7,8 @@ use sqlx::{Any, Transaction};
 use uuid::Uuid;
 
 use super::audit::NewAudit;
-use super::resource::commit_audited;
 use super::resource::resource;
+use super::resource::{changed, commit_audited};
 use super::row::RowExt;
 use super::{map_rows, Conflict, Result, Store, StoreError};
 use crate::model::{now_ms, Millis, Plan, Subscription, SubscriptionStatus};
@@ -134,8 +134,13 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        commit_audited(tx, NewAudit { actor, action: "subscription.create", target_type: "subscription", target_id: Some(id.to_string()), detail: serde_json::json!({"user_id": user_id, "plan": plan.name, "status": status}) }).await?;
-        self.get_subscription(id).await
+        let detail = serde_json::json!({"user_id": user_id, "plan": plan.name, "status": status});
+        self.commit_and_fetch(
+            tx,
+            NewAudit::on(actor, "subscription.create", "subscription", id, detail),
+            id,
+        )
+        .await
     }
 
     pub async fn get_subscription(&self, id: Uuid) -> Result<Subscription> {
@@ -143,13 +148,8 @@ impl Store {
     }
 
     pub async fn list_subscriptions(&self, user_id: Uuid) -> Result<Vec<Subscription>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM subscriptions WHERE user_id = $1 ORDER BY created_at"
-        ))
-        .bind(user_id.to_string())
-        .fetch_all(self.reader())
-        .await?;
-        map_rows(rows, from_row)
+        self.list_where("user_id", &user_id.to_string(), "created_at")
+            .await
     }
 
     pub async fn cancel_subscription(&self, actor: &str, id: Uuid) -> Result<Subscription> {
@@ -159,21 +159,14 @@ impl Store {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("subscription in force"));
-        }
-        commit_audited(
+        changed(&done, "subscription in force")?;
+        let detail = serde_json::json!({});
+        self.commit_and_fetch(
             tx,
-            NewAudit {
-                actor,
-                action: "subscription.cancel",
-                target_type: "subscription",
-                target_id: Some(id.to_string()),
-                detail: serde_json::json!({}),
-            },
+            NewAudit::on(actor, "subscription.cancel", "subscription", id, detail),
+            id,
         )
-        .await?;
-        self.get_subscription(id).await
+        .await
     }
 
     /// Starts the subscription's quota afresh: usage so far in the period no longer counts.
@@ -193,15 +186,16 @@ impl Store {
         .bind(raw)
         .execute(&mut *tx)
         .await?;
+        let detail = serde_json::json!({"bytes_forgiven": raw});
         commit_audited(
             tx,
-            NewAudit {
+            NewAudit::on(
                 actor,
-                action: "subscription.reset_usage",
-                target_type: "subscription",
-                target_id: Some(id.to_string()),
-                detail: serde_json::json!({"bytes_forgiven": raw}),
-            },
+                "subscription.reset_usage",
+                "subscription",
+                id,
+                detail,
+            ),
         )
         .await?;
         let sub = self.get_subscription(id).await?;

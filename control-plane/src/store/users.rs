@@ -4,7 +4,6 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::audit::NewAudit;
-use super::resource::commit_audited;
 use super::resource::resource;
 use super::row::RowExt;
 use super::{map_rows, Result, Store, StoreError};
@@ -43,18 +42,13 @@ impl Store {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-        commit_audited(
+        let detail = serde_json::json!({"name": name, "email": email});
+        self.commit_and_fetch(
             tx,
-            NewAudit {
-                actor,
-                action: "user.create",
-                target_type: "user",
-                target_id: Some(id.to_string()),
-                detail: serde_json::json!({"name": name, "email": email}),
-            },
+            NewAudit::on(actor, "user.create", "user", id, detail),
+            id,
         )
-        .await?;
-        self.get_user(id).await
+        .await
     }
 
     pub async fn get_user(&self, id: Uuid) -> Result<User> {
@@ -99,18 +93,9 @@ impl Store {
             Some(UserStatus::Active) if current.status != UserStatus::Active => "user.enable",
             _ => "user.update",
         };
-        commit_audited(
-            tx,
-            NewAudit {
-                actor,
-                action,
-                target_type: "user",
-                target_id: Some(id.to_string()),
-                detail: serde_json::json!({"name": name, "email": email, "status": status}),
-            },
-        )
-        .await?;
-        self.get_user(id).await
+        let detail = serde_json::json!({"name": name, "email": email, "status": status});
+        self.commit_and_fetch(tx, NewAudit::on(actor, action, "user", id, detail), id)
+            .await
     }
 
     /// Deletes a user with its devices, subscriptions and sessions.

@@ -27,6 +27,7 @@ macro_rules! on_both_backends {
     };
 }
 pub mod ss;
+pub mod subscribe;
 
 use httvps_control_plane::store::{Store, StoreOptions};
 

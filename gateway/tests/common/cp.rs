@@ -8,15 +8,18 @@ use std::time::Duration;
 use httvps_control_plane::app::{start, AppState, Running};
 use httvps_control_plane::auth::token;
 use httvps_control_plane::config::ServeConfig;
-use httvps_control_plane::model::{now_ms, NodeHealth, ResetStrategy};
-use httvps_control_plane::store::{
-    NewDevice, NewNode, NewPlan, NewSubscription, ProbeRecord, Store, StoreOptions,
-};
+use httvps_control_plane::model::{now_ms, NodeHealth};
+use httvps_control_plane::store::{NewNode, ProbeRecord, Store, StoreOptions};
 use httvps_gateway::control_plane::{ControlPlaneClient, Secret};
 use httvps_gateway::Node;
 use shadowsocks::config::ServerAddr;
 use tokio::sync::Mutex;
 use uuid::Uuid;
+
+use subscribe::{subscribe, Terms};
+
+#[path = "../../../control-plane/tests/common/subscribe.rs"]
+mod subscribe;
 
 pub struct TestCp {
     running: Mutex<Option<Running>>,
@@ -212,55 +215,17 @@ impl TestCp {
         session_limit: i32,
         allowed_regions: &[Uuid],
     ) -> Subscriber {
-        let store = self.store();
-        let tag = Uuid::new_v4().simple().to_string();
-        let plan = store
-            .create_plan(
-                "test",
-                &NewPlan {
-                    name: format!("plan-{tag}"),
-                    device_limit: 5,
-                    session_limit,
-                    quota_bytes: quota,
-                    reset_strategy: ResetStrategy::CalendarMonth,
-                    duration_days: Some(30),
-                    allowed_regions: allowed_regions.to_vec(),
-                },
-            )
-            .await
-            .unwrap();
-        let user = store
-            .create_user("test", &format!("user-{tag}"), None)
-            .await
-            .unwrap();
-        store
-            .create_subscription(
-                "test",
-                user.id,
-                &NewSubscription {
-                    plan_id: plan.id,
-                    on_hold: false,
-                    queued: false,
-                },
-            )
-            .await
-            .unwrap();
-        let secret = token::generate();
-        let device = store
-            .create_device(
-                "test",
-                &NewDevice {
-                    user_id: user.id,
-                    name: "phone".into(),
-                    token_hash: token::hash(&secret),
-                },
-            )
-            .await
-            .unwrap();
+        let terms = Terms {
+            quota,
+            session_limit,
+            regions: allowed_regions,
+        };
+        let made = subscribe(&self.store(), terms, &["phone".into()]).await;
+        let (device, token) = made.devices.into_iter().next().unwrap();
         Subscriber {
-            user: user.id,
-            device: device.id,
-            token: secret,
+            user: made.user,
+            device,
+            token,
         }
     }
 

@@ -27,9 +27,8 @@ use httvps_proto::{
     ClientHello, Connection, Event, ResetCode, Role, SessionConfig, StreamId, StreamKind,
     TargetAddr,
 };
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use httvps_tls_verify::CertificatePolicy;
+use rustls::pki_types::ServerName;
 use shadowsocks::config::{Mode, ServerConfig};
 use shadowsocks::crypto::CipherKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -309,74 +308,14 @@ impl TestGateway {
 
 // ---- TLS pinned to the fingerprint ----
 
-#[derive(Debug)]
-struct PinnedCert {
-    fingerprint: String,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinnedCert {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if httvps_gateway::tls::fingerprint(end_entity) == self.fingerprint {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("fingerprint mismatch".into()))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 pub async fn tls_connect(addr: SocketAddr, fingerprint: &str) -> TlsStream<TcpStream> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedCert {
-            fingerprint: fingerprint.to_owned(),
-            provider,
-        }))
-        .with_no_client_auth();
+    let pin: [u8; 32] = hex::decode(fingerprint)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .expect("a gateway fingerprint is 32 bytes in hex");
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let mut config =
+        httvps_tls_verify::client_config(provider, CertificatePolicy::Pinned(pin)).unwrap();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let tcp = TcpStream::connect(addr).await.unwrap();
     tcp.set_nodelay(true).unwrap();

@@ -8,6 +8,7 @@ use redis::AsyncCommands;
 use tokio::sync::broadcast;
 
 use super::{from_json, limit_arg, ms, to_json, RedisStore};
+use crate::model::total_loads;
 use crate::model::{
     Admission, AdmitOutcome, GatewayInfo, LimitScope, NodeLoads, ResumeRecord, RevocationTarget,
     SessionLease, SessionOwner, SharedEvent, UsageCounter,
@@ -271,13 +272,7 @@ impl SessionStore for RedisStore {
                     pipe.query_async(&mut c).await
                 })
                 .await?;
-            let mut total = NodeLoads::new();
-            for share in shares {
-                for (node, n) in share {
-                    *total.entry(node).or_default() += n;
-                }
-            }
-            Ok(total)
+            Ok(total_loads(shares.into_iter().flatten()))
         })
     }
 
