@@ -50,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let stack = LocalStack::start(options).await?;
     let gateway = stack.gateway().map(|g| (g.local_addr(), g.fingerprint()));
+    let termination = Termination::install()?;
     println!("httvps is running on this machine:");
     println!(
         "  control plane   http://{}  (API docs: http://{}/docs)",
@@ -82,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!();
     println!("Ctrl-C (or SIGTERM) stops everything.");
-    wait_for_termination().await?;
+    termination.wait().await?;
     println!("stopping");
     stack.stop().await;
     Ok(())
@@ -105,19 +106,42 @@ fn control_plane_command() -> String {
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM (`kill`, service managers, containers): both stop the stack
-/// gracefully, draining the gateway's sessions.
-async fn wait_for_termination() -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
+/// gracefully, draining the gateway's sessions. Installed before the banner says so: a signal
+/// sent right after it must not find the default action (killed) still in place.
+#[cfg(unix)]
+struct Termination {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Termination {
+    fn install() -> std::io::Result<Self> {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
+        Ok(Termination {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn wait(mut self) -> std::io::Result<()> {
         tokio::select! {
-            _ = term.recv() => Ok(()),
-            interrupted = tokio::signal::ctrl_c() => interrupted,
+            _ = self.interrupt.recv() => Ok(()),
+            _ = self.terminate.recv() => Ok(()),
         }
     }
-    #[cfg(not(unix))]
-    {
+}
+
+#[cfg(not(unix))]
+struct Termination;
+
+#[cfg(not(unix))]
+impl Termination {
+    fn install() -> std::io::Result<Self> {
+        Ok(Termination)
+    }
+
+    async fn wait(self) -> std::io::Result<()> {
         tokio::signal::ctrl_c().await
     }
 }
