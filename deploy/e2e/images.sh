@@ -42,7 +42,17 @@ ensure_podman
 start_all=$SECONDS
 podman rm -f -t 0 $(podman ps -a --format '{{.Names}}' | grep "^$p-" || true) >/dev/null 2>&1 || true
 podman network rm -f $net >/dev/null 2>&1 || true
-podman network create $net >/dev/null
+# Fixed addresses in /etc/hosts, no DNS server: aardvark-dns (1.4 in Debian 12) reloads on every
+# container start and stop and loses queries meanwhile, and the CLI containers below come and go
+# (in CI the control plane then stopped reaching PostgreSQL, the node and the gateway).
+subnet=${HTTVPS_E2E_SUBNET:-10.89.177}
+podman network create --disable-dns --subnet $subnet.0/24 $net >/dev/null
+declare -A ip=([postgres]=$subnet.201 [ss-node]=$subnet.202 [web]=$subnet.203 [cp]=$subnet.204
+  [gateway]=$subnet.205 [client]=$subnet.206)
+hosts=()
+for name in "${!ip[@]}"; do hosts+=(--add-host "$p-$name:${ip[$name]}"); done
+# on_net NAME: the network options of the long-running container $p-NAME.
+on_net() { echo --network $net --ip "${ip[$1]}"; }
 
 pg_password=$(head -c 12 /dev/urandom | base64 | tr '+/' '-_')
 ss_password=$(head -c 12 /dev/urandom | base64 | tr '+/' '-_')
@@ -53,9 +63,9 @@ gw_image=localhost/httvps-gateway:$TAG
 client_image=localhost/httvps-client:$TAG
 
 step "third parties: PostgreSQL, a Shadowsocks node (ss-server), a web server with the file"
-podman run -d --name $p-postgres --network $net -e POSTGRES_PASSWORD="$pg_password" -e POSTGRES_DB=httvps \
+podman run -d --name $p-postgres $(on_net postgres) "${hosts[@]}" -e POSTGRES_PASSWORD="$pg_password" -e POSTGRES_DB=httvps \
   localhost/httvps-postgres:latest >/dev/null
-podman run -d --name $p-ss-node --network $net localhost/httvps-ss-node:latest \
+podman run -d --name $p-ss-node $(on_net ss-node) "${hosts[@]}" localhost/httvps-ss-node:latest \
   ssserver -s 0.0.0.0:8388 -m chacha20-ietf-poly1305 -k "$ss_password" -U >/dev/null
 mkdir -p "$work/site"
 head -c $((8 * 1024 * 1024)) /dev/urandom >"$work/site/blob"
@@ -64,7 +74,7 @@ want_sha=$(sha256sum "$work/site/blob" | cut -d ' ' -f 1)
 # download of it is still streaming through the gateway when SIGTERM arrives.
 head -c $((48 * 1024 * 1024)) /dev/urandom >"$work/site/big"
 big_sha=$(sha256sum "$work/site/big" | cut -d ' ' -f 1)
-podman run -d --name $p-web --network $net -v "$work/site:/srv:ro" --entrypoint python3 \
+podman run -d --name $p-web $(on_net web) "${hosts[@]}" -v "$work/site:/srv:ro" --entrypoint python3 \
   localhost/httvps-otel-receiver:latest -m http.server 8000 -d /srv >/dev/null
 wait_until "PostgreSQL ready" 60 podman exec $p-postgres pg_isready -U postgres
 
@@ -77,7 +87,7 @@ cert_sha=$(openssl x509 -in "$work/tls/tls.crt" -outform DER | sha256sum | cut -
 
 cp_env=(-e DATABASE_URL="$db" -e HTTVPS_CP_PUBLIC_GATEWAY="$p-gateway:8443$secret_path"
   -e HTTVPS_CP_GATEWAY_CERT_SHA256="$cert_sha")
-cli() { podman run --rm --read-only --network $net "${cp_env[@]}" -e HTTVPS_ADMIN_PASSWORD=e2e-admin-password "$cp_image" "$@"; }
+cli() { podman run --rm --read-only --network $net "${hosts[@]}" "${cp_env[@]}" -e HTTVPS_ADMIN_PASSWORD=e2e-admin-password "$cp_image" "$@"; }
 
 step "control plane ($cp_image): migrate and the operator CLI"
 cli migrate | grep -q 'migrations applied' || die "migrate"
@@ -94,9 +104,9 @@ token=$(cli gateway create --name gw-1 | sed -n 's/^.*(shown once[^)]*): *//p')
 ok "admin, plan, user, device (link to $p-gateway:8443, certificate pinned), node, gateway token"
 
 step "control plane serving, gateway, client"
-podman run -d --name $p-cp --network $net --read-only "${cp_env[@]}" "$cp_image" >/dev/null
+podman run -d --name $p-cp $(on_net cp) "${hosts[@]}" --read-only "${cp_env[@]}" "$cp_image" >/dev/null
 wait_until "control plane healthy (the image's HEALTHCHECK)" 60 podman healthcheck run $p-cp
-podman run -d --name $p-gateway --network $net --read-only --stop-timeout $((grace + 20)) \
+podman run -d --name $p-gateway $(on_net gateway) "${hosts[@]}" --read-only --stop-timeout $((grace + 20)) \
   -v "$work/tls:/etc/httvps/tls:ro" -v $p-spool:/var/spool/httvps \
   -e HTTVPS_GATEWAY_CONTROL_PLANE_URL=http://$p-cp:8080/ -e HTTVPS_GATEWAY_CONTROL_PLANE_TOKEN="$token" \
   -e HTTVPS_GATEWAY_ID=gw-1 -e HTTVPS_GATEWAY_PATH="$secret_path" \
@@ -108,7 +118,7 @@ wait_until "gateway healthy (the image's HEALTHCHECK: /health on 9464)" 60 podma
 # slow first answer on a loaded machine is not a refused first HELLO.
 gateway_seen() { cli gateway list | grep -q $'\tgw-1\tlast seen [0-9]'; }
 wait_until "the control plane has seen the gateway" 90 gateway_seen || die "the gateway never reached the control plane"
-podman run -d --name $p-client --network $net --read-only -p 127.0.0.1:$port:1080 -e HTTVPS_LINK="$link" \
+podman run -d --name $p-client $(on_net client) "${hosts[@]}" --read-only -p 127.0.0.1:$port:1080 -e HTTVPS_LINK="$link" \
   "$client_image" >/dev/null
 wait_until "client healthy (the image's HEALTHCHECK: SOCKS5 port open)" 60 podman healthcheck run $p-client
 ! podman exec $p-gateway httvps-healthcheck http 127.0.0.1:1 /health 2>/dev/null ||
