@@ -35,7 +35,8 @@ apt_install() { # package...
 # podman (4.3 in Debian 12) with runc, netavark and aardvark-dns (container names resolve on a
 # user-defined network), iptables (netavark's firewall driver runs it: without it every container
 # with a network fails with "netavark: No such file or directory"; podman only suggests it), and
-# debootstrap for the base image.
+# catatonit (the init of the pause image `podman kube play` builds; podman only recommends it),
+# and debootstrap for the base image.
 ensure_podman() {
   local want=()
   command -v podman >/dev/null || want+=(podman)
@@ -43,6 +44,7 @@ ensure_podman() {
   [ -x /usr/lib/podman/netavark ] || want+=(netavark)
   [ -x /usr/lib/podman/aardvark-dns ] || want+=(aardvark-dns)
   command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || want+=(iptables)
+  command -v catatonit >/dev/null || want+=(catatonit)
   command -v debootstrap >/dev/null || want+=(debootstrap)
   command -v curl >/dev/null || want+=(curl)
   [ ${#want[@]} -eq 0 ] || { echo "installing ${want[*]} (Debian packages)"; apt_install "${want[@]}" uidmap slirp4netns fuse-overlayfs; }
