@@ -1,20 +1,25 @@
 //! The client: keeps a session to one of its gateways, reconnects with backoff and the resume
 //! token when it drops, moves new streams to a fresh session when the gateway sends GOAWAY
-//! (streams on the old one finish there), and reports its state.
+//! (streams on the old one finish there), and reports its state. It never gives up: after a
+//! refusal or a server-side end (revoked, expired, quota, killed) it says why in its status and
+//! keeps trying, so it comes back by itself once the device may connect again.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
-use httvps_proto::{HelloErrorCode, TargetAddr};
-use rand::Rng;
+use httvps_proto::TargetAddr;
 use tokio::sync::watch;
 
-use crate::config::{Backoff, ClientConfig};
+use crate::config::ClientConfig;
 use crate::driver::{establish, DrainingSession, SessionHandle};
 use crate::error::Error;
+use crate::outage::{Outage, RetrySchedule};
 use crate::stream::TcpStream;
 use crate::udp::UdpFlow;
+
+/// A session that lasted this long counts as having worked: the next outage starts its delays
+/// from the shortest again.
+const STABLE_SESSION: Duration = Duration::from_secs(10);
 
 /// Where the client is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,10 +28,11 @@ pub enum ConnectionState {
     Connecting,
     /// A session is up.
     Connected,
-    /// The session dropped; trying again after a backoff.
+    /// The session dropped; a new one is being made.
     Reconnecting,
-    /// The gateway refused the device for good (revoked, expired, ...); no more attempts.
-    Failed(String),
+    /// No session: the last attempt failed or the gateway ended the session, for the reason
+    /// given; the next attempt comes after `retry_in`. Opening a stream fails at once meanwhile.
+    Down(Outage),
     /// [`Client::close`] was called.
     Closed,
 }
@@ -72,9 +78,27 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects to the first gateway that accepts the device. Fails at once on a permanent
-    /// refusal (wrong credentials, revoked, expired, quota) or when no gateway is reachable.
+    /// Connects to the first gateway that accepts the device, then keeps a session up by
+    /// itself. Fails at once when no gateway accepts the device now (refused, or unreachable):
+    /// for applications that want to tell their user before going on. [`Client::start`] never
+    /// fails for that.
     pub async fn connect(config: ClientConfig) -> Result<Client, Error> {
+        let client = Client::new(config)?;
+        client.reconnect_once().await?;
+        tokio::spawn(supervise(Arc::downgrade(&client.inner)));
+        Ok(client)
+    }
+
+    /// Starts a client that connects in the background and keeps trying, whatever the gateways
+    /// answer, until [`Client::close`]; its status says where it is and why. Only a
+    /// configuration without gateways fails.
+    pub fn start(config: ClientConfig) -> Result<Client, Error> {
+        let client = Client::new(config)?;
+        tokio::spawn(supervise(Arc::downgrade(&client.inner)));
+        Ok(client)
+    }
+
+    fn new(config: ClientConfig) -> Result<Client, Error> {
         if config.gateways.is_empty() {
             return Err(Error::Config("no gateway configured".into()));
         }
@@ -85,7 +109,7 @@ impl Client {
             rtt: None,
             sessions: 0,
         });
-        let client = Client {
+        Ok(Client {
             inner: Arc::new(Inner {
                 config,
                 current: Mutex::new(None),
@@ -94,10 +118,25 @@ impl Client {
                 status,
                 connecting: tokio::sync::Mutex::new(()),
             }),
-        };
-        client.reconnect_once().await?;
-        tokio::spawn(supervise(Arc::downgrade(&client.inner)));
-        Ok(client)
+        })
+    }
+
+    /// Waits until the client is connected or down (the first attempt's outcome), at most
+    /// `limit`; returns the status then.
+    pub async fn settled(&self, limit: Duration) -> ClientStatus {
+        let mut status = self.watch_status();
+        let _ = tokio::time::timeout(limit, async {
+            while matches!(
+                status.borrow_and_update().state,
+                ConnectionState::Connecting | ConnectionState::Reconnecting
+            ) {
+                if status.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        self.status()
     }
 
     /// The client's status now.
@@ -165,17 +204,22 @@ impl Client {
         }
     }
 
-    /// A usable session: the current one, or a new one.
+    /// A usable session: the current one, or a new one. While the client is down (waiting
+    /// before its next attempt) this fails at once with the reason.
     async fn session(&self) -> Result<SessionHandle, Error> {
+        if let Some(s) = self.usable_session() {
+            return Ok(s);
+        }
+        let _one_at_a_time = self.inner.connecting.lock().await;
         if let Some(s) = self.usable_session() {
             return Ok(s);
         }
         match &self.inner.status.borrow().state {
             ConnectionState::Closed => return Err(Error::Closed),
-            ConnectionState::Failed(why) => return Err(Error::Unreachable(why.clone())),
+            ConnectionState::Down(outage) => return Err(Error::Down(outage.clone())),
             _ => {}
         }
-        self.reconnect_once().await?;
+        self.try_gateways().await?;
         self.usable_session().ok_or(Error::Closed)
     }
 
@@ -189,12 +233,18 @@ impl Client {
             .cloned()
     }
 
-    /// Tries every gateway once, in order; installs the new session on success.
+    /// Tries every gateway once, in order (after an attempt in progress, if the session it
+    /// made will do); installs the new session on success.
     async fn reconnect_once(&self) -> Result<(), Error> {
         let _one_at_a_time = self.inner.connecting.lock().await;
         if self.usable_session().is_some() {
             return Ok(());
         }
+        self.try_gateways().await
+    }
+
+    /// Tries every gateway once, in order; the caller holds `connecting`.
+    async fn try_gateways(&self) -> Result<(), Error> {
         let resume = self
             .inner
             .resume
@@ -219,12 +269,9 @@ impl Client {
                     *self.inner.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(session);
                     return Ok(());
                 }
-                Err(e) if e.is_permanent() => {
-                    self.inner
-                        .status
-                        .send_modify(|s| s.state = ConnectionState::Failed(e.to_string()));
-                    return Err(e);
-                }
+                // The service refused the device: another gateway of the same service answers
+                // the same.
+                Err(e) if e.is_permanent() => return Err(e),
                 Err(e) => {
                     tracing::warn!(gateway = %gateway, error = %e, "gateway not usable");
                     last = e;
@@ -233,18 +280,33 @@ impl Client {
         }
         Err(last)
     }
+
+    fn is_closed(&self) -> bool {
+        self.inner.status.borrow().state == ConnectionState::Closed
+    }
+
+    /// Marks the client down for `outage` (unless it was closed meanwhile).
+    fn go_down(&self, outage: Outage) {
+        self.inner.status.send_if_modified(|s| {
+            if s.state == ConnectionState::Closed {
+                return false;
+            }
+            s.state = ConnectionState::Down(outage);
+            s.session_id = None;
+            true
+        });
+    }
 }
 
 /// Watches the current session: follows its RTT, replaces it when it drains (GOAWAY) and
 /// reconnects with backoff when it ends. Stops when the client is dropped or closed.
 async fn supervise(weak: std::sync::Weak<Inner>) {
-    let mut delays: Option<ExponentialBackoff> = None;
+    let mut retry: Option<RetrySchedule> = None;
     loop {
         let Some(inner) = weak.upgrade() else { return };
         let client = Client { inner };
-        match &client.inner.status.borrow().state {
-            ConnectionState::Closed | ConnectionState::Failed(_) => return,
-            _ => {}
+        if client.is_closed() {
+            return;
         }
         let current = client
             .inner
@@ -253,7 +315,7 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let Some(session) = current else {
-            if reconnect_with_backoff(&client, &mut delays).await.is_err() {
+            if reconnect_with_backoff(&client, &mut retry).await.is_err() {
                 return;
             }
             continue;
@@ -261,6 +323,7 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
         // Only the receiver: holding the handle would keep the driver alive after the client
         // is dropped.
         let mut info = session.info.clone();
+        let up_since = tokio::time::Instant::now();
         drop(session);
         drop(client);
         // Follow this session until it ends or drains. One receiver for the whole session, and
@@ -287,10 +350,7 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
         };
         let Some(inner) = weak.upgrade() else { return };
         let client = Client { inner };
-        if matches!(
-            client.inner.status.borrow().state,
-            ConnectionState::Closed | ConnectionState::Failed(_)
-        ) {
+        if client.is_closed() {
             // `close` ended the session: no reconnecting.
             return;
         }
@@ -298,13 +358,8 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
             .inner
             .status
             .send_modify(|s| s.rtt = snapshot.rtt.or(s.rtt));
-        if gone || snapshot.ended.is_some() {
-            tracing::warn!(reason = ?snapshot.ended, "session ended; reconnecting");
-            client
-                .inner
-                .status
-                .send_modify(|s| s.state = ConnectionState::Reconnecting);
-        } else {
+        let ended = gone || snapshot.ended.is_some();
+        if !ended {
             tracing::info!("gateway draining; moving new streams to a new session");
         }
         // The draining session keeps serving its streams without a handle (its driver ends it
@@ -327,81 +382,73 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
                 }
             }
         }
-        if snapshot.end_code.is_some_and(|c| {
-            matches!(
-                c,
-                httvps_proto::ErrorCode::Revoked
-                    | httvps_proto::ErrorCode::Expired
-                    | httvps_proto::ErrorCode::QuotaExceeded
-            )
-        }) {
-            let why = snapshot.ended.unwrap_or_default();
-            client
-                .inner
-                .status
-                .send_modify(|s| s.state = ConnectionState::Failed(why));
-            return;
+        if ended {
+            // A session that held for a while starts the delays afresh; one that keeps ending
+            // soon after it began (a flapping path) goes on growing them.
+            if up_since.elapsed() >= STABLE_SESSION {
+                retry = None;
+            }
+            // Why, first (a permanent end such as `revoked` shows until the device may connect
+            // again); a dropped stable connection is retried at once, the rest after a backoff.
+            let schedule =
+                retry.get_or_insert_with(|| RetrySchedule::new(client.inner.config.backoff));
+            let end_error = snapshot.end_code.map(|code| Error::SessionEnded {
+                code,
+                message: snapshot.end_message.clone().unwrap_or_default(),
+            });
+            let wait = match &end_error {
+                Some(e) if e.is_permanent() => schedule.after(e),
+                _ if up_since.elapsed() < STABLE_SESSION => {
+                    schedule.after(&Error::Unreachable(String::new()))
+                }
+                _ => Duration::ZERO,
+            };
+            let outage = Outage::after_session(
+                snapshot.end_code,
+                snapshot.end_message.as_deref(),
+                snapshot.ended.as_deref(),
+                wait,
+            );
+            tracing::warn!(code = %outage.code, detail = %outage.detail, retry_in = ?wait, "session ended");
+            if wait.is_zero() {
+                client.inner.status.send_if_modified(|s| {
+                    let open = s.state != ConnectionState::Closed;
+                    if open {
+                        s.state = ConnectionState::Reconnecting;
+                    }
+                    open
+                });
+            } else {
+                client.go_down(outage);
+                tokio::time::sleep(wait).await;
+            }
         }
-        if reconnect_with_backoff(&client, &mut delays).await.is_err() {
+        if reconnect_with_backoff(&client, &mut retry).await.is_err() {
             return;
         }
     }
 }
 
-/// The reconnect delays after consecutive failures: from `initial`, doubling up to `max`, for
-/// as long as it takes (jitter is added per attempt).
-fn reconnect_schedule(backoff: Backoff) -> ExponentialBackoff {
-    ExponentialBuilder::new()
-        .with_min_delay(backoff.initial)
-        .with_max_delay(backoff.max)
-        .without_max_times()
-        .build()
-}
-
-/// Reconnects, waiting between failed attempts; `delays` runs on across calls until one
-/// succeeds.
+/// Reconnects, waiting between failed attempts and saying why in the status; `retry` runs on
+/// across calls (the supervisor resets it once a session has held). Returns `Err` only once the client is closed.
 async fn reconnect_with_backoff(
     client: &Client,
-    delays: &mut Option<ExponentialBackoff>,
+    retry: &mut Option<RetrySchedule>,
 ) -> Result<(), ()> {
     loop {
-        if matches!(
-            client.inner.status.borrow().state,
-            ConnectionState::Closed | ConnectionState::Failed(_)
-        ) {
+        if client.is_closed() {
             return Err(());
         }
         match client.reconnect_once().await {
-            Ok(()) => {
-                *delays = None;
-                return Ok(());
-            }
-            Err(e) if e.is_permanent() => return Err(()),
+            Ok(()) => return Ok(()),
             Err(e) => {
-                let backoff = client.inner.config.backoff;
-                let next = delays
-                    .get_or_insert_with(|| reconnect_schedule(backoff))
-                    .next();
-                let mut delay = next.unwrap_or(backoff.max).min(backoff.max);
-                if let Error::Refused {
-                    retry_after: Some(after),
-                    code:
-                        HelloErrorCode::RateLimited
-                        | HelloErrorCode::Internal
-                        | HelloErrorCode::TooManySessions,
-                    ..
-                } = &e
-                {
-                    delay = delay.max(*after);
-                }
-                let jitter = rand::thread_rng().gen_range(0.0..0.2);
-                let delay = delay.mul_f64(1.0 + jitter);
-                tracing::warn!(error = %e, retry_in = ?delay, "reconnect failed");
-                client
-                    .inner
-                    .status
-                    .send_modify(|s| s.state = ConnectionState::Reconnecting);
-                tokio::time::sleep(delay).await;
+                let wait = retry
+                    .get_or_insert_with(|| RetrySchedule::new(client.inner.config.backoff))
+                    .after(&e);
+                let outage = Outage::after_error(&e, wait);
+                tracing::warn!(code = %outage.code, error = %e, retry_in = ?wait, "connecting failed");
+                client.go_down(outage);
+                tokio::time::sleep(wait).await;
             }
         }
     }

@@ -53,13 +53,17 @@ impl fmt::Display for GatewayEndpoint {
     }
 }
 
-/// Reconnection delays: exponential from `initial` to `max`, with up to 20% jitter.
+/// Reconnection delays: exponential from `initial` to `max`, with up to 20% jitter; a refusal by
+/// the service waits at least 5 s, and a gateway's `retry_after` is honoured up to
+/// `max_retry_after`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Backoff {
     /// The first delay.
     pub initial: Duration,
     /// The longest delay.
     pub max: Duration,
+    /// The longest wait a gateway's `retry_after` can impose.
+    pub max_retry_after: Duration,
 }
 
 impl Default for Backoff {
@@ -67,6 +71,7 @@ impl Default for Backoff {
         Backoff {
             initial: Duration::from_millis(250),
             max: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(300),
         }
     }
 }

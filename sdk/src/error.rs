@@ -42,6 +42,10 @@ pub enum Error {
     /// The client was shut down.
     #[error("the client is closed")]
     Closed,
+    /// The client has no session now and waits before trying again (see
+    /// [`crate::ClientStatus`]); requests fail at once meanwhile instead of waiting.
+    #[error("not connected: {0}")]
+    Down(crate::Outage),
     /// A target address that HTTVPS/1 cannot carry (bad domain name, port 0).
     #[error("invalid target: {0}")]
     InvalidTarget(#[from] httvps_proto::DecodeError),
@@ -89,7 +93,7 @@ impl From<Error> for std::io::Error {
                 ErrorKind::PermissionDenied
             }
             Error::StreamReset(_) => ErrorKind::ConnectionReset,
-            Error::Unreachable(_) => ErrorKind::NotConnected,
+            Error::Unreachable(_) | Error::Down(_) => ErrorKind::NotConnected,
             Error::SessionEnded { .. } | Error::Closed => ErrorKind::ConnectionAborted,
             Error::Config(_) | Error::InvalidTarget(_) => ErrorKind::InvalidInput,
         };

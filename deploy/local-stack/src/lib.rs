@@ -365,8 +365,23 @@ impl LocalStack {
     /// Stops the gateway (GOAWAY, drain, usage flushed) and starts a new one on the same address
     /// and certificate: what a gateway restart looks like to clients.
     pub async fn restart_gateway(&mut self) -> Result<(), StackError> {
+        self.stop_gateway().await;
+        self.start_gateway().await
+    }
+
+    /// Stops the gateway (GOAWAY, drain, usage flushed); its address refuses connections until
+    /// [`LocalStack::start_gateway`].
+    pub async fn stop_gateway(&mut self) {
         if let Some(old) = self.gateway.take() {
             old.shutdown().await;
+        }
+    }
+
+    /// Starts the gateway again on its address and certificate (retrying while the old one's
+    /// port is still being released); does nothing when it runs.
+    pub async fn start_gateway(&mut self) -> Result<(), StackError> {
+        if self.gateway.is_some() {
+            return Ok(());
         }
         let mut last = None;
         for _ in 0..50 {

@@ -41,6 +41,8 @@ fn status_for(e: &Error) -> &'static str {
     match e {
         Error::StreamReset(ResetCode::NotAllowed) => "403 Forbidden",
         Error::StreamReset(ResetCode::Timeout) | Error::Timeout => "504 Gateway Timeout",
+        // No session (the reason is on the status line and in the log): fail at once.
+        Error::Down(_) | Error::Unreachable(_) => "503 Service Unavailable",
         _ => "502 Bad Gateway",
     }
 }

@@ -5,11 +5,12 @@ mod config;
 mod http_proxy;
 mod socks5;
 
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use httvps_sdk::{Client, ConnectionState};
+use httvps_sdk::{Client, ClientStatus, ConnectionState};
 use tokio::net::TcpListener;
 
 use crate::config::Args;
@@ -27,11 +28,15 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: not in a journal, a container log or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let settings = args.resolve()?;
-    let client = Client::connect(settings.client)
-        .await
-        .context("connecting to the gateway")?;
+    // Before anything is printed: a supervisor may send SIGTERM as soon as it sees output.
+    let shutdown = Shutdown::install().context("installing the signal handlers")?;
+    let first_attempt = settings.client.connect_timeout + Duration::from_secs(1);
+    // Never gives up: an unreachable gateway or a refused device is shown and retried.
+    let client = Client::start(settings.client).context("starting the client")?;
     let socks = TcpListener::bind(settings.socks)
         .await
         .with_context(|| format!("listening on {}", settings.socks))?;
@@ -43,7 +48,10 @@ async fn main() -> anyhow::Result<()> {
         ),
         None => None,
     };
-    print_status(&client);
+    // The first attempt's outcome first, then the proxies (they answer meanwhile: at once with
+    // a failure while the client is down).
+    let first = client.settled(first_attempt).await;
+    print_status(&first);
     println!(
         "SOCKS5 proxy on {} (curl --socks5-hostname {} ...)",
         settings.socks, settings.socks
@@ -51,19 +59,18 @@ async fn main() -> anyhow::Result<()> {
     if let Some(http) = &http {
         println!("HTTP proxy on {}", http.local_addr()?);
     }
-    tokio::spawn(status_lines(client.clone()));
+    tokio::spawn(status_lines(client.clone(), first));
     tokio::spawn(socks5::serve(socks, client.clone()));
     if let Some(http) = http {
         tokio::spawn(http_proxy::serve(http, client.clone()));
     }
-    shutdown_signal().await?;
+    shutdown.wait().await;
     println!("shutting down");
     client.close().await;
     Ok(())
 }
 
-fn print_status(client: &Client) {
-    let s = client.status();
+fn print_status(s: &ClientStatus) {
     match &s.state {
         ConnectionState::Connected => println!(
             "connected: gateway {} session {}{}",
@@ -75,44 +82,68 @@ fn print_status(client: &Client) {
         ),
         ConnectionState::Reconnecting => println!("reconnecting..."),
         ConnectionState::Connecting => println!("connecting..."),
-        ConnectionState::Failed(why) => println!("failed: {why}"),
+        ConnectionState::Down(outage) => println!("down: {outage}"),
         ConnectionState::Closed => println!("closed"),
     }
 }
 
-/// A status line at every change of state or session, and the RTT every minute.
-async fn status_lines(client: Client) {
+/// A status line at every change of state or session (each failed attempt, with its reason and
+/// the wait before the next), and the RTT every minute.
+async fn status_lines(client: Client, printed: ClientStatus) {
     let mut watch = client.watch_status();
-    let mut last = client.status();
+    let mut last = printed;
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     tick.tick().await;
     loop {
+        let now = watch.borrow_and_update().clone();
+        if now.state != last.state || now.session_id != last.session_id {
+            print_status(&now);
+        }
+        last = now;
         tokio::select! {
             changed = watch.changed() => {
                 if changed.is_err() {
                     return;
                 }
-                let now = client.status();
-                if now.state != last.state || now.session_id != last.session_id {
-                    print_status(&client);
-                }
-                last = now;
             }
-            _ = tick.tick() => print_status(&client),
+            _ = tick.tick() => print_status(&client.status()),
         }
     }
 }
 
-/// Ctrl-C, or SIGTERM from a service manager or a container runtime (PID 1 in an image).
-async fn shutdown_signal() -> std::io::Result<()> {
+/// Ctrl-C (SIGINT), or SIGTERM from a service manager or a container runtime (PID 1 in an
+/// image), caught from the moment `install` returns.
+struct Shutdown {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
+    signals: [tokio::signal::unix::Signal; 2],
+}
+
+impl Shutdown {
+    fn install() -> std::io::Result<Shutdown> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Shutdown {
+                signals: [
+                    signal(SignalKind::interrupt())?,
+                    signal(SignalKind::terminate())?,
+                ],
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Shutdown {})
     }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let [mut interrupt, mut terminate] = self.signals;
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -39,7 +39,8 @@ fn reply_for(e: &Error) -> Reply {
         }
         Error::StreamReset(ResetCode::NotAllowed) => Reply::NotAllowed,
         Error::StreamReset(ResetCode::Timeout) | Error::Timeout => Reply::TtlExpired,
-        Error::Unreachable(_) => Reply::NetworkUnreachable,
+        // No session (the reason is on the status line and in the log): fail at once.
+        Error::Unreachable(_) | Error::Down(_) => Reply::NetworkUnreachable,
         _ => Reply::GeneralFailure,
     }
 }

@@ -79,6 +79,8 @@ pub(crate) struct SessionInfo {
     pub ended: Option<String>,
     /// The ERROR code that ended it, if the gateway sent one.
     pub end_code: Option<ErrorCode>,
+    /// The ERROR's message (the control plane's end reason, e.g. `killed`), if there was one.
+    pub end_message: Option<String>,
 }
 
 pub(crate) enum Command {

@@ -294,7 +294,10 @@ impl App for ClientSession {
                 // The streams still running at the deadline are aborted.
                 core.end_after(ErrorCode::NoError, self.drain_timeout);
             }
-            Event::PeerError(e) => self.info.send_modify(|i| i.end_code = Some(e.code)),
+            Event::PeerError(e) => self.info.send_modify(|i| {
+                i.end_code = Some(e.code);
+                i.end_message = Some(e.message.clone()).filter(|m| !m.is_empty());
+            }),
             Event::HelloReceived(_)
             | Event::HelloAccepted(_)
             | Event::HelloRejected(_)

@@ -1,0 +1,263 @@
+//! A client that never gives up silently (issue 13 item 5), as a user meets it: the real
+//! `httvps-client` binary with the local stack (control plane on SQLite, a gateway, a real
+//! Shadowsocks node) and the real `curl`. A device disabled mid-session shows `down: revoked`
+//! with the control plane's reason, proxy requests fail at once while it is down, and the client
+//! comes back by itself once the device is enabled again; a client started while its gateway is
+//! down stays up, says `unreachable`, and connects once the gateway is back.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use httvps_control_plane::domain::devices;
+use httvps_control_plane::model::DeviceStatus;
+use httvps_local_stack::{LocalStack, StackOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Well above the wait of any refusal here (5–8 s): a line that has not come by then never will.
+const LINE_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// `GET /` answers `hello`.
+async fn web_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+                    )
+                    .await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// `httvps-client`, killed when the test ends; every line it prints (stdout and log) is kept.
+struct ClientProcess {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    socks: String,
+    http: String,
+}
+
+impl Drop for ClientProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ClientProcess {
+    fn start(link: &str) -> ClientProcess {
+        let (socks, http) = (free_addr(), free_addr());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_httvps-client"))
+            .args(["--link", link, "--socks", &socks, "--http", &http])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("httvps-client starts");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let sink = lines.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                    sink.lock().unwrap().push(line);
+                }
+            });
+        }
+        ClientProcess {
+            child,
+            lines,
+            socks,
+            http,
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Waits for a line after the first `skip` that starts with `prefix`; returns it and its
+    /// index.
+    async fn wait_for(&self, prefix: &str, skip: usize) -> (usize, String) {
+        let deadline = Instant::now() + LINE_TIMEOUT;
+        loop {
+            if let Some(found) = self
+                .lines()
+                .into_iter()
+                .enumerate()
+                .skip(skip)
+                .find(|(_, l)| l.starts_with(prefix))
+            {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line starting with {prefix:?} after line {skip}: {:#?}",
+                self.lines()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// `curl` through the SOCKS5 proxy: its exit status, what it got, and how long it took.
+    fn curl_socks(&self, url: &str) -> (bool, String, Duration) {
+        self.curl(&["--socks5-hostname", &self.socks], url)
+    }
+
+    /// `curl` through the HTTP proxy: the HTTP status it printed and how long it took.
+    fn curl_http_status(&self, url: &str) -> (String, Duration) {
+        let (_, out, took) = self.curl(
+            &[
+                "--proxy",
+                &format!("http://{}", self.http),
+                "-w",
+                "%{http_code}",
+                "-o",
+                "/dev/null",
+            ],
+            url,
+        );
+        (out, took)
+    }
+
+    fn curl(&self, proxy: &[&str], url: &str) -> (bool, String, Duration) {
+        let start = Instant::now();
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "20"])
+            .args(proxy)
+            .arg(url)
+            .output()
+            .expect("curl runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            start.elapsed(),
+        )
+    }
+}
+
+async fn stack() -> (tempfile::TempDir, LocalStack) {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = LocalStack::start(StackOptions {
+        data_dir: dir.path().to_owned(),
+        control_plane_listen: "127.0.0.1:0".parse().unwrap(),
+        gateway_listen: "127.0.0.1:0".parse().unwrap(),
+        allow_private_targets: true,
+        run_jobs: false,
+        ..Default::default()
+    })
+    .await
+    .expect("the local stack starts");
+    (dir, stack)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_device_is_shown_fails_fast_and_comes_back_when_enabled() {
+    let (_dir, stack) = stack().await;
+    let web = format!("http://{}/", web_server().await);
+    let mut client = ClientProcess::start(&stack.link);
+    client.wait_for("connected: gateway", 0).await;
+    let (ok, body, _) = client.curl_socks(&web);
+    assert!(ok && body == "hello", "through the tunnel: {body:?}");
+
+    let state = &stack.control_plane.state;
+    devices::set_status(state, "test", stack.device_id, DeviceStatus::Disabled)
+        .await
+        .unwrap();
+    // The reason on the status line: the session's end code (and the control plane's reason
+    // where it differs from the code).
+    let (at, down) = client.wait_for("down: ", 0).await;
+    assert!(
+        down.starts_with("down: revoked") && down.contains("; retrying in "),
+        "{down:?}"
+    );
+    // The log says it too (stderr, WARN).
+    assert!(
+        client
+            .lines()
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("code=revoked")),
+        "{:#?}",
+        client.lines()
+    );
+    // While down: failures at once, not a hang until some timeout.
+    let (ok, _, took) = client.curl_socks(&web);
+    assert!(!ok, "SOCKS5 through a client that is down fails");
+    assert!(
+        took < Duration::from_secs(2),
+        "SOCKS5 failed after {took:?}"
+    );
+    let (status, took) = client.curl_http_status(&web);
+    assert_eq!(status, "503", "the HTTP proxy says Service Unavailable");
+    assert!(
+        took < Duration::from_secs(2),
+        "HTTP proxy failed after {took:?}"
+    );
+    // It keeps trying: the next refusal shows with its own line, and the process is still up.
+    let (at, again) = client.wait_for("down: revoked", at + 1).await;
+    assert!(again.contains("retrying in "), "{again:?}");
+    assert!(client.is_running());
+
+    devices::set_status(state, "test", stack.device_id, DeviceStatus::Active)
+        .await
+        .unwrap();
+    client.wait_for("connected: gateway", at).await;
+    let (ok, body, _) = client.curl_socks(&web);
+    assert!(ok && body == "hello", "through the tunnel again: {body:?}");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_started_while_its_gateway_is_down_waits_for_it() {
+    let (_dir, mut stack) = stack().await;
+    let web = format!("http://{}/", web_server().await);
+    stack.stop_gateway().await;
+    let mut client = ClientProcess::start(&stack.link);
+    let (at, down) = client.wait_for("down: unreachable", 0).await;
+    assert!(down.contains("retrying in "), "{down:?}");
+    // Its proxies are up and fail at once.
+    client.wait_for("SOCKS5 proxy on", 0).await;
+    let (ok, _, took) = client.curl_socks(&web);
+    assert!(!ok);
+    assert!(
+        took < Duration::from_secs(2),
+        "SOCKS5 failed after {took:?}"
+    );
+    assert!(client.is_running(), "the client does not exit");
+
+    stack.start_gateway().await.unwrap();
+    client.wait_for("connected: gateway", at).await;
+    let (ok, body, _) = client.curl_socks(&web);
+    assert!(ok && body == "hello", "through the tunnel: {body:?}");
+    stack.stop().await;
+}
