@@ -15,6 +15,8 @@ pub enum AssignStrategy {
     LeastConnections,
 }
 
+// Every setting spells out its own `#[arg(long, env = ..)]` and doc: clap's derive reads them
+// per field, so this flag table repeats one shape by design (as the gateway's `GatewayConfig`).
 /// `serve` settings.
 #[derive(Clone, Debug, Args)]
 pub struct ServeConfig {

@@ -95,6 +95,21 @@ fn ok(resp: (StatusCode, Value), status: StatusCode) -> Value {
     resp.1
 }
 
+/// GETs and asserts 200 OK; returns the body.
+async fn get_ok(app: &TestApp, path: &str) -> Value {
+    ok(get(app, path).await, StatusCode::OK)
+}
+
+/// POSTs and asserts 201 Created; returns the body.
+async fn create_ok(app: &TestApp, path: &str, body: Value) -> Value {
+    ok(post(app, path, body).await, StatusCode::CREATED)
+}
+
+/// PATCHes and asserts 200 OK; returns the body.
+async fn patch_ok(app: &TestApp, path: &str, body: Value) -> Value {
+    ok(patch(app, path, body).await, StatusCode::OK)
+}
+
 /// Asserts a problem document with this status and code; returns its detail.
 #[track_caller]
 fn problem(resp: (StatusCode, Value), status: StatusCode, code: &str) -> String {
@@ -103,6 +118,18 @@ fn problem(resp: (StatusCode, Value), status: StatusCode, code: &str) -> String 
     assert_eq!(resp.1["status"], status.as_u16());
     assert_eq!(resp.1["type"], format!("urn:httvps:problem:{code}"));
     resp.1["detail"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Asserts a 404 `not_found` problem; returns its detail.
+#[track_caller]
+fn not_found(resp: (StatusCode, Value)) -> String {
+    problem(resp, StatusCode::NOT_FOUND, "not_found")
+}
+
+/// Asserts a 409 `conflict` problem; returns its detail.
+#[track_caller]
+fn conflict(resp: (StatusCode, Value)) -> String {
+    problem(resp, StatusCode::CONFLICT, "conflict")
 }
 
 #[track_caller]
@@ -133,15 +160,12 @@ async fn login(app: &TestApp, username: &str, password: &str) -> (StatusCode, Va
 /// Creates an admin through the API and logs in as them.
 async fn admin_with_role(app: &TestApp, username: &str, role: &str) -> (String, String) {
     let password = "a long enough password";
-    let created = ok(
-        post(
-            app,
-            "/v1/admin/admins",
-            json!({"username": username, "password": password, "role": role}),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
+    let created = create_ok(
+        app,
+        "/v1/admin/admins",
+        json!({"username": username, "password": password, "role": role}),
+    )
+    .await;
     assert_eq!(created["role"], role);
     let token = ok(login(app, username, password).await, StatusCode::OK)["token"]
         .as_str()
@@ -152,14 +176,11 @@ async fn admin_with_role(app: &TestApp, username: &str, role: &str) -> (String, 
 
 /// The audit actions recorded for one target, oldest first.
 async fn audit_actions(app: &TestApp, target_type: &str, target_id: &str) -> Vec<String> {
-    let entries = ok(
-        get(
-            app,
-            &format!("/v1/admin/audit?target_type={target_type}&target_id={target_id}"),
-        )
-        .await,
-        StatusCode::OK,
-    );
+    let entries = get_ok(
+        app,
+        &format!("/v1/admin/audit?target_type={target_type}&target_id={target_id}"),
+    )
+    .await;
     let mut actions: Vec<String> = entries
         .as_array()
         .unwrap()
@@ -171,6 +192,44 @@ async fn audit_actions(app: &TestApp, target_type: &str, target_id: &str) -> Vec
     }
     actions.reverse();
     actions
+}
+
+/// Creates the region `eu` ("Europe").
+async fn create_eu_region(app: &TestApp) -> Value {
+    create_ok(
+        app,
+        "/v1/admin/regions",
+        json!({"code": "eu", "name": "Europe"}),
+    )
+    .await
+}
+
+/// Creates a device of `user` through the API; returns its id.
+async fn create_device(app: &TestApp, user: &str, name: &str) -> String {
+    let created = create_ok(
+        app,
+        &format!("/v1/admin/users/{user}/devices"),
+        json!({ "name": name }),
+    )
+    .await;
+    id(&created["device"])
+}
+
+/// `/v1/admin/users/{id}/{rest}` for a user that does not exist.
+fn unknown_user_path(rest: &str) -> String {
+    format!("/v1/admin/users/{}/{rest}", Uuid::new_v4())
+}
+
+/// Asks the gateway API whether this device token is good; asserts 200 OK, returns the answer.
+async fn validate_device(app: &TestApp, device_id: &str, token: &str) -> Value {
+    ok(
+        call(
+            app.gateway(Method::POST, "/v1/gateway/devices/validate")
+                .json(&json!({"device_id": device_id, "device_token": token})),
+        )
+        .await,
+        StatusCode::OK,
+    )
 }
 
 fn outline_key(method: &str, password: &str, host_port: &str, name: &str) -> String {
@@ -188,49 +247,37 @@ fn node_body(host: &str, port: i64, cipher: &str, secret: &str) -> Value {
 // Main flows (both backends)
 
 async fn users_plans_subscriptions_and_devices(app: &TestApp) {
-    let region = ok(
-        post(
-            app,
-            "/v1/admin/regions",
-            json!({"code": "eu-west", "name": "Europe West"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
+    let region = create_ok(
+        app,
+        "/v1/admin/regions",
+        json!({"code": "eu-west", "name": "Europe West"}),
+    )
+    .await;
 
     // Plans.
-    let plan = ok(
-        post(
+    let plan = create_ok(
             app,
             "/v1/admin/plans",
             json!({"name": "basic", "device_limit": 2, "session_limit": 1, "quota_bytes": 1_000_000, "reset_strategy": "calendar_month", "duration_days": 30, "allowed_regions": ["eu-west"]}),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
+        ).await;
     let plan_id = id(&plan);
     assert_eq!(plan["allowed_regions"], json!(["eu-west"]));
     assert_eq!(plan["reset_strategy"], "calendar_month");
-    problem(
+    conflict(
         post(
             app,
             "/v1/admin/plans",
             json!({"name": "basic", "device_limit": 1, "session_limit": 1}),
         )
         .await,
-        StatusCode::CONFLICT,
-        "conflict",
     );
     invalid(post(app, "/v1/admin/plans", json!({"name": "x", "device_limit": 1, "session_limit": 1, "allowed_regions": ["mars"]})).await, "\"mars\"");
-    let updated = ok(
-        patch(
-            app,
-            &format!("/v1/admin/plans/{plan_id}"),
-            json!({"quota_bytes": null, "session_limit": 3}),
-        )
-        .await,
-        StatusCode::OK,
-    );
+    let updated = patch_ok(
+        app,
+        &format!("/v1/admin/plans/{plan_id}"),
+        json!({"quota_bytes": null, "session_limit": 3}),
+    )
+    .await;
     assert_eq!(updated["quota_bytes"], Value::Null);
     assert_eq!(updated["session_limit"], 3);
     assert_eq!(
@@ -238,15 +285,12 @@ async fn users_plans_subscriptions_and_devices(app: &TestApp) {
         json!(["eu-west"]),
         "untouched fields stay"
     );
-    let updated = ok(
-        patch(
-            app,
-            &format!("/v1/admin/plans/{plan_id}"),
-            json!({"quota_bytes": 5_000_000, "allowed_regions": []}),
-        )
-        .await,
-        StatusCode::OK,
-    );
+    let updated = patch_ok(
+        app,
+        &format!("/v1/admin/plans/{plan_id}"),
+        json!({"quota_bytes": 5_000_000, "allowed_regions": []}),
+    )
+    .await;
     assert_eq!(
         (
             updated["quota_bytes"].as_i64(),
@@ -254,123 +298,80 @@ async fn users_plans_subscriptions_and_devices(app: &TestApp) {
         ),
         (Some(5_000_000), json!([]))
     );
-    let plans = ok(get(app, "/v1/admin/plans").await, StatusCode::OK);
+    let plans = get_ok(app, "/v1/admin/plans").await;
     assert_eq!(plans.as_array().unwrap().len(), 1);
     assert_eq!(
-        ok(
-            get(app, &format!("/v1/admin/plans/{plan_id}")).await,
-            StatusCode::OK
-        )["name"],
+        get_ok(app, &format!("/v1/admin/plans/{plan_id}")).await["name"],
         "basic"
     );
-    let spare = ok(
-        post(
-            app,
-            "/v1/admin/plans",
-            json!({"name": "spare", "device_limit": 1, "session_limit": 1}),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
+    let spare = create_ok(
+        app,
+        "/v1/admin/plans",
+        json!({"name": "spare", "device_limit": 1, "session_limit": 1}),
+    )
+    .await;
     assert_eq!(spare["reset_strategy"], "none");
 
     // Users.
-    let user = ok(
-        post(
-            app,
-            "/v1/admin/users",
-            json!({"name": "alice", "email": "alice@example.com"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
+    let user = create_ok(
+        app,
+        "/v1/admin/users",
+        json!({"name": "alice", "email": "alice@example.com"}),
+    )
+    .await;
     let user_id = id(&user);
     assert_eq!(user["status"], "active");
-    problem(
-        post(app, "/v1/admin/users", json!({"name": "alice"})).await,
-        StatusCode::CONFLICT,
-        "conflict",
-    );
-    ok(
-        post(app, "/v1/admin/users", json!({"name": "bob"})).await,
-        StatusCode::CREATED,
-    );
-    let page = ok(
-        get(app, "/v1/admin/users?limit=1&offset=0").await,
-        StatusCode::OK,
-    );
+    conflict(post(app, "/v1/admin/users", json!({"name": "alice"})).await);
+    create_ok(app, "/v1/admin/users", json!({"name": "bob"})).await;
+    let page = get_ok(app, "/v1/admin/users?limit=1&offset=0").await;
     assert_eq!(page.as_array().unwrap().len(), 1);
     assert_eq!(page[0]["name"], "alice");
-    let page = ok(
-        get(app, "/v1/admin/users?limit=10&offset=1").await,
-        StatusCode::OK,
-    );
+    let page = get_ok(app, "/v1/admin/users?limit=10&offset=1").await;
     assert_eq!(page[0]["name"], "bob");
     assert_eq!(
-        ok(
-            patch(
-                app,
-                &format!("/v1/admin/users/{user_id}"),
-                json!({"status": "disabled"})
-            )
-            .await,
-            StatusCode::OK
-        )["status"],
-        "disabled"
-    );
-    let enabled = ok(
-        patch(
+        patch_ok(
             app,
             &format!("/v1/admin/users/{user_id}"),
-            json!({"status": "active", "email": null}),
+            json!({"status": "disabled"})
         )
-        .await,
-        StatusCode::OK,
+        .await["status"],
+        "disabled"
     );
+    let enabled = patch_ok(
+        app,
+        &format!("/v1/admin/users/{user_id}"),
+        json!({"status": "active", "email": null}),
+    )
+    .await;
     assert_eq!(
         (enabled["status"].as_str(), enabled["email"].clone()),
         (Some("active"), Value::Null)
     );
-    problem(
+    conflict(
         patch(
             app,
             &format!("/v1/admin/users/{user_id}"),
             json!({"name": "bob"}),
         )
         .await,
-        StatusCode::CONFLICT,
-        "conflict",
     );
     assert_eq!(
-        ok(
-            get(app, &format!("/v1/admin/users/{user_id}")).await,
-            StatusCode::OK
-        )["name"],
+        get_ok(app, &format!("/v1/admin/users/{user_id}")).await["name"],
         "alice"
     );
 
     // Subscriptions.
     let subs_path = format!("/v1/admin/users/{user_id}/subscriptions");
-    let sub = ok(
-        post(app, &subs_path, json!({"plan": "basic"})).await,
-        StatusCode::CREATED,
-    );
+    let sub = create_ok(app, &subs_path, json!({"plan": "basic"})).await;
     assert_eq!(sub["status"], "active");
     assert_eq!(sub["plan_id"], plan_id.as_str());
-    problem(
-        post(app, &subs_path, json!({"plan_id": plan_id})).await,
-        StatusCode::CONFLICT,
-        "conflict",
-    );
-    let queued = ok(
-        post(
-            app,
-            &subs_path,
-            json!({"plan_id": id(&spare), "queued": true}),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
+    conflict(post(app, &subs_path, json!({"plan_id": plan_id})).await);
+    let queued = create_ok(
+        app,
+        &subs_path,
+        json!({"plan_id": id(&spare), "queued": true}),
+    )
+    .await;
     assert_eq!(queued["status"], "queued");
     invalid(
         post(
@@ -399,29 +400,21 @@ async fn users_plans_subscriptions_and_devices(app: &TestApp) {
         .await,
         "on_hold",
     );
-    problem(
+    not_found(
         post(
             app,
-            &format!("/v1/admin/users/{}/subscriptions", Uuid::new_v4()),
+            &unknown_user_path("subscriptions"),
             json!({"plan": "basic"}),
         )
         .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
     );
-    let subs = ok(get(app, &subs_path).await, StatusCode::OK);
+    let subs = get_ok(app, &subs_path).await;
     assert_eq!(subs.as_array().unwrap().len(), 2);
     assert_eq!(
-        ok(
-            get(app, &format!("/v1/admin/subscriptions/{}", id(&sub))).await,
-            StatusCode::OK
-        )["status"],
+        get_ok(app, &format!("/v1/admin/subscriptions/{}", id(&sub))).await["status"],
         "active"
     );
-    let quota = ok(
-        get(app, &format!("/v1/admin/users/{user_id}/quota")).await,
-        StatusCode::OK,
-    );
+    let quota = get_ok(app, &format!("/v1/admin/users/{user_id}/quota")).await;
     assert_eq!(
         (
             quota["used_bytes"].as_i64(),
@@ -435,10 +428,7 @@ async fn users_plans_subscriptions_and_devices(app: &TestApp) {
 
     // Devices: the token is shown once, with a link that parses and a QR code.
     let devices_path = format!("/v1/admin/users/{user_id}/devices");
-    let created = ok(
-        post(app, &devices_path, json!({"name": "Mia's laptop"})).await,
-        StatusCode::CREATED,
-    );
+    let created = create_ok(app, &devices_path, json!({"name": "Mia's laptop"})).await;
     let device_id = id(&created["device"]);
     let token = created["token"].as_str().unwrap().to_owned();
     assert_eq!(token.len(), 43);
@@ -460,14 +450,7 @@ async fn users_plans_subscriptions_and_devices(app: &TestApp) {
     );
     assert!(svg.contains("<svg"));
     // The token works for the gateway.
-    let validated = ok(
-        call(
-            app.gateway(Method::POST, "/v1/gateway/devices/validate")
-                .json(&json!({"device_id": device_id, "device_token": token})),
-        )
-        .await,
-        StatusCode::OK,
-    );
+    let validated = validate_device(app, &device_id, &token).await;
     assert_eq!(validated["result"], "allow", "{validated}");
     // ... and is never shown again.
     for path in [
@@ -483,41 +466,25 @@ async fn users_plans_subscriptions_and_devices(app: &TestApp) {
         assert!(!text.contains(&token), "{path} shows the token");
         assert!(!text.contains("\"token"), "{path} has a token field");
     }
-    let listed = ok(
-        get(app, &format!("/v1/admin/devices?user_id={user_id}")).await,
-        StatusCode::OK,
-    );
+    let listed = get_ok(app, &format!("/v1/admin/devices?user_id={user_id}")).await;
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(
-        ok(
-            get(
-                app,
-                &format!("/v1/admin/devices?user_id={}", Uuid::new_v4())
-            )
-            .await,
-            StatusCode::OK
-        ),
+        get_ok(
+            app,
+            &format!("/v1/admin/devices?user_id={}", Uuid::new_v4())
+        )
+        .await,
         json!([])
     );
 
     // The plan allows two devices; revoked ones do not count.
-    let second = ok(
-        post(app, &devices_path, json!({"name": "phone"})).await,
-        StatusCode::CREATED,
-    );
+    let second = create_ok(app, &devices_path, json!({"name": "phone"})).await;
     assert_ne!(second["token"], token.as_str());
-    let detail = problem(
-        post(app, &devices_path, json!({"name": "tablet"})).await,
-        StatusCode::CONFLICT,
-        "conflict",
-    );
+    let detail = conflict(post(app, &devices_path, json!({"name": "tablet"})).await);
     assert!(detail.contains("device limit"), "{detail}");
     let device_path = format!("/v1/admin/devices/{device_id}");
     assert_eq!(
-        ok(
-            patch(app, &device_path, json!({"name": "Work laptop"})).await,
-            StatusCode::OK
-        )["name"],
+        patch_ok(app, &device_path, json!({"name": "Work laptop"})).await["name"],
         "Work laptop"
     );
     assert_eq!(
@@ -541,27 +508,13 @@ async fn users_plans_subscriptions_and_devices(app: &TestApp) {
         )["status"],
         "revoked"
     );
-    problem(
-        post_empty(app, &format!("{device_path}/enable")).await,
-        StatusCode::CONFLICT,
-        "conflict",
-    );
-    let validated = ok(
-        call(
-            app.gateway(Method::POST, "/v1/gateway/devices/validate")
-                .json(&json!({"device_id": device_id, "device_token": token})),
-        )
-        .await,
-        StatusCode::OK,
-    );
+    conflict(post_empty(app, &format!("{device_path}/enable")).await);
+    let validated = validate_device(app, &device_id, &token).await;
     assert_eq!(
         (validated["result"].as_str(), validated["code"].as_str()),
         (Some("deny"), Some("revoked"))
     );
-    let third = ok(
-        post(app, &devices_path, json!({"name": "tablet"})).await,
-        StatusCode::CREATED,
-    );
+    let third = create_ok(app, &devices_path, json!({"name": "tablet"})).await;
     assert_eq!(
         ok(
             delete(app, &format!("/v1/admin/devices/{}", id(&third["device"]))).await,
@@ -569,21 +522,8 @@ async fn users_plans_subscriptions_and_devices(app: &TestApp) {
         ),
         Value::Null
     );
-    problem(
-        get(app, &format!("/v1/admin/devices/{}", id(&third["device"]))).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
-    problem(
-        post(
-            app,
-            &format!("/v1/admin/users/{}/devices", Uuid::new_v4()),
-            json!({"name": "x"}),
-        )
-        .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
+    not_found(get(app, &format!("/v1/admin/devices/{}", id(&third["device"]))).await);
+    not_found(post(app, &unknown_user_path("devices"), json!({"name": "x"})).await);
 
     // Cancel and reset.
     let sub_id = id(&sub);
@@ -601,16 +541,9 @@ async fn users_plans_subscriptions_and_devices(app: &TestApp) {
         StatusCode::OK,
     );
     assert_eq!(cancelled["status"], "cancelled");
-    problem(
-        post_empty(app, &format!("/v1/admin/subscriptions/{sub_id}/cancel")).await,
-        StatusCode::CONFLICT,
-        "conflict",
-    );
+    conflict(post_empty(app, &format!("/v1/admin/subscriptions/{sub_id}/cancel")).await);
     // The queued plan takes over.
-    let quota = ok(
-        get(app, &format!("/v1/admin/users/{user_id}/quota")).await,
-        StatusCode::OK,
-    );
+    let quota = get_ok(app, &format!("/v1/admin/users/{user_id}/quota")).await;
     assert_eq!(quota["plan"], "spare");
 
     // Audit entries for every change, by the calling admin.
@@ -645,25 +578,14 @@ async fn users_plans_subscriptions_and_devices(app: &TestApp) {
     );
 
     // A plan in use cannot be deleted; a region a plan allows neither.
-    problem(
-        delete(app, &format!("/v1/admin/plans/{plan_id}")).await,
-        StatusCode::CONFLICT,
-        "conflict",
-    );
-    ok(
-        patch(
-            app,
-            &format!("/v1/admin/plans/{}", id(&spare)),
-            json!({"allowed_regions": ["eu-west"]}),
-        )
-        .await,
-        StatusCode::OK,
-    );
-    let detail = problem(
-        delete(app, &format!("/v1/admin/regions/{}", id(&region))).await,
-        StatusCode::CONFLICT,
-        "conflict",
-    );
+    conflict(delete(app, &format!("/v1/admin/plans/{plan_id}")).await);
+    patch_ok(
+        app,
+        &format!("/v1/admin/plans/{}", id(&spare)),
+        json!({"allowed_regions": ["eu-west"]}),
+    )
+    .await;
+    let detail = conflict(delete(app, &format!("/v1/admin/regions/{}", id(&region))).await);
     assert!(detail.contains("spare"), "{detail}");
     assert_eq!(
         ok(
@@ -672,16 +594,8 @@ async fn users_plans_subscriptions_and_devices(app: &TestApp) {
         ),
         Value::Null
     );
-    problem(
-        get(app, &format!("/v1/admin/users/{user_id}")).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
-    problem(
-        get(app, &device_path).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
+    not_found(get(app, &format!("/v1/admin/users/{user_id}")).await);
+    not_found(get(app, &device_path).await);
     ok(
         delete(app, &format!("/v1/admin/plans/{plan_id}")).await,
         StatusCode::NO_CONTENT,
@@ -712,140 +626,104 @@ async fn users_plans_subscriptions_and_devices(app: &TestApp) {
 
 async fn regions_node_groups_nodes_and_import(app: &TestApp) {
     // Regions.
-    let region = ok(
-        post(
-            app,
-            "/v1/admin/regions",
-            json!({"code": "ap-east", "name": "Hong Kong", "latitude": 22.3, "longitude": 114.2}),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
+    let region = create_ok(
+        app,
+        "/v1/admin/regions",
+        json!({"code": "ap-east", "name": "Hong Kong", "latitude": 22.3, "longitude": 114.2}),
+    )
+    .await;
     let region_id = id(&region);
     assert_eq!(region["latitude"], 22.3);
-    problem(
+    conflict(
         post(
             app,
             "/v1/admin/regions",
             json!({"code": "ap-east", "name": "again"}),
         )
         .await,
-        StatusCode::CONFLICT,
-        "conflict",
     );
     assert_eq!(
-        ok(
-            patch(
-                app,
-                &format!("/v1/admin/regions/{region_id}"),
-                json!({"name": "HK"})
-            )
-            .await,
-            StatusCode::OK
-        )["name"],
-        "HK"
-    );
-    let moved = ok(
-        patch(
+        patch_ok(
             app,
             &format!("/v1/admin/regions/{region_id}"),
-            json!({"latitude": null, "longitude": null}),
+            json!({"name": "HK"})
         )
-        .await,
-        StatusCode::OK,
+        .await["name"],
+        "HK"
     );
+    let moved = patch_ok(
+        app,
+        &format!("/v1/admin/regions/{region_id}"),
+        json!({"latitude": null, "longitude": null}),
+    )
+    .await;
     assert_eq!(
         (moved["latitude"].clone(), moved["code"].as_str()),
         (Value::Null, Some("ap-east"))
     );
-    let other = ok(
-        post(
-            app,
-            "/v1/admin/regions",
-            json!({"code": "us-east-1", "name": "Virginia"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
-    problem(
+    let other = create_ok(
+        app,
+        "/v1/admin/regions",
+        json!({"code": "us-east-1", "name": "Virginia"}),
+    )
+    .await;
+    conflict(
         patch(
             app,
             &format!("/v1/admin/regions/{}", id(&other)),
             json!({"code": "ap-east"}),
         )
         .await,
-        StatusCode::CONFLICT,
-        "conflict",
     );
     assert_eq!(
-        ok(get(app, "/v1/admin/regions").await, StatusCode::OK)
+        get_ok(app, "/v1/admin/regions")
+            .await
             .as_array()
             .unwrap()
             .len(),
         2
     );
     assert_eq!(
-        ok(
-            get(app, &format!("/v1/admin/regions/{region_id}")).await,
-            StatusCode::OK
-        )["code"],
+        get_ok(app, &format!("/v1/admin/regions/{region_id}")).await["code"],
         "ap-east"
     );
 
     // Node groups.
-    let group = ok(
-        post(
-            app,
-            "/v1/admin/node-groups",
-            json!({"name": "premium", "description": "fast ones"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
+    let group = create_ok(
+        app,
+        "/v1/admin/node-groups",
+        json!({"name": "premium", "description": "fast ones"}),
+    )
+    .await;
     let group_id = id(&group);
-    problem(
-        post(app, "/v1/admin/node-groups", json!({"name": "premium"})).await,
-        StatusCode::CONFLICT,
-        "conflict",
-    );
+    conflict(post(app, "/v1/admin/node-groups", json!({"name": "premium"})).await);
     assert_eq!(
-        ok(
-            patch(
-                app,
-                &format!("/v1/admin/node-groups/{group_id}"),
-                json!({"description": "the fastest"})
-            )
-            .await,
-            StatusCode::OK
-        )["description"],
+        patch_ok(
+            app,
+            &format!("/v1/admin/node-groups/{group_id}"),
+            json!({"description": "the fastest"})
+        )
+        .await["description"],
         "the fastest"
     );
-    let spare_group = ok(
-        post(app, "/v1/admin/node-groups", json!({"name": "spare"})).await,
-        StatusCode::CREATED,
-    );
+    let spare_group = create_ok(app, "/v1/admin/node-groups", json!({"name": "spare"})).await;
     assert_eq!(spare_group["description"], "");
     assert_eq!(
-        ok(get(app, "/v1/admin/node-groups").await, StatusCode::OK)
+        get_ok(app, "/v1/admin/node-groups")
+            .await
             .as_array()
             .unwrap()
             .len(),
         2
     );
     assert_eq!(
-        ok(
-            get(app, &format!("/v1/admin/node-groups/{group_id}")).await,
-            StatusCode::OK
-        )["name"],
+        get_ok(app, &format!("/v1/admin/node-groups/{group_id}")).await["name"],
         "premium"
     );
 
     // Nodes from fields: IPv4, IPv6, domain; region by code or id; the secret never comes back.
     let secret = "node-password-123";
-    let node = ok(
-        post(app, "/v1/admin/nodes", json!({"name": "hk-1", "host": "203.0.113.9", "port": 8388, "cipher": "chacha20-ietf-poly1305", "secret": secret, "region": "ap-east", "groups": [group_id, group_id], "weight": 50, "capacity": 200})).await,
-        StatusCode::CREATED,
-    );
+    let node = create_ok(app, "/v1/admin/nodes", json!({"name": "hk-1", "host": "203.0.113.9", "port": 8388, "cipher": "chacha20-ietf-poly1305", "secret": secret, "region": "ap-east", "groups": [group_id, group_id], "weight": 50, "capacity": 200})).await;
     let node_id = id(&node);
     assert_eq!(
         (
@@ -860,7 +738,7 @@ async fn regions_node_groups_nodes_and_import(app: &TestApp) {
     assert_eq!(node["groups"], json!([group_id]));
     assert_eq!(node["status"], "active");
     assert!(node.get("secret").is_none());
-    let v6 = ok(post(app, "/v1/admin/nodes", json!({"name": "v6", "host": "[2001:DB8::5]", "port": 443, "cipher": "AES-256-GCM", "secret": "pw", "region": region_id})).await, StatusCode::CREATED);
+    let v6 = create_ok(app, "/v1/admin/nodes", json!({"name": "v6", "host": "[2001:DB8::5]", "port": 443, "cipher": "AES-256-GCM", "secret": "pw", "region": region_id})).await;
     assert_eq!(
         (
             v6["host"].as_str(),
@@ -877,7 +755,7 @@ async fn regions_node_groups_nodes_and_import(app: &TestApp) {
     );
     assert_eq!(v6["region_id"], region_id.as_str());
     let key16 = STANDARD.encode([7u8; 16]);
-    let dom = ok(post(app, "/v1/admin/nodes", json!({"name": "dom", "host": "Node-1.Example.COM", "port": 1, "cipher": "2022-blake3-aes-128-gcm", "secret": key16})).await, StatusCode::CREATED);
+    let dom = create_ok(app, "/v1/admin/nodes", json!({"name": "dom", "host": "Node-1.Example.COM", "port": 1, "cipher": "2022-blake3-aes-128-gcm", "secret": key16})).await;
     assert_eq!(dom["host"], "node-1.example.com");
     for path in [
         "/v1/admin/nodes".to_owned(),
@@ -902,7 +780,8 @@ async fn regions_node_groups_nodes_and_import(app: &TestApp) {
         );
     }
     assert_eq!(
-        ok(get(app, "/v1/admin/nodes").await, StatusCode::OK)
+        get_ok(app, "/v1/admin/nodes")
+            .await
             .as_array()
             .unwrap()
             .len(),
@@ -911,15 +790,12 @@ async fn regions_node_groups_nodes_and_import(app: &TestApp) {
 
     // Updates: partial, validated as a whole.
     let node_path = format!("/v1/admin/nodes/{node_id}");
-    let changed = ok(
-        patch(
-            app,
-            &node_path,
-            json!({"port": 9000, "weight": 5, "status": "draining", "groups": [id(&spare_group)]}),
-        )
-        .await,
-        StatusCode::OK,
-    );
+    let changed = patch_ok(
+        app,
+        &node_path,
+        json!({"port": 9000, "weight": 5, "status": "draining", "groups": [id(&spare_group)]}),
+    )
+    .await;
     assert_eq!(
         (
             changed["port"].as_i64(),
@@ -948,15 +824,12 @@ async fn regions_node_groups_nodes_and_import(app: &TestApp) {
         .await,
         "must decode to 32 bytes, found 16",
     );
-    let changed = ok(
-        patch(
-            app,
-            &node_path,
-            json!({"region": null, "groups": [], "secret": "rotated-password"}),
-        )
-        .await,
-        StatusCode::OK,
-    );
+    let changed = patch_ok(
+        app,
+        &node_path,
+        json!({"region": null, "groups": [], "secret": "rotated-password"}),
+    )
+    .await;
     assert_eq!(
         (changed["region_id"].clone(), changed["groups"].clone()),
         (Value::Null, json!([]))
@@ -977,10 +850,7 @@ async fn regions_node_groups_nodes_and_import(app: &TestApp) {
         "198.51.100.7:51234",
         "Tokyo%201",
     );
-    let imported = ok(
-        post(app, "/v1/admin/nodes/import", json!({"access_key": key})).await,
-        StatusCode::CREATED,
-    );
+    let imported = create_ok(app, "/v1/admin/nodes/import", json!({"access_key": key})).await;
     assert_eq!(
         (
             imported["name"].as_str(),
@@ -1003,10 +873,7 @@ async fn regions_node_groups_nodes_and_import(app: &TestApp) {
         .unwrap();
     assert_eq!(stored.secret, "outline-secret");
     let v6_key = outline_key("aes-128-gcm", "pw", "[2001:db8::9]:443", "");
-    let named = ok(
-        post(app, "/v1/admin/nodes/import", json!({"access_key": v6_key, "name": "custom", "region": "ap-east", "groups": [group_id], "weight": 7, "capacity": 9})).await,
-        StatusCode::CREATED,
-    );
+    let named = create_ok(app, "/v1/admin/nodes/import", json!({"access_key": v6_key, "name": "custom", "region": "ap-east", "groups": [group_id], "weight": 7, "capacity": 9})).await;
     assert_eq!(
         (
             named["name"].as_str(),
@@ -1093,10 +960,7 @@ async fn regions_node_groups_nodes_and_import(app: &TestApp) {
         })
         .await
         .unwrap();
-    let health = ok(
-        get(app, &format!("{node_path}/health")).await,
-        StatusCode::OK,
-    );
+    let health = get_ok(app, &format!("{node_path}/health")).await;
     assert_eq!(
         (
             health["health"].as_str(),
@@ -1112,20 +976,13 @@ async fn regions_node_groups_nodes_and_import(app: &TestApp) {
     );
     assert_eq!(history[1]["error"], "connect: refused");
     assert_eq!(
-        ok(
-            get(app, &format!("{node_path}/health?limit=1")).await,
-            StatusCode::OK
-        )["history"]
+        get_ok(app, &format!("{node_path}/health?limit=1")).await["history"]
             .as_array()
             .unwrap()
             .len(),
         1
     );
-    problem(
-        get(app, &format!("/v1/admin/nodes/{}/health", Uuid::new_v4())).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
+    not_found(get(app, &format!("/v1/admin/nodes/{}/health", Uuid::new_v4())).await);
 
     // Deletes.
     ok(
@@ -1133,10 +990,7 @@ async fn regions_node_groups_nodes_and_import(app: &TestApp) {
         StatusCode::NO_CONTENT,
     );
     assert_eq!(
-        ok(
-            get(app, &format!("/v1/admin/nodes/{}", id(&named))).await,
-            StatusCode::OK
-        )["groups"],
+        get_ok(app, &format!("/v1/admin/nodes/{}", id(&named))).await["groups"],
         json!([])
     );
     ok(
@@ -1144,23 +998,12 @@ async fn regions_node_groups_nodes_and_import(app: &TestApp) {
         StatusCode::NO_CONTENT,
     );
     assert_eq!(
-        ok(
-            get(app, &format!("/v1/admin/nodes/{}", id(&named))).await,
-            StatusCode::OK
-        )["region_id"],
+        get_ok(app, &format!("/v1/admin/nodes/{}", id(&named))).await["region_id"],
         Value::Null
     );
     ok(delete(app, &node_path).await, StatusCode::NO_CONTENT);
-    problem(
-        get(app, &node_path).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
-    problem(
-        delete(app, &node_path).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
+    not_found(get(app, &node_path).await);
+    not_found(delete(app, &node_path).await);
 
     let node_actions = audit_actions(app, "node", &node_id).await;
     assert_eq!(
@@ -1196,18 +1039,11 @@ async fn gateway_tokens_rotate_with_overlap_and_revoke(app: &TestApp) {
             .await
             .0
     };
-    let created = ok(
-        post(app, "/v1/admin/gateways", json!({"name": "gw-eu-1"})).await,
-        StatusCode::CREATED,
-    );
+    let created = create_ok(app, "/v1/admin/gateways", json!({"name": "gw-eu-1"})).await;
     let gw = id(&created["gateway"]);
     let first = created["token"].as_str().unwrap().to_owned();
     assert_eq!(pool(first.clone()).await, StatusCode::OK);
-    problem(
-        post(app, "/v1/admin/gateways", json!({"name": "gw-eu-1"})).await,
-        StatusCode::CONFLICT,
-        "conflict",
-    );
+    conflict(post(app, "/v1/admin/gateways", json!({"name": "gw-eu-1"})).await);
     invalid(
         post(app, "/v1/admin/gateways", json!({"name": "bad name"})).await,
         "name",
@@ -1222,7 +1058,7 @@ async fn gateway_tokens_rotate_with_overlap_and_revoke(app: &TestApp) {
         .await,
         StatusCode::NO_CONTENT,
     );
-    let listed = ok(get(app, "/v1/admin/gateways").await, StatusCode::OK);
+    let listed = get_ok(app, "/v1/admin/gateways").await;
     let mine = listed
         .as_array()
         .unwrap()
@@ -1238,10 +1074,7 @@ async fn gateway_tokens_rotate_with_overlap_and_revoke(app: &TestApp) {
         "the test app's gateway and this one"
     );
     assert_eq!(
-        ok(
-            get(app, &format!("/v1/admin/gateways/{gw}")).await,
-            StatusCode::OK
-        )["name"],
+        get_ok(app, &format!("/v1/admin/gateways/{gw}")).await["name"],
         "gw-eu-1"
     );
 
@@ -1255,10 +1088,7 @@ async fn gateway_tokens_rotate_with_overlap_and_revoke(app: &TestApp) {
     assert_eq!(second["expires_at"], Value::Null);
     assert_eq!(pool(first.clone()).await, StatusCode::OK);
     assert_eq!(pool(second_token.clone()).await, StatusCode::OK);
-    let tokens = ok(
-        get(app, &format!("/v1/admin/gateways/{gw}/tokens")).await,
-        StatusCode::OK,
-    );
+    let tokens = get_ok(app, &format!("/v1/admin/gateways/{gw}/tokens")).await;
     let tokens = tokens.as_array().unwrap();
     assert_eq!(tokens.len(), 2);
     let expiring: Vec<i64> = tokens
@@ -1276,15 +1106,12 @@ async fn gateway_tokens_rotate_with_overlap_and_revoke(app: &TestApp) {
         .all(|t| t.get("token").is_none() && t.get("token_hash").is_none()));
 
     // Rotation without overlap: only the newest works.
-    let third = ok(
-        post(
-            app,
-            &format!("/v1/admin/gateways/{gw}/tokens"),
-            json!({"overlap_secs": 0}),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
+    let third = create_ok(
+        app,
+        &format!("/v1/admin/gateways/{gw}/tokens"),
+        json!({"overlap_secs": 0}),
+    )
+    .await;
     let third_token = third["token"].as_str().unwrap().to_owned();
     assert_eq!(pool(first.clone()).await, StatusCode::UNAUTHORIZED);
     assert_eq!(pool(second_token.clone()).await, StatusCode::UNAUTHORIZED);
@@ -1316,48 +1143,36 @@ async fn gateway_tokens_rotate_with_overlap_and_revoke(app: &TestApp) {
     );
     assert!(revoked["revoked_at"].as_i64().is_some());
     assert_eq!(pool(third_token).await, StatusCode::UNAUTHORIZED);
-    problem(
-        delete(app, &format!("/v1/admin/gateways/{gw}/tokens/{third_id}")).await,
-        StatusCode::CONFLICT,
-        "conflict",
-    );
-    problem(
+    conflict(delete(app, &format!("/v1/admin/gateways/{gw}/tokens/{third_id}")).await);
+    not_found(
         delete(
             app,
             &format!("/v1/admin/gateways/{gw}/tokens/{}", Uuid::new_v4()),
         )
         .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
     );
     // A token of another gateway is not found under this one.
     let other_gw = app.store().gateway_by_name("gw-test").await.unwrap().id;
-    problem(
+    not_found(
         delete(
             app,
             &format!("/v1/admin/gateways/{other_gw}/tokens/{third_id}"),
         )
         .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
     );
-    problem(
+    not_found(
         post_empty(
             app,
             &format!("/v1/admin/gateways/{}/tokens", Uuid::new_v4()),
         )
         .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
     );
-    problem(
+    not_found(
         get(
             app,
             &format!("/v1/admin/gateways/{}/tokens", Uuid::new_v4()),
         )
         .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
     );
     // The test app's own gateway still works.
     assert_eq!(pool(app.gateway_token.clone()).await, StatusCode::OK);
@@ -1372,14 +1187,11 @@ async fn gateway_tokens_rotate_with_overlap_and_revoke(app: &TestApp) {
             "gateway.revoke_token"
         ]
     );
-    let entries = ok(
-        get(
-            app,
-            &format!("/v1/admin/audit?target_type=gateway&target_id={gw}"),
-        )
-        .await,
-        StatusCode::OK,
+    let entries = get_ok(
+        app,
+        &format!("/v1/admin/audit?target_type=gateway&target_id={gw}"),
     )
+    .await
     .to_string();
     for secret in [&first, &second_token] {
         assert!(
@@ -1390,43 +1202,18 @@ async fn gateway_tokens_rotate_with_overlap_and_revoke(app: &TestApp) {
 }
 
 async fn sessions_usage_quota_and_audit(app: &TestApp) {
-    ok(
-        post(
-            app,
-            "/v1/admin/regions",
-            json!({"code": "eu", "name": "Europe"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
-    let group = id(&ok(
-        post(app, "/v1/admin/node-groups", json!({"name": "g"})).await,
-        StatusCode::CREATED,
-    ));
-    let node = id(&ok(post(app, "/v1/admin/nodes", json!({"name": "n1", "host": "192.0.2.1", "port": 8388, "cipher": "aes-256-gcm", "secret": "pw", "region": "eu", "groups": [group]})).await, StatusCode::CREATED));
-    ok(post(app, "/v1/admin/plans", json!({"name": "small", "device_limit": 3, "session_limit": 2, "quota_bytes": 10_000, "reset_strategy": "daily"})).await, StatusCode::CREATED);
-    let user = id(&ok(
-        post(app, "/v1/admin/users", json!({"name": "carol"})).await,
-        StatusCode::CREATED,
-    ));
-    let sub = id(&ok(
-        post(
-            app,
-            &format!("/v1/admin/users/{user}/subscriptions"),
-            json!({"plan": "small"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    ));
-    let device = id(&ok(
-        post(
-            app,
-            &format!("/v1/admin/users/{user}/devices"),
-            json!({"name": "d"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )["device"]);
+    create_eu_region(app).await;
+    let group = id(&create_ok(app, "/v1/admin/node-groups", json!({"name": "g"})).await);
+    let node = id(&create_ok(app, "/v1/admin/nodes", json!({"name": "n1", "host": "192.0.2.1", "port": 8388, "cipher": "aes-256-gcm", "secret": "pw", "region": "eu", "groups": [group]})).await);
+    create_ok(app, "/v1/admin/plans", json!({"name": "small", "device_limit": 3, "session_limit": 2, "quota_bytes": 10_000, "reset_strategy": "daily"})).await;
+    let user = id(&create_ok(app, "/v1/admin/users", json!({"name": "carol"})).await);
+    let sub = id(&create_ok(
+        app,
+        &format!("/v1/admin/users/{user}/subscriptions"),
+        json!({"plan": "small"}),
+    )
+    .await);
+    let device = create_device(app, &user, "d").await;
 
     // A session and usage through the gateway API.
     let session = Uuid::new_v4().to_string();
@@ -1454,37 +1241,25 @@ async fn sessions_usage_quota_and_audit(app: &TestApp) {
         format!("gateway_id={gw}"),
         format!("node_id={node}&live=true&limit=1"),
     ] {
-        let list = ok(
-            get(app, &format!("/v1/admin/sessions?{query}")).await,
-            StatusCode::OK,
-        );
+        let list = get_ok(app, &format!("/v1/admin/sessions?{query}")).await;
         assert_eq!(list.as_array().unwrap().len(), 1, "{query}: {list}");
         assert_eq!(list[0]["id"], session.as_str());
     }
     assert_eq!(
-        ok(
-            get(
-                app,
-                &format!("/v1/admin/sessions?user_id={}", Uuid::new_v4())
-            )
-            .await,
-            StatusCode::OK
-        ),
+        get_ok(
+            app,
+            &format!("/v1/admin/sessions?user_id={}", Uuid::new_v4())
+        )
+        .await,
         json!([])
     );
     assert_eq!(
-        ok(
-            get(app, &format!("/v1/admin/sessions/{session}")).await,
-            StatusCode::OK
-        )["bytes_down"],
+        get_ok(app, &format!("/v1/admin/sessions/{session}")).await["bytes_down"],
         2000
     );
 
     // Quota and its reset.
-    let quota = ok(
-        get(app, &format!("/v1/admin/users/{user}/quota")).await,
-        StatusCode::OK,
-    );
+    let quota = get_ok(app, &format!("/v1/admin/users/{user}/quota")).await;
     assert_eq!(
         (
             quota["used_bytes"].as_i64(),
@@ -1505,10 +1280,7 @@ async fn sessions_usage_quota_and_audit(app: &TestApp) {
         (Some(0), Some(10_000), Some(10_000))
     );
     assert_eq!(
-        ok(
-            get(app, &format!("/v1/admin/users/{user}/quota")).await,
-            StatusCode::OK
-        )["used_bytes"],
+        get_ok(app, &format!("/v1/admin/users/{user}/quota")).await["used_bytes"],
         0
     );
 
@@ -1522,16 +1294,11 @@ async fn sessions_usage_quota_and_audit(app: &TestApp) {
         ("group", &group),
     ] {
         for granularity in ["hour", "day"] {
-            let report = ok(
-                get(
-                    app,
-                    &format!(
-                        "/v1/admin/usage?by={by}&granularity={granularity}&from={from}&to={to}"
-                    ),
-                )
-                .await,
-                StatusCode::OK,
-            );
+            let report = get_ok(
+                app,
+                &format!("/v1/admin/usage?by={by}&granularity={granularity}&from={from}&to={to}"),
+            )
+            .await;
             assert_eq!(report["by"], by);
             let rows = report["rows"].as_array().unwrap();
             assert_eq!(rows.len(), 1, "{by}/{granularity}: {report}");
@@ -1541,20 +1308,17 @@ async fn sessions_usage_quota_and_audit(app: &TestApp) {
                 (Some(1000), Some(2000))
             );
         }
-        let filtered = ok(
-            get(
-                app,
-                &format!(
-                    "/v1/admin/usage?by={by}&granularity=hour&from={from}&to={to}&key={}",
-                    Uuid::new_v4()
-                ),
-            )
-            .await,
-            StatusCode::OK,
-        );
+        let filtered = get_ok(
+            app,
+            &format!(
+                "/v1/admin/usage?by={by}&granularity=hour&from={from}&to={to}&key={}",
+                Uuid::new_v4()
+            ),
+        )
+        .await;
         assert_eq!(filtered["rows"], json!([]));
     }
-    let defaults = ok(get(app, "/v1/admin/usage").await, StatusCode::OK);
+    let defaults = get_ok(app, "/v1/admin/usage").await;
     assert_eq!(
         (defaults["by"].as_str(), defaults["granularity"].as_str()),
         (Some("user"), Some("day"))
@@ -1587,25 +1351,12 @@ async fn sessions_usage_quota_and_audit(app: &TestApp) {
         .await,
         StatusCode::OK,
     );
-    problem(
-        post_empty(app, &format!("/v1/admin/sessions/{session}/end")).await,
-        StatusCode::CONFLICT,
-        "conflict",
-    );
-    problem(
-        post_empty(app, &format!("/v1/admin/sessions/{}/end", Uuid::new_v4())).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
+    conflict(post_empty(app, &format!("/v1/admin/sessions/{session}/end")).await);
+    not_found(post_empty(app, &format!("/v1/admin/sessions/{}/end", Uuid::new_v4())).await);
+    assert_eq!(get_ok(app, "/v1/admin/sessions?live=true").await, json!([]));
     assert_eq!(
-        ok(
-            get(app, "/v1/admin/sessions?live=true").await,
-            StatusCode::OK
-        ),
-        json!([])
-    );
-    assert_eq!(
-        ok(get(app, "/v1/admin/sessions").await, StatusCode::OK)
+        get_ok(app, "/v1/admin/sessions")
+            .await
             .as_array()
             .unwrap()
             .len(),
@@ -1621,18 +1372,12 @@ async fn sessions_usage_quota_and_audit(app: &TestApp) {
         ["subscription.create", "subscription.reset_usage"]
     );
     // Filters of the audit log.
-    let since = ok(
-        get(app, &format!("/v1/admin/audit?since={}", now_ms() + 60_000)).await,
-        StatusCode::OK,
-    );
+    let since = get_ok(app, &format!("/v1/admin/audit?since={}", now_ms() + 60_000)).await;
     assert_eq!(since, json!([]));
-    let limited = ok(get(app, "/v1/admin/audit?limit=2").await, StatusCode::OK);
+    let limited = get_ok(app, "/v1/admin/audit?limit=2").await;
     assert_eq!(limited.as_array().unwrap().len(), 2);
     assert_eq!(limited[0]["action"], "session.kill", "newest first");
-    let by_type = ok(
-        get(app, "/v1/admin/audit?target_type=node").await,
-        StatusCode::OK,
-    );
+    let by_type = get_ok(app, "/v1/admin/audit?target_type=node").await;
     assert_eq!(by_type.as_array().unwrap().len(), 1);
     assert_eq!(by_type[0]["detail"]["host"], "192.0.2.1");
 }
@@ -1810,7 +1555,7 @@ async fn login_and_authentication(app: &TestApp) {
         "unauthenticated",
     );
     assert_eq!(
-        ok(get(app, "/v1/admin/users").await, StatusCode::OK),
+        get_ok(app, "/v1/admin/users").await,
         json!([]),
         "nothing was written"
     );
@@ -1828,15 +1573,12 @@ async fn login_and_authentication(app: &TestApp) {
         .0,
         StatusCode::OK
     );
-    ok(
-        patch(
-            app,
-            &format!("/v1/admin/admins/{viewer_id}"),
-            json!({"disabled": true}),
-        )
-        .await,
-        StatusCode::OK,
-    );
+    patch_ok(
+        app,
+        &format!("/v1/admin/admins/{viewer_id}"),
+        json!({"disabled": true}),
+    )
+    .await;
     problem(
         login(app, "vera", "a long enough password").await,
         StatusCode::UNAUTHORIZED,
@@ -1853,15 +1595,12 @@ async fn login_and_authentication(app: &TestApp) {
         StatusCode::UNAUTHORIZED,
         "unauthenticated",
     );
-    ok(
-        patch(
-            app,
-            &format!("/v1/admin/admins/{viewer_id}"),
-            json!({"disabled": false}),
-        )
-        .await,
-        StatusCode::OK,
-    );
+    patch_ok(
+        app,
+        &format!("/v1/admin/admins/{viewer_id}"),
+        json!({"disabled": false}),
+    )
+    .await;
     ok(
         login(app, "vera", "a long enough password").await,
         StatusCode::OK,
@@ -1889,10 +1628,7 @@ async fn login_and_authentication(app: &TestApp) {
 async fn roles_are_enforced(app: &TestApp) {
     let (_, viewer) = admin_with_role(app, "viewer1", "viewer").await;
     let (operator_id, operator) = admin_with_role(app, "operator1", "operator").await;
-    let user = id(&ok(
-        post(app, "/v1/admin/users", json!({"name": "u"})).await,
-        StatusCode::CREATED,
-    ));
+    let user = id(&create_ok(app, "/v1/admin/users", json!({"name": "u"})).await);
     let gw = app.store().gateway_by_name("gw-test").await.unwrap().id;
     let token_id = app.store().list_gateway_tokens(gw).await.unwrap()[0].id;
     let fake = Uuid::new_v4();
@@ -2015,28 +1751,23 @@ async fn roles_are_enforced(app: &TestApp) {
     );
     // Nothing was written by the refused calls.
     assert_eq!(
-        ok(get(app, "/v1/admin/users").await, StatusCode::OK)
+        get_ok(app, "/v1/admin/users")
+            .await
             .as_array()
             .unwrap()
             .len(),
         2
     );
-    assert_eq!(
-        ok(get(app, "/v1/admin/plans").await, StatusCode::OK),
-        json!([])
-    );
+    assert_eq!(get_ok(app, "/v1/admin/plans").await, json!([]));
     assert_eq!(app.store().list_gateway_tokens(gw).await.unwrap().len(), 1);
 
     // A demotion takes effect on the next request, without a new login.
-    ok(
-        patch(
-            app,
-            &format!("/v1/admin/admins/{operator_id}"),
-            json!({"role": "viewer"}),
-        )
-        .await,
-        StatusCode::OK,
-    );
+    patch_ok(
+        app,
+        &format!("/v1/admin/admins/{operator_id}"),
+        json!({"role": "viewer"}),
+    )
+    .await;
     problem(
         call(
             with_token(app, &operator, Method::POST, "/v1/admin/users")
@@ -2055,10 +1786,7 @@ async fn roles_are_enforced(app: &TestApp) {
 }
 
 async fn audit_actions_any_actor(app: &TestApp, target_type: &str) -> Vec<(String, String)> {
-    let entries = ok(
-        get(app, &format!("/v1/admin/audit?target_type={target_type}")).await,
-        StatusCode::OK,
-    );
+    let entries = get_ok(app, &format!("/v1/admin/audit?target_type={target_type}")).await;
     entries
         .as_array()
         .unwrap()
@@ -2082,64 +1810,45 @@ async fn admins_are_managed_by_admins(app: &TestApp) {
         .0
         .id
         .to_string();
-    invalid(
-        post(
-            app,
-            "/v1/admin/admins",
+    for (body, needle) in [
+        (
             json!({"username": "eve", "password": "short", "role": "viewer"}),
-        )
-        .await,
-        "at least 12",
-    );
-    invalid(
-        post(
-            app,
-            "/v1/admin/admins",
+            "at least 12",
+        ),
+        (
             json!({"username": "e ve", "password": "long enough password", "role": "viewer"}),
-        )
-        .await,
-        "username",
-    );
-    invalid(
-        post(
-            app,
-            "/v1/admin/admins",
+            "username",
+        ),
+        (
             json!({"username": "", "password": "long enough password", "role": "viewer"}),
-        )
-        .await,
-        "username",
-    );
-    invalid(
-        post(
-            app,
-            "/v1/admin/admins",
+            "username",
+        ),
+        (
             json!({"username": "eve", "password": "long enough password", "role": "god"}),
-        )
-        .await,
-        "god",
-    );
-    let eve = ok(
-        post(
-            app,
-            "/v1/admin/admins",
-            json!({"username": "eve", "password": "long enough password", "role": "operator"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
+            "god",
+        ),
+    ] {
+        invalid(post(app, "/v1/admin/admins", body).await, needle);
+    }
+    let eve = create_ok(
+        app,
+        "/v1/admin/admins",
+        json!({"username": "eve", "password": "long enough password", "role": "operator"}),
+    )
+    .await;
     let eve_id = id(&eve);
+    let eve_path = format!("/v1/admin/admins/{eve_id}");
+    let root_path = format!("/v1/admin/admins/{root_id}");
     assert!(eve.get("password_hash").is_none() && eve.get("password").is_none());
-    problem(
+    conflict(
         post(
             app,
             "/v1/admin/admins",
             json!({"username": "eve", "password": "long enough password", "role": "viewer"}),
         )
         .await,
-        StatusCode::CONFLICT,
-        "conflict",
     );
-    let all = ok(get(app, "/v1/admin/admins").await, StatusCode::OK);
+    let all = get_ok(app, "/v1/admin/admins").await;
     let names: Vec<&str> = all
         .as_array()
         .unwrap()
@@ -2147,48 +1856,23 @@ async fn admins_are_managed_by_admins(app: &TestApp) {
         .map(|a| a["username"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["eve", "root"]);
-    assert_eq!(
-        ok(
-            get(app, &format!("/v1/admin/admins/{eve_id}")).await,
-            StatusCode::OK
-        )["role"],
-        "operator"
-    );
-    problem(
-        get(app, &format!("/v1/admin/admins/{}", Uuid::new_v4())).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
-    problem(
+    assert_eq!(get_ok(app, &eve_path).await["role"], "operator");
+    not_found(get(app, &format!("/v1/admin/admins/{}", Uuid::new_v4())).await);
+    not_found(
         patch(
             app,
             &format!("/v1/admin/admins/{}", Uuid::new_v4()),
             json!({"disabled": true}),
         )
         .await,
-        StatusCode::NOT_FOUND,
-        "not_found",
     );
 
     // Password change.
     invalid(
-        patch(
-            app,
-            &format!("/v1/admin/admins/{eve_id}"),
-            json!({"password": "short"}),
-        )
-        .await,
+        patch(app, &eve_path, json!({"password": "short"})).await,
         "at least 12",
     );
-    ok(
-        patch(
-            app,
-            &format!("/v1/admin/admins/{eve_id}"),
-            json!({"password": "a brand new password"}),
-        )
-        .await,
-        StatusCode::OK,
-    );
+    patch_ok(app, &eve_path, json!({"password": "a brand new password"})).await;
     problem(
         login(app, "eve", "long enough password").await,
         StatusCode::UNAUTHORIZED,
@@ -2198,52 +1882,15 @@ async fn admins_are_managed_by_admins(app: &TestApp) {
         login(app, "eve", "a brand new password").await,
         StatusCode::OK,
     );
-    invalid(
-        patch(app, &format!("/v1/admin/admins/{eve_id}"), json!({})).await,
-        "nothing to change",
-    );
-    let promoted = ok(
-        patch(
-            app,
-            &format!("/v1/admin/admins/{eve_id}"),
-            json!({"role": "admin"}),
-        )
-        .await,
-        StatusCode::OK,
-    );
+    invalid(patch(app, &eve_path, json!({})).await, "nothing to change");
+    let promoted = patch_ok(app, &eve_path, json!({"role": "admin"})).await;
     assert_eq!(promoted["role"], "admin");
 
     // Nobody can lock themself out.
-    let detail = problem(
-        patch(
-            app,
-            &format!("/v1/admin/admins/{root_id}"),
-            json!({"disabled": true}),
-        )
-        .await,
-        StatusCode::CONFLICT,
-        "conflict",
-    );
+    let detail = conflict(patch(app, &root_path, json!({"disabled": true})).await);
     assert!(detail.contains("disable yourself"), "{detail}");
-    problem(
-        patch(
-            app,
-            &format!("/v1/admin/admins/{root_id}"),
-            json!({"role": "operator"}),
-        )
-        .await,
-        StatusCode::CONFLICT,
-        "conflict",
-    );
-    ok(
-        patch(
-            app,
-            &format!("/v1/admin/admins/{root_id}"),
-            json!({"role": "admin", "disabled": false}),
-        )
-        .await,
-        StatusCode::OK,
-    );
+    conflict(patch(app, &root_path, json!({"role": "operator"})).await);
+    patch_ok(app, &root_path, json!({"role": "admin", "disabled": false})).await;
     // ... but another admin can.
     let eve_token = ok(
         login(app, "eve", "a brand new password").await,
@@ -2254,27 +1901,19 @@ async fn admins_are_managed_by_admins(app: &TestApp) {
         .to_owned();
     let demoted = ok(
         call(
-            with_token(
-                app,
-                &eve_token,
-                Method::PATCH,
-                &format!("/v1/admin/admins/{root_id}"),
-            )
-            .json(&json!({"role": "operator"})),
+            with_token(app, &eve_token, Method::PATCH, &root_path)
+                .json(&json!({"role": "operator"})),
         )
         .await,
         StatusCode::OK,
     );
     assert_eq!(demoted["role"], "operator");
 
-    let entries = ok(
-        get(
-            app,
-            &format!("/v1/admin/audit?target_type=admin&target_id={eve_id}"),
-        )
-        .await,
-        StatusCode::OK,
-    );
+    let entries = get_ok(
+        app,
+        &format!("/v1/admin/audit?target_type=admin&target_id={eve_id}"),
+    )
+    .await;
     let actions: Vec<&str> = entries
         .as_array()
         .unwrap()
@@ -2309,15 +1948,7 @@ async fn admins_are_managed_by_admins(app: &TestApp) {
 // Validation, not found, OpenAPI
 
 async fn validation_is_precise_and_writes_nothing(app: &TestApp) {
-    ok(
-        post(
-            app,
-            "/v1/admin/regions",
-            json!({"code": "eu", "name": "Europe"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
+    create_eu_region(app).await;
     let n = "/v1/admin/nodes";
     let pw = "pw";
     // Hosts.
@@ -2437,12 +2068,9 @@ async fn validation_is_precise_and_writes_nothing(app: &TestApp) {
     body["status"] = json!("active");
     invalid(post(app, n, body.clone()).await, "status");
     // Nothing of this reached the store.
-    assert_eq!(ok(get(app, n).await, StatusCode::OK), json!([]));
+    assert_eq!(get_ok(app, n).await, json!([]));
     assert_eq!(
-        ok(
-            get(app, "/v1/admin/audit?target_type=node").await,
-            StatusCode::OK
-        ),
+        get_ok(app, "/v1/admin/audit?target_type=node").await,
         json!([])
     );
 
@@ -2544,8 +2172,8 @@ async fn validation_is_precise_and_writes_nothing(app: &TestApp) {
         post(app, p, plan(json!({"quota_bytes": 1e30}))).await,
         "quota_bytes",
     );
-    assert_eq!(ok(get(app, p).await, StatusCode::OK), json!([]));
-    let created = ok(post(app, p, plan(json!({"name": "é".repeat(64), "duration_days": 3650, "device_limit": 1000, "quota_bytes": 0}))).await, StatusCode::CREATED);
+    assert_eq!(get_ok(app, p).await, json!([]));
+    let created = create_ok(app, p, plan(json!({"name": "é".repeat(64), "duration_days": 3650, "device_limit": 1000, "quota_bytes": 0}))).await;
     invalid(
         patch(
             app,
@@ -2642,10 +2270,7 @@ async fn validation_is_precise_and_writes_nothing(app: &TestApp) {
         get(app, "/v1/admin/usage?granularity=day&from=0&to=31708800001").await,
         "at most 366 days",
     );
-    ok(
-        get(app, "/v1/admin/usage?granularity=day&from=0&to=31622400000").await,
-        StatusCode::OK,
-    );
+    get_ok(app, "/v1/admin/usage?granularity=day&from=0&to=31622400000").await;
     invalid(get(app, "/v1/admin/usage?by=planet").await, "planet");
     invalid(
         get(app, "/v1/admin/usage?granularity=minute").await,
@@ -2681,10 +2306,7 @@ async fn validation_is_precise_and_writes_nothing(app: &TestApp) {
     );
 
     // Devices.
-    let user = id(&ok(
-        post(app, u, json!({"name": "dave"})).await,
-        StatusCode::CREATED,
-    ));
+    let user = id(&create_ok(app, u, json!({"name": "dave"})).await);
     invalid(
         post(app, &format!("{u}/{user}/devices"), json!({"name": ""})).await,
         "name",
@@ -2698,10 +2320,7 @@ async fn validation_is_precise_and_writes_nothing(app: &TestApp) {
         .await,
         "token",
     );
-    assert_eq!(
-        ok(get(app, "/v1/admin/devices").await, StatusCode::OK),
-        json!([])
-    );
+    assert_eq!(get_ok(app, "/v1/admin/devices").await, json!([]));
 }
 
 async fn not_found_and_malformed_ids(app: &TestApp) {
@@ -2758,7 +2377,7 @@ async fn not_found_and_malformed_ids(app: &TestApp) {
         } else {
             req
         };
-        problem(call(req).await, StatusCode::NOT_FOUND, "not_found");
+        not_found(call(req).await);
         // A malformed id is a validation problem.
         let bad = path.replacen(&x.to_string(), "not-a-uuid", 1);
         let req = app.admin(method.clone(), &bad);
@@ -2769,20 +2388,9 @@ async fn not_found_and_malformed_ids(app: &TestApp) {
         };
         invalid(call(req).await, "bad path parameter");
     }
-    problem(
-        get(app, "/v1/admin/nothing-here").await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
-    let user = id(&ok(
-        post(app, "/v1/admin/users", json!({"name": "q"})).await,
-        StatusCode::CREATED,
-    ));
-    let detail = problem(
-        get(app, &format!("/v1/admin/users/{user}/quota")).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
+    not_found(get(app, "/v1/admin/nothing-here").await);
+    let user = id(&create_ok(app, "/v1/admin/users", json!({"name": "q"})).await);
+    let detail = not_found(get(app, &format!("/v1/admin/users/{user}/quota")).await);
     assert!(detail.contains("subscription"), "{detail}");
 }
 
@@ -2868,60 +2476,29 @@ async fn openapi_lists_the_admin_paths(app: &TestApp) {
 
 async fn bad_inputs_never_produce_a_5xx(app: &TestApp) {
     // Real rows, so that bad bodies also reach existing resources.
-    ok(
-        post(
-            app,
-            "/v1/admin/regions",
-            json!({"code": "eu", "name": "Europe"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
-    let user = id(&ok(
-        post(app, "/v1/admin/users", json!({"name": "target"})).await,
-        StatusCode::CREATED,
-    ));
-    let plan = id(&ok(
-        post(
-            app,
-            "/v1/admin/plans",
-            json!({"name": "p", "device_limit": 5, "session_limit": 5}),
-        )
-        .await,
-        StatusCode::CREATED,
-    ));
-    let sub = id(&ok(
-        post(
-            app,
-            &format!("/v1/admin/users/{user}/subscriptions"),
-            json!({"plan_id": plan}),
-        )
-        .await,
-        StatusCode::CREATED,
-    ));
-    let device = id(&ok(
-        post(
-            app,
-            &format!("/v1/admin/users/{user}/devices"),
-            json!({"name": "d"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    )["device"]);
-    let group = id(&ok(
-        post(app, "/v1/admin/node-groups", json!({"name": "g"})).await,
-        StatusCode::CREATED,
-    ));
-    let node = id(&ok(
-        post(
-            app,
-            "/v1/admin/nodes",
-            node_body("192.0.2.1", 80, "aes-256-gcm", "pw"),
-        )
-        .await,
-        StatusCode::CREATED,
-    ));
-    let region = ok(get(app, "/v1/admin/regions").await, StatusCode::OK)[0]["id"]
+    create_eu_region(app).await;
+    let user = id(&create_ok(app, "/v1/admin/users", json!({"name": "target"})).await);
+    let plan = id(&create_ok(
+        app,
+        "/v1/admin/plans",
+        json!({"name": "p", "device_limit": 5, "session_limit": 5}),
+    )
+    .await);
+    let sub = id(&create_ok(
+        app,
+        &format!("/v1/admin/users/{user}/subscriptions"),
+        json!({"plan_id": plan}),
+    )
+    .await);
+    let device = create_device(app, &user, "d").await;
+    let group = id(&create_ok(app, "/v1/admin/node-groups", json!({"name": "g"})).await);
+    let node = id(&create_ok(
+        app,
+        "/v1/admin/nodes",
+        node_body("192.0.2.1", 80, "aes-256-gcm", "pw"),
+    )
+    .await);
+    let region = get_ok(app, "/v1/admin/regions").await[0]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -2932,15 +2509,12 @@ async fn bad_inputs_never_produce_a_5xx(app: &TestApp) {
         .unwrap()
         .id
         .to_string();
-    let admin = ok(
-        post(
-            app,
-            "/v1/admin/admins",
-            json!({"username": "other", "password": "long enough password", "role": "viewer"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
+    let admin = create_ok(
+        app,
+        "/v1/admin/admins",
+        json!({"username": "other", "password": "long enough password", "role": "viewer"}),
+    )
+    .await;
     let admin = id(&admin);
 
     let ids = [

@@ -4,16 +4,18 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::app::{call, TestApp};
+use common::nodes::{add_node, mark};
 use common::subscribe::{subscribe, Terms};
 use httvps_control_plane::auth::token;
 use httvps_control_plane::model::{now_ms, DeviceStatus, NodeHealth, UserStatus};
 use httvps_control_plane::node_pool::{fail_over, StoreHealth};
 use httvps_control_plane::pool::{HealthCheckConfig, HealthChecker, ProbeTarget, Prober};
-use httvps_control_plane::store::{NewDevice, NewNode, NewRegion, ProbeRecord, UserUpdate};
+use httvps_control_plane::store::{NewDevice, NewNode, NewRegion, UserUpdate};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -74,40 +76,7 @@ async fn node(
     groups: Vec<Uuid>,
     capacity: i32,
 ) -> Uuid {
-    app.store()
-        .create_node(
-            "test",
-            &NewNode {
-                name: name.into(),
-                host: "198.51.100.1".into(),
-                port: 8388,
-                cipher: "chacha20-ietf-poly1305".into(),
-                secret: format!("secret-{name}"),
-                region_id: region,
-                groups,
-                weight: 100,
-                capacity,
-            },
-        )
-        .await
-        .unwrap()
-        .id
-}
-
-async fn mark(app: &TestApp, node: Uuid, health: NodeHealth) {
-    app.store()
-        .record_probe(&ProbeRecord {
-            node_id: node,
-            at: now_ms(),
-            health,
-            consecutive_failures: 0,
-            consecutive_successes: 0,
-            latency_ms: None,
-            error: None,
-            transition: Some(health),
-        })
-        .await
-        .unwrap();
+    add_node(app.store(), name, region, groups, capacity).await
 }
 
 async fn gateway_routes_need_a_valid_service_token(app: &TestApp) {
@@ -305,15 +274,14 @@ async fn usage_reports_are_idempotent_and_validated(app: &TestApp) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
+    let used_bytes = || async {
         app.store()
             .quota_status(&sub, &plan, now_ms())
             .await
             .unwrap()
-            .used_bytes,
-        30,
-        "counted once"
-    );
+            .used_bytes
+    };
+    assert_eq!(used_bytes().await, 30, "counted once");
     for (bad, why) in [
         (
             json!([{"device_id": s.device, "bytes_up": -1, "bytes_down": 0, "at": now_ms()}]),
@@ -343,14 +311,7 @@ async fn usage_reports_are_idempotent_and_validated(app: &TestApp) {
     let (status, problem) = report(app, "too-many", Value::Array(many)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     // Nothing of the refused reports was counted.
-    assert_eq!(
-        app.store()
-            .quota_status(&sub, &plan, now_ms())
-            .await
-            .unwrap()
-            .used_bytes,
-        30
-    );
+    assert_eq!(used_bytes().await, 30);
 }
 
 async fn assign(
@@ -427,7 +388,7 @@ async fn assignment_is_sticky_and_respects_health_and_exclusions(app: &TestApp) 
         a.to_string()
     );
     // An unhealthy node is never assigned, not even to its sticky device.
-    mark(app, a, NodeHealth::Unhealthy).await;
+    mark(app.store(), a, NodeHealth::Unhealthy).await;
     assert_eq!(
         assign(app, s.device, None, vec![]).await.1["node"]["id"],
         b.to_string()
@@ -633,7 +594,7 @@ async fn failover_moves_sessions_same_group_first(app: &TestApp) {
         assert_eq!(status, StatusCode::CREATED);
         sessions.push(body["id"].as_str().unwrap().to_owned());
     }
-    mark(app, failing, NodeHealth::Unhealthy).await;
+    mark(app.store(), failing, NodeHealth::Unhealthy).await;
     let report = fail_over(app.state(), failing).await.unwrap();
     assert_eq!(report.moved, 3);
     let mut on = Vec::new();
@@ -689,6 +650,28 @@ async fn maintenance_rolls_up_and_reaps(app: &TestApp) {
     );
 }
 
+/// Registers a chacha20-ietf-poly1305 node listening on this machine; returns its id.
+async fn local_chacha_node(app: &TestApp, name: &str, addr: SocketAddr, password: &str) -> Uuid {
+    app.store()
+        .create_node(
+            "t",
+            &NewNode {
+                name: name.into(),
+                host: "127.0.0.1".into(),
+                port: addr.port(),
+                cipher: "chacha20-ietf-poly1305".into(),
+                secret: password.into(),
+                region_id: None,
+                groups: vec![],
+                weight: 1,
+                capacity: 10,
+            },
+        )
+        .await
+        .unwrap()
+        .id
+}
+
 /// The health checker over the real store, probing a real Shadowsocks server that stops and
 /// comes back: transitions land in the node's history and its sessions fail over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -697,53 +680,11 @@ async fn health_checks_through_a_real_shadowsocks_node_drive_failover() {
     let (target, _http) = common::ss::start_http_target().await;
     let password = "health-check-password";
     let cipher = shadowsocks::crypto::CipherKind::CHACHA20_POLY1305;
-    let (ss_addr, server) =
-        common::ss::start_ss_server("127.0.0.1:0".parse().unwrap(), cipher, password)
-            .await
-            .unwrap();
-    let node_id = app
-        .store()
-        .create_node(
-            "t",
-            &NewNode {
-                name: "real".into(),
-                host: "127.0.0.1".into(),
-                port: ss_addr.port(),
-                cipher: "chacha20-ietf-poly1305".into(),
-                secret: password.into(),
-                region_id: None,
-                groups: vec![],
-                weight: 1,
-                capacity: 10,
-            },
-        )
-        .await
-        .unwrap()
-        .id;
+    let (ss_addr, server) = common::ss::start_local_ss_server(cipher, password).await;
+    let node_id = local_chacha_node(&app, "real", ss_addr, password).await;
     // The backup is a second real node that stays up (the checker probes it too).
-    let (backup_addr, _backup_server) =
-        common::ss::start_ss_server("127.0.0.1:0".parse().unwrap(), cipher, password)
-            .await
-            .unwrap();
-    let backup = app
-        .store()
-        .create_node(
-            "t",
-            &NewNode {
-                name: "backup".into(),
-                host: "127.0.0.1".into(),
-                port: backup_addr.port(),
-                cipher: "chacha20-ietf-poly1305".into(),
-                secret: password.into(),
-                region_id: None,
-                groups: vec![],
-                weight: 1,
-                capacity: 10,
-            },
-        )
-        .await
-        .unwrap()
-        .id;
+    let (backup_addr, _backup_server) = common::ss::start_local_ss_server(cipher, password).await;
+    let backup = local_chacha_node(&app, "backup", backup_addr, password).await;
     let s = subscriber(&app, None, 5, vec![]).await;
     let (_, session) = start(&app, s.device, Some(node_id)).await;
     let config = HealthCheckConfig {
@@ -819,15 +760,7 @@ async fn public_endpoints_answer() {
     let (status, _) = call(app.http.get(app.url("/readyz"))).await;
     assert_eq!(status, StatusCode::OK);
     let (_, _) = call(app.gateway(Method::GET, "/v1/gateway/pool")).await;
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("httvps_cp_http_requests_total"),
         "{metrics}"

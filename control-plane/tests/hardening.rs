@@ -9,6 +9,10 @@ use common::app::{call, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+#[path = "../../common/test-support/ports.rs"]
+mod ports;
+use ports::free_port;
+
 on_both_backends!(
     device_limit_holds_under_parallel_creations,
     nul_text_in_gateway_fields_is_a_4xx,
@@ -22,6 +26,11 @@ async fn send(app: &TestApp, method: Method, path: &str, body: Value) -> (Status
     call(app.admin(method, path).json(&body)).await
 }
 
+/// POSTs as the admin, asserts 201 Created and returns the new resource's id.
+async fn create(app: &TestApp, path: &str, body: Value) -> String {
+    created_id(send(app, Method::POST, path, body).await)
+}
+
 #[track_caller]
 fn created_id(resp: (StatusCode, Value)) -> String {
     assert_eq!(resp.0, StatusCode::CREATED, "{}", resp.1);
@@ -31,34 +40,20 @@ fn created_id(resp: (StatusCode, Value)) -> String {
 /// Issue 15 item 3: 20 parallel creations for a plan allowing 3 devices create exactly 3, in
 /// every round (PostgreSQL used to create 3 to 13: count, then insert, without a lock).
 async fn device_limit_holds_under_parallel_creations(app: &TestApp) {
-    let plan = created_id(
-        send(
-            app,
-            Method::POST,
-            "/v1/admin/plans",
-            json!({"name": "three", "device_limit": 3, "session_limit": 3}),
-        )
-        .await,
-    );
+    let plan = create(
+        app,
+        "/v1/admin/plans",
+        json!({"name": "three", "device_limit": 3, "session_limit": 3}),
+    )
+    .await;
     for round in 0..5 {
-        let user = created_id(
-            send(
-                app,
-                Method::POST,
-                "/v1/admin/users",
-                json!({"name": format!("u{round}")}),
-            )
-            .await,
-        );
-        created_id(
-            send(
-                app,
-                Method::POST,
-                &format!("/v1/admin/users/{user}/subscriptions"),
-                json!({"plan_id": plan}),
-            )
-            .await,
-        );
+        let user = create(app, "/v1/admin/users", json!({"name": format!("u{round}")})).await;
+        create(
+            app,
+            &format!("/v1/admin/users/{user}/subscriptions"),
+            json!({"plan_id": plan}),
+        )
+        .await;
         let attempts = (0..20).map(|i| {
             let req = app
                 .admin(Method::POST, &format!("/v1/admin/users/{user}/devices"))
@@ -104,25 +99,19 @@ where
 
 /// A user with a plan allowing everything and one device; returns (user, device).
 async fn subscriber(app: &TestApp, tag: &str) -> (String, String) {
-    let plan = created_id(
-        send(
-            app,
-            Method::POST,
-            "/v1/admin/plans",
-            json!({"name": format!("plan-{tag}"), "device_limit": 5, "session_limit": 5}),
-        )
-        .await,
-    );
-    let user = created_id(send(app, Method::POST, "/v1/admin/users", json!({"name": tag})).await);
-    created_id(
-        send(
-            app,
-            Method::POST,
-            &format!("/v1/admin/users/{user}/subscriptions"),
-            json!({"plan_id": plan}),
-        )
-        .await,
-    );
+    let plan = create(
+        app,
+        "/v1/admin/plans",
+        json!({"name": format!("plan-{tag}"), "device_limit": 5, "session_limit": 5}),
+    )
+    .await;
+    let user = create(app, "/v1/admin/users", json!({"name": tag})).await;
+    create(
+        app,
+        &format!("/v1/admin/users/{user}/subscriptions"),
+        json!({"plan_id": plan}),
+    )
+    .await;
     let (status, device) = send(
         app,
         Method::POST,
@@ -514,15 +503,6 @@ fn help_never_shows_the_database_password() {
     }
 }
 
-/// A free local port (bound and released; the test binds it again right away).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Issue 15 item 14: the login username was written raw into the log, so a newline forged a
 /// log line and escape sequences reached the operator's terminal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -622,15 +602,12 @@ async fn a_password_change_ends_older_tokens(app: &TestApp) {
         .as_str()
         .unwrap()
         .to_owned();
-    let ops = created_id(
-        send(
-            app,
-            Method::POST,
-            "/v1/admin/admins",
-            json!({"username": "ops", "password": "ops password one", "role": "operator"}),
-        )
-        .await,
-    );
+    let ops = create(
+        app,
+        "/v1/admin/admins",
+        json!({"username": "ops", "password": "ops password one", "role": "operator"}),
+    )
+    .await;
     let ops_tokens = [
         login_token(app, "ops", "ops password one").await,
         login_token(app, "ops", "ops password one").await,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::ss::{restart_ss_server, start_http_target, start_ss_server, stop_ss_server};
+use common::ss::{restart_ss_server, start_http_target, start_local_ss_server, stop_ss_server};
 use httvps_control_plane::pool::{
     CheckedNode, Health, HealthCheckConfig, HealthChecker, HealthPolicy, HealthState, HealthStore,
     HealthStoreError, NodeEndpoint, ProbeError, ProbePhase, ProbeRecord, ProbeTarget, Prober,
@@ -27,13 +27,7 @@ fn endpoint(addr: SocketAddr, cipher: &str, secret: &str) -> NodeEndpoint {
 #[tokio::test]
 async fn probe_succeeds_through_a_real_node_and_reports_latency() {
     let (target_addr, _target) = start_http_target().await;
-    let (ss_addr, server) = start_ss_server(
-        "127.0.0.1:0".parse().unwrap(),
-        CipherKind::CHACHA20_POLY1305,
-        PASSWORD,
-    )
-    .await
-    .unwrap();
+    let (ss_addr, server) = start_local_ss_server(CipherKind::CHACHA20_POLY1305, PASSWORD).await;
     let prober = Prober::new();
     let target = ProbeTarget::http_head("127.0.0.1", target_addr.port());
     let node = endpoint(ss_addr, "chacha20-ietf-poly1305", PASSWORD);
@@ -51,13 +45,7 @@ async fn probe_succeeds_through_a_real_node_and_reports_latency() {
 #[tokio::test]
 async fn probe_with_wrong_password_fails() {
     let (target_addr, _target) = start_http_target().await;
-    let (ss_addr, server) = start_ss_server(
-        "127.0.0.1:0".parse().unwrap(),
-        CipherKind::CHACHA20_POLY1305,
-        PASSWORD,
-    )
-    .await
-    .unwrap();
+    let (ss_addr, server) = start_local_ss_server(CipherKind::CHACHA20_POLY1305, PASSWORD).await;
     let target = ProbeTarget::http_head("127.0.0.1", target_addr.port());
     let wrong = endpoint(ss_addr, "chacha20-ietf-poly1305", "not-the-password");
     let timeout = Duration::from_millis(700);
@@ -86,13 +74,8 @@ async fn probe_2022_cipher_right_and_wrong_key() {
     let (target_addr, _target) = start_http_target().await;
     let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="; // 32 bytes
     let wrong_key = "HwAeAB0AHAAbABoAGQAYABcAFgAVABQAEwASABEAEAA="; // 32 bytes
-    let (ss_addr, server) = start_ss_server(
-        "127.0.0.1:0".parse().unwrap(),
-        CipherKind::AEAD2022_BLAKE3_AES_256_GCM,
-        key,
-    )
-    .await
-    .unwrap();
+    let (ss_addr, server) =
+        start_local_ss_server(CipherKind::AEAD2022_BLAKE3_AES_256_GCM, key).await;
     let prober = Prober::new();
     let target = ProbeTarget::http_head("127.0.0.1", target_addr.port());
 
@@ -185,13 +168,7 @@ impl HealthStore for MemoryStore {
 #[tokio::test]
 async fn checker_follows_a_node_going_down_and_coming_back() {
     let (target_addr, _target) = start_http_target().await;
-    let (ss_addr, server) = start_ss_server(
-        "127.0.0.1:0".parse().unwrap(),
-        CipherKind::CHACHA20_POLY1305,
-        PASSWORD,
-    )
-    .await
-    .unwrap();
+    let (ss_addr, server) = start_local_ss_server(CipherKind::CHACHA20_POLY1305, PASSWORD).await;
     let node_id = Uuid::new_v4();
     let store = Arc::new(MemoryStore::with_node(
         node_id,
@@ -253,13 +230,7 @@ async fn checker_follows_a_node_going_down_and_coming_back() {
 #[tokio::test]
 async fn checker_probes_many_nodes_concurrently_and_run_stops_on_shutdown() {
     let (target_addr, _target) = start_http_target().await;
-    let (ss_addr, server) = start_ss_server(
-        "127.0.0.1:0".parse().unwrap(),
-        CipherKind::AES_256_GCM,
-        PASSWORD,
-    )
-    .await
-    .unwrap();
+    let (ss_addr, server) = start_local_ss_server(CipherKind::AES_256_GCM, PASSWORD).await;
     let store = Arc::new(MemoryStore::default());
     let mut good = Vec::new();
     for i in 0..20 {

@@ -12,7 +12,7 @@ use common::app::{call, TestApp};
 use common::subscribe::{subscribe, Terms};
 use common::TestDb;
 use httvps_control_plane::config::AssignStrategy;
-use httvps_control_plane::store::{NewNode, NewSubscription};
+use httvps_control_plane::store::NewSubscription;
 use httvps_shared_state::{
     GatewayInfo, NodeLoads, RedisStore, RevocationTarget, SessionStore, SharedEvent,
 };
@@ -389,24 +389,7 @@ async fn live_gateways_come_from_the_registry(rig: &Rig) {
 }
 
 async fn node(app: &TestApp, name: &str, capacity: i32) -> Uuid {
-    app.store()
-        .create_node(
-            "test",
-            &NewNode {
-                name: name.into(),
-                host: "198.51.100.1".into(),
-                port: 8388,
-                cipher: "chacha20-ietf-poly1305".into(),
-                secret: format!("secret-{name}"),
-                region_id: None,
-                groups: vec![],
-                weight: 100,
-                capacity,
-            },
-        )
-        .await
-        .unwrap()
-        .id
+    common::nodes::add_node(app.store(), name, None, vec![], capacity).await
 }
 
 async fn assigned(app: &TestApp, device: Uuid) -> Uuid {
@@ -553,15 +536,7 @@ async fn an_unreachable_redis_never_fails_a_change() {
     let device = subscriber(&app, 1).await.devices[0];
     assert_eq!(assigned(&app, device).await, busy_live);
     assert_ne!(busy_in_db, busy_live);
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics
             .lines()

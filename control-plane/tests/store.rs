@@ -68,6 +68,34 @@ async fn plan(store: &Store, name: &str, quota: Option<i64>, days: Option<i32>) 
         .id
 }
 
+/// A subscription to `plan` that starts now.
+fn active(plan: Uuid) -> NewSubscription {
+    NewSubscription {
+        plan_id: plan,
+        on_hold: false,
+        queued: false,
+    }
+}
+
+/// A new session of `device` (of `user`) on `gateway`.
+fn new_session(
+    user: Uuid,
+    device: Uuid,
+    gateway: Uuid,
+    node: Option<Uuid>,
+    session_limit: Option<i32>,
+) -> NewSession {
+    NewSession {
+        id: Uuid::new_v4(),
+        device_id: device,
+        user_id: user,
+        gateway_id: gateway,
+        node_id: node,
+        client_region: None,
+        session_limit,
+    }
+}
+
 async fn users_and_audit(store: &Store) {
     let u = store
         .create_user("admin:alice", "bob", Some("bob@example.com"))
@@ -194,17 +222,7 @@ async fn subscription_lifecycle(store: &Store) {
         (SubscriptionStatus::OnHold, None)
     );
     assert!(matches!(
-        store
-            .create_subscription(
-                "t",
-                u.id,
-                &NewSubscription {
-                    plan_id: long,
-                    on_hold: false,
-                    queued: false
-                }
-            )
-            .await,
+        store.create_subscription("t", u.id, &active(long)).await,
         Err(StoreError::Conflict(_))
     ));
     store
@@ -264,15 +282,7 @@ async fn device_limit_and_revocation(store: &Store) {
     let p = plan(store, "two-devices", None, None).await;
     let u = store.create_user("t", "dave", None).await.unwrap();
     store
-        .create_subscription(
-            "t",
-            u.id,
-            &NewSubscription {
-                plan_id: p,
-                on_hold: false,
-                queued: false,
-            },
-        )
+        .create_subscription("t", u.id, &active(p))
         .await
         .unwrap();
     let new = |name: &str| NewDevice {
@@ -313,15 +323,7 @@ async fn usage_fixture(store: &Store, quota: Option<i64>) -> (Uuid, Uuid, Uuid) 
         .await
         .unwrap();
     store
-        .create_subscription(
-            "t",
-            u.id,
-            &NewSubscription {
-                plan_id: p,
-                on_hold: false,
-                queued: false,
-            },
-        )
+        .create_subscription("t", u.id, &active(p))
         .await
         .unwrap();
     let d = store
@@ -503,15 +505,7 @@ async fn session_limit_holds_under_concurrency(store: &Store) {
         let store = store.clone();
         tasks.spawn(async move {
             store
-                .start_session(&NewSession {
-                    id: Uuid::new_v4(),
-                    device_id: device,
-                    user_id: user,
-                    gateway_id: gateway,
-                    node_id: None,
-                    client_region: None,
-                    session_limit: Some(3),
-                })
+                .start_session(&new_session(user, device, gateway, None, Some(3)))
                 .await
         });
     }
@@ -540,15 +534,7 @@ async fn session_limit_holds_under_concurrency(store: &Store) {
         .await
         .unwrap();
     assert_eq!(ended.end_reason.as_deref(), Some("client_closed"));
-    let again = NewSession {
-        id: Uuid::new_v4(),
-        device_id: device,
-        user_id: user,
-        gateway_id: gateway,
-        node_id: None,
-        client_region: None,
-        session_limit: Some(3),
-    };
+    let again = new_session(user, device, gateway, None, Some(3));
     let s = store.start_session(&again).await.unwrap();
     assert_eq!(store.start_session(&again).await.unwrap().id, s.id);
     // Killing is seen at the next heartbeat; stale sessions are reaped.
@@ -580,15 +566,7 @@ async fn sessions_of_a_lost_gateway_end(store: &Store) {
             store.gateway_heartbeat(gateway, None, at).await.unwrap();
         }
         let session = store
-            .start_session(&NewSession {
-                id: Uuid::new_v4(),
-                device_id: device,
-                user_id: user,
-                gateway_id: gateway,
-                node_id: None,
-                client_region: None,
-                session_limit: Some(1),
-            })
+            .start_session(&new_session(user, device, gateway, None, Some(1)))
             .await
             .unwrap();
         sessions.push(session.id);
@@ -769,15 +747,7 @@ async fn node_health_history_and_load(store: &Store) {
         NodeHealth::Unhealthy
     );
     store
-        .start_session(&NewSession {
-            id: Uuid::new_v4(),
-            device_id: device,
-            user_id: user,
-            gateway_id: gateway,
-            node_id: Some(node.id),
-            client_region: None,
-            session_limit: None,
-        })
+        .start_session(&new_session(user, device, gateway, Some(node.id), None))
         .await
         .unwrap();
     assert_eq!(store.node_loads().await.unwrap().get(&node.id), Some(&1));

@@ -145,6 +145,7 @@ impl StaticAuthority {
     }
 }
 
+// `EntitlementCache` (entitlements.rs) implements the same trait; the signature is the trait's.
 impl DeviceAuthority for StaticAuthority {
     fn validate<'a>(
         &'a self,

@@ -141,13 +141,8 @@ async fn start_gateway(port: u16, settings: &AcmeSettings) -> (Gateway, Arc<TlsS
     (gateway, tls)
 }
 
-/// A TLS handshake with `addr` as an ordinary client (ALPN http/1.1) that trusts only `root`
-/// and checks the name: Ok with the leaf's fingerprint and the negotiated ALPN once the
-/// gateway serves a certificate `root` issued for [`DOMAIN`].
-async fn verified_handshake(
-    addr: SocketAddr,
-    root: &CertificateDer<'static>,
-) -> Result<(String, Option<Vec<u8>>), String> {
+/// A TLS client that trusts only `root` and offers the one ALPN protocol `alpn`.
+fn client_trusting(root: &CertificateDer<'static>, alpn: &[u8]) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(root.clone()).unwrap();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -156,9 +151,20 @@ async fn verified_handshake(
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// A TLS handshake with `addr` as an ordinary client (ALPN http/1.1) that trusts only `root`
+/// and checks the name: Ok with the leaf's fingerprint and the negotiated ALPN once the
+/// gateway serves a certificate `root` issued for [`DOMAIN`].
+async fn verified_handshake(
+    addr: SocketAddr,
+    root: &CertificateDer<'static>,
+) -> Result<(String, Option<Vec<u8>>), String> {
+    let connector = client_trusting(root, b"http/1.1");
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let mut tls = connector
         .connect(ServerName::try_from(DOMAIN).unwrap(), tcp)
         .await
         .map_err(|e| e.to_string())?;
@@ -185,17 +191,9 @@ async fn verified_handshake(
 /// `no_application_protocol`, as nginx (and the gateway without ACME) refuses an ALPN list it
 /// has nothing in common with. Returns the handshake error.
 async fn acme_alpn_probe(addr: SocketAddr, root: &CertificateDer<'static>) -> rustls::Error {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(root.clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"acme-tls/1".to_vec()];
+    let connector = client_trusting(root, b"acme-tls/1");
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let error = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let error = connector
         .connect(ServerName::try_from(DOMAIN).unwrap(), tcp)
         .await
         .expect_err("acme-tls/1 is refused outside a validation");

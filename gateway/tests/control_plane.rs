@@ -6,8 +6,7 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,6 @@ use httvps_control_plane::node_pool::fail_over;
 use httvps_gateway::control_plane::{UsageRecord, UsageReport};
 use httvps_gateway::GatewayConfig;
 use httvps_proto::{ErrorCode, Event, HelloErrorCode, StreamKind};
-use tokio::net::{TcpListener, TcpStream};
 use uuid::Uuid;
 
 const T: Duration = Duration::from_secs(10);
@@ -29,32 +27,6 @@ fn fast_config() -> GatewayConfig {
         session_heartbeat_interval: Duration::from_millis(200),
         usage_report_interval: Duration::from_millis(200),
         ..test_config()
-    }
-}
-
-/// A TCP forwarder in front of a node that counts the connections it carries.
-async fn counting_forwarder(to: SocketAddr) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let count = Arc::new(AtomicUsize::new(0));
-    let counter = count.clone();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                if let Ok(mut outbound) = TcpStream::connect(to).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
-        }
-    });
-    (addr, count)
-}
-
-fn node_addr(node: &httvps_gateway::Node) -> SocketAddr {
-    match node.config.addr() {
-        shadowsocks::config::ServerAddr::SocketAddr(a) => *a,
-        other => panic!("{other}"),
     }
 }
 

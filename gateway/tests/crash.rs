@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use binary::{base_toml, Binary};
 use common::cp::TestCp;
 use common::*;
-use httvps_control_plane::store::SessionFilter;
 use httvps_gateway::GatewayConfig;
 use httvps_proto::{HelloErrorCode, StreamKind, TargetAddr};
 use uuid::Uuid;
@@ -159,15 +158,7 @@ async fn killed_gateway_releases_its_session(restart: bool) {
         took < LEASE + Duration::from_secs(4),
         "released {took:?} after the SIGKILL"
     );
-    let sessions = cp
-        .store()
-        .list_sessions(&SessionFilter {
-            device_id: Some(sub.device),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let sessions = cp.sessions_of(sub.device).await;
     let dead = sessions
         .iter()
         .find(|s| s.id == Uuid::from_bytes(on_a.session_id))

@@ -10,12 +10,11 @@ use std::time::Duration;
 use common::cp::{Subscriber, TestCp};
 use common::*;
 use httvps_control_plane::model::now_ms;
-use httvps_control_plane::store::{NewNode, NewRegion, NewSubscription};
+use httvps_control_plane::store::{NewRegion, NewSubscription};
 use httvps_gateway::authority::BoxFuture;
 use httvps_gateway::control_plane::ControlPlaneClient;
-use httvps_gateway::entitlements::EntitlementCache;
 use httvps_gateway::upstream::{AssignRequest, NoNode};
-use httvps_gateway::{Backends, Gateway, Node, NodeSource, StaticAuthority, TlsSource};
+use httvps_gateway::{Gateway, Node, NodeSource, StaticAuthority, TlsSource};
 use httvps_proto::{ClientHello, ErrorCode, Event, HelloErrorCode, ResetCode, StreamKind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,30 +27,10 @@ async fn a_subscription_that_ends_mid_session_ends_the_session_at_its_end_time()
     // Heartbeats every 30 s (the default): only the entitlement's end time can be on time.
     let gw = TestGateway::start(test_config()).await;
     let cp = gw.cp.clone().unwrap();
-    let sub = cp.subscriber(None, 5).await;
-    let end = now_ms() + 3_000;
-    cp.store()
-        .execute_raw(&format!(
-            "UPDATE subscriptions SET ends_at = {end} WHERE user_id = '{}'",
-            sub.user
-        ))
-        .await
-        .unwrap();
-    let mut client = TestClient::try_connect(&gw, &sub.device.to_string(), sub.token.as_bytes())
-        .await
-        .unwrap();
+    let (sub, end, mut client) = connected_until(&gw, &cp, 3_000).await;
     let echo = echo_server().await;
     echo_once(&client, echo, b"while the subscription runs").await;
-    let event = client.session_event(T).await;
-    let late_ms = now_ms() - end;
-    match event {
-        Some(Event::PeerError(e)) => assert_eq!(e.code, ErrorCode::Expired),
-        other => panic!("expected ERROR expired, got {other:?}"),
-    }
-    assert!(
-        (-100..=1_000).contains(&late_ms),
-        "ended {late_ms} ms after the subscription's end (at most 1 s late)"
-    );
+    expect_expired_at(&mut client, end, "").await;
     eventually(T, "the session is over at the control plane", || async {
         live_sessions(&cp, sub.device).await.is_empty()
     })
@@ -65,47 +44,16 @@ async fn a_subscription_that_ends_mid_session_ends_the_session_at_its_end_time()
 async fn the_subscription_end_holds_while_the_control_plane_is_down() {
     let gw = TestGateway::start(test_config()).await;
     let cp = gw.cp.clone().unwrap();
-    let sub = cp.subscriber(None, 5).await;
-    let end = now_ms() + 2_000;
-    cp.store()
-        .execute_raw(&format!(
-            "UPDATE subscriptions SET ends_at = {end} WHERE user_id = '{}'",
-            sub.user
-        ))
-        .await
-        .unwrap();
-    let mut client = TestClient::try_connect(&gw, &sub.device.to_string(), sub.token.as_bytes())
-        .await
-        .unwrap();
+    let (_, end, mut client) = connected_until(&gw, &cp, 2_000).await;
     cp.stop().await;
-    let event = client.session_event(T).await;
-    let late_ms = now_ms() - end;
-    match event {
-        Some(Event::PeerError(e)) => assert_eq!(e.code, ErrorCode::Expired),
-        other => panic!("expected ERROR expired, got {other:?}"),
-    }
-    assert!(
-        (-100..=1_000).contains(&late_ms),
-        "ended {late_ms} ms after the subscription's end with nobody to ask (at most 1 s late)"
-    );
+    expect_expired_at(&mut client, end, " with nobody to ask").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renewal_bought_mid_session_keeps_the_session_past_the_old_end() {
     let gw = TestGateway::start(test_config()).await;
     let cp = gw.cp.clone().unwrap();
-    let sub = cp.subscriber(None, 5).await;
-    let end = now_ms() + 2_000;
-    cp.store()
-        .execute_raw(&format!(
-            "UPDATE subscriptions SET ends_at = {end} WHERE user_id = '{}'",
-            sub.user
-        ))
-        .await
-        .unwrap();
-    let mut client = TestClient::try_connect(&gw, &sub.device.to_string(), sub.token.as_bytes())
-        .await
-        .unwrap();
+    let (sub, _, mut client) = connected_until(&gw, &cp, 2_000).await;
     // The renewal: a queued subscription that starts when the current one ends.
     let plan = cp.store().list_subscriptions(sub.user).await.unwrap()[0].plan_id;
     cp.store()
@@ -133,6 +81,43 @@ async fn a_renewal_bought_mid_session_keeps_the_session_past_the_old_end() {
     echo_once(&client, echo, b"on the renewed subscription").await;
 }
 
+/// A subscriber of `cp` whose subscription ends `in_ms` from now, and a session of theirs
+/// through `gw`; returns the subscriber, the end time and the connected client.
+async fn connected_until(
+    gw: &TestGateway,
+    cp: &TestCp,
+    in_ms: i64,
+) -> (Subscriber, i64, TestClient) {
+    let sub = cp.subscriber(None, 5).await;
+    let end = now_ms() + in_ms;
+    cp.store()
+        .execute_raw(&format!(
+            "UPDATE subscriptions SET ends_at = {end} WHERE user_id = '{}'",
+            sub.user
+        ))
+        .await
+        .unwrap();
+    let client = TestClient::try_connect(gw, &sub.device.to_string(), sub.token.as_bytes())
+        .await
+        .unwrap();
+    (sub, end, client)
+}
+
+/// The session's next event is ERROR expired, at most 1 s after `end` (`context` says why
+/// it is on time).
+async fn expect_expired_at(client: &mut TestClient, end: i64, context: &str) {
+    let event = client.session_event(T).await;
+    let late_ms = now_ms() - end;
+    match event {
+        Some(Event::PeerError(e)) => assert_eq!(e.code, ErrorCode::Expired),
+        other => panic!("expected ERROR expired, got {other:?}"),
+    }
+    assert!(
+        (-100..=1_000).contains(&late_ms),
+        "ended {late_ms} ms after the subscription's end{context} (at most 1 s late)"
+    );
+}
+
 /// A region with this code.
 async fn region(cp: &TestCp, code: &str) -> Uuid {
     cp.store()
@@ -153,64 +138,17 @@ async fn region(cp: &TestCp, code: &str) -> Uuid {
 /// A real Shadowsocks node of the test, registered in `region`.
 async fn node_in(cp: &TestCp, region: Uuid, name: &str) -> Uuid {
     let node = start_node().await;
-    let addr = match node.config.addr() {
-        shadowsocks::config::ServerAddr::SocketAddr(a) => *a,
-        other => panic!("{other}"),
-    };
-    register_node(cp, &node, addr, region, name).await
+    cp.add_node_in(&node, node_addr(&node), name, Some(region))
+        .await
 }
 
 /// A real Shadowsocks node registered in `region` at a TCP forwarder that counts the
 /// connections it carries (so the test sees which node a stream went through).
 async fn counted_node_in(cp: &TestCp, region: Uuid, name: &str) -> Arc<AtomicUsize> {
     let node = start_node().await;
-    let to = match node.config.addr() {
-        shadowsocks::config::ServerAddr::SocketAddr(a) => *a,
-        other => panic!("{other}"),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let count = Arc::new(AtomicUsize::new(0));
-    let counter = count.clone();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
-        }
-    });
-    register_node(cp, &node, addr, region, name).await;
+    let (addr, count) = counting_forwarder(node_addr(&node)).await;
+    cp.add_node_in(&node, addr, name, Some(region)).await;
     count
-}
-
-async fn register_node(
-    cp: &TestCp,
-    node: &Node,
-    addr: std::net::SocketAddr,
-    region: Uuid,
-    name: &str,
-) -> Uuid {
-    cp.store()
-        .create_node(
-            "test",
-            &NewNode {
-                name: name.into(),
-                host: addr.ip().to_string(),
-                port: addr.port(),
-                cipher: node.config.method().to_string(),
-                secret: node.config.password().to_owned(),
-                region_id: Some(region),
-                groups: vec![],
-                weight: 100,
-                capacity: 1000,
-            },
-        )
-        .await
-        .unwrap()
-        .id
 }
 
 /// A subscriber whose plan allows only `regions` (empty: all).
@@ -319,30 +257,7 @@ async fn an_unknown_region_is_refused_and_a_requested_region_wins_over_the_devic
 
 /// A gateway on `cp` whose control-plane client the test keeps (to see its pool snapshot).
 async fn gateway_keeping_client(cp: &Arc<TestCp>) -> (TestGateway, Arc<ControlPlaneClient>) {
-    let config = region_config();
-    let client = cp.client(&cp.gateway_token, config.control_plane_timeout);
-    let cache = EntitlementCache::new(client.clone(), config.cache_limits());
-    let tls = Arc::new(TlsSource::self_signed(&["localhost".into()]).unwrap());
-    let gateway = Gateway::start_with(
-        config,
-        tls,
-        Backends {
-            authority: Arc::new(cache.clone()),
-            nodes: client.clone(),
-            control_plane: Some(client.clone()),
-        },
-    )
-    .await
-    .unwrap();
-    let gw = TestGateway {
-        gateway,
-        node: dead_node(),
-        device: String::new(),
-        token: Vec::new(),
-        cache: Some(cache),
-        cp: Some(cp.clone()),
-    };
-    (gw, client)
+    TestGateway::start_keeping_client(region_config(), cp, &cp.gateway_token).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

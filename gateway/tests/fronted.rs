@@ -57,6 +57,24 @@ async fn download(client: &TestClient, len: usize) {
 }
 
 /// A request over TLS to nginx; the whole answer with its `Date` line removed.
+/// A gateway with a plain TCP listener and nginx in front of it, connecting from
+/// [`NGINX_SOURCE`].
+async fn gateway_behind_nginx_over_tcp() -> (TestGateway, Nginx) {
+    let gw = TestGateway::start_static(fronted_config(ListenAddr::Tcp(
+        "127.0.0.1:0".parse().unwrap(),
+    )))
+    .await;
+    let nginx = Nginx::start(
+        PATH,
+        Upstream::Tcp {
+            gateway: plain_tcp(&gw),
+            bind: NGINX_SOURCE,
+        },
+    )
+    .await;
+    (gw, nginx)
+}
+
 async fn ask(nginx: &Nginx, request: &str) -> String {
     let mut tls = tls_connect(nginx.addr, &nginx.fingerprint).await;
     tls.write_all(request.as_bytes()).await.unwrap();
@@ -71,18 +89,7 @@ async fn ask(nginx: &Nginx, request: &str) -> String {
 
 #[tokio::test]
 async fn nginx_in_front_over_tcp_relays_and_the_gateway_sees_the_client() {
-    let gw = TestGateway::start_static(fronted_config(ListenAddr::Tcp(
-        "127.0.0.1:0".parse().unwrap(),
-    )))
-    .await;
-    let nginx = Nginx::start(
-        PATH,
-        Upstream::Tcp {
-            gateway: plain_tcp(&gw),
-            bind: NGINX_SOURCE,
-        },
-    )
-    .await;
+    let (gw, nginx) = gateway_behind_nginx_over_tcp().await;
 
     // client → nginx (TLS) → gateway → Shadowsocks node → target.
     let client = TestClient::try_connect_to(nginx.addr, &nginx.fingerprint, DEVICE, TOKEN)
@@ -104,18 +111,7 @@ async fn nginx_in_front_over_tcp_relays_and_the_gateway_sees_the_client() {
 
 #[tokio::test]
 async fn nginx_answers_the_secret_path_without_an_upgrade_as_a_missing_file() {
-    let gw = TestGateway::start_static(fronted_config(ListenAddr::Tcp(
-        "127.0.0.1:0".parse().unwrap(),
-    )))
-    .await;
-    let nginx = Nginx::start(
-        PATH,
-        Upstream::Tcp {
-            gateway: plain_tcp(&gw),
-            bind: NGINX_SOURCE,
-        },
-    )
-    .await;
+    let (_gw, nginx) = gateway_behind_nginx_over_tcp().await;
     let upgrade = |version: &str, protocol: &str| {
         format!(
             "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\

@@ -106,20 +106,7 @@ async fn reset_stops_reading_the_upstream_at_once() {
     }
     stream.reset();
     let mut last = 0;
-    let after_reset = settled(T, QUIET, "the target's writes after the reset", || {
-        latest(&mut written, &mut last)
-    })
-    .await;
-    holds_for(Duration::from_millis(700), "no more writes", || {
-        let now = latest(&mut written, &mut last);
-        async move { now == after_reset }
-    })
-    .await;
-    let later = latest(&mut written, &mut last);
-    assert_eq!(
-        later, after_reset,
-        "the target kept being read after the reset"
-    );
+    let later = writes_stop(&mut written, &mut last).await;
     assert!(
         later < len / 4,
         "the upstream was drained after the reset ({later} bytes)"
@@ -127,6 +114,29 @@ async fn reset_stops_reading_the_upstream_at_once() {
 }
 
 /// The last count a source server reported (bytes it managed to write so far).
+/// Waits for the target's writes to settle, checks they stay settled and that nothing more was
+/// written; returns how many bytes it wrote.
+async fn writes_stop(
+    written: &mut tokio::sync::mpsc::UnboundedReceiver<usize>,
+    last: &mut usize,
+) -> usize {
+    let after_reset = settled(T, QUIET, "the target's writes after the reset", || {
+        latest(written, last)
+    })
+    .await;
+    holds_for(Duration::from_millis(700), "no more writes", || {
+        let now = latest(written, last);
+        async move { now == after_reset }
+    })
+    .await;
+    let later = latest(written, last);
+    assert_eq!(
+        later, after_reset,
+        "the target kept being read after the reset"
+    );
+    later
+}
+
 fn latest(written: &mut tokio::sync::mpsc::UnboundedReceiver<usize>, last: &mut usize) -> usize {
     while let Ok(n) = written.try_recv() {
         *last = n;
@@ -226,20 +236,7 @@ async fn slow_reader_of_a_1_gib_download_holds_one_window_while_another_session_
 
     // Cancel: the upstream is no longer read.
     stream.reset();
-    let after_reset = settled(T, QUIET, "the target's writes after the reset", || {
-        latest(&mut written, &mut last)
-    })
-    .await;
-    holds_for(Duration::from_millis(700), "no more writes", || {
-        let now = latest(&mut written, &mut last);
-        async move { now == after_reset }
-    })
-    .await;
-    assert_eq!(
-        latest(&mut written, &mut last),
-        after_reset,
-        "the target kept being read after the reset"
-    );
+    let after_reset = writes_stop(&mut written, &mut last).await;
     assert!(
         after_reset < offset + 64 * 1024 * 1024,
         "{after_reset} bytes left the target for {offset} delivered"

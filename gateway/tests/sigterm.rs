@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use binary::{base_toml, Binary};
 use common::cp::TestCp;
 use common::*;
-use httvps_control_plane::store::SessionFilter;
 use httvps_proto::{ErrorCode, Event, StreamKind};
 
 const T: Duration = Duration::from_secs(30);
@@ -111,15 +110,7 @@ async fn sigterm_drains_the_real_binary_the_stream_in_flight_completes_and_usage
 
     // Usage of the session is in the control plane's store, and the session ended as a shutdown.
     assert_eq!(cp.used_bytes(sub.user).await, len as i64, "{}", gw.output());
-    let sessions = cp
-        .store()
-        .list_sessions(&SessionFilter {
-            device_id: Some(sub.device),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let sessions = cp.sessions_of(sub.device).await;
     assert_eq!(sessions.len(), 1);
     assert_eq!(sessions[0].end_reason.as_deref(), Some("shutdown"));
     assert_eq!(sessions[0].bytes_down, len as i64);

@@ -61,6 +61,8 @@ macro_rules! codes {
     };
 }
 
+// The tables below are data for `codes!` (each code's value, name and meaning, once); their
+// likeness to each other is the shape of that data, not repeated logic.
 codes! {
     /// Why a HELLO was refused (HELLO_ERROR). The session is closed after it.
     HelloErrorCode {

@@ -464,10 +464,30 @@ def enc_frame(f, flags=None):
 # Raw HELLO / HELLO_ACK payloads as named field chunks, for the malformed cases
 
 
+def overridden(fields, overrides):
+    """`fields` with the chunks named in `overrides` replaced (each name must exist)."""
+    names = [n for n, _ in fields]
+    for k, v in overrides.items():
+        assert k in names, k
+        fields[names.index(k)] = (k, v)
+    return fields
+
+
+def truncated_in(type_byte, fields, field, keep):
+    """A message of `fields` cut inside `field`, keeping `keep` bytes of it."""
+    out = b""
+    for name, chunk in fields:
+        if name == field:
+            assert keep < len(chunk)
+            return header(type_byte, 0, 0) + out + chunk[:keep]
+        out += chunk
+    raise KeyError(field)
+
+
 def hello_fields(**overrides):
     """The HELLO payload of hello() as an ordered list of (field, bytes) chunks."""
     f = hello()
-    fields = [
+    return overridden([
         ("versions", u8(1) + u16(1)),
         ("device_id", len8(f["device_id"].encode())),
         ("device_token", len8(bytes.fromhex(f["device_token_hex"]))),
@@ -479,12 +499,7 @@ def hello_fields(**overrides):
         ("session_window", u32(MIN_WINDOW)),
         ("max_frame_size", u32(MIN_MFS)),
         ("extensions", b""),
-    ]
-    names = [n for n, _ in fields]
-    for k, v in overrides.items():
-        assert k in names, k
-        fields[names.index(k)] = (k, v)
-    return fields
+    ], overrides)
 
 
 def hello_msg(stream_id=0, **overrides):
@@ -493,17 +508,11 @@ def hello_msg(stream_id=0, **overrides):
 
 def hello_truncated_in(field, keep):
     """A HELLO cut inside `field`, keeping `keep` bytes of it."""
-    out = b""
-    for name, chunk in hello_fields():
-        if name == field:
-            assert keep < len(chunk)
-            return header(0x01, 0, 0) + out + chunk[:keep]
-        out += chunk
-    raise KeyError(field)
+    return truncated_in(0x01, hello_fields(), field, keep)
 
 
 def hello_ack_fields(**overrides):
-    fields = [
+    return overridden([
         ("version", u16(1)),
         ("session_id", pseudo(16, "session-id")),
         ("resume_token", len8(pseudo(32, "resume-token"))),
@@ -514,12 +523,7 @@ def hello_ack_fields(**overrides):
         ("heartbeat_interval_ms", u32(15000)),
         ("idle_timeout_ms", u32(120000)),
         ("extensions", b""),
-    ]
-    names = [n for n, _ in fields]
-    for k, v in overrides.items():
-        assert k in names, k
-        fields[names.index(k)] = (k, v)
-    return fields
+    ], overrides)
 
 
 def hello_ack_msg(stream_id=0, **overrides):
@@ -527,13 +531,7 @@ def hello_ack_msg(stream_id=0, **overrides):
 
 
 def hello_ack_truncated_in(field, keep):
-    out = b""
-    for name, chunk in hello_ack_fields():
-        if name == field:
-            assert keep < len(chunk)
-            return header(0x02, 0, 0) + out + chunk[:keep]
-        out += chunk
-    raise KeyError(field)
+    return truncated_in(0x02, hello_ack_fields(), field, keep)
 
 
 def raw_exts(pairs):
@@ -696,50 +694,30 @@ def streams():
                     "STREAM_OPEN, STREAM_OPEN_ACK, STREAM_DATA, STREAM_FIN and STREAM_RESET: valid stream frames")
     assert len(DOMAIN_255) == 255
 
-    vf.valid("stream_open_tcp_ipv4", "TCP stream to an IPv4 target",
-             stream_open(1, "tcp", ipv4("1.2.3.4", 443)))
-    vf.valid("stream_open_tcp_ipv4_edge_values", "TCP stream to 255.255.255.255 port 65535 on stream id 2^32-1",
-             stream_open(U32_MAX, "tcp", ipv4("255.255.255.255", 65535)))
-    vf.valid("stream_open_tcp_ipv4_any_port_1", "TCP stream to 0.0.0.0 port 1 (the codec does not apply policy)",
-             stream_open(3, "tcp", ipv4("0.0.0.0", 1)))
-    vf.valid("stream_open_tcp_ipv6_loopback", "TCP stream to ::1",
-             stream_open(5, "tcp", ipv6("::1", 8080)))
-    vf.valid("stream_open_tcp_ipv6_compressed", "TCP stream to an IPv6 address with one run of zero groups",
-             stream_open(7, "tcp", ipv6("2001:db8:85a3::8a2e:370:7334", 443)))
-    vf.valid("stream_open_tcp_ipv6_no_zero_run",
-             "TCP stream to an IPv6 address whose single zero group is not compressed",
-             stream_open(9, "tcp", ipv6("2001:db8:0:1:1:1:1:1", 22)))
-    vf.valid("stream_open_tcp_ipv6_first_longest_run",
-             "TCP stream to an IPv6 address with two equal zero runs (the first one is compressed)",
-             stream_open(11, "tcp", ipv6("1::2:0:0:3:4", 80)))
-    vf.valid("stream_open_tcp_ipv6_ipv4_mapped", "TCP stream to an IPv4-mapped IPv6 address",
-             stream_open(13, "tcp", ipv6("::ffff:192.0.2.1", 443)))
-    vf.valid("stream_open_tcp_ipv6_unspecified", "TCP stream to :: (all zero)",
-             stream_open(15, "tcp", ipv6("::", 9)))
-    vf.valid("stream_open_tcp_ipv6_all_ones", "TCP stream to ffff:...:ffff",
-             stream_open(17, "tcp", ipv6("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 443)))
-    vf.valid("stream_open_tcp_domain", "TCP stream to example.com:443",
-             stream_open(19, "tcp", domain("example.com", 443)))
-    vf.valid("stream_open_tcp_domain_255_bytes", "TCP stream to a 255-byte domain (four labels of 63)",
-             stream_open(21, "tcp", domain(DOMAIN_255, 443)))
-    vf.valid("stream_open_tcp_domain_label_63", "TCP stream to a domain with a 63-byte label",
-             stream_open(23, "tcp", domain(DOMAIN_LABEL_63, 80)))
-    vf.valid("stream_open_tcp_domain_single_char", "TCP stream to the one-letter host name a",
-             stream_open(25, "tcp", domain("a", 80)))
-    vf.valid("stream_open_tcp_domain_underscore_hyphen", "domain with underscores, hyphens, digits and capitals",
-             stream_open(27, "tcp", domain("_dns.X-y-1.Example", 53)))
-    vf.valid("stream_open_tcp_domain_numeric", "domain made of digits only, carried as a domain not an IP",
-             stream_open(29, "tcp", domain("10.0.0.1", 80)))
-    vf.valid("stream_open_tcp_early_data", "TCP stream with early data sent before the ACK",
-             stream_open(31, "tcp", domain("example.com", 80), b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"))
-    vf.valid("stream_open_tcp_early_data_one_byte", "TCP stream with a single byte of early data",
-             stream_open(33, "tcp", ipv4("10.1.2.3", 443), b"\x16"))
-    vf.valid("stream_open_udp_ipv4", "UDP stream to a DNS resolver",
-             stream_open(35, "udp", ipv4("8.8.8.8", 53)))
-    vf.valid("stream_open_udp_ipv6", "UDP stream to an IPv6 target",
-             stream_open(37, "udp", ipv6("2606:4700:4700::1111", 53)))
-    vf.valid("stream_open_udp_domain", "UDP stream to a domain",
-             stream_open(39, "udp", domain("time.example.org", 123)))
+    for name, description, frame in [
+        ("tcp_ipv4", "TCP stream to an IPv4 target", stream_open(1, "tcp", ipv4("1.2.3.4", 443))),
+        ("tcp_ipv4_edge_values", "TCP stream to 255.255.255.255 port 65535 on stream id 2^32-1", stream_open(U32_MAX, "tcp", ipv4("255.255.255.255", 65535))),
+        ("tcp_ipv4_any_port_1", "TCP stream to 0.0.0.0 port 1 (the codec does not apply policy)", stream_open(3, "tcp", ipv4("0.0.0.0", 1))),
+        ("tcp_ipv6_loopback", "TCP stream to ::1", stream_open(5, "tcp", ipv6("::1", 8080))),
+        ("tcp_ipv6_compressed", "TCP stream to an IPv6 address with one run of zero groups", stream_open(7, "tcp", ipv6("2001:db8:85a3::8a2e:370:7334", 443))),
+        ("tcp_ipv6_no_zero_run", "TCP stream to an IPv6 address whose single zero group is not compressed", stream_open(9, "tcp", ipv6("2001:db8:0:1:1:1:1:1", 22))),
+        ("tcp_ipv6_first_longest_run", "TCP stream to an IPv6 address with two equal zero runs (the first one is compressed)", stream_open(11, "tcp", ipv6("1::2:0:0:3:4", 80))),
+        ("tcp_ipv6_ipv4_mapped", "TCP stream to an IPv4-mapped IPv6 address", stream_open(13, "tcp", ipv6("::ffff:192.0.2.1", 443))),
+        ("tcp_ipv6_unspecified", "TCP stream to :: (all zero)", stream_open(15, "tcp", ipv6("::", 9))),
+        ("tcp_ipv6_all_ones", "TCP stream to ffff:...:ffff", stream_open(17, "tcp", ipv6("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 443))),
+        ("tcp_domain", "TCP stream to example.com:443", stream_open(19, "tcp", domain("example.com", 443))),
+        ("tcp_domain_255_bytes", "TCP stream to a 255-byte domain (four labels of 63)", stream_open(21, "tcp", domain(DOMAIN_255, 443))),
+        ("tcp_domain_label_63", "TCP stream to a domain with a 63-byte label", stream_open(23, "tcp", domain(DOMAIN_LABEL_63, 80))),
+        ("tcp_domain_single_char", "TCP stream to the one-letter host name a", stream_open(25, "tcp", domain("a", 80))),
+        ("tcp_domain_underscore_hyphen", "domain with underscores, hyphens, digits and capitals", stream_open(27, "tcp", domain("_dns.X-y-1.Example", 53))),
+        ("tcp_domain_numeric", "domain made of digits only, carried as a domain not an IP", stream_open(29, "tcp", domain("10.0.0.1", 80))),
+        ("tcp_early_data", "TCP stream with early data sent before the ACK", stream_open(31, "tcp", domain("example.com", 80), b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")),
+        ("tcp_early_data_one_byte", "TCP stream with a single byte of early data", stream_open(33, "tcp", ipv4("10.1.2.3", 443), b"\x16")),
+        ("udp_ipv4", "UDP stream to a DNS resolver", stream_open(35, "udp", ipv4("8.8.8.8", 53))),
+        ("udp_ipv6", "UDP stream to an IPv6 target", stream_open(37, "udp", ipv6("2606:4700:4700::1111", 53))),
+        ("udp_domain", "UDP stream to a domain", stream_open(39, "udp", domain("time.example.org", 123))),
+    ]:
+        vf.valid(f"stream_open_{name}", description, frame)
     f = stream_open(41, "tcp", ipv4("1.2.3.4", 443))
     vf.valid_raw("stream_open_unknown_flags_ignored", "STREAM_OPEN with flags 0x01: unknown flag bits are ignored",
                  enc_frame(f, flags=0x01), f)
@@ -922,82 +900,54 @@ def malformed():
 
     # Truncation inside fields.
     so = lambda payload, sid=1: header(0x04, 0, sid) + payload  # noqa: E731
-    bad("truncated_hello_empty", "HELLO with an empty payload (no version count)", header(0x01, 0, 0), "truncated")
-    bad("truncated_hello_versions", "HELLO announcing one version but carrying one byte of it",
-        hello_truncated_in("versions", 2), "truncated")
-    bad("truncated_hello_device_id_length", "HELLO ending before the device_id length",
-        hello_truncated_in("device_id", 0), "truncated")
-    bad("truncated_hello_device_id", "HELLO ending inside device_id", hello_truncated_in("device_id", 3), "truncated")
-    bad("truncated_hello_device_token", "HELLO ending inside device_token",
-        hello_truncated_in("device_token", 10), "truncated")
-    bad("truncated_hello_client_name", "HELLO ending inside client_name",
-        hello_truncated_in("client_name", 2), "truncated")
-    bad("truncated_hello_client_version", "HELLO ending before client_version",
-        hello_truncated_in("client_version", 0), "truncated")
-    bad("truncated_hello_resume_token", "HELLO ending inside resume_token",
-        hello_truncated_in("resume_token", 5), "truncated")
-    bad("truncated_hello_region", "HELLO ending inside region", hello_truncated_in("region", 1), "truncated")
-    bad("truncated_hello_stream_window", "HELLO ending inside stream_window",
-        hello_truncated_in("stream_window", 3), "truncated")
-    bad("truncated_hello_session_window", "HELLO ending before session_window",
-        hello_truncated_in("session_window", 0), "truncated")
-    bad("truncated_hello_max_frame_size", "HELLO ending inside max_frame_size",
-        hello_truncated_in("max_frame_size", 2), "truncated")
-    bad("truncated_hello_extension_header", "HELLO whose extension record has only 3 header bytes",
-        hello_msg(extensions=u16(1) + b"\x00"), "truncated")
-    bad("truncated_hello_extension_value", "HELLO whose extension announces 4 value bytes but has 3",
-        hello_msg(extensions=u16(1) + u16(4) + b"abc"), "truncated")
-    bad("truncated_hello_ack_version", "HELLO_ACK with one byte of payload", hello_ack_truncated_in("version", 1),
-        "truncated")
-    bad("truncated_hello_ack_session_id", "HELLO_ACK ending inside session_id",
-        hello_ack_truncated_in("session_id", 15), "truncated")
-    bad("truncated_hello_ack_resume_token", "HELLO_ACK ending inside resume_token",
-        hello_ack_truncated_in("resume_token", 20), "truncated")
-    bad("truncated_hello_ack_max_streams", "HELLO_ACK ending inside max_streams",
-        hello_ack_truncated_in("max_streams", 1), "truncated")
-    bad("truncated_hello_ack_limits", "HELLO_ACK ending inside session_window",
-        hello_ack_truncated_in("session_window", 2), "truncated")
-    bad("truncated_hello_ack_heartbeat", "HELLO_ACK ending before heartbeat_interval_ms",
-        hello_ack_truncated_in("heartbeat_interval_ms", 0), "truncated")
-    bad("truncated_hello_ack_idle_timeout", "HELLO_ACK ending inside idle_timeout_ms",
-        hello_ack_truncated_in("idle_timeout_ms", 3), "truncated")
-    bad("truncated_hello_ack_extension", "HELLO_ACK with a 2-byte extension record",
-        hello_ack_msg(extensions=u16(9)), "truncated")
-    bad("truncated_hello_error_code", "HELLO_ERROR with one byte", header(0x03, 0, 0) + b"\x00", "truncated")
-    bad("truncated_hello_error_retry_after", "HELLO_ERROR ending inside retry_after_ms",
-        header(0x03, 0, 0) + u16(1) + b"\x00\x00", "truncated")
-    bad("truncated_stream_open_empty", "STREAM_OPEN with an empty payload", so(b""), "truncated")
-    bad("truncated_stream_open_address_type", "STREAM_OPEN with only the kind", so(b"\x01"), "truncated")
-    bad("truncated_stream_open_ipv4", "STREAM_OPEN ending inside an IPv4 address", so(b"\x01\x01\x7f\x00"),
-        "truncated")
-    bad("truncated_stream_open_ipv6", "STREAM_OPEN ending inside an IPv6 address",
-        so(b"\x01\x04" + bytes(15)), "truncated")
-    bad("truncated_stream_open_domain", "STREAM_OPEN whose domain announces 11 bytes but has 7",
-        so(b"\x01\x03" + u8(11) + b"example"), "truncated")
-    bad("truncated_stream_open_domain_length", "STREAM_OPEN ending before the domain length",
-        so(b"\x01\x03"), "truncated")
-    bad("truncated_stream_open_port", "STREAM_OPEN with one byte of port", so(b"\x01\x01\x01\x02\x03\x04\x01"),
-        "truncated")
-    bad("truncated_stream_open_no_port", "STREAM_OPEN without the port", so(b"\x02\x01\x01\x02\x03\x04"),
-        "truncated")
-    bad("truncated_stream_reset_empty", "STREAM_RESET without a code", header(0x08, 0, 1), "truncated")
-    bad("truncated_stream_reset_code", "STREAM_RESET with one code byte", header(0x08, 0, 1) + b"\x01",
-        "truncated")
-    bad("truncated_window_update", "WINDOW_UPDATE with a 3-byte increment", header(0x09, 0, 0) + b"\x00\x01\x00",
-        "truncated")
-    bad("truncated_window_update_empty", "WINDOW_UPDATE without payload", header(0x09, 0, 1), "truncated")
-    bad("truncated_datagram_address", "DATAGRAM with ADDRESS flag but only part of an IPv4 address",
-        header(0x0A, FLAG_ADDRESS, 1) + b"\x01\x0a\x00", "truncated")
-    bad("truncated_datagram_address_empty", "DATAGRAM with ADDRESS flag and an empty payload",
-        header(0x0A, FLAG_ADDRESS, 1), "truncated")
-    bad("truncated_ping_7_bytes", "PING with 7 bytes", header(0x0B, 0, 0) + bytes(7), "truncated")
-    bad("truncated_ping_empty", "PING with no payload", header(0x0B, 0, 0), "truncated")
-    bad("truncated_pong_7_bytes", "PONG with 7 bytes", header(0x0C, 0, 0) + b"\x01" * 7, "truncated")
-    bad("truncated_goaway_last_stream_id", "GOAWAY with 3 bytes", header(0x0D, 0, 0) + bytes(3), "truncated")
-    bad("truncated_goaway_code", "GOAWAY with last_stream_id and one code byte",
-        header(0x0D, 0, 0) + u32(5) + b"\x00", "truncated")
-    bad("truncated_error_empty", "ERROR without a code", header(0x0E, 0, 0), "truncated")
-    bad("truncated_error_code", "ERROR with one code byte", header(0x0E, 0, 0) + b"\x01", "truncated")
+    for name, description, msg in [
+        ("truncated_hello_empty", "HELLO with an empty payload (no version count)", header(0x01, 0, 0)),
+        ("truncated_hello_versions", "HELLO announcing one version but carrying one byte of it", hello_truncated_in("versions", 2)),
+        ("truncated_hello_device_id_length", "HELLO ending before the device_id length", hello_truncated_in("device_id", 0)),
+        ("truncated_hello_device_id", "HELLO ending inside device_id", hello_truncated_in("device_id", 3)),
+        ("truncated_hello_device_token", "HELLO ending inside device_token", hello_truncated_in("device_token", 10)),
+        ("truncated_hello_client_name", "HELLO ending inside client_name", hello_truncated_in("client_name", 2)),
+        ("truncated_hello_client_version", "HELLO ending before client_version", hello_truncated_in("client_version", 0)),
+        ("truncated_hello_resume_token", "HELLO ending inside resume_token", hello_truncated_in("resume_token", 5)),
+        ("truncated_hello_region", "HELLO ending inside region", hello_truncated_in("region", 1)),
+        ("truncated_hello_stream_window", "HELLO ending inside stream_window", hello_truncated_in("stream_window", 3)),
+        ("truncated_hello_session_window", "HELLO ending before session_window", hello_truncated_in("session_window", 0)),
+        ("truncated_hello_max_frame_size", "HELLO ending inside max_frame_size", hello_truncated_in("max_frame_size", 2)),
+        ("truncated_hello_extension_header", "HELLO whose extension record has only 3 header bytes", hello_msg(extensions=u16(1) + b"\x00")),
+        ("truncated_hello_extension_value", "HELLO whose extension announces 4 value bytes but has 3", hello_msg(extensions=u16(1) + u16(4) + b"abc")),
+        ("truncated_hello_ack_version", "HELLO_ACK with one byte of payload", hello_ack_truncated_in("version", 1)),
+        ("truncated_hello_ack_session_id", "HELLO_ACK ending inside session_id", hello_ack_truncated_in("session_id", 15)),
+        ("truncated_hello_ack_resume_token", "HELLO_ACK ending inside resume_token", hello_ack_truncated_in("resume_token", 20)),
+        ("truncated_hello_ack_max_streams", "HELLO_ACK ending inside max_streams", hello_ack_truncated_in("max_streams", 1)),
+        ("truncated_hello_ack_limits", "HELLO_ACK ending inside session_window", hello_ack_truncated_in("session_window", 2)),
+        ("truncated_hello_ack_heartbeat", "HELLO_ACK ending before heartbeat_interval_ms", hello_ack_truncated_in("heartbeat_interval_ms", 0)),
+        ("truncated_hello_ack_idle_timeout", "HELLO_ACK ending inside idle_timeout_ms", hello_ack_truncated_in("idle_timeout_ms", 3)),
+        ("truncated_hello_ack_extension", "HELLO_ACK with a 2-byte extension record", hello_ack_msg(extensions=u16(9))),
+        ("truncated_hello_error_code", "HELLO_ERROR with one byte", header(0x03, 0, 0) + b"\x00"),
+        ("truncated_hello_error_retry_after", "HELLO_ERROR ending inside retry_after_ms", header(0x03, 0, 0) + u16(1) + b"\x00\x00"),
+        ("truncated_stream_open_empty", "STREAM_OPEN with an empty payload", so(b"")),
+        ("truncated_stream_open_address_type", "STREAM_OPEN with only the kind", so(b"\x01")),
+        ("truncated_stream_open_ipv4", "STREAM_OPEN ending inside an IPv4 address", so(b"\x01\x01\x7f\x00")),
+        ("truncated_stream_open_ipv6", "STREAM_OPEN ending inside an IPv6 address", so(b"\x01\x04" + bytes(15))),
+        ("truncated_stream_open_domain", "STREAM_OPEN whose domain announces 11 bytes but has 7", so(b"\x01\x03" + u8(11) + b"example")),
+        ("truncated_stream_open_domain_length", "STREAM_OPEN ending before the domain length", so(b"\x01\x03")),
+        ("truncated_stream_open_port", "STREAM_OPEN with one byte of port", so(b"\x01\x01\x01\x02\x03\x04\x01")),
+        ("truncated_stream_open_no_port", "STREAM_OPEN without the port", so(b"\x02\x01\x01\x02\x03\x04")),
+        ("truncated_stream_reset_empty", "STREAM_RESET without a code", header(0x08, 0, 1)),
+        ("truncated_stream_reset_code", "STREAM_RESET with one code byte", header(0x08, 0, 1) + b"\x01"),
+        ("truncated_window_update", "WINDOW_UPDATE with a 3-byte increment", header(0x09, 0, 0) + b"\x00\x01\x00"),
+        ("truncated_window_update_empty", "WINDOW_UPDATE without payload", header(0x09, 0, 1)),
+        ("truncated_datagram_address", "DATAGRAM with ADDRESS flag but only part of an IPv4 address", header(0x0A, FLAG_ADDRESS, 1) + b"\x01\x0a\x00"),
+        ("truncated_datagram_address_empty", "DATAGRAM with ADDRESS flag and an empty payload", header(0x0A, FLAG_ADDRESS, 1)),
+        ("truncated_ping_7_bytes", "PING with 7 bytes", header(0x0B, 0, 0) + bytes(7)),
+        ("truncated_ping_empty", "PING with no payload", header(0x0B, 0, 0)),
+        ("truncated_pong_7_bytes", "PONG with 7 bytes", header(0x0C, 0, 0) + b"\x01" * 7),
+        ("truncated_goaway_last_stream_id", "GOAWAY with 3 bytes", header(0x0D, 0, 0) + bytes(3)),
+        ("truncated_goaway_code", "GOAWAY with last_stream_id and one code byte", header(0x0D, 0, 0) + u32(5) + b"\x00"),
+        ("truncated_error_empty", "ERROR without a code", header(0x0E, 0, 0)),
+        ("truncated_error_code", "ERROR with one code byte", header(0x0E, 0, 0) + b"\x01"),
+    ]:
+        bad(name, description, msg, "truncated")
 
     # Addresses.
     for atyp in (0x00, 0x02, 0x05, 0xFF):
@@ -1125,24 +1075,18 @@ def malformed():
     bad("empty_data_with_flags", "STREAM_DATA with flags set and no data", header(0x06, 0xFF, 7), "empty_data")
 
     # Settings.
-    bad("bad_setting_hello_stream_window_low", "HELLO stream_window 65535, below 65536",
-        hello_msg(stream_window=u32(65535)), "bad_setting")
-    bad("bad_setting_hello_stream_window_high", "HELLO stream_window 2^31, above 2^31-1",
-        hello_msg(stream_window=u32(0x80000000)), "bad_setting")
-    bad("bad_setting_hello_session_window_zero", "HELLO session_window 0", hello_msg(session_window=u32(0)),
-        "bad_setting")
-    bad("bad_setting_hello_max_frame_size_low", "HELLO max_frame_size 16383, below 16384",
-        hello_msg(max_frame_size=u32(16383)), "bad_setting")
-    bad("bad_setting_hello_max_frame_size_high", "HELLO max_frame_size 16777216, above 16777215",
-        hello_msg(max_frame_size=u32(16777216)), "bad_setting")
-    bad("bad_setting_hello_max_frame_size_zero", "HELLO max_frame_size 0", hello_msg(max_frame_size=u32(0)),
-        "bad_setting")
-    bad("bad_setting_hello_ack_max_streams_zero", "HELLO_ACK max_streams 0",
-        hello_ack_msg(max_streams=u32(0)), "bad_setting")
-    bad("bad_setting_hello_ack_session_window_low", "HELLO_ACK session_window 65535",
-        hello_ack_msg(session_window=u32(65535)), "bad_setting")
-    bad("bad_setting_hello_ack_max_frame_size_high", "HELLO_ACK max_frame_size 2^32-1",
-        hello_ack_msg(max_frame_size=u32(U32_MAX)), "bad_setting")
+    for name, description, msg in [
+        ("hello_stream_window_low", "HELLO stream_window 65535, below 65536", hello_msg(stream_window=u32(65535))),
+        ("hello_stream_window_high", "HELLO stream_window 2^31, above 2^31-1", hello_msg(stream_window=u32(0x80000000))),
+        ("hello_session_window_zero", "HELLO session_window 0", hello_msg(session_window=u32(0))),
+        ("hello_max_frame_size_low", "HELLO max_frame_size 16383, below 16384", hello_msg(max_frame_size=u32(16383))),
+        ("hello_max_frame_size_high", "HELLO max_frame_size 16777216, above 16777215", hello_msg(max_frame_size=u32(16777216))),
+        ("hello_max_frame_size_zero", "HELLO max_frame_size 0", hello_msg(max_frame_size=u32(0))),
+        ("hello_ack_max_streams_zero", "HELLO_ACK max_streams 0", hello_ack_msg(max_streams=u32(0))),
+        ("hello_ack_session_window_low", "HELLO_ACK session_window 65535", hello_ack_msg(session_window=u32(65535))),
+        ("hello_ack_max_frame_size_high", "HELLO_ACK max_frame_size 2^32-1", hello_ack_msg(max_frame_size=u32(U32_MAX))),
+    ]:
+        bad(f"bad_setting_{name}", description, msg, "bad_setting")
 
     # Extensions.
     bad("duplicate_extension_hello", "HELLO with extension type 5 twice",

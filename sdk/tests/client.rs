@@ -19,6 +19,10 @@ use shadowsocks::crypto::CipherKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 
+#[path = "../../common/test-support/echo.rs"]
+mod echo;
+use echo::echo_server;
+
 // A strong path: the gateway refuses short or well-known ones.
 const PATH: &str = "/sdk-test-Zk4o9Hq2Lw7Xc1Vb8Nm3Rt";
 const DEVICE: &str = "sdk-device";
@@ -155,21 +159,6 @@ fn hex_fingerprint(s: &str) -> [u8; 32] {
         *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
     }
     out
-}
-
-async fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-                let _ = w.shutdown().await;
-            });
-        }
-    });
-    addr
 }
 
 async fn source_server(len: usize) -> SocketAddr {

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::assign::AssignedNode;
+
 /// What the health checker last concluded about a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -17,25 +19,15 @@ pub enum NodeHealth {
     Unhealthy,
 }
 
+// What an assignment gives (flattened: on the wire its fields stand beside the others), and
+// what a gateway needs to choose among the nodes itself.
 /// One node of the snapshot.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PoolNode {
-    /// The node.
-    pub id: Uuid,
-    /// Its name.
-    pub name: String,
-    /// Host name or address.
-    pub host: String,
-    /// Shadowsocks port.
-    pub port: u16,
-    /// Shadowsocks cipher.
-    pub cipher: String,
-    /// Shadowsocks password or key.
-    pub secret: String,
-    /// Its region code.
-    #[serde(default)]
-    pub region: Option<String>,
+    /// The node, its address and credentials.
+    #[serde(flatten)]
+    pub node: AssignedNode,
     /// The node groups it belongs to.
     #[serde(default)]
     pub groups: Vec<Uuid>,
@@ -49,20 +41,6 @@ pub struct PoolNode {
     pub health: NodeHealth,
 }
 
-impl std::fmt::Debug for PoolNode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PoolNode")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("region", &self.region)
-            .field("load", &self.load)
-            .field("health", &self.health)
-            .finish_non_exhaustive()
-    }
-}
-
 /// The usable nodes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -71,17 +49,9 @@ pub struct PoolSnapshot {
     pub nodes: Vec<PoolNode>,
 }
 
-impl From<PoolNode> for crate::assign::AssignedNode {
+impl From<PoolNode> for AssignedNode {
     /// What a gateway needs of a pool node to relay through it.
     fn from(n: PoolNode) -> Self {
-        crate::assign::AssignedNode {
-            id: n.id,
-            name: n.name,
-            host: n.host,
-            port: n.port,
-            cipher: n.cipher,
-            secret: n.secret,
-            region: n.region,
-        }
+        n.node
     }
 }

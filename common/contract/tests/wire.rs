@@ -185,13 +185,15 @@ fn pool() {
     round_trip(
         PoolSnapshot {
             nodes: vec![PoolNode {
-                id: id(NODE),
-                name: "n1".into(),
-                host: "node.example".into(),
-                port: 8388,
-                cipher: "aes-256-gcm".into(),
-                secret: "s".into(),
-                region: None,
+                node: AssignedNode {
+                    id: id(NODE),
+                    name: "n1".into(),
+                    host: "node.example".into(),
+                    port: 8388,
+                    cipher: "aes-256-gcm".into(),
+                    secret: "s".into(),
+                    region: None,
+                },
                 groups: vec![],
                 weight: 100,
                 capacity: 1000,

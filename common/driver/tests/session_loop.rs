@@ -333,14 +333,20 @@ async fn a_client_whose_pings_go_unanswered_ends_the_session_at_the_pong_deadlin
     server_side.abort();
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_drain_sends_goaway_and_closes_once_the_last_stream_is_gone() {
+/// A server session with default settings and a client peer whose one stream it accepted.
+async fn server_with_an_open_stream() -> (ServerHandle, Peer, StreamId) {
     let (server, client) = ws_pair().await;
     let handle = spawn_server(server, DriverConfig::default(), 0);
     let mut peer = Peer::connect(client).await;
     let id = peer.open();
     peer.flush().await;
     assert_eq!(peer.next().await, Ok(Event::StreamAccepted(id)));
+    (handle, peer, id)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drain_sends_goaway_and_closes_once_the_last_stream_is_gone() {
+    let (handle, mut peer, id) = server_with_an_open_stream().await;
     handle
         .cmds
         .send(Cmd::Drain(Duration::from_secs(60)))
@@ -360,12 +366,7 @@ async fn a_drain_sends_goaway_and_closes_once_the_last_stream_is_gone() {
 
 #[tokio::test(start_paused = true)]
 async fn a_drain_ends_the_session_at_its_deadline_when_streams_remain() {
-    let (server, client) = ws_pair().await;
-    let handle = spawn_server(server, DriverConfig::default(), 0);
-    let mut peer = Peer::connect(client).await;
-    let id = peer.open();
-    peer.flush().await;
-    assert_eq!(peer.next().await, Ok(Event::StreamAccepted(id)));
+    let (handle, mut peer, _) = server_with_an_open_stream().await;
     let started = Instant::now();
     handle
         .cmds

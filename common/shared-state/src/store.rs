@@ -32,6 +32,8 @@ pub enum StoreError {
 /// Shorthand for store results.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+// Each backend (`memory.rs`, `redis_store/`) implements every method with these signatures; the
+// repeated signatures are the trait's, the bodies share nothing.
 /// State shared by every gateway (and read by the control plane). Every operation is atomic on
 /// its own; the contract tests in `tests/contract.rs` pin the semantics both implementations
 /// share.

@@ -20,7 +20,16 @@ pub mod subscriptions;
 pub mod users;
 pub mod validate;
 
+use serde::{Deserialize, Deserializer};
+
 pub use error::{DomainError, DomainResult};
+
+/// For PATCH fields that may be set to `null`: absent = `None`, `null` = `Some(None)`.
+pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
 
 /// Runs CPU-heavy work (argon2) off the async workers.
 pub async fn blocking<T: Send + 'static>(

@@ -1,6 +1,8 @@
 //! Pool nodes: adding one field by field or from an Outline access key, changing one; every
 //! address and credential checked with a precise message.
 
+use serde::Deserialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::regions::region_code;
@@ -29,46 +31,72 @@ pub const MAX_SECRET: usize = 1024;
 /// Longest access key accepted.
 pub const MAX_ACCESS_KEY: usize = 4096;
 
-/// A node given field by field.
-#[derive(Clone, Debug)]
+// The request bodies of the admin API (`CreateNode`, `ImportNode`, `UpdateNode` in its OpenAPI
+// document) are these types themselves: one definition for the HTTP API and the CLI. Plain
+// comments on the types, as a doc comment would become the schema's description.
+
+// A node given field by field.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = CreateNode)]
 pub struct NodeInput {
+    /// 1 to 64 characters.
     pub name: String,
+    /// IPv4 or IPv6 address (brackets optional) or domain name.
     pub host: String,
+    /// 1 to 65535.
     pub port: i64,
+    /// One of the supported AEAD ciphers (e.g. `chacha20-ietf-poly1305`).
     pub cipher: String,
+    /// Password, or base64 key of the cipher's length for `2022-blake3-*`. Never returned.
     pub secret: String,
     /// Region code or id.
     pub region: Option<String>,
+    /// Node group ids.
+    #[serde(default)]
     pub groups: Vec<Uuid>,
+    /// 0 to 10000 (default 100).
     pub weight: Option<i64>,
+    /// Most concurrent sessions, 0 to 1000000 (default 1000).
     pub capacity: Option<i64>,
 }
 
-/// A node given by an access key.
-#[derive(Clone, Debug)]
+// A node given by an access key.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ImportNode)]
 pub struct ImportInput {
+    /// An Outline / SIP002 key: `ss://BASE64URL(method:password)@host:port/?outline=1#name`.
     pub access_key: String,
     /// Defaults to the key's `#name`, else `host:port`.
     pub name: Option<String>,
     /// Region code or id.
     pub region: Option<String>,
+    #[serde(default)]
     pub groups: Vec<Uuid>,
     pub weight: Option<i64>,
     pub capacity: Option<i64>,
 }
 
-/// Changes to a node; `None` leaves a field as it is (`region: Some(None)` removes it).
-#[derive(Clone, Debug, Default)]
+// Changes to a node; `None` leaves a field as it is (`region: Some(None)` removes it).
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = UpdateNode)]
 pub struct NodeChanges {
     pub name: Option<String>,
     pub host: Option<String>,
     pub port: Option<i64>,
     pub cipher: Option<String>,
     pub secret: Option<String>,
+    /// Region code or id; `null` removes the region.
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<String>, nullable)]
     pub region: Option<Option<String>>,
+    /// Replaces the node's groups.
     pub groups: Option<Vec<Uuid>>,
     pub weight: Option<i64>,
     pub capacity: Option<i64>,
+    /// `draining` takes no new sessions; `disabled` is also not health-checked.
     pub status: Option<NodeStatus>,
 }
 

@@ -204,6 +204,8 @@ fn rank(role: Role) -> u8 {
     }
 }
 
+// Each extractor here and `ClientAddr` (client.rs) implements axum's `FromRequestParts`; the
+// impl headers repeat, the bodies do not.
 impl<S: Send + Sync> FromRequestParts<S> for AdminCaller
 where
     AppState: FromRef<S>,

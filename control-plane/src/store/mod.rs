@@ -38,6 +38,9 @@ pub use subscriptions::{Expiry, NewSubscription, QuotaStatus};
 pub use usage::{UsageGroupBy, UsageQuery, UsageRecordInput, UsageRow};
 pub use users::UserUpdate;
 
+// One schema in two SQL dialects (types, defaults and DDL differ between SQLite and PostgreSQL),
+// so the two folders repeat each other table by table; an applied migration never changes
+// (sqlx checks its checksum), so they are not merged or rewritten.
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 

@@ -10,6 +10,8 @@ use super::row::RowExt;
 use super::{ConflictKind, Result, Store, StoreError};
 use crate::model::{now_ms, Plan, ResetStrategy};
 
+// Not `model::Plan` minus its id: that is the stored row as the API shows it (region codes,
+// `created_at`), this is what a caller gives (region ids); the shared fields are the plan's terms.
 /// A plan to create.
 #[derive(Clone, Debug)]
 pub struct NewPlan {

@@ -11,6 +11,8 @@ use super::row::RowExt;
 use super::{map_rows, Backend, Conflict, ConflictKind, Result, Store, StoreError};
 use crate::model::{now_ms, Millis, Session};
 
+// Not `model::Session` minus its server-set fields: this carries the limit to enforce at the
+// start, the stored row carries times, usage and the end; the ids they share are the session's.
 /// A session a gateway starts.
 #[derive(Clone, Debug)]
 pub struct NewSession {

@@ -106,6 +106,18 @@ impl TestApp {
             .bearer_auth(&self.gateway_token)
     }
 
+    /// The Prometheus text the service exposes (no authentication).
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {
             running.stop().await;

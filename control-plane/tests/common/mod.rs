@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod nodes;
 
 /// Runs each named `async fn(&TestApp)` as two tests: `NAME::sqlite` and `NAME::postgres` (the
 /// real server; unreachable fails the run). The test file imports `TestApp`.

@@ -50,6 +50,16 @@ pub async fn start_ss_server(
     Ok((addr, tokio::spawn(server.run())))
 }
 
+/// Starts a TCP-only Shadowsocks server on a free local port; returns its address.
+pub async fn start_local_ss_server(
+    cipher: CipherKind,
+    password: &str,
+) -> (SocketAddr, JoinHandle<std::io::Result<()>>) {
+    start_ss_server("127.0.0.1:0".parse().unwrap(), cipher, password)
+        .await
+        .unwrap()
+}
+
 /// Rebinds a stopped server's port, retrying briefly (the old listener may still be closing).
 pub async fn restart_ss_server(
     addr: SocketAddr,

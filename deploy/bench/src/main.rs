@@ -19,8 +19,8 @@ use anyhow::Context;
 use clap::Parser;
 
 use crate::origin::Origin;
-use crate::paths::{BenchPath, Certificate, Shadowsocks};
-use crate::procs::{free_port, Process};
+use crate::paths::{BenchPath, Certificate, Setup, Shadowsocks};
+use crate::procs::{free_port, spawn_listening, Process};
 use crate::report::{PathResults, Run};
 use crate::tools::{HttvpsBins, Tools};
 
@@ -154,9 +154,15 @@ fn main() -> anyhow::Result<()> {
             start_embedded_node(&ss, dir, &mut procs)?
         }
     };
+    let setup = Setup {
+        ss: &ss,
+        node,
+        cert: &cert,
+        dir,
+    };
     match (&tools.sslocal, &tools.ssserver) {
         (Some(sslocal), Some(_)) => {
-            paths.push(paths::ss_alone(sslocal, &ss, node, dir, &mut procs)?);
+            paths.push(paths::ss_alone(sslocal, setup, &mut procs)?);
         }
         _ => println!(
             "ss-alone: skipped, sslocal/ssserver are not installed (the full mode installs them)"
@@ -169,9 +175,7 @@ fn main() -> anyhow::Result<()> {
                 wstunnel.display(),
                 tools::version(wstunnel)
             );
-            paths.push(paths::wstunnel_chain(
-                wstunnel, sslocal, &ss, node, &cert, dir, &mut procs,
-            )?);
+            paths.push(paths::wstunnel_chain(wstunnel, sslocal, setup, &mut procs)?);
         }
         _ => println!(
             "wstunnel: skipped, wstunnel/sslocal/ssserver are not installed (the full mode \
@@ -183,7 +187,7 @@ fn main() -> anyhow::Result<()> {
         bins.client.display(),
         bins.gateway.display()
     );
-    paths.push(paths::httvps(&bins, &ss, node, &cert, dir, &mut procs)?);
+    paths.push(paths::httvps(&bins, setup, &mut procs)?);
 
     // Every path answers before anything is timed (httvps-client opens its session here).
     for path in &paths {
@@ -222,7 +226,8 @@ fn start_embedded_node(
     procs: &mut Vec<Process>,
 ) -> anyhow::Result<(std::net::SocketAddr, u32)> {
     let addr = free_port()?;
-    let mut node = Process::spawn(
+    let pid = spawn_listening(
+        procs,
         "pool-node",
         &std::env::current_exe()?,
         &[
@@ -232,9 +237,8 @@ fn start_embedded_node(
             ss.password.clone(),
         ],
         dir,
+        addr,
+        std::time::Duration::from_secs(20),
     )?;
-    node.wait_listening(addr, std::time::Duration::from_secs(20))?;
-    let pid = node.pid();
-    procs.push(node);
     Ok((addr, pid))
 }

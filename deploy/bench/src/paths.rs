@@ -16,7 +16,7 @@ use anyhow::Context;
 use base64::Engine;
 use sha2::Digest;
 
-use crate::procs::{free_port, Process};
+use crate::procs::{free_port, spawn_listening, Process};
 use crate::tools::HttvpsBins;
 
 const READY: Duration = Duration::from_secs(20);
@@ -72,6 +72,30 @@ pub struct Shadowsocks {
     pub password: String,
 }
 
+impl Shadowsocks {
+    /// The arguments `ssserver` and `sslocal` both take for the server at `server`.
+    fn server_args(&self, server: SocketAddr) -> Vec<String> {
+        vec![
+            s("-s"),
+            server.to_string(),
+            s("-m"),
+            self.cipher.clone(),
+            s("-k"),
+            self.password.clone(),
+        ]
+    }
+}
+
+/// What the paths are built on: the Shadowsocks settings, the pool node (address and pid), the
+/// certificate of the WSS servers and the folder for logs.
+#[derive(Clone, Copy, Debug)]
+pub struct Setup<'a> {
+    pub ss: &'a Shadowsocks,
+    pub node: (SocketAddr, u32),
+    pub cert: &'a Certificate,
+    pub dir: &'a Path,
+}
+
 /// A self-signed certificate for `localhost` and `127.0.0.1` in PEM files, and the SHA-256 of
 /// its DER (the `fp` of an httvps link).
 #[derive(Debug)]
@@ -111,22 +135,15 @@ pub fn start_pool_node(
     procs: &mut Vec<Process>,
 ) -> anyhow::Result<(SocketAddr, u32)> {
     let addr = free_port()?;
-    let mut node = Process::spawn(
+    let pid = spawn_listening(
+        procs,
         "ssserver",
         ssserver,
-        &[
-            s("-s"),
-            addr.to_string(),
-            s("-m"),
-            ss.cipher.clone(),
-            s("-k"),
-            ss.password.clone(),
-        ],
+        &ss.server_args(addr),
         dir,
+        addr,
+        READY,
     )?;
-    node.wait_listening(addr, READY)?;
-    let pid = node.pid();
-    procs.push(node);
     Ok((addr, pid))
 }
 
@@ -140,40 +157,30 @@ fn start_sslocal(
     procs: &mut Vec<Process>,
 ) -> anyhow::Result<(SocketAddr, u32)> {
     let socks = free_port()?;
-    let mut local = Process::spawn(
+    let pid = spawn_listening(
+        procs,
         role,
         sslocal,
-        &[
-            s("-b"),
-            socks.to_string(),
-            s("-s"),
-            server.to_string(),
-            s("-m"),
-            ss.cipher.clone(),
-            s("-k"),
-            ss.password.clone(),
-        ],
+        &[vec![s("-b"), socks.to_string()], ss.server_args(server)].concat(),
         dir,
+        socks,
+        READY,
     )?;
-    local.wait_listening(socks, READY)?;
-    let pid = local.pid();
-    procs.push(local);
     Ok((socks, pid))
 }
 
 /// curl → sslocal → ssserver.
 pub fn ss_alone(
     sslocal: &Path,
-    ss: &Shadowsocks,
-    node: (SocketAddr, u32),
-    dir: &Path,
+    setup: Setup<'_>,
     procs: &mut Vec<Process>,
 ) -> anyhow::Result<BenchPath> {
-    let (socks, local) = start_sslocal("sslocal", sslocal, ss, node.0, dir, procs)?;
+    let (socks, local) =
+        start_sslocal("sslocal", sslocal, setup.ss, setup.node.0, setup.dir, procs)?;
     Ok(BenchPath {
         name: "ss-alone",
         socks: Some(socks),
-        pids: vec![(Role::LocalProxy, local), (Role::PoolNode, node.1)],
+        pids: vec![(Role::LocalProxy, local), (Role::PoolNode, setup.node.1)],
     })
 }
 
@@ -182,45 +189,49 @@ pub fn ss_alone(
 pub fn wstunnel_chain(
     wstunnel: &Path,
     sslocal: &Path,
-    ss: &Shadowsocks,
-    node: (SocketAddr, u32),
-    cert: &Certificate,
-    dir: &Path,
+    setup: Setup<'_>,
     procs: &mut Vec<Process>,
 ) -> anyhow::Result<BenchPath> {
     let wss = free_port()?;
-    let mut server = Process::spawn(
+    let server_pid = spawn_listening(
+        procs,
         "wstunnel-server",
         wstunnel,
         &[
             s("server"),
             s("--tls-certificate"),
-            cert.cert.display().to_string(),
+            setup.cert.cert.display().to_string(),
             s("--tls-private-key"),
-            cert.key.display().to_string(),
+            setup.cert.key.display().to_string(),
             format!("wss://{wss}"),
         ],
-        dir,
+        setup.dir,
+        wss,
+        READY,
     )?;
-    server.wait_listening(wss, READY)?;
-    let server_pid = server.pid();
-    procs.push(server);
     let forward = free_port()?;
-    let mut client = Process::spawn(
+    let client_pid = spawn_listening(
+        procs,
         "wstunnel-client",
         wstunnel,
         &[
             s("client"),
             s("-L"),
-            format!("tcp://{forward}:{}", node.0),
+            format!("tcp://{forward}:{}", setup.node.0),
             format!("wss://{wss}"),
         ],
-        dir,
+        setup.dir,
+        forward,
+        READY,
     )?;
-    client.wait_listening(forward, READY)?;
-    let client_pid = client.pid();
-    procs.push(client);
-    let (socks, local) = start_sslocal("sslocal-chain", sslocal, ss, forward, dir, procs)?;
+    let (socks, local) = start_sslocal(
+        "sslocal-chain",
+        sslocal,
+        setup.ss,
+        forward,
+        setup.dir,
+        procs,
+    )?;
     Ok(BenchPath {
         name: "wstunnel",
         socks: Some(socks),
@@ -228,7 +239,7 @@ pub fn wstunnel_chain(
             (Role::LocalProxy, local),
             (Role::TunnelClient, client_pid),
             (Role::TunnelServer, server_pid),
-            (Role::PoolNode, node.1),
+            (Role::PoolNode, setup.node.1),
         ],
     })
 }
@@ -237,18 +248,16 @@ pub fn wstunnel_chain(
 /// `ss://` node, private targets allowed since nginx is on loopback) → ssserver.
 pub fn httvps(
     bins: &HttvpsBins,
-    ss: &Shadowsocks,
-    node: (SocketAddr, u32),
-    cert: &Certificate,
-    dir: &Path,
+    setup: Setup<'_>,
     procs: &mut Vec<Process>,
 ) -> anyhow::Result<BenchPath> {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let path = format!("/{}", b64.encode(rand::random::<[u8; 24]>()));
     let token = b64.encode(rand::random::<[u8; 24]>());
-    let userinfo = b64.encode(format!("{}:{}", ss.cipher, ss.password));
+    let userinfo = b64.encode(format!("{}:{}", setup.ss.cipher, setup.ss.password));
     let listen = free_port()?;
-    let mut gateway = Process::spawn(
+    let gateway_pid = spawn_listening(
+        procs,
         "httvps-gateway",
         &bins.gateway,
         &[
@@ -258,28 +267,28 @@ pub fn httvps(
             s("--path"),
             path.clone(),
             s("--tls-cert"),
-            cert.cert.display().to_string(),
+            setup.cert.cert.display().to_string(),
             s("--tls-key"),
-            cert.key.display().to_string(),
+            setup.cert.key.display().to_string(),
             s("--dev-device"),
             format!("bench:{token}"),
             s("--node"),
-            format!("ss://{userinfo}@{}#bench", node.0),
+            format!("ss://{userinfo}@{}#bench", setup.node.0),
             s("--allow-private-targets"),
         ],
-        dir,
+        setup.dir,
+        listen,
+        READY,
     )?;
-    gateway.wait_listening(listen, READY)?;
-    let gateway_pid = gateway.pid();
-    procs.push(gateway);
     let socks = free_port()?;
     let link = format!(
         "httvps://bench:{token}@{}:{}{path}?fp={}",
         listen.ip(),
         listen.port(),
-        cert.fingerprint
+        setup.cert.fingerprint
     );
-    let mut client = Process::spawn(
+    let client_pid = spawn_listening(
+        procs,
         "httvps-client",
         &bins.client,
         &[
@@ -289,20 +298,18 @@ pub fn httvps(
             socks.to_string(),
             s("--no-http"),
         ],
-        dir,
-    )?;
-    client
-        .wait_listening(socks, READY)
-        .context("httvps-client")?;
-    let client_pid = client.pid();
-    procs.push(client);
+        setup.dir,
+        socks,
+        READY,
+    )
+    .context("httvps-client")?;
     Ok(BenchPath {
         name: "httvps",
         socks: Some(socks),
         pids: vec![
             (Role::LocalProxy, client_pid),
             (Role::TunnelServer, gateway_pid),
-            (Role::PoolNode, node.1),
+            (Role::PoolNode, setup.node.1),
         ],
     })
 }

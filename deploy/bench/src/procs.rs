@@ -17,6 +17,24 @@ pub struct Process {
     log: PathBuf,
 }
 
+/// Starts `program args` (as [`Process::spawn`]), waits until it listens on `addr` and keeps it
+/// in `procs` (stopped when they are dropped); returns its pid.
+pub fn spawn_listening(
+    procs: &mut Vec<Process>,
+    role: &'static str,
+    program: &Path,
+    args: &[String],
+    dir: &Path,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> anyhow::Result<u32> {
+    let mut process = Process::spawn(role, program, args, dir)?;
+    process.wait_listening(addr, timeout)?;
+    let pid = process.pid();
+    procs.push(process);
+    Ok(pid)
+}
+
 impl Process {
     /// Starts `program args`, stdout and stderr into `dir/<role>.log`, with no `HTTVPS_*`,
     /// `REDIS_URL` or `RUST_LOG` from the benchmark's own environment.

@@ -12,6 +12,9 @@ use super::values::{
 };
 use crate::control_plane::Secret;
 
+// Every setting spells out its own `#[arg(long, env = ..)]` and doc: clap's derive reads them
+// per field, so this flag table repeats one shape by design (as `ServeConfig` in the control
+// plane does).
 /// Command line and environment configuration of `httvps-gateway`.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "httvps-gateway", version, about = "HTTVPS/1 gateway")]

@@ -32,7 +32,7 @@ use uuid::Uuid;
 pub use self::error::CpError;
 use self::nodes::PoolEntry;
 pub use self::secret::Secret;
-use self::transport::{Ignored, NO_BODY};
+use self::transport::NO_BODY;
 use crate::authority::{Entitlement, Verdict};
 use crate::upstream::Node;
 use crate::GatewayError;
@@ -116,12 +116,10 @@ impl ControlPlaneClient {
             device_token: device_token.to_owned(),
             region: region.map(str::to_owned),
         };
-        let route = routes::VALIDATE_DEVICE;
         let answer = self
-            .call::<ValidateResponse>(
+            .call_route::<ValidateResponse>(
                 reqwest::Method::POST,
-                route,
-                routes::relative(route),
+                routes::VALIDATE_DEVICE,
                 Some(&body),
             )
             .await
@@ -187,12 +185,10 @@ impl ControlPlaneClient {
                 .filter_map(|id| Uuid::parse_str(id).ok())
                 .collect(),
         };
-        let route = routes::ASSIGN_NODE;
         let answer = self
-            .call::<AssignNodeResponse>(
+            .call_route::<AssignNodeResponse>(
                 reqwest::Method::POST,
-                route,
-                routes::relative(route),
+                routes::ASSIGN_NODE,
                 Some(&body),
             )
             .await?
@@ -202,21 +198,15 @@ impl ControlPlaneClient {
 
     /// `GET /v1/gateway/pool`: the usable nodes. The answer is kept for outages.
     pub async fn pool(&self) -> Result<Vec<Node>, CpError> {
-        let route = routes::POOL;
         let answer = self
-            .call::<PoolSnapshot>(
-                reqwest::Method::GET,
-                route,
-                routes::relative(route),
-                NO_BODY,
-            )
+            .call_route::<PoolSnapshot>(reqwest::Method::GET, routes::POOL, NO_BODY)
             .await?
             .ok_or_else(|| CpError::Unavailable("empty pool answer".into()))?;
         let entries: Vec<PoolEntry> = answer
             .nodes
             .into_iter()
             .filter_map(|n| {
-                let region = n.region.clone();
+                let region = n.node.region.clone();
                 nodes::to_node(n.into())
                     .ok()
                     .map(|node| PoolEntry { node, region })
@@ -248,15 +238,12 @@ impl ControlPlaneClient {
             node_id: node_id.and_then(|n| Uuid::parse_str(n).ok()),
             client_region: region.map(str::to_owned),
         };
-        let route = routes::START_SESSION;
-        self.call::<Ignored>(
-            reqwest::Method::POST,
-            route,
-            routes::relative(route),
-            Some(&body),
+        self.post_unread(
+            routes::START_SESSION,
+            routes::relative(routes::START_SESSION),
+            &body,
         )
         .await
-        .map(|_| ())
     }
 
     /// `POST /v1/gateway/sessions/{id}/heartbeat`.
@@ -282,27 +269,22 @@ impl ControlPlaneClient {
         let body = EndSessionRequest {
             reason: reason.clone(),
         };
-        self.call::<Ignored>(
-            reqwest::Method::POST,
+        self.post_unread(
             routes::END_SESSION,
             &routes::end_session_path(session_id),
-            Some(&body),
+            &body,
         )
         .await
-        .map(|_| ())
     }
 
     /// `POST /v1/gateway/usage`: counted once per report id, however often it is sent.
     pub async fn report_usage(&self, report: &UsageReport) -> Result<(), CpError> {
-        let route = routes::REPORT_USAGE;
-        self.call::<Ignored>(
-            reqwest::Method::POST,
-            route,
-            routes::relative(route),
-            Some(report),
+        self.post_unread(
+            routes::REPORT_USAGE,
+            routes::relative(routes::REPORT_USAGE),
+            report,
         )
         .await
-        .map(|_| ())
     }
 
     /// `POST /v1/gateway/heartbeat`: this gateway is alive, running `version`.
@@ -310,14 +292,11 @@ impl ControlPlaneClient {
         let body = GatewayHeartbeat {
             version: Some(version.to_owned()),
         };
-        let route = routes::GATEWAY_HEARTBEAT;
-        self.call::<Ignored>(
-            reqwest::Method::POST,
-            route,
-            routes::relative(route),
-            Some(&body),
+        self.post_unread(
+            routes::GATEWAY_HEARTBEAT,
+            routes::relative(routes::GATEWAY_HEARTBEAT),
+            &body,
         )
         .await
-        .map(|_| ())
     }
 }

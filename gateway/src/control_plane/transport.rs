@@ -1,7 +1,7 @@
 //! One call to the control plane: the URL, the service token, the trace context, the JSON
 //! body, and the answer sorted into success, refusal (4xx) and unavailability.
 
-use httvps_contract::Refusal;
+use httvps_contract::{routes, Refusal};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::Instrument;
@@ -10,7 +10,7 @@ use super::{ControlPlaneClient, CpError};
 
 /// A successful answer whose body the gateway does not read.
 #[derive(serde::Deserialize)]
-pub(super) struct Ignored {}
+struct Ignored {}
 
 /// A call without a body.
 pub(super) const NO_BODY: Option<&()> = None;
@@ -51,6 +51,29 @@ impl ControlPlaneClient {
             }
         }
         outcome
+    }
+
+    /// A call to a route whose path has no ids.
+    pub(super) async fn call_route<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        route: &'static str,
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> Result<Option<T>, CpError> {
+        self.call(method, route, routes::relative(route), body)
+            .await
+    }
+
+    /// A POST whose answer's body the gateway does not read.
+    pub(super) async fn post_unread(
+        &self,
+        route: &'static str,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+    ) -> Result<(), CpError> {
+        self.call::<Ignored>(reqwest::Method::POST, route, path, Some(body))
+            .await
+            .map(|_| ())
     }
 
     async fn send<T: DeserializeOwned>(

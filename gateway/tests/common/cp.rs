@@ -9,10 +9,9 @@ use httvps_control_plane::app::{start, AppState, Running};
 use httvps_control_plane::auth::token;
 use httvps_control_plane::config::ServeConfig;
 use httvps_control_plane::model::{now_ms, NodeHealth};
-use httvps_control_plane::store::{NewNode, ProbeRecord, Store, StoreOptions};
+use httvps_control_plane::store::{NewNode, Store, StoreOptions};
 use httvps_gateway::control_plane::{ControlPlaneClient, Secret};
 use httvps_gateway::Node;
-use shadowsocks::config::ServerAddr;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
@@ -20,6 +19,9 @@ use subscribe::{subscribe, Terms};
 
 #[path = "../../../control-plane/tests/common/subscribe.rs"]
 mod subscribe;
+
+#[path = "../../../control-plane/tests/common/nodes.rs"]
+mod nodes;
 
 pub struct TestCp {
     running: Mutex<Option<Running>>,
@@ -231,6 +233,17 @@ impl TestCp {
 
     /// Registers a Shadowsocks node of the test (address, cipher, key) in the pool.
     pub async fn add_node_at(&self, node: &Node, addr: SocketAddr, name: &str) -> Uuid {
+        self.add_node_in(node, addr, name, None).await
+    }
+
+    /// [`Self::add_node_at`], in `region`.
+    pub async fn add_node_in(
+        &self,
+        node: &Node,
+        addr: SocketAddr,
+        name: &str,
+        region: Option<Uuid>,
+    ) -> Uuid {
         self.store()
             .create_node(
                 "test",
@@ -240,7 +253,7 @@ impl TestCp {
                     port: addr.port(),
                     cipher: node.config.method().to_string(),
                     secret: node.config.password().to_owned(),
-                    region_id: None,
+                    region_id: region,
                     groups: vec![],
                     weight: 100,
                     capacity: 1000,
@@ -252,27 +265,23 @@ impl TestCp {
     }
 
     pub async fn add_node(&self, node: &Node, name: &str) -> Uuid {
-        let addr = match node.config.addr() {
-            ServerAddr::SocketAddr(a) => *a,
-            other => panic!("test nodes have socket addresses, not {other}"),
-        };
-        self.add_node_at(node, addr, name).await
+        self.add_node_at(node, super::node_addr(node), name).await
     }
 
     pub async fn mark(&self, node: Uuid, health: NodeHealth) {
+        nodes::mark(&self.store(), node, health).await;
+    }
+
+    /// The device's sessions, live or ended (10 at most, newest first).
+    pub async fn sessions_of(&self, device: Uuid) -> Vec<httvps_control_plane::model::Session> {
         self.store()
-            .record_probe(&ProbeRecord {
-                node_id: node,
-                at: now_ms(),
-                health,
-                consecutive_failures: 0,
-                consecutive_successes: 0,
-                latency_ms: None,
-                error: None,
-                transition: Some(health),
+            .list_sessions(&httvps_control_plane::store::SessionFilter {
+                device_id: Some(device),
+                limit: 10,
+                ..Default::default()
             })
             .await
-            .unwrap();
+            .unwrap()
     }
 
     /// Bytes counted against the user's quota.

@@ -4,9 +4,15 @@
 //! it over real TLS (pinned to the fingerprint) and a real WebSocket.
 #![allow(dead_code)]
 
+#[path = "../../../common/test-support/echo.rs"]
+mod echo;
+#[allow(unused_imports)] // Not every test binary sending through the gateway echoes.
+pub use echo::echo_server;
 pub mod cp;
 pub mod nginx;
 pub mod nginx_front;
+#[path = "../../../common/test-support/ports.rs"]
+pub mod ports;
 pub mod wait;
 
 use std::collections::HashMap;
@@ -18,6 +24,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use httvps_driver::hello::HelloFailure;
 use httvps_driver::{App, Core, DriverConfig, Outcome};
+use httvps_gateway::control_plane::ControlPlaneClient;
 use httvps_gateway::entitlements::EntitlementCache;
 use httvps_gateway::{
     Backends, Gateway, GatewayConfig, Node, StaticAuthority, StaticNodes, TlsSource,
@@ -52,11 +59,7 @@ pub type Ws = WebSocketStream<TlsStream<TcpStream>>;
 /// A Shadowsocks server (TCP and UDP on the same port) running in this process.
 pub async fn start_node() -> Node {
     for _ in 0..20 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = ports::free_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let mut cfg =
             ServerConfig::new(addr, "node-password-1", CipherKind::CHACHA20_POLY1305).unwrap();
@@ -77,13 +80,39 @@ pub async fn start_node() -> Node {
     panic!("no free port for the Shadowsocks node");
 }
 
+/// The address of a node of the test.
+pub fn node_addr(node: &Node) -> SocketAddr {
+    match node.config.addr() {
+        shadowsocks::config::ServerAddr::SocketAddr(a) => *a,
+        other => panic!("test nodes have socket addresses, not {other}"),
+    }
+}
+
+/// A TCP forwarder to `to` that counts the connections it carries (so a test sees which node a
+/// stream went through).
+pub async fn counting_forwarder(
+    to: SocketAddr,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (addr, count)
+}
+
 /// A node address nothing listens on (for failover tests).
 pub fn dead_node() -> Node {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = ports::free_port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut cfg = ServerConfig::new(addr, "x", CipherKind::CHACHA20_POLY1305).unwrap();
     cfg.set_mode(Mode::TcpAndUdp);
@@ -92,22 +121,6 @@ pub fn dead_node() -> Node {
         name: "dead".into(),
         config: Arc::new(cfg),
     }
-}
-
-/// A TCP echo server.
-pub async fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-                let _ = w.shutdown().await;
-            });
-        }
-    });
-    addr
 }
 
 /// A server that greets every connection with `len` bytes of a deterministic pattern, then
@@ -233,6 +246,18 @@ impl TestGateway {
         cp: &Arc<cp::TestCp>,
         gateway_token: &str,
     ) -> TestGateway {
+        Self::start_keeping_client(config, cp, gateway_token)
+            .await
+            .0
+    }
+
+    /// [`Self::start_with_cp`], and the gateway's control-plane client (to see its pool
+    /// snapshot).
+    pub async fn start_keeping_client(
+        config: GatewayConfig,
+        cp: &Arc<cp::TestCp>,
+        gateway_token: &str,
+    ) -> (TestGateway, Arc<ControlPlaneClient>) {
         let tls = Arc::new(TlsSource::self_signed(&["localhost".into()]).unwrap());
         let client = cp.client(gateway_token, config.control_plane_timeout);
         let cache = EntitlementCache::new(client.clone(), config.cache_limits());
@@ -242,19 +267,20 @@ impl TestGateway {
             Backends {
                 authority: Arc::new(cache.clone()),
                 nodes: client.clone(),
-                control_plane: Some(client),
+                control_plane: Some(client.clone()),
             },
         )
         .await
         .unwrap();
-        TestGateway {
+        let gw = TestGateway {
             gateway,
             node: dead_node(),
             device: String::new(),
             token: Vec::new(),
             cache: Some(cache),
             cp: Some(cp.clone()),
-        }
+        };
+        (gw, client)
     }
 
     /// Data-path only: the development authority and a fixed node, no control plane.

@@ -11,6 +11,8 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
+use super::ports::free_port;
+
 pub const NGINX: &str = "/usr/sbin/nginx";
 
 pub struct Nginx {
@@ -24,12 +26,25 @@ pub struct Nginx {
     pub fingerprint: String,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// nginx's command line for a server living in `prefix`: its `nginx.conf` and `error.log` there.
+pub fn prefix_args(prefix: &Path) -> [std::ffi::OsString; 6] {
+    [
+        "-p".into(),
+        prefix.into(),
+        "-c".into(),
+        prefix.join("nginx.conf").into(),
+        "-e".into(),
+        prefix.join("error.log").into(),
+    ]
+}
+
+/// The `http` block's directives that keep nginx's temporary files in `tmp`.
+pub fn temp_paths(tmp: &Path) -> String {
+    let t = tmp.display();
+    format!(
+        "client_body_temp_path {t}/body;\n  proxy_temp_path {t}/proxy;\n  \
+         fastcgi_temp_path {t}/fastcgi;\n  uwsgi_temp_path {t}/uwsgi;\n  scgi_temp_path {t}/scgi;"
+    )
 }
 
 fn write_site(root: &Path) {
@@ -65,6 +80,7 @@ impl Nginx {
         let fingerprint = httvps_gateway::tls::fingerprint(cert.cert.der());
         let (http, tls) = (free_port(), free_port());
         let p = d.display();
+        let temp_paths = temp_paths(&d.join("tmp"));
         // absolute_redirect off: the fallback listener is plain HTTP on another port, so an
         // absolute Location would name the wrong scheme and port (docs/operations.md).
         let conf = format!(
@@ -72,9 +88,7 @@ impl Nginx {
              events {{ worker_connections 256; }}\n\
              http {{\n  access_log off;\n  include /etc/nginx/mime.types;\n\
                default_type application/octet-stream;\n\
-               client_body_temp_path {p}/tmp/body;\n  proxy_temp_path {p}/tmp/proxy;\n\
-               fastcgi_temp_path {p}/tmp/fastcgi;\n  uwsgi_temp_path {p}/tmp/uwsgi;\n\
-               scgi_temp_path {p}/tmp/scgi;\n\
+               {temp_paths}\n\
                {http_directives}\n\
                ssl_protocols TLSv1.2 TLSv1.3;\n  ssl_prefer_server_ciphers on;\n\
                server {{\n    listen 127.0.0.1:{http};\n    listen 127.0.0.1:{tls} ssl;\n\
@@ -84,12 +98,7 @@ impl Nginx {
         );
         std::fs::write(d.join("nginx.conf"), conf).unwrap();
         let child = Command::new(NGINX)
-            .arg("-p")
-            .arg(d)
-            .arg("-c")
-            .arg(d.join("nginx.conf"))
-            .arg("-e")
-            .arg(d.join("error.log"))
+            .args(prefix_args(d))
             .arg("-g")
             .arg("daemon off;")
             .stdout(Stdio::null())

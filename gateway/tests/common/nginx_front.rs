@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
+use super::ports::free_port;
+
 /// What stands in nginx's `upstream httvps_gateway`.
 pub enum Upstream {
     /// The gateway's plain TCP listener; nginx connects from `bind` (its `proxy_bind`).
@@ -30,14 +32,6 @@ pub struct Nginx {
 
 fn binary() -> String {
     std::env::var("HTTVPS_NGINX").unwrap_or_else(|_| "/usr/sbin/nginx".into())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn repo_file(relative: &str) -> PathBuf {
@@ -96,14 +90,12 @@ impl Nginx {
             Upstream::Tcp { gateway, bind } => (gateway.to_string(), format!("proxy_bind {bind};")),
             Upstream::Unix(path) => (format!("unix:{}", path.display()), String::new()),
         };
-        let tmp = root.join("tmp").display().to_string();
+        let temp_paths = super::nginx::temp_paths(&root.join("tmp"));
         let conf = format!(
             "daemon off;\nworker_processes 1;\nuser root root;\npid {pid};\n\
              error_log {log} info;\nevents {{ worker_connections 256; }}\n\
              http {{\n  include /etc/nginx/mime.types;\n  default_type application/octet-stream;\n\
-             access_log off;\n  client_body_temp_path {tmp}/body;\n  proxy_temp_path {tmp}/proxy;\n\
-             fastcgi_temp_path {tmp}/fastcgi;\n  uwsgi_temp_path {tmp}/uwsgi;\n\
-             scgi_temp_path {tmp}/scgi;\n  {bind}\n\
+             access_log off;\n  {temp_paths}\n  {bind}\n\
              upstream httvps_gateway {{ server {server}; }}\n  include {site};\n}}\n",
             pid = root.join("nginx.pid").display(),
             log = root.join("error.log").display(),
@@ -111,12 +103,7 @@ impl Nginx {
         );
         std::fs::write(root.join("nginx.conf"), conf).unwrap();
         let child = Command::new(binary())
-            .arg("-p")
-            .arg(root)
-            .arg("-c")
-            .arg(root.join("nginx.conf"))
-            .arg("-e")
-            .arg(root.join("error.log"))
+            .args(super::nginx::prefix_args(root))
             .spawn()
             .expect("starting nginx (apt-get install nginx-light, or set HTTVPS_NGINX)");
         let mut nginx = Nginx {

@@ -367,12 +367,7 @@ impl Connection {
         if self.phase == Phase::Closed {
             return;
         }
-        self.datagrams.clear();
-        self.ready.clear();
-        self.streams.clear();
-        self.control
-            .push_back(Frame::Error(ErrorFrame::new(code, message)));
-        self.phase = Phase::Closed;
+        self.end_with_error(code, message);
     }
 
     /// Whether the session is draining after a GOAWAY either way and has no live streams left,
@@ -422,6 +417,11 @@ impl Connection {
     /// Ends the session because of a local decision or a peer violation.
     fn fail_with(&mut self, code: ErrorCode, message: &str) {
         self.control.clear();
+        self.end_with_error(code, message);
+    }
+
+    /// Drops the streams and what they queued, queues the ERROR frame last and closes.
+    fn end_with_error(&mut self, code: ErrorCode, message: &str) {
         self.datagrams.clear();
         self.ready.clear();
         self.streams.clear();

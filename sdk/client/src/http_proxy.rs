@@ -10,22 +10,10 @@ use tokio::net::{TcpListener, TcpStream};
 const MAX_HEAD: usize = 64 * 1024;
 
 pub async fn serve(listener: TcpListener, client: Client) {
-    loop {
-        match listener.accept().await {
-            Ok((socket, peer)) => {
-                let client = client.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = handle(socket, client).await {
-                        tracing::debug!(%peer, error = %e, "HTTP proxy connection ended");
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "HTTP proxy accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        }
-    }
+    crate::accept::serve_each(listener, client, "HTTP proxy", |socket, _, client| {
+        handle(socket, client)
+    })
+    .await;
 }
 
 async fn respond(socket: &mut TcpStream, status: &str) -> std::io::Result<()> {

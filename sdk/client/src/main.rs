@@ -1,6 +1,7 @@
 //! `httvps-client`: a local SOCKS5 proxy (CONNECT and UDP ASSOCIATE) and HTTP proxy (CONNECT and
 //! plain requests) on loopback that carry applications' traffic through httvps.
 
+mod accept;
 mod config;
 mod http_proxy;
 mod socks5;

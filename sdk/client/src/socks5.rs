@@ -47,22 +47,7 @@ fn reply_for(e: &Error) -> Reply {
 
 /// Accepts SOCKS5 clients until the listener fails.
 pub async fn serve(listener: TcpListener, client: Client) {
-    loop {
-        match listener.accept().await {
-            Ok((socket, peer)) => {
-                let client = client.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = handle(socket, peer, client).await {
-                        tracing::debug!(%peer, error = %e, "SOCKS5 connection ended");
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "SOCKS5 accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        }
-    }
+    crate::accept::serve_each(listener, client, "SOCKS5", handle).await;
 }
 
 async fn handle(mut socket: TcpStream, peer: SocketAddr, client: Client) -> std::io::Result<()> {

@@ -17,6 +17,14 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+#[path = "../../../common/test-support/ports.rs"]
+mod ports;
+use ports::free_port;
+
+#[path = "../../../common/test-support/gateway_bin.rs"]
+mod gateway_bin;
+use gateway_bin::{build_gateway, gateway_command};
+
 const SIZE: usize = 30 * 1024 * 1024;
 /// curl's receive rate: a 30 MiB download takes about 5 s, so it is mid-way at the GOAWAY.
 const RATE: &str = "6M";
@@ -64,14 +72,6 @@ async fn web_server() -> SocketAddr {
     addr
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// 128 random bits in hex.
 fn random_hex() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -81,31 +81,10 @@ fn random_hex() -> String {
 /// of the workspace, so Cargo gives this test no path to it) next to this test's own target
 /// directory.
 fn gateway_binary() -> PathBuf {
-    if let Some(binary) = std::env::var_os("HTTVPS_GATEWAY_BIN") {
-        return PathBuf::from(binary);
+    match std::env::var_os("HTTVPS_GATEWAY_BIN") {
+        Some(binary) => PathBuf::from(binary),
+        None => build_gateway(),
     }
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/drain-<hash>
-    let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
-    let mut build = Command::new(env!("CARGO"));
-    build
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "httvps-gateway",
-            "--bin",
-            "httvps-gateway",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if profile_dir.ends_with("release") {
-        build.arg("--release");
-    }
-    let status = build.status().expect("cargo runs");
-    assert!(status.success(), "building httvps-gateway");
-    let binary = profile_dir.join("httvps-gateway");
-    assert!(binary.exists(), "{} exists", binary.display());
-    binary
 }
 
 /// A child process killed (and reaped) when the test ends, whatever happened.
@@ -190,12 +169,7 @@ async fn start_gateway_binary(stack: &LocalStack, extra_env: &[(&str, &str)]) ->
         .await
         .unwrap();
     let path = format!("/{}", random_hex());
-    let mut command = Command::new(gateway_binary());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HTTVPS_GATEWAY_") || key.starts_with("OTEL_") {
-            command.env_remove(key);
-        }
-    }
+    let mut command = gateway_command(&gateway_binary());
     command
         .args(["--listen", "127.0.0.1:0"])
         .args(["--metrics-listen", "127.0.0.1:0"])

@@ -14,6 +14,10 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 
+#[path = "../../../common/test-support/ports.rs"]
+mod ports;
+use ports::free_port;
+
 const SIZE: usize = 50 * 1024 * 1024;
 
 fn pattern(len: usize) -> Vec<u8> {
@@ -102,14 +106,6 @@ async fn dns_server() -> SocketAddr {
         }
     });
     addr
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct ClientProcess(Child);

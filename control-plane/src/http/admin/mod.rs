@@ -26,7 +26,6 @@ use axum::http::request::Parts;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
 use utoipa::OpenApi;
 
 use super::extract::{AdminCaller, ApiJson};
@@ -34,10 +33,10 @@ use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::model::Role;
 
-pub use crate::domain::blocking;
 pub use crate::domain::validate::{
     email, free_text, int_in, shown, text, MAX_DESCRIPTION, MAX_NAME,
 };
+pub use crate::domain::{blocking, nullable};
 
 /// Most rows a list returns.
 pub const MAX_LIMIT: i64 = 1000;
@@ -317,13 +316,6 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonOrEmp
             ))
         }
     }
-}
-
-/// For PATCH fields that may be set to `null`: absent = `None`, `null` = `Some(None)`.
-pub fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A list limit: 1..=1000, 100 when absent.

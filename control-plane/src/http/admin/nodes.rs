@@ -9,77 +9,18 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{limit, nullable, Operator};
+use super::{limit, Operator};
 use crate::app::AppState;
 use crate::domain;
-use crate::domain::nodes::{ImportInput, NodeChanges, NodeInput};
 use crate::error::ApiResult;
 use crate::http::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
 use crate::model::{HealthEvent, Millis, Node, NodeHealth, NodeStatus};
 
 pub use crate::domain::nodes::{
+    ImportInput as ImportNode, NodeChanges as UpdateNode, NodeInput as CreateNode,
     DEFAULT_CAPACITY, DEFAULT_WEIGHT, MAX_ACCESS_KEY, MAX_CAPACITY, MAX_GROUPS, MAX_SECRET,
     MAX_WEIGHT,
 };
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateNode {
-    /// 1 to 64 characters.
-    pub name: String,
-    /// IPv4 or IPv6 address (brackets optional) or domain name.
-    pub host: String,
-    /// 1 to 65535.
-    pub port: i64,
-    /// One of the supported AEAD ciphers (e.g. `chacha20-ietf-poly1305`).
-    pub cipher: String,
-    /// Password, or base64 key of the cipher's length for `2022-blake3-*`. Never returned.
-    pub secret: String,
-    /// Region code or id.
-    pub region: Option<String>,
-    /// Node group ids.
-    #[serde(default)]
-    pub groups: Vec<Uuid>,
-    /// 0 to 10000 (default 100).
-    pub weight: Option<i64>,
-    /// Most concurrent sessions, 0 to 1000000 (default 1000).
-    pub capacity: Option<i64>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ImportNode {
-    /// An Outline / SIP002 key: `ss://BASE64URL(method:password)@host:port/?outline=1#name`.
-    pub access_key: String,
-    /// Defaults to the key's `#name`, else `host:port`.
-    pub name: Option<String>,
-    /// Region code or id.
-    pub region: Option<String>,
-    #[serde(default)]
-    pub groups: Vec<Uuid>,
-    pub weight: Option<i64>,
-    pub capacity: Option<i64>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateNode {
-    pub name: Option<String>,
-    pub host: Option<String>,
-    pub port: Option<i64>,
-    pub cipher: Option<String>,
-    pub secret: Option<String>,
-    /// Region code or id; `null` removes the region.
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, nullable)]
-    pub region: Option<Option<String>>,
-    /// Replaces the node's groups.
-    pub groups: Option<Vec<Uuid>>,
-    pub weight: Option<i64>,
-    pub capacity: Option<i64>,
-    /// `draining` takes no new sessions; `disabled` is also not health-checked.
-    pub status: Option<NodeStatus>,
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +30,8 @@ pub struct HealthQuery {
     pub limit: Option<i64>,
 }
 
+// The health fields of `model::Node` under `node_id`, plus the history: a view of the node for
+// this route; sharing a struct with `Node` would change the node's JSON and every user of it.
 /// A node's health now and its history of state changes, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NodeHealthReport {
@@ -111,20 +54,9 @@ pub async fn create_node(
     Operator(caller): Operator,
     ApiJson(req): ApiJson<CreateNode>,
 ) -> ApiResult<(StatusCode, Json<Node>)> {
-    let input = NodeInput {
-        name: req.name,
-        host: req.host,
-        port: req.port,
-        cipher: req.cipher,
-        secret: req.secret,
-        region: req.region,
-        groups: req.groups,
-        weight: req.weight,
-        capacity: req.capacity,
-    };
     Ok((
         StatusCode::CREATED,
-        Json(domain::nodes::create(&state, &caller.actor(), input).await?),
+        Json(domain::nodes::create(&state, &caller.actor(), req).await?),
     ))
 }
 
@@ -136,17 +68,9 @@ pub async fn import_node(
     Operator(caller): Operator,
     ApiJson(req): ApiJson<ImportNode>,
 ) -> ApiResult<(StatusCode, Json<Node>)> {
-    let input = ImportInput {
-        access_key: req.access_key,
-        name: req.name,
-        region: req.region,
-        groups: req.groups,
-        weight: req.weight,
-        capacity: req.capacity,
-    };
     Ok((
         StatusCode::CREATED,
-        Json(domain::nodes::import(&state, &caller.actor(), input).await?),
+        Json(domain::nodes::import(&state, &caller.actor(), req).await?),
     ))
 }
 
@@ -179,20 +103,8 @@ pub async fn update_node(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<UpdateNode>,
 ) -> ApiResult<Json<Node>> {
-    let changes = NodeChanges {
-        name: req.name,
-        host: req.host,
-        port: req.port,
-        cipher: req.cipher,
-        secret: req.secret,
-        region: req.region,
-        groups: req.groups,
-        weight: req.weight,
-        capacity: req.capacity,
-        status: req.status,
-    };
     Ok(Json(
-        domain::nodes::update(&state, &caller.actor(), id, changes).await?,
+        domain::nodes::update(&state, &caller.actor(), id, req).await?,
     ))
 }
 

@@ -11,7 +11,7 @@ use crate::app::AppState;
 use crate::config::AssignStrategy;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJsonAnyText, GatewayCaller};
-use crate::model::{now_ms, NodeHealth};
+use crate::model::{now_ms, Node, NodeHealth};
 use crate::node_pool::PoolView;
 use crate::pool::{assign, AssignError, AssignRequest, Strategy};
 use crate::shared;
@@ -96,16 +96,21 @@ pub async fn assign_node(
     metrics::counter!("httvps_cp_node_assignments_total", "result" => "assigned").increment(1);
     tracing::Span::current().record("httvps.node.id", tracing::field::display(chosen));
     Ok(Json(AssignNodeResponse {
-        node: AssignedNode {
-            id: node.id,
-            name: node.name.clone(),
-            host: node.host.clone(),
-            port: node.port,
-            cipher: node.cipher.clone(),
-            secret: node.secret.clone(),
-            region: view.region_of(node),
-        },
+        node: assigned(&view, node),
     }))
+}
+
+/// A node as a gateway needs it to relay through it.
+fn assigned(view: &PoolView, node: &Node) -> AssignedNode {
+    AssignedNode {
+        id: node.id,
+        name: node.name.clone(),
+        host: node.host.clone(),
+        port: node.port,
+        cipher: node.cipher.clone(),
+        secret: node.secret.clone(),
+        region: view.region_of(node),
+    }
 }
 
 /// The active nodes that are not known to be unhealthy, with their live load.
@@ -122,13 +127,7 @@ pub async fn pool_snapshot(
         .filter_map(|c| {
             let n = view.nodes.get(&c.id)?;
             Some(PoolNode {
-                id: n.id,
-                name: n.name.clone(),
-                host: n.host.clone(),
-                port: n.port,
-                cipher: n.cipher.clone(),
-                secret: n.secret.clone(),
-                region: view.region_of(n),
+                node: assigned(&view, n),
                 groups: n.groups.clone(),
                 weight: n.weight,
                 capacity: n.capacity,
@@ -141,6 +140,11 @@ pub async fn pool_snapshot(
             })
         })
         .collect();
-    nodes.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    nodes.sort_by(|a, b| {
+        a.node
+            .name
+            .cmp(&b.node.name)
+            .then(a.node.id.cmp(&b.node.id))
+    });
     Ok(Json(PoolSnapshot { nodes }))
 }

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -12,14 +12,16 @@ use std::time::{Duration, Instant};
 
 use httvps_probe::run::{ProbeResult, Settings, Verdict};
 
+#[path = "../../../../common/test-support/ports.rs"]
+mod ports;
+pub use ports::free_port;
+
+#[path = "../../../../common/test-support/gateway_bin.rs"]
+mod gateway_bin;
+use gateway_bin::{build_gateway, gateway_command};
+
 pub const NGINX: &str = "/usr/sbin/nginx";
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A port nothing listens on right now (nginx cannot be told to bind port 0 and report it).
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    l.local_addr().expect("local addr").port()
-}
 
 /// Waits until `addr` accepts connections.
 pub fn wait_listening(addr: SocketAddr) {
@@ -210,7 +212,7 @@ impl Drop for Nginx {
     }
 }
 
-/// The gateway binary: `$HTTVPS_PROBE_GATEWAY_BIN`, or the workspace's debug build (built once
+/// The gateway binary: `$HTTVPS_PROBE_GATEWAY_BIN`, or the workspace's build in the test's profile (built once
 /// per test run with the cargo that runs the tests).
 pub fn gateway_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -218,30 +220,7 @@ pub fn gateway_binary() -> PathBuf {
         if let Some(bin) = std::env::var_os("HTTVPS_PROBE_GATEWAY_BIN") {
             return PathBuf::from(bin);
         }
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let status = Command::new(cargo)
-            .current_dir(&workspace)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "httvps-gateway",
-                "--bin",
-                "httvps-gateway",
-            ])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "cargo build -p httvps-gateway failed");
-        // This test runs as target/debug/deps/<test>; the binary is target/debug/httvps-gateway.
-        let exe = std::env::current_exe().expect("test executable path");
-        let bin = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/debug")
-            .join("httvps-gateway");
-        assert!(bin.exists(), "{} after cargo build", bin.display());
-        bin
+        build_gateway()
     })
     .clone()
 }
@@ -277,12 +256,7 @@ impl Gateway {
     /// probes never authenticate) with `args` on top (the listeners among them), and waits for
     /// the line naming the `expect`ed listener's address.
     pub fn start(secret_path: &str, args: &[String], expect: Listeners) -> Gateway {
-        let mut command = Command::new(gateway_binary());
-        for (key, _) in std::env::vars() {
-            if key.starts_with("HTTVPS_GATEWAY_") || key.starts_with("OTEL_") {
-                command.env_remove(key);
-            }
-        }
+        let mut command = gateway_command(&gateway_binary());
         command
             .args(["--metrics-listen", "127.0.0.1:0"])
             .args(["--path", secret_path])

@@ -1,0 +1,36 @@
+//! The accept loop the local proxies share: each connection is handled in a task of its own; a
+//! failed accept is logged and retried after a short pause.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use httvps_sdk::Client;
+use tokio::net::{TcpListener, TcpStream};
+
+/// Accepts connections until the task is dropped; `what` names the proxy in the logs.
+pub async fn serve_each<F>(
+    listener: TcpListener,
+    client: Client,
+    what: &'static str,
+    handle: impl Fn(TcpStream, SocketAddr, Client) -> F,
+) where
+    F: Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    loop {
+        match listener.accept().await {
+            Ok((socket, peer)) => {
+                let connection = handle(socket, peer, client.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(%peer, error = %e, "{what} connection ended");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "{what} accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
