@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use httvps_local_stack::{LocalStack, StackOptions};
@@ -21,8 +21,10 @@ use tokio::net::TcpListener;
 mod ports;
 use ports::free_port;
 
+mod common;
 #[path = "../../../common/test-support/gateway_bin.rs"]
 mod gateway_bin;
+use common::process::Process;
 use gateway_bin::{build_gateway, gateway_command};
 
 const SIZE: usize = 30 * 1024 * 1024;
@@ -84,73 +86,6 @@ fn gateway_binary() -> PathBuf {
     match std::env::var_os("HTTVPS_GATEWAY_BIN") {
         Some(binary) => PathBuf::from(binary),
         None => build_gateway(),
-    }
-}
-
-/// A child process killed (and reaped) when the test ends, whatever happened.
-struct Process {
-    child: Child,
-    output: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Process {
-    /// Starts `command` with piped output; every line it prints is kept.
-    fn start(mut command: Command) -> Process {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("the process starts");
-        let output = Arc::new(Mutex::new(Vec::new()));
-        for pipe in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let sink = output.clone();
-            std::thread::spawn(move || {
-                use std::io::BufRead;
-                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
-                    sink.lock().unwrap().push(line);
-                }
-            });
-        }
-        Process { child, output }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.output.lock().unwrap().clone()
-    }
-
-    /// Waits for a line starting with `prefix`.
-    async fn wait_for(&self, prefix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(line) = self.lines().into_iter().find(|l| l.starts_with(prefix)) {
-                return line;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no line starting with {prefix:?}: {:#?}",
-                self.lines()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn sigterm(&self) {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
     }
 }
 

@@ -6,8 +6,7 @@
 //! down stays up, says `unreachable`, and connects once the gateway is back.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use httvps_control_plane::domain::devices;
@@ -16,8 +15,10 @@ use httvps_local_stack::{LocalStack, StackOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// Well above the wait of any refusal here (5–8 s): a line that has not come by then never will.
-const LINE_TIMEOUT: Duration = Duration::from_secs(45);
+mod common;
+#[path = "../../../common/test-support/ports.rs"]
+mod ports;
+use common::process::Process;
 
 /// `GET /` answers `hello`.
 async fn web_server() -> SocketAddr {
@@ -46,87 +47,25 @@ async fn web_server() -> SocketAddr {
     addr
 }
 
-fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
-/// `httvps-client`, killed when the test ends; every line it prints (stdout and log) is kept.
+/// `httvps-client` with its SOCKS5 and HTTP proxies on free ports.
 struct ClientProcess {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
+    process: Process,
     socks: String,
     http: String,
 }
 
-impl Drop for ClientProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl ClientProcess {
     fn start(link: &str) -> ClientProcess {
-        let (socks, http) = (free_addr(), free_addr());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_httvps-client"))
+        let [socks, http] = [0; 2].map(|_| format!("127.0.0.1:{}", ports::free_port()));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_httvps-client"));
+        command
             .args(["--link", link, "--socks", &socks, "--http", &http])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("httvps-client starts");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        for pipe in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let sink = lines.clone();
-            std::thread::spawn(move || {
-                use std::io::BufRead;
-                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
-                    sink.lock().unwrap().push(line);
-                }
-            });
-        }
+            .env("RUST_LOG", "warn");
         ClientProcess {
-            child,
-            lines,
+            process: Process::start(command),
             socks,
             http,
         }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    /// Waits for a line after the first `skip` that starts with `prefix`; returns it and its
-    /// index.
-    async fn wait_for(&self, prefix: &str, skip: usize) -> (usize, String) {
-        let deadline = Instant::now() + LINE_TIMEOUT;
-        loop {
-            if let Some(found) = self
-                .lines()
-                .into_iter()
-                .enumerate()
-                .skip(skip)
-                .find(|(_, l)| l.starts_with(prefix))
-            {
-                return found;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no line starting with {prefix:?} after line {skip}: {:#?}",
-                self.lines()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn is_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
     }
 
     /// `curl` through the SOCKS5 proxy: its exit status, what it got, and how long it took.
@@ -186,7 +125,7 @@ async fn a_disabled_device_is_shown_fails_fast_and_comes_back_when_enabled() {
     let (_dir, stack) = stack().await;
     let web = format!("http://{}/", web_server().await);
     let mut client = ClientProcess::start(&stack.link);
-    client.wait_for("connected: gateway", 0).await;
+    client.process.wait_for_after("connected: gateway", 0).await;
     let (ok, body, _) = client.curl_socks(&web);
     assert!(ok && body == "hello", "through the tunnel: {body:?}");
 
@@ -196,7 +135,7 @@ async fn a_disabled_device_is_shown_fails_fast_and_comes_back_when_enabled() {
         .unwrap();
     // The reason on the status line: the session's end code (and the control plane's reason
     // where it differs from the code).
-    let (at, down) = client.wait_for("down: ", 0).await;
+    let (at, down) = client.process.wait_for_after("down: ", 0).await;
     assert!(
         down.starts_with("down: revoked") && down.contains("; retrying in "),
         "{down:?}"
@@ -204,11 +143,12 @@ async fn a_disabled_device_is_shown_fails_fast_and_comes_back_when_enabled() {
     // The log says it too (stderr, WARN).
     assert!(
         client
+            .process
             .lines()
             .iter()
             .any(|l| l.contains("WARN") && l.contains("code=revoked")),
         "{:#?}",
-        client.lines()
+        client.process.lines()
     );
     // While down: failures at once, not a hang until some timeout.
     let (ok, _, took) = client.curl_socks(&web);
@@ -224,14 +164,17 @@ async fn a_disabled_device_is_shown_fails_fast_and_comes_back_when_enabled() {
         "HTTP proxy failed after {took:?}"
     );
     // It keeps trying: the next refusal shows with its own line, and the process is still up.
-    let (at, again) = client.wait_for("down: revoked", at + 1).await;
+    let (at, again) = client.process.wait_for_after("down: revoked", at + 1).await;
     assert!(again.contains("retrying in "), "{again:?}");
-    assert!(client.is_running());
+    assert!(client.process.is_running());
 
     devices::set_status(state, "test", stack.device_id, DeviceStatus::Active)
         .await
         .unwrap();
-    client.wait_for("connected: gateway", at).await;
+    client
+        .process
+        .wait_for_after("connected: gateway", at)
+        .await;
     let (ok, body, _) = client.curl_socks(&web);
     assert!(ok && body == "hello", "through the tunnel again: {body:?}");
     stack.stop().await;
@@ -243,20 +186,23 @@ async fn a_client_started_while_its_gateway_is_down_waits_for_it() {
     let web = format!("http://{}/", web_server().await);
     stack.stop_gateway().await;
     let mut client = ClientProcess::start(&stack.link);
-    let (at, down) = client.wait_for("down: unreachable", 0).await;
+    let (at, down) = client.process.wait_for_after("down: unreachable", 0).await;
     assert!(down.contains("retrying in "), "{down:?}");
     // Its proxies are up and fail at once.
-    client.wait_for("SOCKS5 proxy on", 0).await;
+    client.process.wait_for_after("SOCKS5 proxy on", 0).await;
     let (ok, _, took) = client.curl_socks(&web);
     assert!(!ok);
     assert!(
         took < Duration::from_secs(2),
         "SOCKS5 failed after {took:?}"
     );
-    assert!(client.is_running(), "the client does not exit");
+    assert!(client.process.is_running(), "the client does not exit");
 
     stack.start_gateway().await.unwrap();
-    client.wait_for("connected: gateway", at).await;
+    client
+        .process
+        .wait_for_after("connected: gateway", at)
+        .await;
     let (ok, body, _) = client.curl_socks(&web);
     assert!(ok && body == "hello", "through the tunnel: {body:?}");
     stack.stop().await;

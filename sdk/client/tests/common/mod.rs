@@ -1,0 +1,2 @@
+//! Helpers of the client's integration tests.
+pub mod process;
