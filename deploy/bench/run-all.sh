@@ -3,7 +3,8 @@
 #   1. deploy-bench: the deployment as separate processes — httvps vs Shadowsocks alone vs the
 #      wstunnel chain, curl downloads from nginx (deploy/bench/);
 #   2. gateway/examples/bench.rs: gateway throughput and stream-open latency, in one process;
-#   3. gateway/examples/sessions_bench.rs: memory per idle session, HELLO throughput;
+#   3. deploy-bench idle: memory per idle session of the gateway binary in its own process;
+#      gateway/examples/sessions_bench.rs: the same in one process, and HELLO throughput;
 #   4. control-plane/examples/validate_bench.rs: the device-validation endpoint;
 #   5. deploy/local-stack/examples/compare.rs: direct vs Shadowsocks vs httvps, in one process.
 #
@@ -50,12 +51,16 @@ else
 fi
 
 echo
-echo "== gateway/examples/sessions_bench.rs ($profile profile)"
 if [[ $quick == 1 ]]; then
     export SESSIONS=500 HELLOS=200 DEVICES=50
 fi
 sessions="${SESSIONS:-10000}"
 ulimit -n $((sessions + 2000)) 2>/dev/null || echo "(could not raise the open-file limit to $((sessions + 2000)))"
+echo "== deploy-bench idle ($profile profile)"
+run -p httvps-bench --bin deploy-bench -- idle --sessions "$sessions"
+
+echo
+echo "== gateway/examples/sessions_bench.rs ($profile profile)"
 run -p httvps-gateway --example sessions_bench
 
 echo

@@ -5,6 +5,7 @@
 //! ssserver). It prints MB/s for 1 and N streams, open → first byte p50/p99, CPU per MiB per
 //! process, the completion spread of the N equal streams, and httvps's ratios to the others.
 
+mod idle;
 mod measure;
 mod origin;
 mod paths;
@@ -87,8 +88,10 @@ fn load_average() -> String {
 
 fn main() -> anyhow::Result<()> {
     let raw: Vec<String> = std::env::args().collect();
-    if raw.get(1).map(String::as_str) == Some("pool-node") {
-        return pool_node::run(&raw[2..]);
+    match raw.get(1).map(String::as_str) {
+        Some("pool-node") => return pool_node::run(&raw[2..]),
+        Some("idle") => return idle::run(&raw[2..], &WorkDir::create()?.0),
+        _ => {}
     }
     let args = Args::parse();
     let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
