@@ -102,7 +102,7 @@ fn an_operator_sets_up_a_working_service_without_json() {
     assert_eq!(link.fingerprint, Some([0xab; 32]));
     let token_line = device
         .lines()
-        .find_map(|l| l.strip_prefix("token (shown once): "))
+        .find_map(|l| l.strip_prefix("token: "))
         .unwrap();
     assert_eq!(link.token, token_line);
     assert!(
