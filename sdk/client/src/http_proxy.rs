@@ -2,6 +2,7 @@
 //! it; a plain request in absolute form (`GET http://host/path`) is forwarded once, in origin form,
 //! with `Connection: close`.
 
+use crate::subscription::CurrentClient;
 use httvps_sdk::{Client, Error, ResetCode, TargetAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -9,11 +10,12 @@ use tokio::net::{TcpListener, TcpStream};
 /// Longest request head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 
-pub async fn serve(listener: TcpListener, client: Client) {
+pub async fn serve(listener: TcpListener, current: CurrentClient) {
     loop {
         match listener.accept().await {
             Ok((socket, peer)) => {
-                let client = client.clone();
+                // The client now: a subscription refresh may have replaced it.
+                let client = current.get();
                 tokio::spawn(async move {
                     if let Err(e) = handle(socket, client).await {
                         tracing::debug!(%peer, error = %e, "HTTP proxy connection ended");

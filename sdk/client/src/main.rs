@@ -4,6 +4,7 @@
 mod config;
 mod http_proxy;
 mod socks5;
+mod subscription;
 
 use std::time::Duration;
 
@@ -28,10 +29,11 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let settings = args.resolve()?;
-    let client = Client::connect(settings.client)
+    let settings = args.resolve().await?;
+    let client = Client::connect(settings.client.clone())
         .await
         .context("connecting to the gateway")?;
+    let current = subscription::CurrentClient::new(client.clone());
     let socks = TcpListener::bind(settings.socks)
         .await
         .with_context(|| format!("listening on {}", settings.socks))?;
@@ -52,13 +54,17 @@ async fn main() -> anyhow::Result<()> {
         println!("HTTP proxy on {}", http.local_addr()?);
     }
     tokio::spawn(status_lines(client.clone()));
-    tokio::spawn(socks5::serve(socks, client.clone()));
+    tokio::spawn(socks5::serve(socks, current.clone()));
     if let Some(http) = http {
-        tokio::spawn(http_proxy::serve(http, client.clone()));
+        tokio::spawn(http_proxy::serve(http, current.clone()));
+    }
+    if let Some((sub, links)) = settings.subscription {
+        let refresh = subscription::refresh(sub, links, settings.client, current.clone());
+        tokio::spawn(refresh);
     }
     shutdown_signal().await?;
     println!("shutting down");
-    client.close().await;
+    current.get().close().await;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
+use crate::subscription::CurrentClient;
 use bytes::{BufMut, Bytes, BytesMut};
 use httvps_sdk::{Address, Client, Error, ResetCode, TargetAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -45,11 +46,12 @@ fn reply_for(e: &Error) -> Reply {
 }
 
 /// Accepts SOCKS5 clients until the listener fails.
-pub async fn serve(listener: TcpListener, client: Client) {
+pub async fn serve(listener: TcpListener, current: CurrentClient) {
     loop {
         match listener.accept().await {
             Ok((socket, peer)) => {
-                let client = client.clone();
+                // The client now: a subscription refresh may have replaced it.
+                let client = current.get();
                 tokio::spawn(async move {
                     if let Err(e) = handle(socket, peer, client).await {
                         tracing::debug!(%peer, error = %e, "SOCKS5 connection ended");
