@@ -38,9 +38,9 @@ pub struct Args {
     /// it lists is a gateway to fail over to, and it is fetched again periodically.
     #[arg(long, env = "HTTVPS_SUBSCRIPTION", hide_env_values = true)]
     pub subscription: Option<String>,
-    /// Minutes between subscription refreshes.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
-    pub subscription_refresh: u64,
+    /// Time between subscription refreshes: minutes, or with a unit (`30s`, `10m`, `2h`).
+    #[arg(long, default_value = "60", value_parser = subscription::parse_refresh)]
+    pub subscription_refresh: Duration,
     /// A file keeping the last good subscription list (used when a fetch fails at start).
     #[arg(long)]
     pub subscription_cache: Option<PathBuf>,
@@ -89,7 +89,7 @@ impl Args {
             (None, Some(url)) => {
                 let settings = SubscriptionSettings {
                     url,
-                    refresh: Duration::from_secs(60 * self.subscription_refresh),
+                    refresh: self.subscription_refresh,
                     cache: self.subscription_cache.clone(),
                 };
                 let links = subscription::initial_links(&settings).await?;

@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(http) = &http {
         println!("HTTP proxy on {}", http.local_addr()?);
     }
-    tokio::spawn(status_lines(client.clone()));
+    tokio::spawn(status_lines(current.watch()));
     tokio::spawn(socks5::serve(socks, current.clone()));
     if let Some(http) = http {
         tokio::spawn(http_proxy::serve(http, current.clone()));
@@ -86,8 +86,10 @@ fn print_status(client: &Client) {
     }
 }
 
-/// A status line at every change of state or session, and the RTT every minute.
-async fn status_lines(client: Client) {
+/// A status line at every change of state or session, and the RTT every minute; of the
+/// current client (a subscription refresh may replace it).
+async fn status_lines(mut current: tokio::sync::watch::Receiver<Client>) {
+    let mut client = current.borrow_and_update().clone();
     let mut watch = client.watch_status();
     let mut last = client.status();
     let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -103,6 +105,15 @@ async fn status_lines(client: Client) {
                     print_status(&client);
                 }
                 last = now;
+            }
+            replaced = current.changed() => {
+                if replaced.is_err() {
+                    return;
+                }
+                client = current.borrow_and_update().clone();
+                watch = client.watch_status();
+                last = client.status();
+                print_status(&client);
             }
             _ = tick.tick() => print_status(&client),
         }

@@ -10,12 +10,13 @@
 //! `httvps://` links (other protocols in a shared subscription) are skipped.
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use httvps_sdk::{Client, ClientConfig};
+use tokio::sync::watch;
 
 /// Longest a fetch may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(20);
@@ -106,6 +107,28 @@ pub fn config_from_links(links: &[String]) -> Result<ClientConfig, SubscriptionE
     Ok(config)
 }
 
+/// The refresh interval: minutes, or a number with a unit (`30s`, `10m`, `2h`).
+pub fn parse_refresh(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (number, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, "m"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not minutes or a duration like 30s, 10m, 2h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{text:?}: the unit must be s, m or h")),
+    };
+    if secs == 0 {
+        return Err("the refresh interval must be above zero".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
 /// Fetches the subscription's links.
 pub async fn fetch(url: &str) -> Result<Vec<String>, SubscriptionError> {
     let http = reqwest::Client::builder()
@@ -187,24 +210,26 @@ pub async fn initial_links(
 
 /// The client the proxies use for new connections; a subscription refresh may replace it.
 #[derive(Clone, Debug)]
-pub struct CurrentClient(Arc<RwLock<Client>>);
+pub struct CurrentClient(Arc<watch::Sender<Client>>);
 
 impl CurrentClient {
     pub fn new(client: Client) -> Self {
-        CurrentClient(Arc::new(RwLock::new(client)))
+        CurrentClient(Arc::new(watch::Sender::new(client)))
     }
 
     /// The client now (a cheap clone).
     pub fn get(&self) -> Client {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0.borrow().clone()
+    }
+
+    /// A receiver told of every replacement (for the status lines).
+    pub fn watch(&self) -> watch::Receiver<Client> {
+        self.0.subscribe()
     }
 
     /// Moves new connections to `client`; returns the old one (its streams keep running).
     fn replace(&self, client: Client) -> Client {
-        std::mem::replace(
-            &mut *self.0.write().unwrap_or_else(|p| p.into_inner()),
-            client,
-        )
+        self.0.send_replace(client)
     }
 }
 
@@ -255,12 +280,18 @@ pub async fn refresh(
                 continue;
             }
         };
+        let drain = config.drain_timeout;
         match Client::connect(config).await {
             Ok(client) => {
                 let old = current.replace(client);
-                drop(old);
                 links = fresh;
                 println!("subscription refreshed: {} gateway link(s)", links.len());
+                // Streams already open on the old client finish there, for at most the drain
+                // time new sessions get after a GOAWAY.
+                tokio::spawn(async move {
+                    tokio::time::sleep(drain).await;
+                    old.close().await;
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot connect with the refreshed subscription; keeping the current client");
@@ -292,6 +323,16 @@ mod tests {
         );
         assert!(parse_links("ss://abc").is_err());
         assert!(parse_links("").is_err());
+    }
+
+    #[test]
+    fn refresh_intervals() {
+        assert_eq!(parse_refresh("60"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_refresh("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_refresh("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_refresh("0").is_err());
+        assert!(parse_refresh("1d").is_err());
+        assert!(parse_refresh("x").is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! dead gateway first and the real one second: the client fails over to the second and `curl`
 //! gets through its SOCKS5 proxy (gateway, Shadowsocks node, web server, all on this machine).
 //! Then, with the URL revoked (404), a client started with the cache of the last good list
-//! still connects.
+//! still connects. And a refresh after a token rotation moves the client to the new token.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -58,9 +58,11 @@ impl Drop for ClientProcess {
     }
 }
 
+type Lines = tokio::sync::mpsc::UnboundedReceiver<String>;
+
 /// Starts `httvps-client` with `args` and waits for its SOCKS5 line; returns it with the
-/// status lines printed until then.
-async fn start_client(args: &[&str]) -> (ClientProcess, Vec<String>) {
+/// status lines printed until then, and the lines to come.
+async fn start_client(args: &[&str]) -> (ClientProcess, Vec<String>, Lines) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_httvps-client"))
         .args(args)
         .stdout(Stdio::piped())
@@ -89,7 +91,7 @@ async fn start_client(args: &[&str]) -> (ClientProcess, Vec<String>) {
             other => panic!("the client stopped before serving ({other:?}); it printed {seen:?}"),
         }
     }
-    (client, seen)
+    (client, seen, rx)
 }
 
 fn curl_through(socks: SocketAddr, url: &str) -> String {
@@ -153,7 +155,7 @@ async fn the_client_fails_over_from_a_dead_first_link_and_keeps_the_last_good_li
         &socks.to_string(),
         "--no-http",
     ];
-    let (client, seen) = start_client(&args).await;
+    let (client, seen, _) = start_client(&args).await;
     let live_port = live
         .split('/')
         .next()
@@ -197,8 +199,82 @@ async fn the_client_fails_over_from_a_dead_first_link_and_keeps_the_last_good_li
         &socks.to_string(),
         "--no-http",
     ];
-    let (_client, _) = start_client(&args).await;
+    let (_client, _, _) = start_client(&args).await;
     assert_eq!(curl_through(socks, &format!("http://{web}/")), BODY);
     cp.stop().await;
+    stack.stop().await;
+}
+
+fn session_of(line: &str) -> Option<String> {
+    line.strip_prefix("connected: gateway ")?
+        .split(" session ")
+        .nth(1)?
+        .split_whitespace()
+        .next()
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_after_a_token_rotation_moves_the_client_to_the_new_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StackOptions {
+        data_dir: dir.path().to_owned(),
+        control_plane_listen: "127.0.0.1:0".parse().unwrap(),
+        gateway_listen: "127.0.0.1:0".parse().unwrap(),
+        allow_private_targets: true,
+        run_jobs: false,
+        ..StackOptions::default()
+    };
+    let stack = LocalStack::start(options).await.expect("the stack starts");
+    let state = &stack.control_plane.state;
+    let device = stack.device_id;
+    devices::rotate_token(state, "test", device).await.unwrap();
+    let url = devices::rotate_subscription_url(state, "test", device)
+        .await
+        .unwrap();
+    let url = format!(
+        "http://{}/sub/{}",
+        stack.control_plane.addr,
+        url.rsplit('/').next().unwrap()
+    );
+    let web = web_server().await;
+    let socks: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let args = [
+        "--subscription",
+        &url,
+        "--subscription-refresh",
+        "1s",
+        "--socks",
+        &socks.to_string(),
+        "--no-http",
+    ];
+    let (_client, seen, mut lines) = start_client(&args).await;
+    let first = seen
+        .iter()
+        .find_map(|l| session_of(l))
+        .unwrap_or_else(|| panic!("a session in {seen:?}"));
+    assert_eq!(curl_through(socks, &format!("http://{web}/")), BODY);
+
+    devices::rotate_token(state, "test", device).await.unwrap();
+    // The next refresh sees the new token and connects with it: a new session.
+    let mut printed = Vec::new();
+    let second = loop {
+        match tokio::time::timeout(Duration::from_secs(30), lines.recv()).await {
+            Ok(Some(line)) => {
+                printed.push(line.clone());
+                if printed
+                    .iter()
+                    .any(|l| l.starts_with("subscription refreshed"))
+                {
+                    if let Some(session) = session_of(&line) {
+                        break session;
+                    }
+                }
+            }
+            other => panic!("no refresh ({other:?}); printed {printed:?}"),
+        }
+    };
+    assert_ne!(second, first, "a new session after the refresh");
+    assert_eq!(curl_through(socks, &format!("http://{web}/")), BODY);
     stack.stop().await;
 }
