@@ -524,3 +524,51 @@ async fn an_older_device_says_to_rotate_then_shows_its_links() {
     assert_eq!(fetch(&app, &sub_path(&url), None).await.0, StatusCode::OK);
     app.stop().await;
 }
+
+/// With PostgreSQL and no secret key nothing is sealed: creation still shows the links and the
+/// subscription URL, and showing them again says a key is needed (and to rotate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_secret_key_on_postgres_links_are_shown_only_once() {
+    let app = TestApp::with_db(TestDb::postgres().await, |c| {
+        tune(c);
+        c.secret_key = None;
+        c.secret_key_file = None;
+    })
+    .await;
+    assert!(app.state().seal.is_none());
+    let created = new_device(&app).await;
+    let id = created["device"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(links_of(&created).len(), 2);
+    let refused = ok(
+        admin(
+            &app,
+            Method::GET,
+            &format!("/v1/admin/devices/{id}/link"),
+            None,
+        )
+        .await,
+        StatusCode::CONFLICT,
+    );
+    let detail = refused["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("HTTVPS_CP_SECRET_KEY") && detail.contains("rotate"),
+        "{detail}"
+    );
+    // A subscription URL could not serve links without the token: none is made.
+    assert!(created["subscription_url"].is_null(), "{created}");
+    let refused = ok(
+        admin(
+            &app,
+            Method::POST,
+            &format!("/v1/admin/devices/{id}/subscription-url/rotate"),
+            None,
+        )
+        .await,
+        StatusCode::CONFLICT,
+    );
+    assert!(
+        refused["detail"].as_str().unwrap().contains("secret key"),
+        "{refused}"
+    );
+    app.stop().await;
+}

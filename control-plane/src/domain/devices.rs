@@ -64,11 +64,14 @@ pub async fn create(
             },
         )
         .await?;
-    let sub_token = token::generate();
+    // A subscription URL serves links made from the sealed token: without a key there is none.
+    let sub_token = state.seal.as_ref().map(|_| token::generate());
     let secrets = DeviceSecrets {
         token_sealed: sealed(state, Purpose::DeviceToken, device.id, &secret),
-        sub_token_hash: Some(token::hash(&sub_token)),
-        sub_token_sealed: sealed(state, Purpose::SubscriptionToken, device.id, &sub_token),
+        sub_token_hash: sub_token.as_deref().map(token::hash),
+        sub_token_sealed: sub_token
+            .as_deref()
+            .and_then(|t| sealed(state, Purpose::SubscriptionToken, device.id, t)),
     };
     state.store.keep_device_secrets(device.id, &secrets).await?;
     let links = links_of(state, &device, &secret).await?;
@@ -77,7 +80,7 @@ pub async fn create(
         device,
         token: secret,
         links,
-        subscription_url: Some(subscription_url(&state.config, &sub_token)),
+        subscription_url: sub_token.map(|t| subscription_url(&state.config, &t)),
     })
 }
 
@@ -224,6 +227,12 @@ pub async fn rotate_subscription_url(
     actor: &str,
     id: Uuid,
 ) -> DomainResult<String> {
+    if state.seal.is_none() {
+        return Err(DomainError::state(
+            "a subscription URL serves links made from the kept device token: configure a \
+             secret key (HTTVPS_CP_SECRET_KEY) first",
+        ));
+    }
     let token = token::generate();
     let sealed = sealed(state, Purpose::SubscriptionToken, id, &token);
     state
