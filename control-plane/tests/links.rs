@@ -229,6 +229,19 @@ async fn links_are_shown_again_and_a_rotation_replaces_the_token(app: &TestApp) 
         .await,
         StatusCode::OK,
     );
+    let shown = admin(
+        app,
+        Method::GET,
+        &format!("/v1/admin/devices/{id}/link"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        shown.0,
+        StatusCode::CONFLICT,
+        "a revoked device's links: {}",
+        shown.1
+    );
     let refused = ok(
         admin(
             app,
@@ -382,6 +395,22 @@ async fn subscription_urls_serve_the_links_in_three_formats(app: &TestApp) {
             None,
         )
         .await,
+        StatusCode::OK,
+    );
+    assert_eq!(fetch(app, &new_path, None).await.0, StatusCode::OK);
+
+    // Nor while its user is disabled.
+    let user = created["device"]["user_id"].as_str().unwrap().to_owned();
+    let user_path = format!("/v1/admin/users/{user}");
+    let disabled = Some(json!({"status": "disabled"}));
+    ok(
+        admin(app, Method::PATCH, &user_path, disabled).await,
+        StatusCode::OK,
+    );
+    assert_eq!(fetch(app, &new_path, None).await.0, StatusCode::NOT_FOUND);
+    let active = Some(json!({"status": "active"}));
+    ok(
+        admin(app, Method::PATCH, &user_path, active).await,
         StatusCode::OK,
     );
     assert_eq!(fetch(app, &new_path, None).await.0, StatusCode::OK);

@@ -11,7 +11,7 @@ use crate::auth::seal::Purpose;
 use crate::auth::token;
 use crate::config::ServeConfig;
 use crate::link::{self, DeviceLink};
-use crate::model::{now_ms, Device, DeviceStatus};
+use crate::model::{now_ms, Device, DeviceStatus, UserStatus};
 use crate::shared::{self, RevocationReason};
 use crate::store::{DeviceSecrets, NewDevice};
 
@@ -150,6 +150,11 @@ const ROTATE_SUB: &str = "rotate the subscription URL";
 /// The device's current links again, from its sealed token.
 pub async fn show_links(state: &AppState, id: Uuid) -> DomainResult<ShownLinks> {
     let (device, secrets) = state.store.device_secrets(id).await?;
+    if device.status == DeviceStatus::Revoked {
+        return Err(DomainError::state(format!(
+            "device {id} is revoked: its links no longer connect"
+        )));
+    }
     let token = open(
         state,
         Purpose::DeviceToken,
@@ -261,7 +266,10 @@ pub async fn subscription_feed(
     else {
         return Ok(None);
     };
-    if device.status != DeviceStatus::Active {
+    // Links that cannot connect are not served: the device and its user must be active.
+    if device.status != DeviceStatus::Active
+        || state.store.get_user(device.user_id).await?.status != UserStatus::Active
+    {
         return Ok(None);
     }
     let key = state.seal.as_ref();
