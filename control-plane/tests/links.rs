@@ -173,6 +173,25 @@ async fn links_are_shown_again_and_a_rotation_replaces_the_token(app: &TestApp) 
     assert_eq!(shown["qr_svg"], created["qr_svg"]);
     assert_eq!(validate(app, &id, &token).await["result"], "allow");
 
+    // A live session on the old token (a gateway started it).
+    let session = ok(
+        call(
+            app.gateway(Method::POST, "/v1/gateway/sessions")
+                .json(&json!({"session_id": Uuid::new_v4(), "device_id": id})),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    let heartbeat = format!(
+        "/v1/gateway/sessions/{}/heartbeat",
+        session["id"].as_str().unwrap()
+    );
+    let beat = ok(
+        call(app.gateway(Method::POST, &heartbeat)).await,
+        StatusCode::OK,
+    );
+    assert_eq!(beat["end"], false, "{beat}");
+
     // Rotation: a new token; the old one is refused at once, the new one accepted.
     let rotated = ok(
         admin(
@@ -194,6 +213,12 @@ async fn links_are_shown_again_and_a_rotation_replaces_the_token(app: &TestApp) 
         "{old_answer}"
     );
     assert_eq!(validate(app, &id, &new_token).await["result"], "allow");
+    // The old token's session ends at its next heartbeat too (gateways without Redis).
+    let beat = ok(
+        call(app.gateway(Method::POST, &heartbeat)).await,
+        StatusCode::OK,
+    );
+    assert_eq!(beat["end"], true, "{beat}");
     let shown = ok(
         admin(
             app,

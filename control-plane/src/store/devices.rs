@@ -257,6 +257,15 @@ impl Store {
                 device.id, device.status
             ))));
         }
+        // The live sessions ran on the old token: their gateways end them at the next heartbeat
+        // (without Redis; with it the revocation event ends them at once), and none resumes.
+        let ended = sqlx::query(
+            "UPDATE sessions SET kill_requested = TRUE WHERE device_id = $1 AND ended_at IS NULL",
+        )
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         commit_audited(
             tx,
             NewAudit {
@@ -264,7 +273,7 @@ impl Store {
                 action: "device.rotate_token",
                 target_type: "device",
                 target_id: Some(id.to_string()),
-                detail: serde_json::json!({}),
+                detail: serde_json::json!({"sessions_ended": ended}),
             },
         )
         .await?;

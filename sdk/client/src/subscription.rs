@@ -1,8 +1,9 @@
 //! `--subscription URL`: the device's links come from the control plane's subscription URL
 //! (`GET /sub/TOKEN`, docs/operations.md) instead of one `--link`. Every link becomes a gateway
 //! the SDK tries in order (so a dead first gateway fails over to the next), and the list is
-//! fetched again every `--subscription-refresh` minutes: when it changed (a rotated token, a
-//! gateway added or moved) the proxy moves new connections to a client on the new list. A
+//! fetched again every `--subscription-refresh` minutes, and at once when the connection fails
+//! for good (a rotated token): when it changed (a rotated token, a gateway added or moved) the
+//! proxy moves new connections to a client on the new list. A
 //! failed fetch keeps the last good list (in memory, and in `--subscription-cache` when given,
 //! which also serves a start while the control plane is unreachable).
 //!
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use httvps_sdk::{Client, ClientConfig};
+use httvps_sdk::{Client, ClientConfig, ConnectionState};
 use tokio::sync::watch;
 
 /// Longest a fetch may take.
@@ -246,9 +247,10 @@ pub fn apply_links(
     Ok(config)
 }
 
-/// Fetches the subscription every `settings.refresh`; when the links changed, connects a client
-/// on the new list and moves new connections to it. A failed fetch or connection keeps the
-/// current list and client.
+/// Fetches the subscription every `settings.refresh`, and at once when the current client
+/// failed for good (its token rotated or revoked: the new links may be there); when the links
+/// changed, connects a client on the new list and moves new connections to it. A failed fetch
+/// or connection keeps the current list and client.
 pub async fn refresh(
     settings: SubscriptionSettings,
     mut links: Vec<String>,
@@ -258,8 +260,22 @@ pub async fn refresh(
     let mut tick = tokio::time::interval(settings.refresh);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    // A client's failure triggers one early fetch; after that only the interval does.
+    let mut failure_handled = false;
     loop {
-        tick.tick().await;
+        let mut status = current.get().watch_status();
+        let failed = async move {
+            let _ = status
+                .wait_for(|s| matches!(s.state, ConnectionState::Failed(_)))
+                .await;
+        };
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = failed, if !failure_handled => {
+                failure_handled = true;
+                tracing::info!("the connection failed for good; fetching the subscription now");
+            }
+        }
         let fresh = match fetch(&settings.url).await {
             Ok(fresh) => fresh,
             Err(e) => {
@@ -284,6 +300,7 @@ pub async fn refresh(
         match Client::connect(config).await {
             Ok(client) => {
                 let old = current.replace(client);
+                failure_handled = false;
                 links = fresh;
                 println!("subscription refreshed: {} gateway link(s)", links.len());
                 // Streams already open on the old client finish there, for at most the drain

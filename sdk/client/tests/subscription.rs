@@ -278,3 +278,57 @@ async fn a_refresh_after_a_token_rotation_moves_the_client_to_the_new_token() {
     assert_eq!(curl_through(socks, &format!("http://{web}/")), BODY);
     stack.stop().await;
 }
+
+/// The token rotated while the refresh interval is an hour away: the old session is ended (at
+/// the gateway's next session heartbeat here, without Redis), the client fails for good with
+/// `auth_failed`, and that failure fetches the subscription at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_refused_after_a_rotation_fetches_the_new_links_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StackOptions {
+        data_dir: dir.path().to_owned(),
+        control_plane_listen: "127.0.0.1:0".parse().unwrap(),
+        gateway_listen: "127.0.0.1:0".parse().unwrap(),
+        allow_private_targets: true,
+        run_jobs: false,
+        ..StackOptions::default()
+    };
+    let stack = LocalStack::start(options).await.expect("the stack starts");
+    let state = &stack.control_plane.state;
+    let device = stack.device_id;
+    devices::rotate_token(state, "test", device).await.unwrap();
+    let url = devices::rotate_subscription_url(state, "test", device)
+        .await
+        .unwrap();
+    let url = format!(
+        "http://{}/sub/{}",
+        stack.control_plane.addr,
+        url.rsplit('/').next().unwrap()
+    );
+    let web = web_server().await;
+    let socks: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let args = [
+        "--subscription",
+        &url,
+        "--subscription-refresh",
+        "1h",
+        "--socks",
+        &socks.to_string(),
+        "--no-http",
+    ];
+    let (_client, _, mut lines) = start_client(&args).await;
+    assert_eq!(curl_through(socks, &format!("http://{web}/")), BODY);
+    devices::rotate_token(state, "test", device).await.unwrap();
+    // The gateway hears of the rotation at its next session heartbeat (30 s at most).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let mut printed = Vec::new();
+    loop {
+        match tokio::time::timeout_at(deadline, lines.recv()).await {
+            Ok(Some(line)) if line.starts_with("subscription refreshed") => break,
+            Ok(Some(line)) => printed.push(line),
+            other => panic!("no refresh ({other:?}); printed {printed:?}"),
+        }
+    }
+    assert_eq!(curl_through(socks, &format!("http://{web}/")), BODY);
+    stack.stop().await;
+}
