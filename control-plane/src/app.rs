@@ -19,6 +19,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::jwt::JwtKeys;
+use crate::auth::seal::{self, SealKey};
 use crate::auth::token;
 use crate::config::ServeConfig;
 use crate::http;
@@ -38,6 +39,11 @@ pub struct AppState {
     pub shared: Arc<dyn SessionStore>,
     /// Failed logins and bad gateway tokens, by client address and account.
     pub auth_limits: Arc<http::client::AuthLimits>,
+    /// The key device secrets are sealed with (see [`crate::auth::seal`]); `None` when none is
+    /// configured for PostgreSQL, and links are then shown only at creation.
+    pub seal: Option<SealKey>,
+    /// Subscription URL fetches by token and by client address.
+    pub sub_limits: Arc<http::subscription::FetchLimits>,
 }
 
 /// Why the service could not start.
@@ -96,7 +102,7 @@ impl AppState {
             }
         };
         let jwt = JwtKeys::new(&secret, config.jwt_ttl_secs);
-        Ok(AppState::assemble(config, store, jwt, shared))
+        AppState::assemble(config, store, jwt, shared)
     }
 }
 
@@ -109,7 +115,7 @@ impl AppState {
         let shared = crate::shared::open(&config).map_err(|e| StartError::Config(e.to_string()))?;
         // Operator commands sign no admin tokens.
         let jwt = JwtKeys::new(token::generate().as_bytes(), config.jwt_ttl_secs);
-        Ok(AppState::assemble(config, store, jwt, shared))
+        AppState::assemble(config, store, jwt, shared)
     }
 
     /// The state around an opened store, however it was opened.
@@ -118,9 +124,11 @@ impl AppState {
         store: Store,
         jwt: JwtKeys,
         shared: Arc<dyn SessionStore>,
-    ) -> AppState {
+    ) -> Result<AppState, StartError> {
         let auth_limits = Arc::new(http::client::AuthLimits::new(config.login_backoff_max));
-        AppState {
+        let seal = seal::key_from_config(&config).map_err(|e| StartError::Config(e.to_string()))?;
+        let sub_limits = Arc::new(http::subscription::FetchLimits::new(&config));
+        Ok(AppState {
             store,
             config: Arc::new(config),
             jwt,
@@ -128,7 +136,9 @@ impl AppState {
             migrations_in_flight: Arc::new(AtomicUsize::new(0)),
             shared,
             auth_limits,
-        }
+            seal,
+            sub_limits,
+        })
     }
 }
 
@@ -173,12 +183,21 @@ fn server_span(req: &Request) -> tracing::Span {
         otel.kind = "server",
         http.request.method = %req.method(),
         http.route = route,
-        url.path = req.uri().path(),
+        url.path = loggable_path(req.uri().path()),
         http.response.status_code = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
     );
     httvps_telemetry::continue_from(&span, req.headers());
     span
+}
+
+/// The path as logs may show it: a subscription URL's token is a credential.
+fn loggable_path(path: &str) -> &str {
+    if path.starts_with("/sub/") {
+        "/sub/<redacted>"
+    } else {
+        path
+    }
 }
 
 /// Records the status on the request's span (5xx marks it an error), then logs as before.

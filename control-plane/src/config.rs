@@ -55,13 +55,48 @@ pub struct ServeConfig {
     #[arg(long, env = "HTTVPS_CP_JWT_TTL_SECS", default_value_t = 900)]
     pub jwt_ttl_secs: u64,
 
-    /// Public address of the gateways for connection links: `host:port/path`.
+    /// Public addresses of the gateways for connection links: `host:port/path`, or a
+    /// comma-separated list of them, each optionally preceded by its region code
+    /// (`eu=vpn-eu.example.com/p,us=vpn-us.example.com/p`). A device gets one link per entry
+    /// (those of regions its plan excludes left out); the first is the link shown at creation.
     #[arg(
         long,
         env = "HTTVPS_CP_PUBLIC_GATEWAY",
         default_value = "127.0.0.1:8443/httvps"
     )]
     pub public_gateway: String,
+
+    /// Where clients reach this control plane's public routes, for subscription URLs
+    /// (`https://cp.example.com`); default `http://` and the listen address.
+    #[arg(long, env = "HTTVPS_CP_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Key sealing device tokens at rest so links can be shown again: 32 bytes as 64 hex digits
+    /// or base64 (`openssl rand -hex 32`). Replicas must share it. Unset: the key file below.
+    #[arg(long, env = "HTTVPS_CP_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
+    /// File holding that key, created with a new key when missing. Unset, with an SQLite
+    /// database: `<database file>.key`; with PostgreSQL: no key, and links are shown only once.
+    #[arg(long, env = "HTTVPS_CP_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<std::path::PathBuf>,
+
+    /// Subscription URL fetches allowed per token per minute (`GET /sub/{token}`); more get 429
+    /// with Retry-After.
+    #[arg(
+        long,
+        env = "HTTVPS_CP_SUBSCRIPTION_RATE_PER_TOKEN",
+        default_value_t = 10
+    )]
+    pub subscription_rate_per_token: u32,
+
+    /// Subscription URL fetches allowed per client address per minute, whatever the token.
+    #[arg(
+        long,
+        env = "HTTVPS_CP_SUBSCRIPTION_RATE_PER_ADDRESS",
+        default_value_t = 30
+    )]
+    pub subscription_rate_per_address: u32,
 
     /// SHA-256 (hex) of the gateways' certificate, put in links so clients pin it.
     #[arg(long, env = "HTTVPS_CP_GATEWAY_CERT_SHA256")]

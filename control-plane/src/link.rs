@@ -117,6 +117,98 @@ pub fn parse_public_gateway(value: &str) -> Result<PublicGateway, LinkError> {
     Ok(PublicGateway { host, port, path })
 }
 
+/// One entry of `HTTVPS_CP_PUBLIC_GATEWAY`: a gateway address, optionally of a region.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicEndpoint {
+    /// The region code (lower case), when the entry names one (`eu=host:port/path`).
+    pub region: Option<String>,
+    pub gateway: PublicGateway,
+}
+
+/// Parses the configured public gateways: a comma-separated list of `[REGION=]host[:port][/path]`
+/// (at least one).
+pub fn parse_public_gateways(value: &str) -> Result<Vec<PublicEndpoint>, LinkError> {
+    let mut out = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        // A host never contains '=', so an '=' before the path separates the region.
+        let (region, address) = match entry.split_once('=') {
+            Some((region, address)) if !region.contains('/') => {
+                let code = region.trim().to_ascii_lowercase();
+                let well_formed = !code.is_empty()
+                    && code.len() <= 32
+                    && code
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                if !well_formed {
+                    return Err(LinkError::PublicGateway {
+                        value: entry.to_owned(),
+                        reason: "the region code must be letters, digits and '-'".into(),
+                    });
+                }
+                (Some(code), address)
+            }
+            _ => (None, entry),
+        };
+        out.push(PublicEndpoint {
+            region,
+            gateway: parse_public_gateway(address)?,
+        });
+    }
+    if out.is_empty() {
+        return Err(LinkError::PublicGateway {
+            value: value.to_owned(),
+            reason: "no gateway address".into(),
+        });
+    }
+    Ok(out)
+}
+
+/// A device's link to one public gateway endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceLink {
+    /// The endpoint's region, when configured.
+    pub region: Option<String>,
+    pub link: ConnectionLink,
+}
+
+/// The device's links, one per public gateway endpoint, in configured order; endpoints of a
+/// region outside `allowed_regions` (when not empty) are left out, unless that leaves none.
+pub fn device_links(
+    config: &ServeConfig,
+    device_id: Uuid,
+    token: &str,
+    name: &str,
+    allowed_regions: &[String],
+) -> Result<Vec<DeviceLink>, LinkError> {
+    let endpoints = parse_public_gateways(&config.public_gateway)?;
+    let allowed = |e: &&PublicEndpoint| {
+        allowed_regions.is_empty()
+            || e.region
+                .as_deref()
+                .is_none_or(|r| allowed_regions.iter().any(|a| a.eq_ignore_ascii_case(r)))
+    };
+    let mut chosen: Vec<&PublicEndpoint> = endpoints.iter().filter(allowed).collect();
+    if chosen.is_empty() {
+        chosen = endpoints.iter().collect();
+    }
+    let several = endpoints.len() > 1;
+    chosen
+        .into_iter()
+        .map(|e| {
+            // With several endpoints the label says which one (clients list them by name).
+            let label = match (&e.region, several) {
+                (Some(region), true) => format!("{} ({region})", name.trim()),
+                (None, true) => format!("{} ({})", name.trim(), e.gateway.host),
+                _ => name.to_owned(),
+            };
+            Ok(DeviceLink {
+                region: e.region.clone(),
+                link: link_to(config, &e.gateway, device_id, token, &label)?,
+            })
+        })
+        .collect()
+}
+
 /// Parses a certificate fingerprint: 64 hex digits, colons and spaces ignored.
 pub fn parse_fingerprint(value: &str) -> Result<[u8; 32], LinkError> {
     let hex: String = value
@@ -137,17 +229,29 @@ pub fn parse_fingerprint(value: &str) -> Result<[u8; 32], LinkError> {
 /// Checks the link settings of the configuration (so a device is not created when its link
 /// cannot be made).
 pub fn check_config(config: &ServeConfig) -> Result<(), LinkError> {
-    device_link(config, Uuid::nil(), "check", "check").map(|_| ())
+    device_links(config, Uuid::nil(), "check", "check", &[]).map(|_| ())
 }
 
-/// The connection link of a device.
+/// The connection link of a device to the first public gateway endpoint.
 pub fn device_link(
     config: &ServeConfig,
     device_id: Uuid,
     token: &str,
     name: &str,
 ) -> Result<ConnectionLink, LinkError> {
-    let gateway = parse_public_gateway(&config.public_gateway)?;
+    let endpoints = parse_public_gateways(&config.public_gateway)?;
+    link_to(config, &endpoints[0].gateway, device_id, token, name)
+}
+
+/// The connection link of a device to one gateway address.
+fn link_to(
+    config: &ServeConfig,
+    gateway: &PublicGateway,
+    device_id: Uuid,
+    token: &str,
+    name: &str,
+) -> Result<ConnectionLink, LinkError> {
+    let gateway = gateway.clone();
     let fingerprint = config
         .gateway_cert_sha256
         .as_deref()
@@ -294,5 +398,40 @@ mod tests {
         assert!(link.to_string().contains("proto=k7Qz-9"));
         c.gateway_subprotocol = Some("a b".into());
         assert!(matches!(check_config(&c), Err(LinkError::Subprotocol(_))));
+    }
+
+    #[test]
+    fn several_public_gateways_make_one_link_each_filtered_by_region() {
+        let mut c =
+            config("eu=vpn-eu.example.com/p1, us=vpn-us.example.com:8443/p2,any.example.com");
+        let id = Uuid::new_v4();
+        let all = device_links(&c, id, "tok", "Laptop", &[]).unwrap();
+        let hosts: Vec<_> = all.iter().map(|l| l.link.host.as_str()).collect();
+        assert_eq!(
+            hosts,
+            [
+                "vpn-eu.example.com",
+                "vpn-us.example.com",
+                "any.example.com"
+            ]
+        );
+        assert_eq!(all[0].region.as_deref(), Some("eu"));
+        assert_eq!(all[1].link.port, 8443);
+        assert_eq!(all[0].link.name.as_deref(), Some("Laptop (eu)"));
+        assert_eq!(
+            device_link(&c, id, "tok", "Laptop (eu)").unwrap(),
+            all[0].link
+        );
+        let us_only = device_links(&c, id, "tok", "Laptop", &["US".into()]).unwrap();
+        let regions: Vec<_> = us_only.iter().map(|l| l.region.as_deref()).collect();
+        assert_eq!(regions, [Some("us"), None]);
+        c.public_gateway = "eu=a.example.com".into();
+        let none_left = device_links(&c, id, "tok", "L", &["us".into()]).unwrap();
+        assert_eq!(none_left.len(), 1);
+        assert_eq!(none_left[0].link.name.as_deref(), Some("L"));
+        for bad in ["", " , ", "e u=a.example.com", "eu=", "eu=bad host"] {
+            c.public_gateway = bad.into();
+            assert!(check_config(&c).is_err(), "{bad:?} should be refused");
+        }
     }
 }

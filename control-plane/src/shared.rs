@@ -33,6 +33,8 @@ pub enum RevocationReason {
     Deleted,
     /// The user's last subscription ended or was cancelled.
     Expired,
+    /// The device's token was replaced: sessions on the old one end (the device stays).
+    TokenRotated,
 }
 
 impl RevocationReason {
@@ -42,6 +44,7 @@ impl RevocationReason {
             RevocationReason::Disabled => "disabled",
             RevocationReason::Deleted => "deleted",
             RevocationReason::Expired => "expired",
+            RevocationReason::TokenRotated => "token_rotated",
         }
     }
 }
@@ -272,10 +275,14 @@ mod tests {
             RevocationReason::Disabled,
             RevocationReason::Deleted,
             RevocationReason::Expired,
+            RevocationReason::TokenRotated,
         ]
         .into_iter()
         .map(RevocationReason::as_str)
         .collect();
-        assert_eq!(names, ["revoked", "disabled", "deleted", "expired"]);
+        assert_eq!(
+            names,
+            ["revoked", "disabled", "deleted", "expired", "token_rotated"]
+        );
     }
 }

@@ -2414,6 +2414,11 @@ async fn openapi_lists_the_admin_paths(app: &TestApp) {
         "/v1/admin/subscriptions/{id}/reset-usage",
         "/v1/admin/devices",
         "/v1/admin/devices/{id}/revoke",
+        "/v1/admin/devices/{id}/link",
+        "/v1/admin/devices/{id}/rotate-token",
+        "/v1/admin/devices/{id}/subscription-url",
+        "/v1/admin/devices/{id}/subscription-url/rotate",
+        "/sub/{token}",
         "/v1/admin/regions/{id}",
         "/v1/admin/node-groups/{id}",
         "/v1/admin/nodes",
@@ -2444,7 +2449,7 @@ async fn openapi_lists_the_admin_paths(app: &TestApp) {
     );
     assert_eq!(
         paths.keys().filter(|p| p.starts_with("/v1/admin/")).count(),
-        36
+        40
     );
     assert!(
         paths["/v1/admin/users/{id}"].get("patch").is_some()

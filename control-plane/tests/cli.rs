@@ -13,6 +13,8 @@ fn cli(db: &str, args: &[&str]) -> Output {
         .env("HTTVPS_CP_PUBLIC_GATEWAY", "vpn.example.com:443/s3cret")
         .env("HTTVPS_CP_GATEWAY_CERT_SHA256", "ab".repeat(32))
         .env_remove("HTTVPS_CP_GATEWAY_SNI")
+        .env_remove("HTTVPS_CP_SECRET_KEY")
+        .env_remove("HTTVPS_CP_SECRET_KEY_FILE")
         .output()
         .expect("run the CLI")
 }
@@ -102,13 +104,58 @@ fn an_operator_sets_up_a_working_service_without_json() {
     assert_eq!(link.fingerprint, Some([0xab; 32]));
     let token_line = device
         .lines()
-        .find_map(|l| l.strip_prefix("token (shown once): "))
+        .find_map(|l| l.strip_prefix("token: "))
         .unwrap();
     assert_eq!(link.token, token_line);
     assert!(
         device.contains('█') || device.contains('▀'),
         "a QR code is drawn in the terminal"
     );
+    // Shown again (the token is kept sealed under the key file beside the database), then
+    // rotated: new token, new link, shown again as such.
+    let device_id = link.device_id.clone();
+    let shown = ok(&db, &["device", "link", &device_id, "--no-qr"]);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l == format!("connection link: {link_line}")),
+        "{shown}"
+    );
+    assert!(
+        dir.path().join("cp.db.key").exists(),
+        "the generated key file"
+    );
+    let rotated = ok(&db, &["device", "rotate-token", &device_id, "--no-qr"]);
+    let new_line = rotated
+        .lines()
+        .find_map(|l| l.strip_prefix("connection link: "))
+        .expect("the new link");
+    let new_link = ConnectionLink::parse(new_line).unwrap();
+    assert_ne!(new_link.token, link.token);
+    assert_eq!(new_link.device_id, link.device_id);
+    let shown = ok(&db, &["device", "link", &device_id, "--no-qr"]);
+    assert!(shown.contains(new_line), "{shown}");
+    // The subscription URL made at creation, shown again, rotated and revoked.
+    let created_url = device
+        .lines()
+        .find_map(|l| l.strip_prefix("subscription URL: "))
+        .expect("a subscription URL line");
+    let sub = ok(&db, &["device", "subscription", &device_id, "--no-qr"]);
+    assert!(sub.contains(created_url), "{sub}");
+    let sub = ok(
+        &db,
+        &["device", "subscription", &device_id, "--rotate", "--no-qr"],
+    );
+    assert!(!sub.contains(created_url) && sub.contains("/sub/"), "{sub}");
+    ok(&db, &["device", "subscription", &device_id, "--revoke"]);
+    let gone = cli(&db, &["device", "subscription", &device_id]);
+    assert!(!gone.status.success());
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("not found"),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
+
     // The plan allows one device.
     let refused = cli(
         &db,

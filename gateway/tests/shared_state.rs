@@ -299,6 +299,78 @@ async fn a_revocation_drops_sessions_on_both_gateways_within_a_second() {
     assert!(took < Duration::from_secs(1), "ended in {took:?}");
 }
 
+/// Issue 13 item 4: rotating a device's token ends the old token's sessions on every gateway
+/// within a second and refuses the old token at HELLO everywhere at once, also on a gateway
+/// that only cached an allow of it (no session to end there); the new token connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_rotation_ends_the_old_tokens_sessions_everywhere_within_a_second() {
+    let c = cluster(|_| {}).await;
+    let node = start_node().await;
+    c.cp.add_node(&node, "n1").await;
+    let echo = echo_server().await;
+    // One session at most: the HELLO on b passes validation (b caches the allow) and is then
+    // refused for the limit, so b holds the old token's allow and no session.
+    let sub = c.cp.subscriber(None, 1).await;
+    let device = sub.device.to_string();
+    let old = sub.token.as_bytes();
+    let mut on_a = TestClient::connect(&c.a, &device, old).await;
+    let over = TestClient::try_connect(&c.b, &device, old)
+        .await
+        .err()
+        .expect("a second session is over the limit");
+    assert_eq!(over.code, HelloErrorCode::TooManySessions);
+
+    let admin = c.cp.admin_token().await;
+    let started = Instant::now();
+    let rotated: serde_json::Value = reqwest::Client::new()
+        .post(format!(
+            "http://{}/v1/admin/devices/{}/rotate-token",
+            c.cp.addr, sub.device
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    expect_ended(&mut on_a, ErrorCode::Revoked, T).await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "the session ended in {took:?}"
+    );
+    for gw in [&c.a, &c.b] {
+        let refused = TestClient::try_connect(gw, &device, old)
+            .await
+            .err()
+            .expect("the old token is refused");
+        assert_eq!(refused.code, HelloErrorCode::AuthFailed);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the old token was refused everywhere within a second ({:?})",
+        started.elapsed()
+    );
+
+    let new_token = rotated["token"].as_str().expect("the new token").to_owned();
+    assert_ne!(new_token.as_bytes(), old);
+    // The ended session's slot is released asynchronously: retry until the new token is in.
+    let deadline = Instant::now() + T;
+    let fresh = loop {
+        match TestClient::try_connect(&c.b, &device, new_token.as_bytes()).await {
+            Ok(client) => break client,
+            Err(e) if e.code == HelloErrorCode::TooManySessions && Instant::now() < deadline => {
+                tokio::task::yield_now().await;
+            }
+            Err(e) => panic!("the new token is refused: {e:?}"),
+        }
+    };
+    echo_once(&fresh, echo, b"with the new token").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn least_connections_spreads_by_the_global_stream_load() {
     let c = cluster(|_| {}).await;

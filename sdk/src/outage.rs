@@ -8,6 +8,8 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use rand::Rng;
 
+use httvps_proto::HelloErrorCode;
+
 use crate::config::Backoff;
 use crate::error::Error;
 
@@ -45,6 +47,22 @@ impl fmt::Display for Outage {
 }
 
 impl Outage {
+    /// Whether the service refused the device (wrong or rotated credentials, revoked, expired,
+    /// quota used up, region not allowed): only a change on the service's side, or new
+    /// credentials, ends it.
+    pub fn is_refusal(&self) -> bool {
+        [
+            HelloErrorCode::AuthFailed,
+            HelloErrorCode::Revoked,
+            HelloErrorCode::Expired,
+            HelloErrorCode::QuotaExceeded,
+            HelloErrorCode::RegionNotAllowed,
+            HelloErrorCode::UnsupportedVersion,
+        ]
+        .iter()
+        .any(|c| c.name() == self.code)
+    }
+
     /// The outage after a failed attempt to connect.
     pub(crate) fn after_error(e: &Error, retry_in: Duration) -> Outage {
         let (code, detail) = match e {
@@ -124,7 +142,6 @@ impl RetrySchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use httvps_proto::HelloErrorCode;
 
     fn refused(code: HelloErrorCode, retry_after: Option<Duration>) -> Error {
         Error::Refused {
@@ -190,6 +207,7 @@ mod tests {
             Duration::from_secs(5),
         );
         assert_eq!(o.code, "quota_exceeded");
+        assert!(o.is_refusal());
         assert_eq!(
             o.to_string(),
             "quota_exceeded (monthly quota used up); retrying in 5.0 s"
@@ -203,6 +221,7 @@ mod tests {
         assert_eq!(o.to_string(), "revoked (killed); retrying in 0.3 s");
         let o = Outage::after_session(None, None, Some("connection error: reset"), Duration::ZERO);
         assert_eq!(o.code, CONNECTION_LOST);
+        assert!(!o.is_refusal());
         let o = Outage::after_error(&Error::Unreachable("TLS: bad cert".into()), Duration::ZERO);
         assert_eq!(o.code, UNREACHABLE);
     }

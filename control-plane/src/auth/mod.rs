@@ -3,4 +3,5 @@
 
 pub mod jwt;
 pub mod password;
+pub mod seal;
 pub mod token;

@@ -180,8 +180,9 @@ pub enum SessionCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum DeviceCmd {
-    /// Create a device; prints its token (once), connection link and QR code. The link uses
-    /// HTTVPS_CP_PUBLIC_GATEWAY, HTTVPS_CP_GATEWAY_CERT_SHA256 and HTTVPS_CP_GATEWAY_SNI.
+    /// Create a device; prints its token, connection links, QR code and subscription URL. The
+    /// links use HTTVPS_CP_PUBLIC_GATEWAY, HTTVPS_CP_GATEWAY_CERT_SHA256 and
+    /// HTTVPS_CP_GATEWAY_SNI; the URL HTTVPS_CP_PUBLIC_URL.
     Create {
         /// User name or id.
         #[arg(long)]
@@ -205,6 +206,35 @@ pub enum DeviceCmd {
     Enable { id: Uuid },
     /// Delete a device: its sessions end on every gateway.
     Delete { id: Uuid },
+    /// Show a device's connection links and QR code again (needs the secret key the token was
+    /// sealed with: HTTVPS_CP_SECRET_KEY or the key file).
+    Link {
+        id: Uuid,
+        /// Do not print the QR code.
+        #[arg(long)]
+        no_qr: bool,
+    },
+    /// Give a device a new token: the old one is refused at once and its sessions end on every
+    /// gateway. Prints the new links.
+    RotateToken {
+        id: Uuid,
+        /// Do not print the QR code.
+        #[arg(long)]
+        no_qr: bool,
+    },
+    /// Show a device's subscription URL, or rotate or revoke it.
+    Subscription {
+        id: Uuid,
+        /// Make a new URL; the old one stops working.
+        #[arg(long, conflicts_with = "revoke")]
+        rotate: bool,
+        /// Remove the URL; it stops working.
+        #[arg(long)]
+        revoke: bool,
+        /// Do not print the QR code.
+        #[arg(long)]
+        no_qr: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -111,6 +111,31 @@ fn read_password() -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
+fn print_credentials(
+    created: &domain::devices::NewCredentials,
+    no_qr: bool,
+) -> Result<(), CliError> {
+    println!("token: {}", created.token);
+    print_links(&created.links, no_qr)
+}
+
+/// The links, one per line (with the region when configured), and the first one's QR code.
+fn print_links(links: &[crate::link::DeviceLink], no_qr: bool) -> Result<(), CliError> {
+    for l in links {
+        match &l.region {
+            Some(region) => println!("connection link ({region}): {}", l.link),
+            None => println!("connection link: {}", l.link),
+        }
+    }
+    if let (Some(first), false) = (links.first(), no_qr) {
+        println!(
+            "{}",
+            crate::link::qr_terminal(&first.link.to_string()).context("drawing the QR code")?
+        );
+    }
+    Ok(())
+}
+
 async fn operate(state: &AppState, command: Command) -> Result<(), CliError> {
     let store = &state.store;
     match command {
@@ -241,12 +266,46 @@ async fn operate(state: &AppState, command: Command) -> Result<(), CliError> {
                 "device {} created: {}",
                 created.device.name, created.device.id
             );
-            println!("token (shown once): {}", created.token);
-            println!("connection link: {}", created.link);
+            print_credentials(&created, no_qr)?;
+            if let Some(url) = &created.subscription_url {
+                println!("subscription URL: {url}");
+            }
+            Ok(())
+        }
+        Command::Device(DeviceCmd::Link { id, no_qr }) => {
+            let shown = domain::devices::show_links(state, id).await?;
+            println!("device {} ({})", shown.device.name, shown.device.id);
+            print_links(&shown.links, no_qr)
+        }
+        Command::Device(DeviceCmd::RotateToken { id, no_qr }) => {
+            let rotated = domain::devices::rotate_token(state, ACTOR, id).await?;
+            println!(
+                "device {} has a new token; the old one no longer works",
+                rotated.device.id
+            );
+            print_credentials(&rotated, no_qr)
+        }
+        Command::Device(DeviceCmd::Subscription {
+            id,
+            rotate,
+            revoke,
+            no_qr,
+        }) => {
+            if revoke {
+                domain::devices::revoke_subscription_url(state, ACTOR, id).await?;
+                println!("the subscription URL of device {id} is revoked");
+                return Ok(());
+            }
+            let url = if rotate {
+                domain::devices::rotate_subscription_url(state, ACTOR, id).await?
+            } else {
+                domain::devices::show_subscription_url(state, id).await?
+            };
+            println!("subscription URL: {url}");
             if !no_qr {
                 println!(
                     "{}",
-                    crate::link::qr_terminal(&created.link).context("drawing the QR code")?
+                    crate::link::qr_terminal(&url).context("drawing the QR code")?
                 );
             }
             Ok(())

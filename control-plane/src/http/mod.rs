@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod guard;
 pub mod openapi;
 pub mod public;
+pub mod subscription;
 
 use axum::routing::get;
 use axum::Router;
@@ -22,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/healthz", get(public::healthz))
         .route("/readyz", get(public::readyz))
         .route("/metrics", get(public::metrics))
+        .route("/sub/{token}", get(subscription::subscription))
         .merge(gateway::routes())
         .merge(admin::routes())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))

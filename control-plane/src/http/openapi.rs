@@ -3,17 +3,17 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, gateway, public};
+use super::{admin, gateway, public, subscription};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "httvps control plane", description = "Users, devices, plans, the node pool, sessions, usage and audit. Errors are RFC 7807 problem documents with a stable `code`."),
     paths(
-        public::healthz, public::readyz, public::metrics,
+        public::healthz, public::readyz, public::metrics, subscription::subscription,
         gateway::validate_device, gateway::assign_node, gateway::start_session, gateway::session_heartbeat,
         gateway::end_session, gateway::report_usage, gateway::pool_snapshot, gateway::gateway_heartbeat,
     ),
-    components(schemas(crate::error::Problem)),
+    components(schemas(crate::error::Problem, subscription::Feed, subscription::FeedLink, subscription::FeedDevice, subscription::FeedFormat)),
     modifiers(&SecuritySchemes),
     tags((name = "public"), (name = "gateway", description = "For gateways, with their service token"), (name = "admin", description = "For operators, with a JWT from /v1/admin/login"))
 )]

@@ -19,6 +19,26 @@ pub struct NewDevice {
     pub token_hash: String,
 }
 
+/// A device's secrets as the store keeps them: sealed (see [`crate::auth::seal`]) or hashed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviceSecrets {
+    /// The device token, sealed; `None` for devices created before tokens were kept, or
+    /// without a secret key.
+    pub token_sealed: Option<String>,
+    /// SHA-256 (hex) of the subscription URL token; `None`: no subscription URL.
+    pub sub_token_hash: Option<String>,
+    /// The subscription URL token, sealed.
+    pub sub_token_sealed: Option<String>,
+}
+
+fn secrets_from_row(r: &AnyRow) -> Result<DeviceSecrets> {
+    Ok(DeviceSecrets {
+        token_sealed: r.opt_text("token_sealed")?,
+        sub_token_hash: r.opt_text("sub_token_hash")?,
+        sub_token_sealed: r.opt_text("sub_token_sealed")?,
+    })
+}
+
 const COLUMNS: &str = "id, user_id, name, status, created_at, last_seen_at, sticky_node_id";
 
 fn from_row(r: &AnyRow) -> Result<Device> {
@@ -161,6 +181,138 @@ impl Store {
                 target_type: "device",
                 target_id: Some(id.to_string()),
                 detail: serde_json::json!({"status": status, "name": name}),
+            },
+        )
+        .await?;
+        self.get_device(id).await
+    }
+
+    /// Keeps a new device's sealed token and its subscription URL token (hash and sealed);
+    /// part of creating it, audited with the creation.
+    pub async fn keep_device_secrets(&self, id: Uuid, secrets: &DeviceSecrets) -> Result<()> {
+        sqlx::query(
+            "UPDATE devices SET token_sealed = $2, sub_token_hash = $3, sub_token_sealed = $4 \
+             WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(secrets.token_sealed.as_deref())
+        .bind(secrets.sub_token_hash.as_deref())
+        .bind(secrets.sub_token_sealed.as_deref())
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// The device's sealed secrets.
+    pub async fn device_secrets(&self, id: Uuid) -> Result<(Device, DeviceSecrets)> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS}, token_sealed, sub_token_hash, sub_token_sealed FROM devices WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(self.reader())
+        .await?
+        .ok_or(StoreError::NotFound("device"))?;
+        Ok((from_row(&row)?, secrets_from_row(&row)?))
+    }
+
+    /// The device whose subscription URL token hashes to `sub_token_hash`, with its secrets.
+    pub async fn device_by_sub_token(
+        &self,
+        sub_token_hash: &str,
+    ) -> Result<Option<(Device, DeviceSecrets)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS}, token_sealed, sub_token_hash, sub_token_sealed FROM devices \
+             WHERE sub_token_hash = $1"
+        ))
+        .bind(sub_token_hash)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|r| Ok((from_row(&r)?, secrets_from_row(&r)?)))
+            .transpose()
+    }
+
+    /// Replaces the device token: from now on only `token_hash` validates.
+    pub async fn rotate_device_token(
+        &self,
+        actor: &str,
+        id: Uuid,
+        token_hash: &str,
+        token_sealed: Option<&str>,
+    ) -> Result<Device> {
+        let mut tx = self.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE devices SET token_hash = $2, token_sealed = $3 WHERE id = $1 AND status <> 'revoked'",
+        )
+        .bind(id.to_string())
+        .bind(token_hash)
+        .bind(token_sealed)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            // Gone, or revoked for good (a new token would not bring it back).
+            let device = self.get_device(id).await?;
+            return Err(StoreError::Conflict(Conflict::state(format!(
+                "device {} is {}: its token cannot be rotated",
+                device.id, device.status
+            ))));
+        }
+        // The live sessions ran on the old token: their gateways end them at the next heartbeat
+        // (without Redis; with it the revocation event ends them at once), and none resumes.
+        let ended = sqlx::query(
+            "UPDATE sessions SET kill_requested = TRUE WHERE device_id = $1 AND ended_at IS NULL",
+        )
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        commit_audited(
+            tx,
+            NewAudit {
+                actor,
+                action: "device.rotate_token",
+                target_type: "device",
+                target_id: Some(id.to_string()),
+                detail: serde_json::json!({"sessions_ended": ended}),
+            },
+        )
+        .await?;
+        self.get_device(id).await
+    }
+
+    /// Sets (`Some`: a new token, sealed or not) or removes (`None`) the device's subscription
+    /// URL token.
+    pub async fn set_sub_token(
+        &self,
+        actor: &str,
+        id: Uuid,
+        token: Option<(&str, Option<&str>)>,
+    ) -> Result<Device> {
+        let mut tx = self.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE devices SET sub_token_hash = $2, sub_token_sealed = $3 WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(token.map(|(hash, _)| hash))
+        .bind(token.and_then(|(_, sealed)| sealed))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Err(StoreError::NotFound("device"));
+        }
+        commit_audited(
+            tx,
+            NewAudit {
+                actor,
+                action: if token.is_some() {
+                    "device.subscription_url.rotate"
+                } else {
+                    "device.subscription_url.revoke"
+                },
+                target_type: "device",
+                target_id: Some(id.to_string()),
+                detail: serde_json::json!({}),
             },
         )
         .await?;

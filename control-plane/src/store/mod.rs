@@ -26,7 +26,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use audit::{AuditFilter, NewAudit};
-pub use devices::NewDevice;
+pub use devices::{DeviceSecrets, NewDevice};
 pub use error::{Conflict, ConflictKind, StoreError};
 pub use gateways::GatewayAuth;
 pub use lease::LeaseHolder;

@@ -26,7 +26,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use httvps_shared_state::{
     Admission, AdmitOutcome, GatewayInfo, InProcessStore, LimitScope, RedisStore, ResumeRecord,
-    SessionLease, SessionOwner, SessionStore, SharedEvent, StoreError, UsageCounter,
+    RevocationTarget, SessionLease, SessionOwner, SessionStore, SharedEvent, StoreError,
+    UsageCounter,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::error::RecvError;
@@ -164,7 +165,8 @@ impl SharedState {
         })
     }
 
-    /// The device authority whose cached answers a usage reset invalidates.
+    /// The device authority whose cached answers a usage reset or a device revocation
+    /// (token rotation included) invalidates.
     pub fn with_authority(mut self, authority: Arc<dyn DeviceAuthority>) -> Self {
         self.authority = Some(authority);
         self

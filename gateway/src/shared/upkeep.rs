@@ -57,6 +57,17 @@ impl SharedState {
                 }
                 tracing::info!(user = %user_id, "usage reset: the user's quota starts afresh");
             }
+            // A revoked device, or one whose token was rotated: its cached allows go at once,
+            // here too where it has no session (else the old token would pass from the cache
+            // until the entry expires).
+            SharedEvent::Revoked {
+                target: RevocationTarget::Device(device),
+                ..
+            } => {
+                if let Some(authority) = &self.authority {
+                    authority.forget(device);
+                }
+            }
             _ => {}
         }
         let ended = self.directory.apply(event, &self.gateway_id);

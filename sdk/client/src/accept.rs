@@ -8,10 +8,13 @@ use std::time::Duration;
 use httvps_sdk::Client;
 use tokio::net::{TcpListener, TcpStream};
 
-/// Accepts connections until the task is dropped; `what` names the proxy in the logs.
+use crate::subscription::CurrentClient;
+
+/// Accepts connections until the task is dropped; `what` names the proxy in the logs. Each
+/// connection goes to the client of the moment (a subscription refresh may replace it).
 pub async fn serve_each<F>(
     listener: TcpListener,
-    client: Client,
+    current: CurrentClient,
     what: &'static str,
     handle: impl Fn(TcpStream, SocketAddr, Client) -> F,
 ) where
@@ -20,7 +23,7 @@ pub async fn serve_each<F>(
     loop {
         match listener.accept().await {
             Ok((socket, peer)) => {
-                let connection = handle(socket, peer, client.clone());
+                let connection = handle(socket, peer, current.get());
                 tokio::spawn(async move {
                     if let Err(e) = connection.await {
                         tracing::debug!(%peer, error = %e, "{what} connection ended");

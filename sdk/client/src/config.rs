@@ -1,12 +1,16 @@
-//! Command line and config file: a connection link plus where to listen.
+//! Command line and config file: a connection link (or a subscription URL) plus where to
+//! listen.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
 use httvps_sdk::ClientConfig;
 use serde::Deserialize;
+
+use crate::subscription::{self, SubscriptionSettings};
 
 /// Local SOCKS5/HTTP proxy through httvps.
 #[derive(Debug, Parser)]
@@ -30,6 +34,16 @@ pub struct Args {
     /// Preferred region code.
     #[arg(long)]
     pub region: Option<String>,
+    /// The device's subscription URL from the control plane (instead of `--link`): every link
+    /// it lists is a gateway to fail over to, and it is fetched again periodically.
+    #[arg(long, env = "HTTVPS_SUBSCRIPTION", hide_env_values = true)]
+    pub subscription: Option<String>,
+    /// Time between subscription refreshes: minutes, or with a unit (`30s`, `10m`, `2h`).
+    #[arg(long, default_value = "60", value_parser = subscription::parse_refresh)]
+    pub subscription_refresh: Duration,
+    /// A file keeping the last good subscription list (used when a fetch fails at start).
+    #[arg(long)]
+    pub subscription_cache: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -42,6 +56,8 @@ struct FileConfig {
     /// More gateways (links of the same device) to try when the first is unreachable.
     #[serde(default)]
     fallback_links: Vec<String>,
+    /// The device's subscription URL (instead of `link`).
+    subscription: Option<String>,
 }
 
 /// What the client runs with.
@@ -49,11 +65,13 @@ pub struct Settings {
     pub client: ClientConfig,
     pub socks: SocketAddr,
     pub http: Option<SocketAddr>,
+    /// With `--subscription`: where to refresh from, and the links the client started with.
+    pub subscription: Option<(SubscriptionSettings, Vec<String>)>,
 }
 
 impl Args {
-    /// Flags over the config file over defaults.
-    pub fn resolve(&self) -> anyhow::Result<Settings> {
+    /// Flags over the config file over defaults; with a subscription, its first fetch.
+    pub async fn resolve(&self) -> anyhow::Result<Settings> {
         let file = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -63,10 +81,28 @@ impl Args {
             }
             None => FileConfig::default(),
         };
-        let Some(link) = self.link.clone().or(file.link) else {
-            bail!("give a connection link with --link (or HTTVPS_LINK, or `link` in --config)");
+        let link = self.link.clone().or(file.link);
+        let subscription = self.subscription.clone().or(file.subscription);
+        let (mut client, subscription) = match (link, subscription) {
+            (Some(_), Some(_)) => bail!("give either a connection link or a subscription URL"),
+            (Some(link), None) => (ClientConfig::from_link(&link)?, None),
+            (None, Some(url)) => {
+                let settings = SubscriptionSettings {
+                    url,
+                    refresh: self.subscription_refresh,
+                    cache: self.subscription_cache.clone(),
+                };
+                let links = subscription::initial_links(&settings).await?;
+                (
+                    subscription::config_from_links(&links)?,
+                    Some((settings, links)),
+                )
+            }
+            (None, None) => bail!(
+                "give a connection link with --link (or HTTVPS_LINK, or `link` in --config) \
+                 or a subscription URL with --subscription"
+            ),
         };
-        let mut client = ClientConfig::from_link(&link)?;
         for extra in &file.fallback_links {
             let more = ClientConfig::from_link(extra)?;
             client.gateways.extend(more.gateways);
@@ -90,6 +126,7 @@ impl Args {
             client,
             socks,
             http,
+            subscription,
         })
     }
 }

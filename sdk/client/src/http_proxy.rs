@@ -2,6 +2,7 @@
 //! it; a plain request in absolute form (`GET http://host/path`) is forwarded once, in origin form,
 //! with `Connection: close`.
 
+use crate::subscription::CurrentClient;
 use httvps_sdk::{Client, Error, ResetCode, TargetAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -9,8 +10,8 @@ use tokio::net::{TcpListener, TcpStream};
 /// Longest request head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 
-pub async fn serve(listener: TcpListener, client: Client) {
-    crate::accept::serve_each(listener, client, "HTTP proxy", |socket, _, client| {
+pub async fn serve(listener: TcpListener, current: CurrentClient) {
+    crate::accept::serve_each(listener, current, "HTTP proxy", |socket, _, client| {
         handle(socket, client)
     })
     .await;

@@ -5,6 +5,7 @@ mod accept;
 mod config;
 mod http_proxy;
 mod socks5;
+mod subscription;
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -32,12 +33,13 @@ async fn main() -> anyhow::Result<()> {
         // Colours only on a terminal: not in a journal, a container log or a pipe.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let settings = args.resolve()?;
     // Before anything is printed: a supervisor may send SIGTERM as soon as it sees output.
     let shutdown = Shutdown::install().context("installing the signal handlers")?;
+    let settings = args.resolve().await?;
     let first_attempt = settings.client.connect_timeout + Duration::from_secs(1);
     // Never gives up: an unreachable gateway or a refused device is shown and retried.
-    let client = Client::start(settings.client).context("starting the client")?;
+    let client = Client::start(settings.client.clone()).context("starting the client")?;
+    let current = subscription::CurrentClient::new(client.clone());
     let socks = TcpListener::bind(settings.socks)
         .await
         .with_context(|| format!("listening on {}", settings.socks))?;
@@ -60,14 +62,18 @@ async fn main() -> anyhow::Result<()> {
     if let Some(http) = &http {
         println!("HTTP proxy on {}", http.local_addr()?);
     }
-    tokio::spawn(status_lines(client.clone(), first));
-    tokio::spawn(socks5::serve(socks, client.clone()));
+    tokio::spawn(status_lines(current.watch(), first));
+    tokio::spawn(socks5::serve(socks, current.clone()));
     if let Some(http) = http {
-        tokio::spawn(http_proxy::serve(http, client.clone()));
+        tokio::spawn(http_proxy::serve(http, current.clone()));
+    }
+    if let Some((sub, links)) = settings.subscription {
+        let refresh = subscription::refresh(sub, links, settings.client, current.clone());
+        tokio::spawn(refresh);
     }
     shutdown.wait().await;
     println!("shutting down");
-    client.close().await;
+    current.get().close().await;
     Ok(())
 }
 
@@ -89,8 +95,10 @@ fn print_status(s: &ClientStatus) {
 }
 
 /// A status line at every change of state or session (each failed attempt, with its reason and
-/// the wait before the next), and the RTT every minute.
-async fn status_lines(client: Client, printed: ClientStatus) {
+/// the wait before the next), and the RTT every minute; of the current client (a subscription
+/// refresh may replace it). `printed` is the status already shown.
+async fn status_lines(mut current: tokio::sync::watch::Receiver<Client>, printed: ClientStatus) {
+    let mut client = current.borrow_and_update().clone();
     let mut watch = client.watch_status();
     let mut last = printed;
     let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -106,6 +114,14 @@ async fn status_lines(client: Client, printed: ClientStatus) {
                 if changed.is_err() {
                     return;
                 }
+            }
+            replaced = current.changed() => {
+                if replaced.is_err() {
+                    return;
+                }
+                // The new client's status is printed at the top of the loop.
+                client = current.borrow_and_update().clone();
+                watch = client.watch_status();
             }
             _ = tick.tick() => print_status(&client.status()),
         }

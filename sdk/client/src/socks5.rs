@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
+use crate::subscription::CurrentClient;
 use bytes::{BufMut, Bytes, BytesMut};
 use httvps_sdk::{Address, Client, Error, ResetCode, TargetAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -46,8 +47,8 @@ fn reply_for(e: &Error) -> Reply {
 }
 
 /// Accepts SOCKS5 clients until the listener fails.
-pub async fn serve(listener: TcpListener, client: Client) {
-    crate::accept::serve_each(listener, client, "SOCKS5", handle).await;
+pub async fn serve(listener: TcpListener, current: CurrentClient) {
+    crate::accept::serve_each(listener, current, "SOCKS5", handle).await;
 }
 
 async fn handle(mut socket: TcpStream, peer: SocketAddr, client: Client) -> std::io::Result<()> {

@@ -75,6 +75,11 @@ pub const DEFAULT_LIMIT: i64 = 100;
         devices::revoke_device,
         devices::disable_device,
         devices::enable_device,
+        devices::device_link,
+        devices::rotate_device_token,
+        devices::get_subscription_url,
+        devices::rotate_subscription_url,
+        devices::revoke_subscription_url,
         regions::create_region,
         regions::list_regions,
         regions::get_region,
@@ -194,6 +199,19 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/v1/admin/devices/{id}/enable",
             post(devices::enable_device),
+        )
+        .route("/v1/admin/devices/{id}/link", get(devices::device_link))
+        .route(
+            "/v1/admin/devices/{id}/rotate-token",
+            post(devices::rotate_device_token),
+        )
+        .route(
+            "/v1/admin/devices/{id}/subscription-url",
+            get(devices::get_subscription_url).delete(devices::revoke_subscription_url),
+        )
+        .route(
+            "/v1/admin/devices/{id}/subscription-url/rotate",
+            post(devices::rotate_subscription_url),
         )
         .route(
             "/v1/admin/regions",
