@@ -33,7 +33,7 @@ use crate::upgrade;
 use first_request::{FirstRequest, SessionRequest};
 
 /// Initial (eagerly allocated) WebSocket read buffer of each session.
-const WS_READ_BUFFER: usize = 16 * 1024;
+const WS_READ_BUFFER: usize = 4 * 1024;
 
 /// Longest wait for the TLS `close_notify` (and FIN) to go out after a session ended.
 const SESSION_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -72,11 +72,17 @@ pub async fn accept_loop(
                 tasks.spawn(async move {
                     let raw = shared.fallback_raw.as_ref();
                     let drain = &shared.drain;
-                    let accepted =
-                        tls_accept::accept(tcp, peer, config, challenges, deadline, raw, drain);
+                    // Boxed, as every transient step of a connection: a task's future is one
+                    // allocation the size of its largest state, kept for the task's whole
+                    // life, so steps inlined here would cost every idle session their buffers.
+                    let accepted = Box::pin(tls_accept::accept(
+                        tcp, peer, config, challenges, deadline, raw, drain,
+                    ));
                     if let Some(tls) = accepted.await {
                         let client_tls = fallback::ClientTls::of(tls.get_ref().1);
-                        serve(tls, peer, None, Some(client_tls), shared).await;
+                        // Boxed: the TLS connection state is large, and each step that takes
+                        // the stream by value would otherwise hold its own copy in the future.
+                        serve(Box::new(tls), peer, None, Some(client_tls), shared).await;
                     }
                     drop(permit);
                 });
@@ -109,13 +115,13 @@ pub async fn serve<S>(
     let mut buffered = Vec::new();
     loop {
         let deadline = Instant::now() + config.client_header_timeout;
-        let first = first_request::read(
+        let first = Box::pin(first_request::read(
             &mut stream,
             buffered,
             &session_request,
             deadline,
             &shared.drain,
-        )
+        ))
         .await;
         let other = match first {
             FirstRequest::Upgrade {
@@ -153,10 +159,11 @@ pub async fn serve<S>(
             FirstRequest::Failed => return,
         };
         let Some(http_fallback) = &shared.fallback else {
-            match builtin::answer(&mut stream, other, config, deadline).await {
+            match Box::pin(builtin::answer(&mut stream, other, config, deadline)).await {
                 builtin::After::KeepAlive(rest) if !rest.is_empty() => buffered = rest,
                 builtin::After::KeepAlive(_) => {
-                    match builtin::next_request(&mut stream, config, &shared.drain).await {
+                    match Box::pin(builtin::next_request(&mut stream, config, &shared.drain)).await
+                    {
                         Some(next) => buffered = next,
                         None => return,
                     }
@@ -165,9 +172,9 @@ pub async fn serve<S>(
             }
             continue;
         };
-        match http_fallback.connect(client_tls.as_ref()).await {
+        match Box::pin(http_fallback.connect(client_tls.as_ref())).await {
             Ok(upstream) => {
-                let end = fallback::relay(stream, &other, upstream, &shared.drain).await;
+                let end = Box::pin(fallback::relay(stream, &other, upstream, &shared.drain)).await;
                 tracing::trace!(%peer, ?end, "relayed to the fallback");
             }
             Err(e) => {
@@ -205,7 +212,8 @@ async fn start_session<S>(
     let ws =
         WebSocketStream::from_partially_read(stream, early.to_vec(), Role::Server, Some(ws_config))
             .await;
-    session::run_session(ws, peer, shared.sessions.clone()).await;
+    // Boxed: the session's state exists only while it runs, not in the connection's future.
+    Box::pin(session::run_session(ws, peer, shared.sessions.clone())).await;
     // The session dropped the WebSocket after its close handshake: end TLS cleanly, as nginx
     // ends a proxied WebSocket.
     if let Ok(Ok(mut stream)) = tokio::time::timeout(SESSION_SHUTDOWN_TIMEOUT, back).await {
