@@ -23,6 +23,9 @@ pub struct IdleArgs {
     /// Sessions being opened at once.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Directory of httvps-gateway [default: this program's].
+    #[arg(long, env = "HTTVPS_BENCH_BIN_DIR")]
+    bin_dir: Option<std::path::PathBuf>,
 }
 
 /// Resident memory of `pid` in KiB (`VmRSS`).
@@ -55,7 +58,7 @@ pub fn run(raw: &[String], dir: &Path) -> anyhow::Result<()> {
             );
         }
     }
-    let bins = crate::tools::HttvpsBins::find(None)?;
+    let bins = crate::tools::HttvpsBins::find(args.bin_dir.as_deref())?;
     let cert = Certificate::generate(dir)?;
     let token = format!("{:032x}", rand::random::<u128>());
     let path = format!("/{:032x}", rand::random::<u128>());
