@@ -1,5 +1,7 @@
 //! Devices: creating one (its token shown once, with its connection link), renaming, status
 //! changes and deletion; revoking, disabling and deleting end its sessions on every gateway.
+//! Every change that can alter a validation answer drops the cached answers
+//! ([`validation_cache::forget_device`]; the store's change count does too, this says it here).
 
 use uuid::Uuid;
 
@@ -11,6 +13,7 @@ use crate::link;
 use crate::model::{Device, DeviceStatus};
 use crate::shared::{self, RevocationReason};
 use crate::store::NewDevice;
+use crate::validation_cache;
 
 /// A new device with its credentials: the token exists only here, the store keeps its hash.
 #[derive(Debug)]
@@ -83,6 +86,7 @@ pub async fn set_status(
         .store
         .update_device(actor, id, Some(status), None)
         .await?;
+    validation_cache::forget_device(state, id);
     let reason = match status {
         DeviceStatus::Revoked => Some(RevocationReason::Revoked),
         DeviceStatus::Disabled => Some(RevocationReason::Disabled),
@@ -97,6 +101,7 @@ pub async fn set_status(
 /// Deletes a device and ends its sessions on every gateway.
 pub async fn delete(state: &AppState, actor: &str, id: Uuid) -> DomainResult<()> {
     state.store.delete_device(actor, id).await?;
+    validation_cache::forget_device(state, id);
     shared::revoke_device(state, id, RevocationReason::Deleted).await;
     Ok(())
 }

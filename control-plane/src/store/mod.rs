@@ -20,6 +20,8 @@ mod subscriptions;
 mod usage;
 mod users;
 
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -77,6 +79,8 @@ pub struct Store {
     read: AnyPool,
     /// Writes: one connection on SQLite, the read pool on PostgreSQL.
     write: AnyPool,
+    /// Audited changes committed through this store and its clones ([`Store::changes`]).
+    changes: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -101,6 +105,7 @@ impl Store {
                     backend,
                     read: pool.clone(),
                     write: pool,
+                    changes: Arc::default(),
                 })
             }
             Backend::Sqlite => {
@@ -135,6 +140,7 @@ impl Store {
                     backend,
                     read,
                     write,
+                    changes: Arc::default(),
                 })
             }
         }
