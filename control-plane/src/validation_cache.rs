@@ -22,7 +22,9 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use rand::Rng;
 
 use httvps_contract::validate::Entitlement;
 use httvps_contract::DenyCode;
@@ -115,6 +117,54 @@ impl<K: Eq + Hash, V: Clone> EpochMap<K, V> {
     }
 }
 
+/// One computation at a time per key: requests that miss the same entry at once wait for the
+/// first one's answer instead of all reading the database (at expiry every request in flight
+/// for a busy device would otherwise miss together).
+struct Flights<K> {
+    map: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Held while computing an entry; the last holder of a key removes its lock.
+pub struct Flight<'a, K: Eq + Hash + Clone> {
+    flights: &'a Flights<K>,
+    key: K,
+    lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    _held: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl<K: Eq + Hash + Clone> Flights<K> {
+    fn new() -> Self {
+        Flights {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Arc<tokio::sync::Mutex<()>>>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn enter(&self, key: K) -> Flight<'_, K> {
+        let lock = self.lock().entry(key.clone()).or_default().clone();
+        let held = lock.clone().lock_owned().await;
+        Flight {
+            flights: self,
+            key,
+            lock: Some(lock),
+            _held: held,
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone> Drop for Flight<'_, K> {
+    fn drop(&mut self) {
+        let mut map = self.flights.lock();
+        // Ours and the map's: nobody else waits for this key.
+        if self.lock.take().is_some_and(|l| Arc::strong_count(&l) <= 3) {
+            map.remove(&self.key);
+        }
+    }
+}
+
 /// The caches of the gateway hot path (see the module documentation).
 pub struct ValidationCache {
     ttl_ms: Millis,
@@ -125,6 +175,8 @@ pub struct ValidationCache {
     devices: EpochMap<Uuid, CachedVerdict>,
     gateways: EpochMap<String, GatewayAuth>,
     regions: EpochMap<String, bool>,
+    device_flights: Flights<Uuid>,
+    gateway_flights: Flights<String>,
 }
 
 impl std::fmt::Debug for ValidationCache {
@@ -147,6 +199,8 @@ impl ValidationCache {
             devices: EpochMap::new(),
             gateways: EpochMap::new(),
             regions: EpochMap::new(),
+            device_flights: Flights::new(),
+            gateway_flights: Flights::new(),
         }
     }
 
@@ -167,11 +221,30 @@ impl ValidationCache {
         self.local.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// When an entry made at `now` ends: after the TTL less up to a fifth (so entries made
+    /// together do not all expire together), or at the first of `limits`.
     fn until(&self, now: Millis, limits: &[Option<Millis>]) -> Millis {
+        let spread = rand::thread_rng().gen_range(0..=self.ttl_ms / 5);
         limits
             .iter()
             .flatten()
-            .fold(now.saturating_add(self.ttl_ms), |a, &b| a.min(b))
+            .fold(now.saturating_add(self.ttl_ms - spread), |a, &b| a.min(b))
+    }
+
+    /// Waits until no other request computes the device's answer; check the cache again after.
+    pub async fn computing_device(&self, device: Uuid) -> Option<Flight<'_, Uuid>> {
+        if !self.enabled() {
+            return None;
+        }
+        Some(self.device_flights.enter(device).await)
+    }
+
+    /// Waits until no other request verifies this gateway token; check the cache again after.
+    pub async fn computing_gateway(&self, token_hash: &str) -> Option<Flight<'_, String>> {
+        if !self.enabled() {
+            return None;
+        }
+        Some(self.gateway_flights.enter(token_hash.to_owned()).await)
     }
 
     /// The cached verdict of a device, if any (check its token hash before using it).
@@ -181,6 +254,16 @@ impl ValidationCache {
         }
         let hit = self.devices.get(&device, self.epoch(), now);
         hit_or_miss("device", hit.is_some());
+        hit
+    }
+
+    /// [`ValidationCache::verdict`] again after waiting for another request's computation:
+    /// counts a hit when that one stored an answer (the miss was counted already).
+    pub fn verdict_after_wait(&self, device: Uuid, now: Millis) -> Option<CachedVerdict> {
+        let hit = self.devices.get(&device, self.epoch(), now);
+        if hit.is_some() {
+            hit_or_miss("device", true);
+        }
         hit
     }
 
@@ -230,6 +313,15 @@ impl ValidationCache {
         }
         let hit = self.gateways.get(&token_hash.to_owned(), self.epoch(), now);
         hit_or_miss("gateway_token", hit.is_some());
+        hit
+    }
+
+    /// [`ValidationCache::gateway`] again after waiting for another request's verification.
+    pub fn gateway_after_wait(&self, token_hash: &str, now: Millis) -> Option<GatewayAuth> {
+        let hit = self.gateways.get(&token_hash.to_owned(), self.epoch(), now);
+        if hit.is_some() {
+            hit_or_miss("gateway_token", true);
+        }
         hit
     }
 

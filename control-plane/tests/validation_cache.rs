@@ -158,6 +158,25 @@ async fn subscription_changes_apply_at_once(app: &TestApp) {
     let state = app.state();
     let (device, secret) = &s.devices[0];
     assert_eq!(verdict(app, *device, secret).await, "allow");
+    // Cancelled: nothing in force; a new subscription: allowed again.
+    domain::subscriptions::cancel(state, "t", s.subscription)
+        .await
+        .unwrap();
+    assert_eq!(verdict(app, *device, secret).await, "expired");
+    let renewed = app
+        .store()
+        .create_subscription(
+            "t",
+            s.user,
+            &NewSubscription {
+                plan_id: s.plan,
+                on_hold: false,
+                queued: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(verdict(app, *device, secret).await, "allow");
     // Usage reports: the remaining bytes and then the used-up quota show at once.
     let report = |id: &str, bytes: u64| {
         app.gateway(Method::POST, "/v1/gateway/usage").json(&json!({
@@ -174,28 +193,11 @@ async fn subscription_changes_apply_at_once(app: &TestApp) {
     assert_eq!(call(report("c-2", 1_000)).await.0, StatusCode::OK);
     assert_eq!(verdict(app, *device, secret).await, "quota_exceeded");
     assert_eq!(verdict(app, *laptop, laptop_secret).await, "quota_exceeded");
-    domain::subscriptions::reset_usage(state, "t", s.subscription)
+    domain::subscriptions::reset_usage(state, "t", renewed.id)
         .await
         .unwrap();
     assert_eq!(verdict(app, *device, secret).await, "allow");
-    // Cancelled: nothing in force; a new subscription: allowed again.
-    domain::subscriptions::cancel(state, "t", s.subscription)
-        .await
-        .unwrap();
-    assert_eq!(verdict(app, *device, secret).await, "expired");
-    app.store()
-        .create_subscription(
-            "t",
-            s.user,
-            &NewSubscription {
-                plan_id: s.plan,
-                on_hold: false,
-                queued: false,
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(verdict(app, *device, secret).await, "allow");
+    assert_eq!(verdict(app, *laptop, laptop_secret).await, "allow");
 }
 
 async fn plan_and_region_changes_apply_at_once(app: &TestApp) {

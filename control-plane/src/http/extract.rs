@@ -243,6 +243,11 @@ async fn authenticate_gateway(state: &AppState, hash: &str) -> ApiResult<Option<
     if let Some(auth) = state.validation.gateway(hash, now) {
         return Ok(Some(auth));
     }
+    let _flight = state.validation.computing_gateway(hash).await;
+    // Another request may have verified it while this one waited.
+    if let Some(auth) = state.validation.gateway_after_wait(hash, now_ms()) {
+        return Ok(Some(auth));
+    }
     let epoch = state.validation.epoch();
     let auth = state.store.authenticate_gateway(hash, now).await?;
     if let Some(auth) = &auth {

@@ -47,7 +47,16 @@ pub async fn validate_device(
     let Ok(device_id) = Uuid::parse_str(&req.device_id) else {
         return Ok(deny(&state, DenyCode::AuthFailed, UNKNOWN));
     };
-    let (verdict, stored_last_seen) = match state.validation.verdict(device_id, now) {
+    let mut cached = state.validation.verdict(device_id, now);
+    let _flight = if cached.is_none() {
+        let flight = state.validation.computing_device(device_id).await;
+        // Another request may have computed it while this one waited.
+        cached = state.validation.verdict_after_wait(device_id, now_ms());
+        flight
+    } else {
+        None
+    };
+    let (verdict, stored_last_seen) = match cached {
         Some(cached) => {
             if !token::matches(&req.device_token, &cached.token_hash) {
                 return Ok(deny(&state, DenyCode::AuthFailed, UNKNOWN));
