@@ -132,6 +132,12 @@ pub struct Flight<'a, K: Eq + Hash + Clone> {
     _held: tokio::sync::OwnedMutexGuard<()>,
 }
 
+impl<K: Eq + Hash + Clone> std::fmt::Debug for Flight<'_, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flight").finish_non_exhaustive()
+    }
+}
+
 impl<K: Eq + Hash + Clone> Flights<K> {
     fn new() -> Self {
         Flights {
