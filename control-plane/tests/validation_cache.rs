@@ -412,3 +412,79 @@ on_both!(
     last_seen_is_written_at_shutdown,
     a_zero_ttl_turns_the_cache_off
 );
+
+/// Two replicas on one database and one Redis: a device disabled through one drops the answer
+/// the other cached, through the shared revocation event, well before the TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revocation_on_one_replica_drops_the_answer_on_another() {
+    let redis = std::env::var("REDIS_URL_TEST").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("httvps-cp-test-{}", Uuid::new_v4().simple());
+    let shared = |c: &mut httvps_control_plane::config::ServeConfig| {
+        c.redis_url = Some(redis.clone());
+        c.redis_prefix = prefix.clone();
+    };
+    let a = TestApp::with_db(TestDb::postgres().await, shared).await;
+    let mut config =
+        httvps_control_plane::config::ServeConfig::for_database(&a.db.as_ref().unwrap().url);
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.jwt_secret = Some("test-secret-test-secret-test-secret!".into());
+    config.health_interval_secs = 0;
+    config.gateway_cert_sha256 = Some("ab".repeat(32));
+    shared(&mut config);
+    let b = httvps_control_plane::app::start(config, false)
+        .await
+        .expect("the second replica starts");
+    // B hears A's events once its Redis subscription is up.
+    let mut heard = b.state.shared.subscribe();
+    let probe = SharedEvent::SessionKilled {
+        session_id: format!("probe-{}", Uuid::new_v4()),
+    };
+    let subscribed = async {
+        loop {
+            a.state().shared.publish(&probe).await.unwrap();
+            if let Ok(Ok(event)) =
+                tokio::time::timeout(Duration::from_millis(200), heard.recv()).await
+            {
+                if event == probe {
+                    return;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), subscribed)
+        .await
+        .unwrap_or_else(|_| panic!("Redis at {redis} is required for this test"));
+    let s = subscriber(&a, None).await;
+    let (device, secret) = &s.devices[0];
+    let on_b = || async {
+        let (status, body) = call(
+            a.http
+                .post(format!("http://{}/v1/gateway/devices/validate", b.addr))
+                .bearer_auth(&a.gateway_token)
+                .json(&json!({"device_id": device, "device_token": secret})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["code"].as_str().unwrap_or("allow").to_owned()
+    };
+    assert_eq!(on_b().await, "allow");
+    assert!(b.state.validation.verdict(*device, now_ms()).is_some());
+    domain::devices::set_status(a.state(), "t", *device, DeviceStatus::Disabled)
+        .await
+        .unwrap();
+    // Well within the TTL (5 s, at least 4 s after the answer was cached).
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let v = on_b().await;
+        if v == "revoked" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other replica still answers {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    b.stop().await;
+    a.stop().await;
+}
