@@ -4,10 +4,10 @@
 //!
 //! Invalidation is by epoch. An answer is stored with the epoch read *before* the database was
 //! read, and is served only while the epoch is unchanged. The epoch moves on every audited change
-//! committed through the store (admin API and CLI changes to devices, users,
-//! subscriptions, plans, regions, gateway tokens: [`Store::changes`]), on
-//! [`forget_device`]/[`forget_all`], and on the revocation and usage-reset events other replicas
-//! and operator commands publish through the shared state (Redis). So a change refuses at once on
+//! committed through this process's store (admin API changes to devices, users, subscriptions,
+//! plans, regions, gateway tokens: [`Store::changes`]), on [`forget_device`], and on the
+//! revocation, usage-reset and used-up-quota events other replicas, operator commands (their own
+//! processes) and gateways publish through the shared state (Redis). So a change refuses at once on
 //! this replica, a computation racing with it cannot store the old answer, and the stale window
 //! on other replicas is the shared state's delivery time, or at most the TTL for changes that
 //! publish no event (a plan edit, a new subscription, an enabled device made elsewhere).
@@ -377,11 +377,6 @@ fn hit_or_miss(cache: &'static str, hit: bool) {
 /// answer goes, not just the device's: changes are rare, and one epoch keeps racing computations
 /// from storing an old answer.
 pub fn forget_device(state: &AppState, _device: Uuid) {
-    state.validation.invalidate();
-}
-
-/// Stops serving any cached answer (a change to a user, subscription, plan or region).
-pub fn forget_all(state: &AppState) {
     state.validation.invalidate();
 }
 
