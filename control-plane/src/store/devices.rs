@@ -20,7 +20,7 @@ pub struct NewDevice {
 
 const COLUMNS: &str = "id, user_id, name, status, created_at, last_seen_at, sticky_node_id";
 
-fn from_row(r: &AnyRow) -> Result<Device> {
+pub(super) fn from_row(r: &AnyRow) -> Result<Device> {
     Ok(Device {
         id: r.id("id")?,
         user_id: r.id("user_id")?,

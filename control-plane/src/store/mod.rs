@@ -19,6 +19,7 @@ mod sessions;
 mod subscriptions;
 mod usage;
 mod users;
+mod validation;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub use sessions::{NewSession, SessionFilter};
 pub use subscriptions::{Expiry, NewSubscription, QuotaStatus};
 pub use usage::{UsageGroupBy, UsageQuery, UsageRecordInput, UsageRow};
 pub use users::UserUpdate;
+pub use validation::{in_force, ValidationFacts};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

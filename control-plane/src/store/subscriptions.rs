@@ -334,17 +334,32 @@ impl Store {
         plan: &Plan,
         now: Millis,
     ) -> Result<QuotaStatus> {
-        let (period_start, period_end) =
-            current_period(plan.reset_strategy, sub.starts_at.unwrap_or(now), now);
-        let raw = self.raw_usage_since(sub.user_id, period_start).await?;
         let row = sqlx::query(
             "SELECT usage_reset_at, usage_reset_bytes FROM subscriptions WHERE id = $1",
         )
         .bind(sub.id.to_string())
         .fetch_one(self.reader())
         .await?;
-        let forgiven = match row.opt_int("usage_reset_at")? {
-            Some(at) if at >= period_start => row.int("usage_reset_bytes")?,
+        let reset = (
+            row.opt_int("usage_reset_at")?,
+            row.int("usage_reset_bytes")?,
+        );
+        self.quota_after_reset(sub, plan, reset, now).await
+    }
+
+    /// The quota of a subscription at `now`, given its last usage reset (when, bytes forgiven).
+    pub async fn quota_after_reset(
+        &self,
+        sub: &Subscription,
+        plan: &Plan,
+        (reset_at, reset_bytes): (Option<Millis>, i64),
+        now: Millis,
+    ) -> Result<QuotaStatus> {
+        let (period_start, period_end) =
+            current_period(plan.reset_strategy, sub.starts_at.unwrap_or(now), now);
+        let raw = self.raw_usage_since(sub.user_id, period_start).await?;
+        let forgiven = match reset_at {
+            Some(at) if at >= period_start => reset_bytes,
             _ => 0,
         };
         let used = (raw - forgiven).max(0);

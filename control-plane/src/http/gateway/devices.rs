@@ -11,9 +11,9 @@ use crate::auth::token;
 use crate::error::ApiResult;
 use crate::http::extract::{ApiJsonAnyText, GatewayCaller};
 use crate::model::{
-    now_ms, Device, DeviceStatus, Millis, Plan, Subscription, SubscriptionStatus, UserStatus,
+    now_ms, DeviceStatus, Millis, Plan, Subscription, SubscriptionStatus, UserStatus,
 };
-use crate::store::StoreError;
+use crate::store::{in_force, StoreError, ValidationFacts};
 use crate::validation_cache::{CachedVerdict, Verdict};
 
 fn deny(state: &AppState, code: DenyCode, message: impl Into<String>) -> Json<ValidateResponse> {
@@ -67,20 +67,21 @@ pub async fn validate_device(
             // Read before the store: a change committed while this runs moves the epoch, and
             // the answer computed from the old rows is then never served.
             let epoch = state.validation.epoch();
-            let Some((device, hash)) = state.store.device_credentials(device_id).await? else {
+            let Some(facts) = state.store.validation_facts(device_id).await? else {
                 // Same work as a real check, so the answer time does not tell whether the id
                 // exists.
                 let _ = token::matches(&req.device_token, "");
                 return Ok(deny(&state, DenyCode::AuthFailed, UNKNOWN));
             };
-            if !token::matches(&req.device_token, &hash) {
+            if !token::matches(&req.device_token, &facts.token_hash) {
                 return Ok(deny(&state, DenyCode::AuthFailed, UNKNOWN));
             }
-            let (verdict, limits) = device_verdict(&state, &device, now).await?;
+            let (verdict, limits) = device_verdict(&state, &facts, now).await?;
+            let device = facts.device;
             state.validation.keep_verdict(
                 device.id,
                 CachedVerdict {
-                    token_hash: hash,
+                    token_hash: facts.token_hash,
                     user_id: device.user_id,
                     verdict: verdict.clone(),
                 },
@@ -115,27 +116,49 @@ pub async fn validate_device(
 const UNKNOWN: &str = "unknown device or wrong token";
 
 /// What the store says about a device whose token matched, and until when that may be kept
-/// (the subscription's end, the quota period's end).
+/// (the subscription's end, the quota period's end). With an active subscription in force this
+/// reads the plan and the usage besides the facts; otherwise the subscriptions are moved along
+/// first (an ended one ends, a queued or on-hold one starts).
 async fn device_verdict(
     state: &AppState,
-    device: &Device,
+    facts: &ValidationFacts,
     now: Millis,
 ) -> ApiResult<(Verdict, Vec<Option<Millis>>)> {
     let deny = |code, message: String| Ok((Verdict::Deny(code, message), Vec::new()));
+    let device = &facts.device;
     if device.status != DeviceStatus::Active {
         return deny(
             DenyCode::Revoked,
             format!("the device is {}", device.status),
         );
     }
-    let user = state.store.get_user(device.user_id).await?;
-    if user.status != UserStatus::Active {
+    if facts.user_status != UserStatus::Active {
         return deny(DenyCode::Revoked, "the user is disabled".into());
     }
-    let Some((sub, plan)) = state.store.resolve_subscription(user.id, now, true).await? else {
-        return deny(DenyCode::Expired, "no subscription in force".into());
+    let (sub, plan, quota, expires_at) = match &facts.active {
+        Some((sub, reset_bytes)) if in_force(sub, now) => {
+            let plan = state.store.get_plan(sub.plan_id).await?;
+            let reset = (sub.usage_reset_at, *reset_bytes);
+            let quota = state
+                .store
+                .quota_after_reset(sub, &plan, reset, now)
+                .await?;
+            let expires_at = sub.ends_at.filter(|_| !facts.queued);
+            (sub.clone(), plan, quota, expires_at)
+        }
+        _ => {
+            let Some((sub, plan)) = state
+                .store
+                .resolve_subscription(device.user_id, now, true)
+                .await?
+            else {
+                return deny(DenyCode::Expired, "no subscription in force".into());
+            };
+            let quota = state.store.quota_status(&sub, &plan, now).await?;
+            let expires_at = access_ends_at(state, &sub).await?;
+            (sub, plan, quota, expires_at)
+        }
     };
-    let quota = state.store.quota_status(&sub, &plan, now).await?;
     let limits = vec![sub.ends_at, quota.period_end];
     if quota.remaining_bytes == Some(0) {
         return Ok((
@@ -146,10 +169,9 @@ async fn device_verdict(
             limits,
         ));
     }
-    let expires_at = access_ends_at(state, &sub).await?;
     let entitlement = Entitlement {
         device_id: device.id,
-        user_id: user.id,
+        user_id: device.user_id,
         // Limits and byte counts are never negative in the store; a negative one would
         // allow nothing.
         session_limit: u32::try_from(plan.session_limit).unwrap_or(0),
