@@ -23,7 +23,9 @@ use crate::auth::seal::{self, SealKey};
 use crate::auth::token;
 use crate::config::ServeConfig;
 use crate::http;
+use crate::last_seen::LastSeen;
 use crate::store::{Store, StoreError, StoreOptions};
+use crate::validation_cache::ValidationCache;
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -44,6 +46,10 @@ pub struct AppState {
     pub seal: Option<SealKey>,
     /// Subscription URL fetches by token and by client address.
     pub sub_limits: Arc<http::subscription::FetchLimits>,
+    /// Validation answers and verified gateway tokens (see [`crate::validation_cache`]).
+    pub validation: Arc<ValidationCache>,
+    /// Devices' last-seen times waiting to be written (see [`crate::last_seen`]).
+    pub last_seen: Arc<LastSeen>,
 }
 
 /// Why the service could not start.
@@ -128,7 +134,13 @@ impl AppState {
         let auth_limits = Arc::new(http::client::AuthLimits::new(config.login_backoff_max));
         let seal = seal::key_from_config(&config).map_err(|e| StartError::Config(e.to_string()))?;
         let sub_limits = Arc::new(http::subscription::FetchLimits::new(&config));
+        let validation = Arc::new(ValidationCache::new(
+            config.validation_cache_ttl_secs,
+            store.clone(),
+        ));
         Ok(AppState {
+            validation,
+            last_seen: Arc::new(LastSeen::default()),
             store,
             config: Arc::new(config),
             jwt,
@@ -248,6 +260,15 @@ impl Running {
         for job in self.jobs {
             let _ = tokio::time::timeout(Duration::from_secs(5), job).await;
         }
+        // Requests that finished after the flush job's last flush noted devices too.
+        if let Err(e) = self
+            .state
+            .last_seen
+            .flush(&self.state.store, crate::model::now_ms())
+            .await
+        {
+            tracing::warn!(error = %e, "cannot write last-seen times at shutdown");
+        }
         self.state.store.close().await;
     }
 
@@ -283,11 +304,26 @@ pub async fn start(config: ServeConfig, run_jobs: bool) -> Result<Running, Start
             tracing::error!(error = %e, "HTTP server failed");
         }
     });
-    let jobs = if run_jobs {
+    let mut jobs = if run_jobs {
         crate::jobs::spawn_all(&state, shutdown.subscribe())
     } else {
         Vec::new()
     };
+    // Every process writes its own last-seen notes and follows the others' changes, leader or
+    // not.
+    let last_seen = state.last_seen.clone();
+    let (store, every) = (
+        state.store.clone(),
+        Duration::from_secs(state.config.last_seen_flush_secs.max(1)),
+    );
+    let stop = shutdown.subscribe();
+    jobs.push(tokio::spawn(async move {
+        last_seen.run(store, every, stop).await;
+    }));
+    jobs.push(tokio::spawn(crate::validation_cache::follow_shared_events(
+        state.clone(),
+        shutdown.subscribe(),
+    )));
     tracing::info!(%addr, backend = ?state.store.backend(), "control plane listening");
     Ok(Running {
         addr,

@@ -119,6 +119,16 @@ pub struct ServeConfig {
     #[arg(long, env = "HTTVPS_CP_DENIAL_TTL_SECS", default_value_t = 10)]
     pub denial_ttl_secs: u64,
 
+    /// How long this process keeps device-validation answers and verified gateway tokens, in
+    /// seconds; 0 turns the cache off. Changes made here drop them at once (see
+    /// docs/operations.md for other replicas).
+    #[arg(long, env = "HTTVPS_CP_VALIDATION_CACHE_TTL_SECS", default_value_t = 5)]
+    pub validation_cache_ttl_secs: u64,
+
+    /// How often devices' last-seen times are written, in seconds (and at shutdown).
+    #[arg(long, env = "HTTVPS_CP_LAST_SEEN_FLUSH_SECS", default_value_t = 5)]
+    pub last_seen_flush_secs: u64,
+
     /// Node assignment strategy.
     #[arg(
         long,

@@ -314,6 +314,48 @@ async fn device_limit_and_revocation(store: &Store) {
         (device.status, hash.as_str()),
         (DeviceStatus::Revoked, "hash-phone")
     );
+    // What validation reads in one statement: the device, its hash, the user's status, the
+    // active subscription and whether a queued one follows.
+    let facts = store.validation_facts(d1.id).await.unwrap().unwrap();
+    let (active, forgiven) = facts.active.clone().expect("an active subscription");
+    assert_eq!(
+        (
+            facts.device.status,
+            facts.token_hash.as_str(),
+            facts.user_status,
+            active.user_id,
+            active.plan_id,
+            forgiven,
+            facts.queued
+        ),
+        (
+            DeviceStatus::Revoked,
+            "hash-phone",
+            UserStatus::Active,
+            u.id,
+            p,
+            0,
+            false
+        )
+    );
+    store
+        .create_subscription(
+            "t",
+            u.id,
+            &NewSubscription {
+                plan_id: p,
+                on_hold: false,
+                queued: true,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(store.validation_facts(d1.id).await.unwrap().unwrap().queued);
+    assert!(store
+        .validation_facts(Uuid::new_v4())
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn usage_fixture(store: &Store, quota: Option<i64>) -> (Uuid, Uuid, Uuid) {

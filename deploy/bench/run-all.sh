@@ -5,7 +5,8 @@
 #   2. gateway/examples/bench.rs: gateway throughput and stream-open latency, in one process;
 #   3. deploy-bench idle: memory per idle session of the gateway binary in its own process;
 #      gateway/examples/sessions_bench.rs: the same in one process, and HELLO throughput;
-#   4. control-plane/examples/validate_bench.rs: the device-validation endpoint;
+#   4. control-plane/examples/validate_bench.rs: the device-validation endpoint (the server as its
+#      own process);
 #   5. deploy/local-stack/examples/compare.rs: direct vs Shadowsocks vs httvps, in one process.
 #
 #   deploy/bench/run-all.sh           full: release builds, 3 runs of 256 MiB per stream; installs
@@ -65,6 +66,8 @@ run -p httvps-gateway --example sessions_bench
 
 echo
 echo "== control-plane/examples/validate_bench.rs ($profile profile)"
+# It starts the server binary as its own process: build it beside the example.
+cargo build "${profile_flag[@]}" --locked -q -p httvps-control-plane --bin httvps-control-plane
 database="${DATABASE_URL_TEST:-postgres://postgres@127.0.0.1:5432/test}"
 if (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
     store=(--postgres "$database")

@@ -1,6 +1,8 @@
 //! Devices: creating one (its token, connection links and subscription URL), showing its links
 //! again, rotating its token and its subscription URL, renaming, status changes and deletion;
 //! revoking, disabling, deleting and rotating the token end its sessions on every gateway.
+//! Every change that can alter a validation answer drops the cached answers
+//! ([`validation_cache::forget_device`]; the store's change count does too, this says it here).
 
 use uuid::Uuid;
 
@@ -14,6 +16,7 @@ use crate::link::{self, DeviceLink};
 use crate::model::{now_ms, Device, DeviceStatus, UserStatus};
 use crate::shared::{self, RevocationReason};
 use crate::store::{DeviceSecrets, NewDevice};
+use crate::validation_cache;
 
 /// A new device with its credentials: the token exists only here (and sealed in the store,
 /// when a secret key is configured), the store validates against its hash.
@@ -181,6 +184,7 @@ pub async fn rotate_token(state: &AppState, actor: &str, id: Uuid) -> DomainResu
             sealed(state, Purpose::DeviceToken, id, &secret).as_deref(),
         )
         .await?;
+    validation_cache::forget_device(state, id);
     shared::revoke_device(state, id, RevocationReason::TokenRotated).await;
     let links = links_of(state, &device, &secret).await?;
     Ok(NewCredentials {
@@ -311,6 +315,7 @@ pub async fn set_status(
         .store
         .update_device(actor, id, Some(status), None)
         .await?;
+    validation_cache::forget_device(state, id);
     let reason = match status {
         DeviceStatus::Revoked => Some(RevocationReason::Revoked),
         DeviceStatus::Disabled => Some(RevocationReason::Disabled),
@@ -325,6 +330,7 @@ pub async fn set_status(
 /// Deletes a device and ends its sessions on every gateway.
 pub async fn delete(state: &AppState, actor: &str, id: Uuid) -> DomainResult<()> {
     state.store.delete_device(actor, id).await?;
+    validation_cache::forget_device(state, id);
     shared::revoke_device(state, id, RevocationReason::Deleted).await;
     Ok(())
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::auth::token;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::http::client::{lock, within, ClientAddr, GATEWAY_WINDOW, MAX_BAD_GATEWAY_TOKENS};
 use crate::model::{now_ms, Role};
 use crate::store::GatewayAuth;
@@ -238,6 +238,28 @@ where
 #[derive(Clone, Debug)]
 pub struct GatewayCaller(pub GatewayAuth);
 
+/// The gateway a token hash authenticates: from the validation cache, else from the store (and
+/// then cached; only tokens that work are).
+async fn authenticate_gateway(state: &AppState, hash: &str) -> ApiResult<Option<GatewayAuth>> {
+    let now = now_ms();
+    if let Some(auth) = state.validation.gateway(hash, now) {
+        return Ok(Some(auth));
+    }
+    let _flight = state.validation.computing_gateway(hash).await;
+    // Another request may have verified it while this one waited.
+    if let Some(auth) = state.validation.gateway_after_wait(hash, now_ms()) {
+        return Ok(Some(auth));
+    }
+    let epoch = state.validation.epoch();
+    let auth = state.store.authenticate_gateway(hash, now).await?;
+    if let Some(auth) = &auth {
+        state
+            .validation
+            .keep_gateway(hash, auth.clone(), epoch, now);
+    }
+    Ok(auth)
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for GatewayCaller
 where
     AppState: FromRef<S>,
@@ -259,12 +281,7 @@ where
             }
         }
         let auth = match bearer(parts) {
-            Some(token) => {
-                state
-                    .store
-                    .authenticate_gateway(&token::hash(token), now_ms())
-                    .await?
-            }
+            Some(token) => authenticate_gateway(&state, &token::hash(token)).await?,
             None => None,
         };
         match auth {

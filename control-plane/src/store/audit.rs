@@ -94,7 +94,7 @@ impl Store {
         super::resource::changed(&done, noun)?;
         let action = format!("{target_type}.delete");
         let entry = NewAudit::on(actor, &action, target_type, id, serde_json::json!({}));
-        super::resource::commit_audited(tx, entry).await
+        self.commit_audited(tx, entry).await
     }
 
     /// Records an audit entry on its own (for changes made outside a store transaction).
@@ -102,6 +102,7 @@ impl Store {
         let mut tx = self.begin().await?;
         record(&mut tx, entry).await?;
         tx.commit().await?;
+        self.count_change();
         Ok(())
     }
 

@@ -4,7 +4,6 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::audit::NewAudit;
-use super::resource::commit_audited;
 use super::resource::resource;
 use super::row::RowExt;
 use super::{map_rows, Backend, Conflict, ConflictKind, Result, Store, StoreError};
@@ -41,7 +40,7 @@ fn secrets_from_row(r: &AnyRow) -> Result<DeviceSecrets> {
 
 const COLUMNS: &str = "id, user_id, name, status, created_at, last_seen_at, sticky_node_id";
 
-fn from_row(r: &AnyRow) -> Result<Device> {
+pub(super) fn from_row(r: &AnyRow) -> Result<Device> {
     Ok(Device {
         id: r.id("id")?,
         user_id: r.id("user_id")?,
@@ -104,7 +103,7 @@ impl Store {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
-        commit_audited(
+        self.commit_audited(
             tx,
             NewAudit {
                 actor,
@@ -173,7 +172,7 @@ impl Store {
             Some(DeviceStatus::Active) => "device.enable",
             None => "device.update",
         };
-        commit_audited(
+        self.commit_audited(
             tx,
             NewAudit {
                 actor,
@@ -266,7 +265,7 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        commit_audited(
+        self.commit_audited(
             tx,
             NewAudit {
                 actor,
@@ -301,7 +300,7 @@ impl Store {
         if changed == 0 {
             return Err(StoreError::NotFound("device"));
         }
-        commit_audited(
+        self.commit_audited(
             tx,
             NewAudit {
                 actor,
@@ -324,12 +323,20 @@ impl Store {
             .await
     }
 
-    pub async fn touch_device(&self, id: Uuid, at: Millis) -> Result<()> {
-        sqlx::query("UPDATE devices SET last_seen_at = $2 WHERE id = $1")
+    /// Writes last-seen times in one transaction; a time never moves back.
+    pub async fn touch_devices(&self, seen: &[(Uuid, Millis)]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for (id, at) in seen {
+            sqlx::query(
+                "UPDATE devices SET last_seen_at = $2 WHERE id = $1 \
+                 AND (last_seen_at IS NULL OR last_seen_at < $2)",
+            )
             .bind(id.to_string())
-            .bind(at)
-            .execute(self.writer())
+            .bind(*at)
+            .execute(&mut *tx)
             .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

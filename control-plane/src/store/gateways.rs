@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::audit::NewAudit;
-use super::resource::{changed, commit_audited, resource};
+use super::resource::{changed, resource};
 use super::row::RowExt;
 use super::{Result, Store, StoreError};
 use crate::model::{now_ms, Gateway, GatewayToken, Millis};
@@ -19,6 +19,8 @@ pub struct GatewayAuth {
     pub token_id: Uuid,
     /// Where the token may be used from; empty = anywhere.
     pub allowed_from: Vec<IpNet>,
+    /// When the token stops working (after a rotation's overlap); `None` = not scheduled.
+    pub expires_at: Option<Millis>,
 }
 
 /// A token's allow-list as stored: blocks joined with commas, NULL for anywhere.
@@ -116,7 +118,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let detail = serde_json::json!({"name": name, "allowed_from": cidrs_column(allowed)});
-        commit_audited(
+        self.commit_audited(
             tx,
             NewAudit::on(actor, "gateway.create", "gateway", id, detail),
         )
@@ -229,7 +231,7 @@ impl Store {
         now: Millis,
     ) -> Result<Option<GatewayAuth>> {
         let row = sqlx::query(
-            "SELECT t.id AS token_id, t.allowed_cidrs, g.id, g.name, g.created_at, g.last_seen_at, g.version \
+            "SELECT t.id AS token_id, t.allowed_cidrs, t.expires_at AS token_expires_at, g.id, g.name, g.created_at, g.last_seen_at, g.version \
              FROM gateway_tokens t JOIN gateways g ON g.id = t.gateway_id \
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
         )
@@ -242,6 +244,7 @@ impl Store {
                 gateway: from_row(&r)?,
                 token_id: r.id("token_id")?,
                 allowed_from: cidrs_from(&r)?,
+                expires_at: r.opt_int("token_expires_at")?,
             })
         })
         .transpose()

@@ -19,7 +19,10 @@ mod sessions;
 mod subscriptions;
 mod usage;
 mod users;
+mod validation;
 
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -37,6 +40,7 @@ pub use sessions::{NewSession, SessionFilter};
 pub use subscriptions::{Expiry, NewSubscription, QuotaStatus};
 pub use usage::{UsageGroupBy, UsageQuery, UsageRecordInput, UsageRow};
 pub use users::UserUpdate;
+pub use validation::{in_force, ValidationFacts};
 
 // One schema in two SQL dialects (types, defaults and DDL differ between SQLite and PostgreSQL),
 // so the two folders repeat each other table by table; an applied migration never changes
@@ -80,6 +84,8 @@ pub struct Store {
     read: AnyPool,
     /// Writes: one connection on SQLite, the read pool on PostgreSQL.
     write: AnyPool,
+    /// Audited changes committed through this store and its clones ([`Store::changes`]).
+    changes: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -104,6 +110,7 @@ impl Store {
                     backend,
                     read: pool.clone(),
                     write: pool,
+                    changes: Arc::default(),
                 })
             }
             Backend::Sqlite => {
@@ -138,6 +145,7 @@ impl Store {
                     backend,
                     read,
                     write,
+                    changes: Arc::default(),
                 })
             }
         }

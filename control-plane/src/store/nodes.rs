@@ -7,7 +7,7 @@ use sqlx::{Any, Transaction};
 use uuid::Uuid;
 
 use super::audit::NewAudit;
-use super::resource::{changed, commit_audited, resource};
+use super::resource::{changed, resource};
 use super::row::RowExt;
 use super::{map_rows, ConflictKind, Result, Store, StoreError};
 use crate::model::{now_ms, HealthEvent, Millis, Node, NodeGroup, NodeHealth, NodeStatus};
@@ -149,7 +149,7 @@ impl Store {
             .await
             .map_err(|e| region_error(e, new.region_id))?;
         set_groups(&mut tx, id, &new.groups).await?;
-        commit_audited(tx, NewAudit::on(actor, "node.create", "node", id, serde_json::json!({"name": new.name, "host": new.host, "port": new.port, "cipher": new.cipher, "region_id": new.region_id, "groups": new.groups}))).await?;
+        self.commit_audited(tx, NewAudit::on(actor, "node.create", "node", id, serde_json::json!({"name": new.name, "host": new.host, "port": new.port, "cipher": new.cipher, "region_id": new.region_id, "groups": new.groups}))).await?;
         self.get_node(id).await
     }
 
@@ -177,7 +177,7 @@ impl Store {
         if let Some(groups) = &update.groups {
             set_groups(&mut tx, id, groups).await?;
         }
-        commit_audited(tx, NewAudit::on(actor, "node.update", "node", id, serde_json::json!({"name": update.name, "host": update.host, "port": update.port, "cipher": update.cipher, "secret_changed": update.secret.is_some(), "region_id": update.region_id, "groups": update.groups, "weight": update.weight, "capacity": update.capacity, "status": update.status}))).await?;
+        self.commit_audited(tx, NewAudit::on(actor, "node.update", "node", id, serde_json::json!({"name": update.name, "host": update.host, "port": update.port, "cipher": update.cipher, "secret_changed": update.secret.is_some(), "region_id": update.region_id, "groups": update.groups, "weight": update.weight, "capacity": update.capacity, "status": update.status}))).await?;
         self.get_node(id).await
     }
 

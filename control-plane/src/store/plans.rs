@@ -5,7 +5,7 @@ use sqlx::{Any, Transaction};
 use uuid::Uuid;
 
 use super::audit::NewAudit;
-use super::resource::{changed, commit_audited};
+use super::resource::changed;
 use super::row::RowExt;
 use super::{ConflictKind, Result, Store, StoreError};
 use crate::model::{now_ms, Plan, ResetStrategy};
@@ -98,7 +98,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         set_regions(&mut tx, id, &new.allowed_regions).await?;
-        commit_audited(tx, NewAudit::on(actor, "plan.create", "plan", id, serde_json::json!({"name": new.name, "quota_bytes": new.quota_bytes, "reset_strategy": new.reset_strategy}))).await?;
+        self.commit_audited(tx, NewAudit::on(actor, "plan.create", "plan", id, serde_json::json!({"name": new.name, "quota_bytes": new.quota_bytes, "reset_strategy": new.reset_strategy}))).await?;
         self.get_plan(id).await
     }
 
@@ -165,7 +165,7 @@ impl Store {
         if let Some(regions) = &update.allowed_regions {
             set_regions(&mut tx, id, regions).await?;
         }
-        commit_audited(tx, NewAudit::on(actor, "plan.update", "plan", id, serde_json::json!({"name": update.name, "device_limit": update.device_limit, "session_limit": update.session_limit, "quota_bytes": update.quota_bytes, "reset_strategy": update.reset_strategy, "duration_days": update.duration_days}))).await?;
+        self.commit_audited(tx, NewAudit::on(actor, "plan.update", "plan", id, serde_json::json!({"name": update.name, "device_limit": update.device_limit, "session_limit": update.session_limit, "quota_bytes": update.quota_bytes, "reset_strategy": update.reset_strategy, "duration_days": update.duration_days}))).await?;
         self.get_plan(id).await
     }
 
@@ -192,7 +192,8 @@ impl Store {
             .await?;
         changed(&done, "plan")?;
         let detail = serde_json::json!({});
-        commit_audited(tx, NewAudit::on(actor, "plan.delete", "plan", id, detail)).await?;
+        self.commit_audited(tx, NewAudit::on(actor, "plan.delete", "plan", id, detail))
+            .await?;
         Ok(())
     }
 }

@@ -2,6 +2,8 @@
 //! a change together with its audit entry. Each resource module declares its table with
 //! [`resource!`] instead of repeating these queries.
 
+use std::sync::atomic::Ordering;
+
 use sqlx::any::{AnyQueryResult, AnyRow};
 use sqlx::{Any, Transaction};
 use uuid::Uuid;
@@ -96,7 +98,7 @@ impl Store {
         entry: NewAudit<'_>,
         id: Uuid,
     ) -> Result<T> {
-        commit_audited(tx, entry).await?;
+        self.commit_audited(tx, entry).await?;
         self.fetch(id).await
     }
 }
@@ -109,12 +111,29 @@ pub(crate) fn changed(done: &AnyQueryResult, noun: &'static str) -> Result<()> {
     Ok(())
 }
 
-/// Records the change's audit entry in its transaction and commits both.
-pub(crate) async fn commit_audited(
-    mut tx: Transaction<'static, Any>,
-    entry: NewAudit<'_>,
-) -> Result<()> {
-    record(&mut tx, entry).await?;
-    tx.commit().await?;
-    Ok(())
+impl Store {
+    /// Records the change's audit entry in its transaction, commits both and counts the change.
+    pub(crate) async fn commit_audited(
+        &self,
+        mut tx: Transaction<'static, Any>,
+        entry: NewAudit<'_>,
+    ) -> Result<()> {
+        record(&mut tx, entry).await?;
+        tx.commit().await?;
+        self.count_change();
+        Ok(())
+    }
+
+    /// Counts a committed change that may alter answers derived from the database (call it
+    /// after the commit).
+    pub(crate) fn count_change(&self) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// How many audited changes (admin API, operator commands) this store (and its clones)
+    /// committed: caches of answers derived from the database drop them when it moves (see
+    /// [`crate::validation_cache`]).
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
 }

@@ -5,7 +5,6 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::audit::NewAudit;
-use super::resource::commit_audited;
 use super::resource::resource;
 use super::row::RowExt;
 use super::{map_rows, Backend, Conflict, ConflictKind, Result, Store, StoreError};
@@ -224,7 +223,7 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("live session"));
         }
-        commit_audited(
+        self.commit_audited(
             tx,
             NewAudit {
                 actor,

@@ -7,8 +7,8 @@ use sqlx::{Any, Transaction};
 use uuid::Uuid;
 
 use super::audit::NewAudit;
+use super::resource::changed;
 use super::resource::resource;
-use super::resource::{changed, commit_audited};
 use super::row::RowExt;
 use super::{map_rows, Conflict, Result, Store, StoreError};
 use crate::model::{now_ms, Millis, Plan, Subscription, SubscriptionStatus};
@@ -187,7 +187,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let detail = serde_json::json!({"bytes_forgiven": raw});
-        commit_audited(
+        self.commit_audited(
             tx,
             NewAudit::on(
                 actor,
@@ -247,6 +247,7 @@ impl Store {
             chosen = Some(sub.clone());
             break;
         }
+        let mut moved = expired_any;
         if chosen.is_none()
             && (expired_any || subs.iter().all(|s| s.status == SubscriptionStatus::Queued))
         {
@@ -260,6 +261,7 @@ impl Store {
                     ends_at(&plan, now),
                 )
                 .await?;
+                moved = true;
                 chosen = Some(Subscription {
                     status: SubscriptionStatus::Active,
                     starts_at: Some(now),
@@ -276,9 +278,14 @@ impl Store {
                 sub.status = SubscriptionStatus::Active;
                 sub.starts_at = Some(now);
                 sub.ends_at = ends;
+                moved = true;
             }
         }
         tx.commit().await?;
+        if moved {
+            // Subscriptions moved along (ended, started): answers derived from them are old.
+            self.count_change();
+        }
         match chosen {
             Some(sub) => {
                 let plan = self.get_plan(sub.plan_id).await?;
@@ -327,17 +334,32 @@ impl Store {
         plan: &Plan,
         now: Millis,
     ) -> Result<QuotaStatus> {
-        let (period_start, period_end) =
-            current_period(plan.reset_strategy, sub.starts_at.unwrap_or(now), now);
-        let raw = self.raw_usage_since(sub.user_id, period_start).await?;
         let row = sqlx::query(
             "SELECT usage_reset_at, usage_reset_bytes FROM subscriptions WHERE id = $1",
         )
         .bind(sub.id.to_string())
         .fetch_one(self.reader())
         .await?;
-        let forgiven = match row.opt_int("usage_reset_at")? {
-            Some(at) if at >= period_start => row.int("usage_reset_bytes")?,
+        let reset = (
+            row.opt_int("usage_reset_at")?,
+            row.int("usage_reset_bytes")?,
+        );
+        self.quota_after_reset(sub, plan, reset, now).await
+    }
+
+    /// The quota of a subscription at `now`, given its last usage reset (when, bytes forgiven).
+    pub async fn quota_after_reset(
+        &self,
+        sub: &Subscription,
+        plan: &Plan,
+        (reset_at, reset_bytes): (Option<Millis>, i64),
+        now: Millis,
+    ) -> Result<QuotaStatus> {
+        let (period_start, period_end) =
+            current_period(plan.reset_strategy, sub.starts_at.unwrap_or(now), now);
+        let raw = self.raw_usage_since(sub.user_id, period_start).await?;
+        let forgiven = match reset_at {
+            Some(at) if at >= period_start => reset_bytes,
             _ => 0,
         };
         let used = (raw - forgiven).max(0);

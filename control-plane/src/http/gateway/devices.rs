@@ -13,7 +13,8 @@ use crate::http::extract::{ApiJsonAnyText, GatewayCaller};
 use crate::model::{
     now_ms, DeviceStatus, Millis, Plan, Subscription, SubscriptionStatus, UserStatus,
 };
-use crate::store::StoreError;
+use crate::store::{in_force, StoreError, ValidationFacts};
+use crate::validation_cache::{CachedVerdict, Verdict};
 
 fn deny(state: &AppState, code: DenyCode, message: impl Into<String>) -> Json<ValidateResponse> {
     metrics::counter!("httvps_cp_device_validations_total", "result" => "deny", "code" => code.as_str())
@@ -27,6 +28,11 @@ fn deny(state: &AppState, code: DenyCode, message: impl Into<String>) -> Json<Va
 }
 
 /// Validates a device's credentials and returns its entitlement or a precise refusal.
+///
+/// The answer about the device (everything but the request's region) comes from the validation
+/// cache when it holds one for this device and token (see [`crate::validation_cache`]), else from
+/// the store, and is then cached. Last-seen is noted in memory and written in batches
+/// ([`crate::last_seen`]): nothing is written on this path.
 #[utoipa::path(post, path = routes::VALIDATE_DEVICE, tag = "gateway", request_body = ValidateRequest,
     responses((status = 200, body = ValidateResponse), (status = 401, body = crate::error::Problem)),
     security(("gateway_token" = [])))]
@@ -39,107 +45,181 @@ pub async fn validate_device(
 ) -> ApiResult<Json<ValidateResponse>> {
     let now = now_ms();
     let Ok(device_id) = Uuid::parse_str(&req.device_id) else {
-        return Ok(deny(
-            &state,
-            DenyCode::AuthFailed,
-            "unknown device or wrong token",
-        ));
+        return Ok(deny(&state, DenyCode::AuthFailed, UNKNOWN));
     };
-    let Some((device, hash)) = state.store.device_credentials(device_id).await? else {
-        // Same work as a real check, so the answer time does not tell whether the id exists.
-        let _ = token::matches(&req.device_token, "");
-        return Ok(deny(
-            &state,
-            DenyCode::AuthFailed,
-            "unknown device or wrong token",
-        ));
+    let mut cached = state.validation.verdict(device_id, now);
+    let _flight = if cached.is_none() {
+        let flight = state.validation.computing_device(device_id).await;
+        // Another request may have computed it while this one waited.
+        cached = state.validation.verdict_after_wait(device_id, now_ms());
+        flight
+    } else {
+        None
     };
-    if !token::matches(&req.device_token, &hash) {
-        return Ok(deny(
-            &state,
-            DenyCode::AuthFailed,
-            "unknown device or wrong token",
-        ));
-    }
-    if device.status != DeviceStatus::Active {
-        return Ok(deny(
-            &state,
-            DenyCode::Revoked,
-            format!("the device is {}", device.status),
-        ));
-    }
-    let user = state.store.get_user(device.user_id).await?;
-    if user.status != UserStatus::Active {
-        return Ok(deny(&state, DenyCode::Revoked, "the user is disabled"));
-    }
-    let Some((sub, plan)) = state.store.resolve_subscription(user.id, now, true).await? else {
-        return Ok(deny(&state, DenyCode::Expired, "no subscription in force"));
-    };
-    let quota = state.store.quota_status(&sub, &plan, now).await?;
-    if quota.remaining_bytes == Some(0) {
-        return Ok(deny(
-            &state,
-            DenyCode::QuotaExceeded,
-            "the byte quota of this period is used up",
-        ));
-    }
-    if let Some(region) = req.region.as_deref().filter(|r| !r.is_empty()) {
-        // SPEC §10.2: a region nobody defined is not allowed either. Codes are lowercase letters,
-        // digits and '-': anything else (NUL bytes included) cannot name one.
-        let code = region.to_ascii_lowercase();
-        let well_formed = code.len() <= httvps_contract::limits::MAX_REGION_CODE_LEN
-            && code
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        let known = well_formed
-            && match state.store.region_by_code(&code).await {
-                Ok(_) => true,
-                Err(StoreError::NotFound(_)) => false,
-                Err(e) => return Err(e.into()),
+    let (verdict, stored_last_seen) = match cached {
+        Some(cached) => {
+            if !token::matches(&req.device_token, &cached.token_hash) {
+                return Ok(deny(&state, DenyCode::AuthFailed, UNKNOWN));
+            }
+            (cached.verdict, None)
+        }
+        None => {
+            // Read before the store: a change committed while this runs moves the epoch, and
+            // the answer computed from the old rows is then never served.
+            let epoch = state.validation.epoch();
+            let Some(facts) = state.store.validation_facts(device_id).await? else {
+                // Same work as a real check, so the answer time does not tell whether the id
+                // exists.
+                let _ = token::matches(&req.device_token, "");
+                return Ok(deny(&state, DenyCode::AuthFailed, UNKNOWN));
             };
-        if !known {
-            return Ok(deny(
-                &state,
-                DenyCode::RegionNotAllowed,
-                format!("region {region:?} is unknown"),
-            ));
+            if !token::matches(&req.device_token, &facts.token_hash) {
+                return Ok(deny(&state, DenyCode::AuthFailed, UNKNOWN));
+            }
+            let (verdict, limits) = device_verdict(&state, &facts, now).await?;
+            let device = facts.device;
+            state.validation.keep_verdict(
+                device.id,
+                CachedVerdict {
+                    token_hash: facts.token_hash,
+                    user_id: device.user_id,
+                    verdict: verdict.clone(),
+                },
+                epoch,
+                now,
+                &limits,
+            );
+            (verdict, device.last_seen_at)
         }
-        if !plan.allowed_regions.is_empty()
-            && !plan
-                .allowed_regions
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case(region))
+    };
+    let entitlement = match verdict {
+        Verdict::Deny(code, message) => return Ok(deny(&state, code, message)),
+        Verdict::Allow(entitlement) => entitlement,
+    };
+    if let Some(region) = req.region.as_deref().filter(|r| !r.is_empty()) {
+        if let Some(refusal) =
+            region_refusal(&state, region, &entitlement.allowed_regions, now).await?
         {
-            return Ok(deny(
-                &state,
-                DenyCode::RegionNotAllowed,
-                format!("region {region:?} is not in the plan"),
-            ));
+            return Ok(deny(&state, DenyCode::RegionNotAllowed, refusal));
         }
     }
-    // Last-seen is kept to the minute: a write per validation would cost more than it tells.
-    if device.last_seen_at.is_none_or(|seen| now - seen >= 60_000) {
-        state.store.touch_device(device.id, now).await?;
-    }
-    let expires_at = access_ends_at(&state, &sub).await?;
+    state.last_seen.note(device_id, now, stored_last_seen);
     metrics::counter!("httvps_cp_device_validations_total", "result" => "allow", "code" => "ok")
         .increment(1);
     tracing::Span::current().record("httvps.verdict", "allow");
     Ok(Json(ValidateResponse::Allow {
         cache_ttl_secs: state.config.entitlement_ttl_secs,
-        entitlement: Box::new(Entitlement {
-            device_id: device.id,
-            user_id: user.id,
-            // Limits and byte counts are never negative in the store; a negative one would
-            // allow nothing.
-            session_limit: u32::try_from(plan.session_limit).unwrap_or(0),
-            remaining_bytes: quota.remaining_bytes.map(|b| u64::try_from(b).unwrap_or(0)),
-            quota_resets_at: quota.period_end,
-            expires_at,
-            allowed_regions: plan.allowed_regions.clone(),
-            plan: plan_terms(&plan),
-        }),
+        entitlement,
     }))
+}
+
+const UNKNOWN: &str = "unknown device or wrong token";
+
+/// What the store says about a device whose token matched, and until when that may be kept
+/// (the subscription's end, the quota period's end). With an active subscription in force this
+/// reads the plan and the usage besides the facts; otherwise the subscriptions are moved along
+/// first (an ended one ends, a queued or on-hold one starts).
+async fn device_verdict(
+    state: &AppState,
+    facts: &ValidationFacts,
+    now: Millis,
+) -> ApiResult<(Verdict, Vec<Option<Millis>>)> {
+    let deny = |code, message: String| Ok((Verdict::Deny(code, message), Vec::new()));
+    let device = &facts.device;
+    if device.status != DeviceStatus::Active {
+        return deny(
+            DenyCode::Revoked,
+            format!("the device is {}", device.status),
+        );
+    }
+    if facts.user_status != UserStatus::Active {
+        return deny(DenyCode::Revoked, "the user is disabled".into());
+    }
+    let (sub, plan, quota, expires_at) = match &facts.active {
+        Some((sub, reset_bytes)) if in_force(sub, now) => {
+            let plan = state.store.get_plan(sub.plan_id).await?;
+            let reset = (sub.usage_reset_at, *reset_bytes);
+            let quota = state
+                .store
+                .quota_after_reset(sub, &plan, reset, now)
+                .await?;
+            let expires_at = sub.ends_at.filter(|_| !facts.queued);
+            (sub.clone(), plan, quota, expires_at)
+        }
+        _ => {
+            let Some((sub, plan)) = state
+                .store
+                .resolve_subscription(device.user_id, now, true)
+                .await?
+            else {
+                return deny(DenyCode::Expired, "no subscription in force".into());
+            };
+            let quota = state.store.quota_status(&sub, &plan, now).await?;
+            let expires_at = access_ends_at(state, &sub).await?;
+            (sub, plan, quota, expires_at)
+        }
+    };
+    let limits = vec![sub.ends_at, quota.period_end];
+    if quota.remaining_bytes == Some(0) {
+        return Ok((
+            Verdict::Deny(
+                DenyCode::QuotaExceeded,
+                "the byte quota of this period is used up".into(),
+            ),
+            limits,
+        ));
+    }
+    let entitlement = Entitlement {
+        device_id: device.id,
+        user_id: device.user_id,
+        // Limits and byte counts are never negative in the store; a negative one would
+        // allow nothing.
+        session_limit: u32::try_from(plan.session_limit).unwrap_or(0),
+        remaining_bytes: quota.remaining_bytes.map(|b| u64::try_from(b).unwrap_or(0)),
+        quota_resets_at: quota.period_end,
+        expires_at,
+        allowed_regions: plan.allowed_regions.clone(),
+        plan: plan_terms(&plan),
+    };
+    Ok((Verdict::Allow(Box::new(entitlement)), limits))
+}
+
+/// Why the request's region is refused, if it is (SPEC §10.2): a region nobody defined is not
+/// allowed either, nor one outside the plan's list (when it has one).
+async fn region_refusal(
+    state: &AppState,
+    region: &str,
+    allowed: &[String],
+    now: Millis,
+) -> ApiResult<Option<String>> {
+    // Codes are lowercase letters, digits and '-': anything else (NUL bytes included) cannot
+    // name one.
+    let code = region.to_ascii_lowercase();
+    let well_formed = code.len() <= httvps_contract::limits::MAX_REGION_CODE_LEN
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let known = well_formed
+        && match state.validation.region(&code, now) {
+            Some(known) => known,
+            None => {
+                let epoch = state.validation.epoch();
+                let known = match state.store.region_by_code(&code).await {
+                    Ok(_) => true,
+                    Err(StoreError::NotFound(_)) => false,
+                    Err(e) => return Err(e.into()),
+                };
+                state.validation.keep_region(&code, known, epoch, now);
+                known
+            }
+        };
+    if !known {
+        return Ok(Some(format!("region {region:?} is unknown")));
+    }
+    if !allowed.is_empty() && !allowed.iter().any(|a| a.eq_ignore_ascii_case(region)) {
+        return Ok(Some(format!("region {region:?} is not in the plan")));
+    }
+    Ok(None)
 }
 
 /// The plan's terms a gateway enforces.

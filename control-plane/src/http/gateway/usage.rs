@@ -43,6 +43,10 @@ pub async fn report_usage(
         .store
         .ingest_usage(gw.gateway.id, &report.report_id, &records, now_ms())
         .await?;
+    if fresh {
+        let devices: Vec<_> = records.iter().map(|r| r.device_id).collect();
+        state.validation.forget_users_of(&devices);
+    }
     metrics::counter!("httvps_cp_usage_reports_total", "result" => if fresh { "accepted" } else { "duplicate" }).increment(1);
     Ok(Json(UsageReportResponse {
         accepted: true,
