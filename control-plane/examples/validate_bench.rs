@@ -26,6 +26,9 @@ use httvps_control_plane::auth::token;
 use httvps_control_plane::model::ResetStrategy;
 use httvps_control_plane::store::{NewDevice, NewPlan, NewSubscription, Store, StoreOptions};
 
+#[path = "../../deploy/bench/src/proc_stat.rs"]
+mod proc_stat;
+
 struct Args {
     postgres: Option<String>,
     concurrency: usize,
@@ -71,25 +74,12 @@ fn default_server_bin() -> Option<PathBuf> {
     Some(profile_dir.join("httvps-control-plane"))
 }
 
-/// User plus system CPU time of a process so far, from `/proc/PID/stat` (Linux).
+/// User plus system CPU time of a process so far.
 fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line; here 12 and 13 (0-based, after ')').
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
-}
-
-fn clock_ticks() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100)
+    let ticks = proc_stat::cpu_ticks(pid)?;
+    Some(Duration::from_secs_f64(
+        ticks as f64 / proc_stat::clock_ticks(),
+    ))
 }
 
 /// Ends the server with SIGTERM (its graceful shutdown), then waits for it.

@@ -126,9 +126,11 @@ fn open(
     purpose: Purpose,
     device: Uuid,
     sealed: Option<&str>,
-    what: &str,
-    rotate: &str,
 ) -> DomainResult<String> {
+    let (what, rotate) = match purpose {
+        Purpose::DeviceToken => ("token", "rotate the device token"),
+        Purpose::SubscriptionToken => ("subscription URL", "rotate the subscription URL"),
+    };
     let key = state.seal.as_ref().ok_or_else(|| {
         DomainError::state(format!(
             "the {what} of device {device} is not kept: no secret key is configured \
@@ -147,9 +149,6 @@ fn open(
     })
 }
 
-const ROTATE_TOKEN: &str = "rotate the device token";
-const ROTATE_SUB: &str = "rotate the subscription URL";
-
 /// The device's current links again, from its sealed token.
 pub async fn show_links(state: &AppState, id: Uuid) -> DomainResult<ShownLinks> {
     let (device, secrets) = state.store.device_secrets(id).await?;
@@ -163,8 +162,6 @@ pub async fn show_links(state: &AppState, id: Uuid) -> DomainResult<ShownLinks> 
         Purpose::DeviceToken,
         id,
         secrets.token_sealed.as_deref(),
-        "token",
-        ROTATE_TOKEN,
     )?;
     let links = links_of(state, &device, &token).await?;
     Ok(ShownLinks { device, links })
@@ -219,14 +216,8 @@ pub async fn show_subscription_url(state: &AppState, id: Uuid) -> DomainResult<S
             "subscription URL of device {id} (revoked or never made; rotate it to make one)"
         )));
     }
-    let token = open(
-        state,
-        Purpose::SubscriptionToken,
-        id,
-        secrets.sub_token_sealed.as_deref(),
-        "subscription URL",
-        ROTATE_SUB,
-    )?;
+    let sealed = secrets.sub_token_sealed.as_deref();
+    let token = open(state, Purpose::SubscriptionToken, id, sealed)?;
     Ok(subscription_url(&state.config, &token))
 }
 

@@ -10,6 +10,7 @@ mod measure;
 mod origin;
 mod paths;
 mod pool_node;
+mod proc_stat;
 mod procs;
 mod report;
 mod tools;

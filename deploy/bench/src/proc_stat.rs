@@ -1,0 +1,72 @@
+//! Readers of `/proc` (Linux): the CPU time of processes and their children. Plain std, so that
+//! the control plane's `validate_bench` example includes this file by path too
+//! (`#[path = "../../deploy/bench/src/proc_stat.rs"] mod proc_stat;`).
+#![allow(dead_code)]
+
+use std::process::Command;
+
+/// Clock ticks per second of `/proc/<pid>/stat` times (`getconf CLK_TCK`, 100 on Linux).
+pub fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name (which may hold spaces), so that
+/// `fields[0]` is field 3 (state) of proc(5).
+fn stat_fields(pid: &str) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    Some(rest.split(' ').map(str::to_owned).collect())
+}
+
+fn field(fields: &[String], number: usize) -> Option<u64> {
+    fields.get(number - 3)?.parse().ok()
+}
+
+/// utime + stime of a process (all its threads), in clock ticks.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let fields = stat_fields(&pid.to_string())?;
+    Some(field(&fields, 14)? + field(&fields, 15)?)
+}
+
+/// cutime + cstime of this process: the CPU of its children that it has waited for (the curl
+/// processes), in clock ticks.
+pub fn waited_children_ticks() -> Option<u64> {
+    let fields = stat_fields("self")?;
+    Some(field(&fields, 16)? + field(&fields, 17)?)
+}
+
+/// The processes whose parent is `parent` (nginx's workers).
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            stat_fields(&pid.to_string()).and_then(|f| field(&f, 4)) == Some(u64::from(parent))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process_cpu_and_its_children() {
+        // This process has run code, so its counters exist; a pid that cannot exist has none.
+        assert!(cpu_ticks(std::process::id()).is_some());
+        assert!(waited_children_ticks().is_some());
+        assert_eq!(cpu_ticks(u32::MAX), None);
+        let mut child = Command::new("sleep").arg("5").spawn().expect("sleep");
+        assert!(children_of(std::process::id()).contains(&child.id()));
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+    }
+}
