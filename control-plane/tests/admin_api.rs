@@ -8,11 +8,14 @@ mod common;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
+use common::admin::{
+    create_ok, delete, get, get_ok, ok, patch, patch_ok, post, post_empty, with_token,
+};
 use common::app::{call, TestApp, ADMIN_PASSWORD};
 use httvps_control_plane::model::{now_ms, NodeHealth};
 use httvps_control_plane::store::ProbeRecord;
 use httvps_proto::link::ConnectionLink;
-use reqwest::{Method, RequestBuilder, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -48,67 +51,6 @@ on_sqlite!(
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-async fn send(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let req = app.admin(method, path);
-    call(match body {
-        Some(b) => req.json(&b),
-        None => req,
-    })
-    .await
-}
-
-async fn get(app: &TestApp, path: &str) -> (StatusCode, Value) {
-    send(app, Method::GET, path, None).await
-}
-
-async fn post(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
-    send(app, Method::POST, path, Some(body)).await
-}
-
-async fn post_empty(app: &TestApp, path: &str) -> (StatusCode, Value) {
-    send(app, Method::POST, path, None).await
-}
-
-async fn patch(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
-    send(app, Method::PATCH, path, Some(body)).await
-}
-
-async fn delete(app: &TestApp, path: &str) -> (StatusCode, Value) {
-    send(app, Method::DELETE, path, None).await
-}
-
-/// A request with another bearer token.
-fn with_token(app: &TestApp, token: &str, method: Method, path: &str) -> RequestBuilder {
-    app.http.request(method, app.url(path)).bearer_auth(token)
-}
-
-/// Asserts a success status and returns the body.
-#[track_caller]
-fn ok(resp: (StatusCode, Value), status: StatusCode) -> Value {
-    assert_eq!(resp.0, status, "unexpected answer: {}", resp.1);
-    resp.1
-}
-
-/// GETs and asserts 200 OK; returns the body.
-async fn get_ok(app: &TestApp, path: &str) -> Value {
-    ok(get(app, path).await, StatusCode::OK)
-}
-
-/// POSTs and asserts 201 Created; returns the body.
-async fn create_ok(app: &TestApp, path: &str, body: Value) -> Value {
-    ok(post(app, path, body).await, StatusCode::CREATED)
-}
-
-/// PATCHes and asserts 200 OK; returns the body.
-async fn patch_ok(app: &TestApp, path: &str, body: Value) -> Value {
-    ok(patch(app, path, body).await, StatusCode::OK)
-}
 
 /// Asserts a problem document with this status and code; returns its detail.
 #[track_caller]

@@ -8,6 +8,7 @@ mod common;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use common::admin::{delete, get, ok, post, post_empty, send};
 use common::app::{call, TestApp};
 use common::TestDb;
 use httvps_proto::link::ConnectionLink;
@@ -48,64 +49,36 @@ on_both!(
     subscription_urls_serve_the_links_in_three_formats,
 );
 
-async fn admin(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let req = app.admin(method, path);
-    call(match body {
-        Some(b) => req.json(&b),
-        None => req,
-    })
-    .await
-}
-
-fn ok((status, body): (StatusCode, Value), expected: StatusCode) -> Value {
-    assert_eq!(status, expected, "{body}");
-    body
-}
-
 /// A user with a plan in force and a device made through the API; the creation answer.
 async fn new_device(app: &TestApp) -> Value {
     ok(
-        admin(
+        post(
             app,
-            Method::POST,
             "/v1/admin/plans",
-            Some(json!({"name": "p", "device_limit": 5, "session_limit": 5})),
+            json!({"name": "p", "device_limit": 5, "session_limit": 5}),
         )
         .await,
         StatusCode::CREATED,
     );
     let user = ok(
-        admin(
-            app,
-            Method::POST,
-            "/v1/admin/users",
-            Some(json!({"name": "mia"})),
-        )
-        .await,
+        post(app, "/v1/admin/users", json!({"name": "mia"})).await,
         StatusCode::CREATED,
     );
     let user = user["id"].as_str().unwrap().to_owned();
     ok(
-        admin(
+        post(
             app,
-            Method::POST,
             &format!("/v1/admin/users/{user}/subscriptions"),
-            Some(json!({"plan": "p"})),
+            json!({"plan": "p"}),
         )
         .await,
         StatusCode::CREATED,
     );
     ok(
-        admin(
+        post(
             app,
-            Method::POST,
             &format!("/v1/admin/users/{user}/devices"),
-            Some(json!({"name": "Laptop"})),
+            json!({"name": "Laptop"}),
         )
         .await,
         StatusCode::CREATED,
@@ -159,13 +132,7 @@ async fn links_are_shown_again_and_a_rotation_replaces_the_token(app: &TestApp) 
 
     // Shown again: the same links and QR code.
     let shown = ok(
-        admin(
-            app,
-            Method::GET,
-            &format!("/v1/admin/devices/{id}/link"),
-            None,
-        )
-        .await,
+        get(app, &format!("/v1/admin/devices/{id}/link")).await,
         StatusCode::OK,
     );
     assert_eq!(shown["link"], created["link"]);
@@ -194,13 +161,7 @@ async fn links_are_shown_again_and_a_rotation_replaces_the_token(app: &TestApp) 
 
     // Rotation: a new token; the old one is refused at once, the new one accepted.
     let rotated = ok(
-        admin(
-            app,
-            Method::POST,
-            &format!("/v1/admin/devices/{id}/rotate-token"),
-            None,
-        )
-        .await,
+        post_empty(app, &format!("/v1/admin/devices/{id}/rotate-token")).await,
         StatusCode::OK,
     );
     let new_token = rotated["token"].as_str().unwrap().to_owned();
@@ -220,13 +181,7 @@ async fn links_are_shown_again_and_a_rotation_replaces_the_token(app: &TestApp) 
     );
     assert_eq!(beat["end"], true, "{beat}");
     let shown = ok(
-        admin(
-            app,
-            Method::GET,
-            &format!("/v1/admin/devices/{id}/link"),
-            None,
-        )
-        .await,
+        get(app, &format!("/v1/admin/devices/{id}/link")).await,
         StatusCode::OK,
     );
     assert_eq!(links_of(&shown), links_of(&rotated));
@@ -234,33 +189,16 @@ async fn links_are_shown_again_and_a_rotation_replaces_the_token(app: &TestApp) 
 
     // Unknown devices are 404; a revoked device gets no new token.
     assert_eq!(
-        admin(
-            app,
-            Method::GET,
-            &format!("/v1/admin/devices/{}/link", Uuid::new_v4()),
-            None
-        )
-        .await
-        .0,
+        get(app, &format!("/v1/admin/devices/{}/link", Uuid::new_v4()))
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
     ok(
-        admin(
-            app,
-            Method::POST,
-            &format!("/v1/admin/devices/{id}/revoke"),
-            None,
-        )
-        .await,
+        post_empty(app, &format!("/v1/admin/devices/{id}/revoke")).await,
         StatusCode::OK,
     );
-    let shown = admin(
-        app,
-        Method::GET,
-        &format!("/v1/admin/devices/{id}/link"),
-        None,
-    )
-    .await;
+    let shown = get(app, &format!("/v1/admin/devices/{id}/link")).await;
     assert_eq!(
         shown.0,
         StatusCode::CONFLICT,
@@ -268,13 +206,7 @@ async fn links_are_shown_again_and_a_rotation_replaces_the_token(app: &TestApp) 
         shown.1
     );
     let refused = ok(
-        admin(
-            app,
-            Method::POST,
-            &format!("/v1/admin/devices/{id}/rotate-token"),
-            None,
-        )
-        .await,
+        post_empty(app, &format!("/v1/admin/devices/{id}/rotate-token")).await,
         StatusCode::CONFLICT,
     );
     assert!(
@@ -347,13 +279,7 @@ async fn subscription_urls_serve_the_links_in_three_formats(app: &TestApp) {
 
     // Shown again by operators.
     let shown = ok(
-        admin(
-            app,
-            Method::GET,
-            &format!("/v1/admin/devices/{id}/subscription-url"),
-            None,
-        )
-        .await,
+        get(app, &format!("/v1/admin/devices/{id}/subscription-url")).await,
         StatusCode::OK,
     );
     assert_eq!(shown["url"], url.as_str());
@@ -370,24 +296,16 @@ async fn subscription_urls_serve_the_links_in_three_formats(app: &TestApp) {
 
     // After a token rotation the URL serves the new links.
     let rotated = ok(
-        admin(
-            app,
-            Method::POST,
-            &format!("/v1/admin/devices/{id}/rotate-token"),
-            None,
-        )
-        .await,
+        post_empty(app, &format!("/v1/admin/devices/{id}/rotate-token")).await,
         StatusCode::OK,
     );
     assert_eq!(served_links(app, &path).await, links_of(&rotated));
 
     // Rotating the URL: the old one is 404, the new one serves.
     let new_url = ok(
-        admin(
+        post_empty(
             app,
-            Method::POST,
             &format!("/v1/admin/devices/{id}/subscription-url/rotate"),
-            None,
         )
         .await,
         StatusCode::OK,
@@ -402,24 +320,12 @@ async fn subscription_urls_serve_the_links_in_three_formats(app: &TestApp) {
 
     // A disabled device's URL is 404 until it is enabled again.
     ok(
-        admin(
-            app,
-            Method::POST,
-            &format!("/v1/admin/devices/{id}/disable"),
-            None,
-        )
-        .await,
+        post_empty(app, &format!("/v1/admin/devices/{id}/disable")).await,
         StatusCode::OK,
     );
     assert_eq!(fetch(app, &new_path, None).await.0, StatusCode::NOT_FOUND);
     ok(
-        admin(
-            app,
-            Method::POST,
-            &format!("/v1/admin/devices/{id}/enable"),
-            None,
-        )
-        .await,
+        post_empty(app, &format!("/v1/admin/devices/{id}/enable")).await,
         StatusCode::OK,
     );
     assert_eq!(fetch(app, &new_path, None).await.0, StatusCode::OK);
@@ -429,39 +335,29 @@ async fn subscription_urls_serve_the_links_in_three_formats(app: &TestApp) {
     let user_path = format!("/v1/admin/users/{user}");
     let disabled = Some(json!({"status": "disabled"}));
     ok(
-        admin(app, Method::PATCH, &user_path, disabled).await,
+        send(app, Method::PATCH, &user_path, disabled).await,
         StatusCode::OK,
     );
     assert_eq!(fetch(app, &new_path, None).await.0, StatusCode::NOT_FOUND);
     let active = Some(json!({"status": "active"}));
     ok(
-        admin(app, Method::PATCH, &user_path, active).await,
+        send(app, Method::PATCH, &user_path, active).await,
         StatusCode::OK,
     );
     assert_eq!(fetch(app, &new_path, None).await.0, StatusCode::OK);
 
     // Revoking the URL: 404, and nothing to show until it is rotated again.
     assert_eq!(
-        admin(
-            app,
-            Method::DELETE,
-            &format!("/v1/admin/devices/{id}/subscription-url"),
-            None
-        )
-        .await
-        .0,
+        delete(app, &format!("/v1/admin/devices/{id}/subscription-url"))
+            .await
+            .0,
         StatusCode::NO_CONTENT
     );
     assert_eq!(fetch(app, &new_path, None).await.0, StatusCode::NOT_FOUND);
     assert_eq!(
-        admin(
-            app,
-            Method::GET,
-            &format!("/v1/admin/devices/{id}/subscription-url"),
-            None
-        )
-        .await
-        .0,
+        get(app, &format!("/v1/admin/devices/{id}/subscription-url"))
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
 }
@@ -517,13 +413,7 @@ async fn an_older_device_says_to_rotate_then_shows_its_links() {
         .unwrap();
     let id = device.id;
     let refused = ok(
-        admin(
-            &app,
-            Method::GET,
-            &format!("/v1/admin/devices/{id}/link"),
-            None,
-        )
-        .await,
+        get(&app, &format!("/v1/admin/devices/{id}/link")).await,
         StatusCode::CONFLICT,
     );
     assert!(
@@ -531,43 +421,24 @@ async fn an_older_device_says_to_rotate_then_shows_its_links() {
         "{refused}"
     );
     assert_eq!(
-        admin(
-            &app,
-            Method::GET,
-            &format!("/v1/admin/devices/{id}/subscription-url"),
-            None
-        )
-        .await
-        .0,
+        get(&app, &format!("/v1/admin/devices/{id}/subscription-url"))
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
     let rotated = ok(
-        admin(
-            &app,
-            Method::POST,
-            &format!("/v1/admin/devices/{id}/rotate-token"),
-            None,
-        )
-        .await,
+        post_empty(&app, &format!("/v1/admin/devices/{id}/rotate-token")).await,
         StatusCode::OK,
     );
     let shown = ok(
-        admin(
-            &app,
-            Method::GET,
-            &format!("/v1/admin/devices/{id}/link"),
-            None,
-        )
-        .await,
+        get(&app, &format!("/v1/admin/devices/{id}/link")).await,
         StatusCode::OK,
     );
     assert_eq!(shown["link"], rotated["link"]);
     let url = ok(
-        admin(
+        post_empty(
             &app,
-            Method::POST,
             &format!("/v1/admin/devices/{id}/subscription-url/rotate"),
-            None,
         )
         .await,
         StatusCode::OK,
@@ -594,13 +465,7 @@ async fn without_a_secret_key_on_postgres_links_are_shown_only_once() {
     let id = created["device"]["id"].as_str().unwrap().to_owned();
     assert_eq!(links_of(&created).len(), 2);
     let refused = ok(
-        admin(
-            &app,
-            Method::GET,
-            &format!("/v1/admin/devices/{id}/link"),
-            None,
-        )
-        .await,
+        get(&app, &format!("/v1/admin/devices/{id}/link")).await,
         StatusCode::CONFLICT,
     );
     let detail = refused["detail"].as_str().unwrap();
@@ -611,11 +476,9 @@ async fn without_a_secret_key_on_postgres_links_are_shown_only_once() {
     // A subscription URL could not serve links without the token: none is made.
     assert!(created["subscription_url"].is_null(), "{created}");
     let refused = ok(
-        admin(
+        post_empty(
             &app,
-            Method::POST,
             &format!("/v1/admin/devices/{id}/subscription-url/rotate"),
-            None,
         )
         .await,
         StatusCode::CONFLICT,

@@ -3,6 +3,7 @@
 //! silently skips it.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod app;
 pub mod nodes;
 
