@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::app::{call, TestApp};
+use common::app::{call, validate, TestApp};
 use common::nodes::{add_node, mark};
 use common::subscribe::{subscribe, Terms};
 use httvps_control_plane::auth::token;
@@ -57,16 +57,6 @@ async fn subscriber(
         device,
         token,
     }
-}
-
-async fn validate(app: &TestApp, device: &str, token: &str, region: Option<&str>) -> Value {
-    let (status, body) = call(
-        app.gateway(Method::POST, "/v1/gateway/devices/validate")
-            .json(&json!({"device_id": device, "device_token": token, "region": region})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
 }
 
 async fn node(

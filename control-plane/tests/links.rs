@@ -9,7 +9,7 @@ mod common;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use common::admin::{delete, get, ok, post, post_empty, send};
-use common::app::{call, TestApp};
+use common::app::{call, validate, TestApp};
 use common::TestDb;
 use httvps_proto::link::ConnectionLink;
 use reqwest::{Method, StatusCode};
@@ -94,17 +94,6 @@ fn links_of(answer: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn validate(app: &TestApp, device: &str, token: &str) -> Value {
-    ok(
-        call(
-            app.gateway(Method::POST, "/v1/gateway/devices/validate")
-                .json(&json!({"device_id": device, "device_token": token})),
-        )
-        .await,
-        StatusCode::OK,
-    )
-}
-
 async fn links_are_shown_again_and_a_rotation_replaces_the_token(app: &TestApp) {
     let created = new_device(app).await;
     let id = created["device"]["id"].as_str().unwrap().to_owned();
@@ -138,7 +127,7 @@ async fn links_are_shown_again_and_a_rotation_replaces_the_token(app: &TestApp) 
     assert_eq!(shown["link"], created["link"]);
     assert_eq!(links_of(&shown), links);
     assert_eq!(shown["qr_svg"], created["qr_svg"]);
-    assert_eq!(validate(app, &id, &token).await["result"], "allow");
+    assert_eq!(validate(app, &id, &token, None).await["result"], "allow");
 
     // A live session on the old token (a gateway started it).
     let session = ok(
@@ -167,13 +156,16 @@ async fn links_are_shown_again_and_a_rotation_replaces_the_token(app: &TestApp) 
     let new_token = rotated["token"].as_str().unwrap().to_owned();
     assert_ne!(new_token, token);
     assert_eq!(rotated["device"]["status"], "active");
-    let old_answer = validate(app, &id, &token).await;
+    let old_answer = validate(app, &id, &token, None).await;
     assert_eq!(
         (old_answer["result"].as_str(), old_answer["code"].as_str()),
         (Some("deny"), Some("auth_failed")),
         "{old_answer}"
     );
-    assert_eq!(validate(app, &id, &new_token).await["result"], "allow");
+    assert_eq!(
+        validate(app, &id, &new_token, None).await["result"],
+        "allow"
+    );
     // The old token's session ends at its next heartbeat too (gateways without Redis).
     let beat = ok(
         call(app.gateway(Method::POST, &heartbeat)).await,

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::app::{call, TestApp};
+use common::app::{call, validate, TestApp};
 use common::subscribe::{subscribe, Subscribed, Terms};
 use common::TestDb;
 use httvps_control_plane::auth::token;
@@ -19,7 +19,7 @@ use httvps_control_plane::store::{
 };
 use httvps_shared_state::{RevocationTarget, SharedEvent};
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 use uuid::Uuid;
 
 on_both_backends!(
@@ -41,23 +41,13 @@ async fn subscriber(app: &TestApp, quota: Option<i64>) -> Subscribed {
     subscribe(app.store(), terms, &["phone".into(), "laptop".into()]).await
 }
 
-async fn validate_in(app: &TestApp, device: Uuid, token: &str, region: Option<&str>) -> Value {
-    let (status, body) = call(
-        app.gateway(Method::POST, "/v1/gateway/devices/validate")
-            .json(&json!({"device_id": device, "device_token": token, "region": region})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
-}
-
 /// `allow`, or the denial's code.
 async fn verdict(app: &TestApp, device: Uuid, token: &str) -> String {
     verdict_in(app, device, token, None).await
 }
 
 async fn verdict_in(app: &TestApp, device: Uuid, token: &str, region: Option<&str>) -> String {
-    let body = validate_in(app, device, token, region).await;
+    let body = validate(app, &device.to_string(), token, region).await;
     match body["result"].as_str() {
         Some("allow") => "allow".into(),
         _ => body["code"].as_str().unwrap_or("?").to_owned(),
@@ -185,7 +175,7 @@ async fn subscription_changes_apply_at_once(app: &TestApp) {
         }))
     };
     assert_eq!(call(report("c-1", 9_000)).await.0, StatusCode::OK);
-    let allow = validate_in(app, *device, secret, None).await;
+    let allow = validate(app, &device.to_string(), secret, None).await;
     assert_eq!(allow["entitlement"]["remaining_bytes"], 1_000, "{allow}");
     // The other device of the same user too.
     let (laptop, laptop_secret) = &s.devices[1];
@@ -203,7 +193,7 @@ async fn subscription_changes_apply_at_once(app: &TestApp) {
 async fn plan_and_region_changes_apply_at_once(app: &TestApp) {
     let s = subscriber(app, None).await;
     let (device, secret) = &s.devices[0];
-    let allow = validate_in(app, *device, secret, None).await;
+    let allow = validate(app, &device.to_string(), secret, None).await;
     assert_eq!(allow["entitlement"]["session_limit"], 2);
     app.store()
         .update_plan(
@@ -221,7 +211,7 @@ async fn plan_and_region_changes_apply_at_once(app: &TestApp) {
         )
         .await
         .unwrap();
-    let allow = validate_in(app, *device, secret, None).await;
+    let allow = validate(app, &device.to_string(), secret, None).await;
     assert_eq!(allow["entitlement"]["session_limit"], 7, "{allow}");
     // A region nobody defined is refused (and that is cached) until it is created.
     let code = format!("r-{}", &Uuid::new_v4().simple().to_string()[..8]);

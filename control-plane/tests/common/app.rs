@@ -135,3 +135,22 @@ pub async fn call(req: RequestBuilder) -> (StatusCode, Value) {
     let text = resp.text().await.unwrap_or_default();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
+
+/// `POST /v1/gateway/devices/validate` with the test gateway's token, asserting 200 OK; the
+/// answer (`allow` or `deny` with its code).
+pub async fn validate(
+    app: &TestApp,
+    device: &str,
+    token: &str,
+    region: Option<&str>,
+) -> serde_json::Value {
+    let (status, body) = call(
+        app.gateway(reqwest::Method::POST, "/v1/gateway/devices/validate")
+            .json(
+                &serde_json::json!({"device_id": device, "device_token": token, "region": region}),
+            ),
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    body
+}
