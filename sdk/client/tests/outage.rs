@@ -5,47 +5,17 @@
 //! comes back by itself once the device is enabled again; a client started while its gateway is
 //! down stays up, says `unreachable`, and connects once the gateway is back.
 
-use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use httvps_control_plane::domain::devices;
 use httvps_control_plane::model::DeviceStatus;
 use httvps_local_stack::{LocalStack, StackOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 mod common;
 #[path = "../../../common/test-support/ports.rs"]
 mod ports;
 use common::process::Process;
-
-/// `GET /` answers `hello`.
-async fn web_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = s
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
-                    )
-                    .await;
-                let _ = s.shutdown().await;
-            });
-        }
-    });
-    addr
-}
 
 /// `httvps-client` with its SOCKS5 and HTTP proxies on free ports.
 struct ClientProcess {
@@ -123,7 +93,7 @@ async fn stack() -> (tempfile::TempDir, LocalStack) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disabled_device_is_shown_fails_fast_and_comes_back_when_enabled() {
     let (_dir, stack) = stack().await;
-    let web = format!("http://{}/", web_server().await);
+    let web = format!("http://{}/", common::web::answering("hello").await);
     let mut client = ClientProcess::start(&stack.link);
     client.process.wait_for_after("connected: gateway", 0).await;
     let (ok, body, _) = client.curl_socks(&web);
@@ -183,7 +153,7 @@ async fn a_disabled_device_is_shown_fails_fast_and_comes_back_when_enabled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_started_while_its_gateway_is_down_waits_for_it() {
     let (_dir, mut stack) = stack().await;
-    let web = format!("http://{}/", web_server().await);
+    let web = format!("http://{}/", common::web::answering("hello").await);
     stack.stop_gateway().await;
     let mut client = ClientProcess::start(&stack.link);
     let (at, down) = client.process.wait_for_after("down: unreachable", 0).await;

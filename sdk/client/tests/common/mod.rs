@@ -1,2 +1,3 @@
 //! Helpers of the client's integration tests.
 pub mod process;
+pub mod web;
