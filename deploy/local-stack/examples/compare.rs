@@ -240,15 +240,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(1)
         .max(1);
     let dir = std::env::temp_dir().join(format!("httvps-compare-{}", std::process::id()));
-    let stack = LocalStack::start(StackOptions {
-        data_dir: dir.clone(),
-        control_plane_listen: "127.0.0.1:0".parse()?,
-        gateway_listen: "127.0.0.1:0".parse()?,
-        allow_private_targets: true,
-        run_jobs: false,
-        ..StackOptions::default()
-    })
-    .await?;
+    let stack = LocalStack::start(StackOptions::ephemeral(&dir)).await?;
     let node = stack
         .control_plane
         .state

@@ -58,6 +58,21 @@ impl Default for StackOptions {
     }
 }
 
+impl StackOptions {
+    /// Data in `dir`, the services on free loopback ports, private targets allowed and no
+    /// periodic jobs: the stack tests run.
+    pub fn ephemeral(dir: &std::path::Path) -> StackOptions {
+        StackOptions {
+            data_dir: dir.to_owned(),
+            control_plane_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            gateway_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            allow_private_targets: true,
+            run_jobs: false,
+            ..StackOptions::default()
+        }
+    }
+}
+
 /// Why the stack could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {

@@ -216,16 +216,9 @@ fn assert_intact(out: &std::process::Output, file: &Path, expected: &[u8], what:
 }
 
 async fn stack(dir: &Path) -> LocalStack {
-    LocalStack::start(StackOptions {
-        data_dir: dir.to_owned(),
-        control_plane_listen: "127.0.0.1:0".parse().unwrap(),
-        gateway_listen: "127.0.0.1:0".parse().unwrap(),
-        allow_private_targets: true,
-        run_jobs: false,
-        ..StackOptions::default()
-    })
-    .await
-    .expect("the stack starts")
+    LocalStack::start(StackOptions::ephemeral(dir))
+        .await
+        .expect("the stack starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

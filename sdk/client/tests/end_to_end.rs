@@ -169,14 +169,7 @@ async fn dns_over_socks5(socks: SocketAddr, dns: SocketAddr) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_through_httvps_client_gateway_and_shadowsocks() {
     let dir = tempfile::tempdir().unwrap();
-    let options = StackOptions {
-        data_dir: dir.path().to_owned(),
-        control_plane_listen: "127.0.0.1:0".parse().unwrap(),
-        gateway_listen: "127.0.0.1:0".parse().unwrap(),
-        allow_private_targets: true,
-        run_jobs: false,
-        ..StackOptions::default()
-    };
+    let options = StackOptions::ephemeral(dir.path());
     let mut stack = LocalStack::start(options).await.expect("the stack starts");
     let web = web_server().await;
     let dns = dns_server().await;

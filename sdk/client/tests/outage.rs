@@ -77,16 +77,9 @@ impl ClientProcess {
 
 async fn stack() -> (tempfile::TempDir, LocalStack) {
     let dir = tempfile::tempdir().unwrap();
-    let stack = LocalStack::start(StackOptions {
-        data_dir: dir.path().to_owned(),
-        control_plane_listen: "127.0.0.1:0".parse().unwrap(),
-        gateway_listen: "127.0.0.1:0".parse().unwrap(),
-        allow_private_targets: true,
-        run_jobs: false,
-        ..Default::default()
-    })
-    .await
-    .expect("the local stack starts");
+    let stack = LocalStack::start(StackOptions::ephemeral(dir.path()))
+        .await
+        .expect("the local stack starts");
     (dir, stack)
 }
 

@@ -30,14 +30,7 @@ async fn start_client(args: &[&str]) -> Process {
 /// The local stack with its demo device's token rotated (so that it is kept, sealed) and the
 /// device's subscription URL on the stack's control plane.
 async fn stack_with_subscription(dir: &std::path::Path) -> (LocalStack, String) {
-    let options = StackOptions {
-        data_dir: dir.to_owned(),
-        control_plane_listen: "127.0.0.1:0".parse().unwrap(),
-        gateway_listen: "127.0.0.1:0".parse().unwrap(),
-        allow_private_targets: true,
-        run_jobs: false,
-        ..StackOptions::default()
-    };
+    let options = StackOptions::ephemeral(dir);
     let stack = LocalStack::start(options).await.expect("the stack starts");
     let state = &stack.control_plane.state;
     devices::rotate_token(state, "test", stack.device_id)
@@ -72,14 +65,7 @@ fn curl_through(socks: SocketAddr, url: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_fails_over_from_a_dead_first_link_and_keeps_the_last_good_list() {
     let dir = tempfile::tempdir().unwrap();
-    let options = StackOptions {
-        data_dir: dir.path().to_owned(),
-        control_plane_listen: "127.0.0.1:0".parse().unwrap(),
-        gateway_listen: "127.0.0.1:0".parse().unwrap(),
-        allow_private_targets: true,
-        run_jobs: false,
-        ..StackOptions::default()
-    };
+    let options = StackOptions::ephemeral(dir.path());
     let stack = LocalStack::start(options).await.expect("the stack starts");
     let device = stack.device_id;
     // The demo device's token is kept (sealed) from its rotation on.
@@ -171,21 +157,21 @@ fn session_of(line: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refresh_after_a_token_rotation_moves_the_client_to_the_new_token() {
+/// A client on the subscription with `refresh`; the device's token rotated: the client's next
+/// fetch brings the new links and a new session on them carries traffic.
+async fn a_rotation_moves_the_client_to_the_new_token(refresh: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (stack, url) = stack_with_subscription(dir.path()).await;
-    let state = &stack.control_plane.state;
-    let device = stack.device_id;
     let web = common::web::answering(BODY).await;
     let socks: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let socks_arg = socks.to_string();
     let args = [
         "--subscription",
         &url,
         "--subscription-refresh",
-        "1s",
+        refresh,
         "--socks",
-        &socks.to_string(),
+        &socks_arg,
         "--no-http",
     ];
     let client = start_client(&args).await;
@@ -193,8 +179,9 @@ async fn a_refresh_after_a_token_rotation_moves_the_client_to_the_new_token() {
     let first = session_of(&connected).unwrap_or_else(|| panic!("a session in {connected:?}"));
     assert_eq!(curl_through(socks, &format!("http://{web}/")), BODY);
 
-    devices::rotate_token(state, "test", device).await.unwrap();
-    // The next refresh sees the new token and connects with it: a new session.
+    devices::rotate_token(&stack.control_plane.state, "test", stack.device_id)
+        .await
+        .unwrap();
     let (at, _) = client
         .wait_for_after("subscription refreshed", at + 1)
         .await;
@@ -205,32 +192,17 @@ async fn a_refresh_after_a_token_rotation_moves_the_client_to_the_new_token() {
     stack.stop().await;
 }
 
+/// The periodic refresh (every second here) sees the new token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_after_a_token_rotation_moves_the_client_to_the_new_token() {
+    a_rotation_moves_the_client_to_the_new_token("1s").await;
+}
+
 /// The token rotated while the refresh interval is an hour away: the old session is ended (at
-/// the gateway's next session heartbeat here, without Redis), the client fails for good with
-/// `auth_failed`, and that failure fetches the subscription at once.
+/// the gateway's next session heartbeat here, without Redis), the gateway then refuses the
+/// client with `auth_failed`, and that refusal fetches the subscription at once (within the
+/// 60 s a status line is waited for).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_refused_after_a_rotation_fetches_the_new_links_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let (stack, url) = stack_with_subscription(dir.path()).await;
-    let state = &stack.control_plane.state;
-    let device = stack.device_id;
-    let web = common::web::answering(BODY).await;
-    let socks: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let args = [
-        "--subscription",
-        &url,
-        "--subscription-refresh",
-        "1h",
-        "--socks",
-        &socks.to_string(),
-        "--no-http",
-    ];
-    let client = start_client(&args).await;
-    assert_eq!(curl_through(socks, &format!("http://{web}/")), BODY);
-    devices::rotate_token(state, "test", device).await.unwrap();
-    // The gateway hears of the rotation at its next session heartbeat (30 s at most); the
-    // refusal that follows fetches the new links (within the 60 s a line is waited for).
-    client.wait_for("subscription refreshed").await;
-    assert_eq!(curl_through(socks, &format!("http://{web}/")), BODY);
-    stack.stop().await;
+    a_rotation_moves_the_client_to_the_new_token("1h").await;
 }
