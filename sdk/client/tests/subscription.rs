@@ -18,13 +18,19 @@ use ports::free_port;
 
 const BODY: &str = "hello through the second gateway";
 
-/// Starts `httvps-client` with `args` and waits for its SOCKS5 line.
-async fn start_client(args: &[&str]) -> Process {
+/// Starts `httvps-client --subscription URL` with `extra` flags and a SOCKS5 proxy on a free
+/// port, and waits for its SOCKS5 line; returns it and the proxy's address.
+async fn start_client(url: &str, extra: &[&str]) -> (Process, SocketAddr) {
+    let socks: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let mut command = Command::new(env!("CARGO_BIN_EXE_httvps-client"));
-    command.args(args);
+    command.args(["--subscription", url]).args(extra).args([
+        "--socks",
+        &socks.to_string(),
+        "--no-http",
+    ]);
     let client = Process::start(command);
     client.wait_for("SOCKS5 proxy on").await;
-    client
+    (client, socks)
 }
 
 /// The local stack with its demo device's token rotated (so that it is kept, sealed) and the
@@ -90,18 +96,9 @@ async fn the_client_fails_over_from_a_dead_first_link_and_keeps_the_last_good_li
     let url = format!("http://{}/sub/{token}", cp.addr);
 
     let web = common::web::answering(BODY).await;
-    let socks: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let cache = dir.path().join("subscription.cache");
-    let args = [
-        "--subscription",
-        &url,
-        "--subscription-cache",
-        cache.to_str().unwrap(),
-        "--socks",
-        &socks.to_string(),
-        "--no-http",
-    ];
-    let client = start_client(&args).await;
+    let cache_flags = ["--subscription-cache", cache.to_str().unwrap()];
+    let (client, socks) = start_client(&url, &cache_flags).await;
     let live_port = live
         .split('/')
         .next()
@@ -132,17 +129,7 @@ async fn the_client_fails_over_from_a_dead_first_link_and_keeps_the_last_good_li
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&gone.stdout), "404");
-    let socks: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let args = [
-        "--subscription",
-        &url,
-        "--subscription-cache",
-        cache.to_str().unwrap(),
-        "--socks",
-        &socks.to_string(),
-        "--no-http",
-    ];
-    let _client = start_client(&args).await;
+    let (_client, socks) = start_client(&url, &cache_flags).await;
     assert_eq!(curl_through(socks, &format!("http://{web}/")), BODY);
     cp.stop().await;
     stack.stop().await;
@@ -163,18 +150,7 @@ async fn a_rotation_moves_the_client_to_the_new_token(refresh: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (stack, url) = stack_with_subscription(dir.path()).await;
     let web = common::web::answering(BODY).await;
-    let socks: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let socks_arg = socks.to_string();
-    let args = [
-        "--subscription",
-        &url,
-        "--subscription-refresh",
-        refresh,
-        "--socks",
-        &socks_arg,
-        "--no-http",
-    ];
-    let client = start_client(&args).await;
+    let (client, socks) = start_client(&url, &["--subscription-refresh", refresh]).await;
     let (at, connected) = client.wait_for_after("connected: gateway", 0).await;
     let first = session_of(&connected).unwrap_or_else(|| panic!("a session in {connected:?}"));
     assert_eq!(curl_through(socks, &format!("http://{web}/")), BODY);
