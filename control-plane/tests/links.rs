@@ -8,7 +8,7 @@ mod common;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use common::admin::{delete, get, ok, post, post_empty, send};
+use common::admin::{create_ok, delete, get, ok, post_empty, send};
 use common::app::{call, validate, TestApp};
 use common::TestDb;
 use httvps_proto::link::ConnectionLink;
@@ -51,38 +51,33 @@ on_both!(
 
 /// A user with a plan in force and a device made through the API; the creation answer.
 async fn new_device(app: &TestApp) -> Value {
-    ok(
-        post(
-            app,
-            "/v1/admin/plans",
-            json!({"name": "p", "device_limit": 5, "session_limit": 5}),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
-    let user = ok(
-        post(app, "/v1/admin/users", json!({"name": "mia"})).await,
-        StatusCode::CREATED,
-    );
-    let user = user["id"].as_str().unwrap().to_owned();
-    ok(
-        post(
-            app,
-            &format!("/v1/admin/users/{user}/subscriptions"),
-            json!({"plan": "p"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
-    ok(
-        post(
-            app,
-            &format!("/v1/admin/users/{user}/devices"),
-            json!({"name": "Laptop"}),
-        )
-        .await,
-        StatusCode::CREATED,
+    create_ok(
+        app,
+        "/v1/admin/plans",
+        json!({"name": "p", "device_limit": 5, "session_limit": 5}),
     )
+    .await;
+    let user = create_ok(app, "/v1/admin/users", json!({"name": "mia"})).await;
+    let user = user["id"].as_str().unwrap().to_owned();
+    create_ok(
+        app,
+        &format!("/v1/admin/users/{user}/subscriptions"),
+        json!({"plan": "p"}),
+    )
+    .await;
+    create_ok(
+        app,
+        &format!("/v1/admin/users/{user}/devices"),
+        json!({"name": "Laptop"}),
+    )
+    .await
+}
+
+/// Rotates the device's subscription URL through the API; the new URL.
+async fn rotate_subscription_url(app: &TestApp, id: &str) -> String {
+    let path = format!("/v1/admin/devices/{id}/subscription-url/rotate");
+    let answer = ok(post_empty(app, &path).await, StatusCode::OK);
+    answer["url"].as_str().unwrap().to_owned()
 }
 
 fn links_of(answer: &Value) -> Vec<String> {
@@ -120,10 +115,8 @@ async fn links_are_shown_again_and_a_rotation_replaces_the_token(app: &TestApp) 
     assert_eq!(created["links"][1]["region"], "us");
 
     // Shown again: the same links and QR code.
-    let shown = ok(
-        get(app, &format!("/v1/admin/devices/{id}/link")).await,
-        StatusCode::OK,
-    );
+    let link_path = format!("/v1/admin/devices/{id}/link");
+    let shown = ok(get(app, &link_path).await, StatusCode::OK);
     assert_eq!(shown["link"], created["link"]);
     assert_eq!(links_of(&shown), links);
     assert_eq!(shown["qr_svg"], created["qr_svg"]);
@@ -142,11 +135,14 @@ async fn links_are_shown_again_and_a_rotation_replaces_the_token(app: &TestApp) 
         "/v1/gateway/sessions/{}/heartbeat",
         session["id"].as_str().unwrap()
     );
-    let beat = ok(
-        call(app.gateway(Method::POST, &heartbeat)).await,
-        StatusCode::OK,
-    );
-    assert_eq!(beat["end"], false, "{beat}");
+    let beat = || async {
+        ok(
+            call(app.gateway(Method::POST, &heartbeat)).await,
+            StatusCode::OK,
+        )
+    };
+    let answer = beat().await;
+    assert_eq!(answer["end"], false, "{answer}");
 
     // Rotation: a new token; the old one is refused at once, the new one accepted.
     let rotated = ok(
@@ -167,15 +163,9 @@ async fn links_are_shown_again_and_a_rotation_replaces_the_token(app: &TestApp) 
         "allow"
     );
     // The old token's session ends at its next heartbeat too (gateways without Redis).
-    let beat = ok(
-        call(app.gateway(Method::POST, &heartbeat)).await,
-        StatusCode::OK,
-    );
-    assert_eq!(beat["end"], true, "{beat}");
-    let shown = ok(
-        get(app, &format!("/v1/admin/devices/{id}/link")).await,
-        StatusCode::OK,
-    );
+    let answer = beat().await;
+    assert_eq!(answer["end"], true, "{answer}");
+    let shown = ok(get(app, &link_path).await, StatusCode::OK);
     assert_eq!(links_of(&shown), links_of(&rotated));
     assert!(links_of(&shown).iter().all(|l| l.contains(&new_token)));
 
@@ -294,17 +284,7 @@ async fn subscription_urls_serve_the_links_in_three_formats(app: &TestApp) {
     assert_eq!(served_links(app, &path).await, links_of(&rotated));
 
     // Rotating the URL: the old one is 404, the new one serves.
-    let new_url = ok(
-        post_empty(
-            app,
-            &format!("/v1/admin/devices/{id}/subscription-url/rotate"),
-        )
-        .await,
-        StatusCode::OK,
-    )["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let new_url = rotate_subscription_url(app, &id).await;
     assert_ne!(new_url, url);
     assert_eq!(fetch(app, &path, None).await.0, StatusCode::NOT_FOUND);
     let new_path = sub_path(&new_url);
@@ -427,17 +407,7 @@ async fn an_older_device_says_to_rotate_then_shows_its_links() {
         StatusCode::OK,
     );
     assert_eq!(shown["link"], rotated["link"]);
-    let url = ok(
-        post_empty(
-            &app,
-            &format!("/v1/admin/devices/{id}/subscription-url/rotate"),
-        )
-        .await,
-        StatusCode::OK,
-    )["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let url = rotate_subscription_url(&app, &id.to_string()).await;
     assert_eq!(fetch(&app, &sub_path(&url), None).await.0, StatusCode::OK);
     app.stop().await;
 }
