@@ -77,13 +77,24 @@ pub async fn create(
             .and_then(|t| sealed(state, Purpose::SubscriptionToken, device.id, t)),
     };
     state.store.keep_device_secrets(device.id, &secrets).await?;
-    let links = links_of(state, &device, &secret).await?;
+    let subscription_url = sub_token.map(|t| subscription_url(&state.config, &t));
+    credentials(state, device, secret, subscription_url).await
+}
+
+/// The device's credentials as shown once: its token, its links and its subscription URL.
+async fn credentials(
+    state: &AppState,
+    device: Device,
+    token: String,
+    subscription_url: Option<String>,
+) -> DomainResult<NewCredentials> {
+    let links = links_of(state, &device, &token).await?;
     Ok(NewCredentials {
         link: first_link(&links)?,
         device,
-        token: secret,
+        token,
         links,
-        subscription_url: sub_token.map(|t| subscription_url(&state.config, &t)),
+        subscription_url,
     })
 }
 
@@ -183,14 +194,7 @@ pub async fn rotate_token(state: &AppState, actor: &str, id: Uuid) -> DomainResu
         .await?;
     validation_cache::forget_device(state, id);
     shared::revoke_device(state, id, RevocationReason::TokenRotated).await;
-    let links = links_of(state, &device, &secret).await?;
-    Ok(NewCredentials {
-        link: first_link(&links)?,
-        device,
-        token: secret,
-        links,
-        subscription_url: None,
-    })
+    credentials(state, device, secret, None).await
 }
 
 /// The subscription URL of a token: `HTTVPS_CP_PUBLIC_URL` (else `http://` and the listen
