@@ -245,3 +245,25 @@ fn the_cli_refuses_what_the_api_refuses() {
     assert!(!ok(&db, &["user", "list"]).contains("bob"));
     assert!(ok(&db, &["plan", "list"]).trim().is_empty());
 }
+
+/// `httvps-control-plane ... | head` where the reader has gone before the output comes: the
+/// command ends quietly with success, as `ls` would, instead of panicking on the closed pipe.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("cp.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_httvps-control-plane"))
+        .arg("migrate")
+        .env("DATABASE_URL", &db)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the CLI");
+    // Close the read end before the command (which first opens and migrates the database)
+    // writes its line.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("the CLI ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+}

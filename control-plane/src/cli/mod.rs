@@ -4,6 +4,7 @@
 //! announced to the gateways alike. This module holds the command line; `operate.rs` runs it.
 
 mod operate;
+mod output;
 mod size;
 
 use clap::{Parser, Subcommand};

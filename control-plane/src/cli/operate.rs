@@ -1,6 +1,7 @@
 //! Running an operator command: each change through its domain function, each refusal turned
 //! into a message once ([`refusal`]).
 
+use super::output::{last_seen, print_credentials, print_links, say};
 use std::io::Write;
 
 use anyhow::{anyhow, Context};
@@ -111,52 +112,29 @@ fn read_password() -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-fn print_credentials(
-    created: &domain::devices::NewCredentials,
-    no_qr: bool,
-) -> Result<(), CliError> {
-    println!("token: {}", created.token);
-    print_links(&created.links, no_qr)
-}
-
-/// The links, one per line (with the region when configured), and the first one's QR code.
-fn print_links(links: &[crate::link::DeviceLink], no_qr: bool) -> Result<(), CliError> {
-    for l in links {
-        match &l.region {
-            Some(region) => println!("connection link ({region}): {}", l.link),
-            None => println!("connection link: {}", l.link),
-        }
-    }
-    if let (Some(first), false) = (links.first(), no_qr) {
-        println!(
-            "{}",
-            crate::link::qr_terminal(&first.link.to_string()).context("drawing the QR code")?
-        );
-    }
-    Ok(())
-}
-
 async fn operate(state: &AppState, command: Command) -> Result<(), CliError> {
     let store = &state.store;
     match command {
         Command::Serve(_) => Err(anyhow!("serve is handled before the store is opened").into()),
         Command::Migrate => {
-            println!("migrations applied ({:?})", store.backend());
+            say!("migrations applied ({:?})", store.backend());
             Ok(())
         }
         Command::Admin(AdminCmd::Create { username, role }) => {
             let role: Role = role.parse().map_err(|e: String| anyhow!(e))?;
             let admin =
                 domain::admins::create(state, ACTOR, &username, read_password()?, role).await?;
-            println!(
+            say!(
                 "admin {} ({}) created: {}",
-                admin.username, admin.role, admin.id
+                admin.username,
+                admin.role,
+                admin.id
             );
             Ok(())
         }
         Command::Admin(AdminCmd::List) => {
             for a in store.list_admins().await? {
-                println!(
+                say!(
                     "{}\t{}\t{}{}",
                     a.id,
                     a.username,
@@ -179,12 +157,12 @@ async fn operate(state: &AppState, command: Command) -> Result<(), CliError> {
                 longitude,
             };
             let r = domain::regions::create(state, ACTOR, &input).await?;
-            println!("region {} created: {}", r.code, r.id);
+            say!("region {} created: {}", r.code, r.id);
             Ok(())
         }
         Command::Region(RegionCmd::List) => {
             for r in store.list_regions().await? {
-                println!("{}\t{}\t{}", r.id, r.code, r.name);
+                say!("{}\t{}\t{}", r.id, r.code, r.name);
             }
             Ok(())
         }
@@ -213,7 +191,7 @@ async fn operate(state: &AppState, command: Command) -> Result<(), CliError> {
                 allowed_regions: regions.into_iter().filter(|c| !c.is_empty()).collect(),
             };
             let p = domain::plans::create(state, ACTOR, &input).await?;
-            println!("plan {} created: {}", p.name, p.id);
+            say!("plan {} created: {}", p.name, p.id);
             Ok(())
         }
         Command::Plan(PlanCmd::List) => {
@@ -221,9 +199,13 @@ async fn operate(state: &AppState, command: Command) -> Result<(), CliError> {
                 let quota = p.quota_bytes.map_or("unlimited".to_owned(), |q| {
                     format!("{q} bytes/{}", p.reset_strategy)
                 });
-                println!(
+                say!(
                     "{}\t{}\tdevices {}\tsessions {}\t{}",
-                    p.id, p.name, p.device_limit, p.session_limit, quota
+                    p.id,
+                    p.name,
+                    p.device_limit,
+                    p.session_limit,
+                    quota
                 );
             }
             Ok(())
@@ -235,16 +217,16 @@ async fn operate(state: &AppState, command: Command) -> Result<(), CliError> {
             on_hold,
         }) => {
             let u = domain::users::create(state, ACTOR, &name, email.as_deref()).await?;
-            println!("user {} created: {}", u.name, u.id);
+            say!("user {} created: {}", u.name, u.id);
             if let Some(plan) = plan {
                 let (s, plan) = subscribe(state, u.id, &plan, on_hold, false).await?;
-                println!("subscribed to {} ({})", plan.name, s.status);
+                say!("subscribed to {} ({})", plan.name, s.status);
             }
             Ok(())
         }
         Command::User(UserCmd::List) => {
             for u in store.list_users(1000, 0).await? {
-                println!("{}\t{}\t{}", u.id, u.name, u.status);
+                say!("{}\t{}\t{}", u.id, u.name, u.status);
             }
             Ok(())
         }
@@ -256,34 +238,35 @@ async fn operate(state: &AppState, command: Command) -> Result<(), CliError> {
         }) => {
             let user = domain::users::find(state, &user).await?;
             let (s, plan) = subscribe(state, user.id, &plan, on_hold, queued).await?;
-            println!("subscription {} ({}) to {}", s.id, s.status, plan.name);
+            say!("subscription {} ({}) to {}", s.id, s.status, plan.name);
             Ok(())
         }
         Command::Device(DeviceCmd::Create { user, name, no_qr }) => {
             let user = domain::users::find(state, &user).await?;
             let created = domain::devices::create(state, ACTOR, user.id, &name).await?;
-            println!(
+            say!(
                 "device {} created: {}",
-                created.device.name, created.device.id
+                created.device.name,
+                created.device.id
             );
             print_credentials(&created, no_qr)?;
             if let Some(url) = &created.subscription_url {
-                println!("subscription URL: {url}");
+                say!("subscription URL: {url}");
             }
             Ok(())
         }
         Command::Device(DeviceCmd::Link { id, no_qr }) => {
             let shown = domain::devices::show_links(state, id).await?;
-            println!("device {} ({})", shown.device.name, shown.device.id);
-            print_links(&shown.links, no_qr)
+            say!("device {} ({})", shown.device.name, shown.device.id);
+            Ok(print_links(&shown.links, no_qr)?)
         }
         Command::Device(DeviceCmd::RotateToken { id, no_qr }) => {
             let rotated = domain::devices::rotate_token(state, ACTOR, id).await?;
-            println!(
+            say!(
                 "device {} has a new token; the old one no longer works",
                 rotated.device.id
             );
-            print_credentials(&rotated, no_qr)
+            Ok(print_credentials(&rotated, no_qr)?)
         }
         Command::Device(DeviceCmd::Subscription {
             id,
@@ -293,7 +276,7 @@ async fn operate(state: &AppState, command: Command) -> Result<(), CliError> {
         }) => {
             if revoke {
                 domain::devices::revoke_subscription_url(state, ACTOR, id).await?;
-                println!("the subscription URL of device {id} is revoked");
+                say!("the subscription URL of device {id} is revoked");
                 return Ok(());
             }
             let url = if rotate {
@@ -301,9 +284,9 @@ async fn operate(state: &AppState, command: Command) -> Result<(), CliError> {
             } else {
                 domain::devices::show_subscription_url(state, id).await?
             };
-            println!("subscription URL: {url}");
+            say!("subscription URL: {url}");
             if !no_qr {
-                println!(
+                say!(
                     "{}",
                     crate::link::qr_terminal(&url).context("drawing the QR code")?
                 );
@@ -316,7 +299,7 @@ async fn operate(state: &AppState, command: Command) -> Result<(), CliError> {
                 None => None,
             };
             for d in store.list_devices(user).await? {
-                println!(
+                say!(
                     "{}\t{}\t{}\t{}\tlast seen {}",
                     d.id,
                     d.user_id,
@@ -329,22 +312,22 @@ async fn operate(state: &AppState, command: Command) -> Result<(), CliError> {
         }
         Command::Device(DeviceCmd::Revoke { id }) => {
             let d = domain::devices::set_status(state, ACTOR, id, DeviceStatus::Revoked).await?;
-            println!("device {} revoked", d.id);
+            say!("device {} revoked", d.id);
             Ok(())
         }
         Command::Device(DeviceCmd::Disable { id }) => {
             let d = domain::devices::set_status(state, ACTOR, id, DeviceStatus::Disabled).await?;
-            println!("device {} disabled", d.id);
+            say!("device {} disabled", d.id);
             Ok(())
         }
         Command::Device(DeviceCmd::Enable { id }) => {
             let d = domain::devices::set_status(state, ACTOR, id, DeviceStatus::Active).await?;
-            println!("device {} enabled", d.id);
+            say!("device {} enabled", d.id);
             Ok(())
         }
         Command::Device(DeviceCmd::Delete { id }) => {
             domain::devices::delete(state, ACTOR, id).await?;
-            println!("device {id} deleted");
+            say!("device {id} deleted");
             Ok(())
         }
         Command::User(UserCmd::Disable { user }) => {
@@ -356,17 +339,17 @@ async fn operate(state: &AppState, command: Command) -> Result<(), CliError> {
         Command::User(UserCmd::Delete { user }) => {
             let id = domain::users::find(state, &user).await?.id;
             domain::users::delete(state, ACTOR, id).await?;
-            println!("user {id} deleted");
+            say!("user {id} deleted");
             Ok(())
         }
         Command::Subscription(SubscriptionCmd::Cancel { id }) => {
             let s = domain::subscriptions::cancel(state, ACTOR, id).await?;
-            println!("subscription {} {}", s.id, s.status);
+            say!("subscription {} {}", s.id, s.status);
             Ok(())
         }
         Command::Session(SessionCmd::End { id }) => {
             let s = domain::sessions::kill(state, ACTOR, id).await?;
-            println!("session {} ends", s.id);
+            say!("session {} ends", s.id);
             Ok(())
         }
         Command::Node(NodeCmd::Import {
@@ -385,25 +368,35 @@ async fn operate(state: &AppState, command: Command) -> Result<(), CliError> {
                 capacity: Some(capacity.into()),
             };
             let n = domain::nodes::import(state, ACTOR, input).await?;
-            println!(
+            say!(
                 "node {} ({}:{} {}) added: {}",
-                n.name, n.host, n.port, n.cipher, n.id
+                n.name,
+                n.host,
+                n.port,
+                n.cipher,
+                n.id
             );
             Ok(())
         }
         Command::Node(NodeCmd::List) => {
             for n in store.list_nodes().await? {
-                println!(
+                say!(
                     "{}\t{}\t{}:{}\t{}\t{}\t{}",
-                    n.id, n.name, n.host, n.port, n.cipher, n.status, n.health
+                    n.id,
+                    n.name,
+                    n.host,
+                    n.port,
+                    n.cipher,
+                    n.status,
+                    n.health
                 );
             }
             Ok(())
         }
         Command::Gateway(GatewayCmd::Create { name, allow_from }) => {
             let (g, _, secret) = domain::gateways::create(state, ACTOR, &name, &allow_from).await?;
-            println!("gateway {} registered: {}", g.name, g.id);
-            println!("service token (shown once): {secret}");
+            say!("gateway {} registered: {}", g.name, g.id);
+            say!("service token (shown once): {secret}");
             Ok(())
         }
         Command::Gateway(GatewayCmd::Rotate {
@@ -414,12 +407,12 @@ async fn operate(state: &AppState, command: Command) -> Result<(), CliError> {
             let g = domain::gateways::by_name(state, &name).await?;
             let (_, secret) =
                 domain::gateways::rotate(state, ACTOR, g.id, overlap_secs, &allow_from).await?;
-            println!("new service token for {} (shown once; old tokens work for {overlap_secs} s more): {secret}", g.name);
+            say!("new service token for {} (shown once; old tokens work for {overlap_secs} s more): {secret}", g.name);
             Ok(())
         }
         Command::Gateway(GatewayCmd::List) => {
             for g in store.list_gateways().await? {
-                println!(
+                say!(
                     "{}\t{}\tlast seen {}",
                     g.id,
                     g.name,
@@ -452,11 +445,14 @@ async fn operate(state: &AppState, command: Command) -> Result<(), CliError> {
                     key: None,
                 })
                 .await?;
-            println!("bucket_start\t{}\tbytes_up\tbytes_down", args.by);
+            say!("bucket_start\t{}\tbytes_up\tbytes_down", args.by);
             for r in rows {
-                println!(
+                say!(
                     "{}\t{}\t{}\t{}",
-                    r.bucket_start, r.key, r.bytes_up, r.bytes_down
+                    r.bucket_start,
+                    r.key,
+                    r.bytes_up,
+                    r.bytes_down
                 );
             }
             Ok(())
@@ -483,16 +479,6 @@ async fn set_user_status(state: &AppState, user: &str, status: UserStatus) -> Re
         status: Some(status),
     };
     let u = domain::users::update(state, ACTOR, id, &update).await?;
-    println!("user {} {}", u.name, u.status);
+    say!("user {} {}", u.name, u.status);
     Ok(())
-}
-
-/// A last-seen time for a listing: RFC 3339 in UTC, or `never`.
-fn last_seen(at: Option<i64>) -> String {
-    use time::format_description::well_known::Rfc3339;
-    at.and_then(|ms| {
-        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
-    })
-    .and_then(|t| t.format(&Rfc3339).ok())
-    .unwrap_or_else(|| "never".to_owned())
 }
