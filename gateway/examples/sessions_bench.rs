@@ -19,6 +19,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../../deploy/bench/src/proc_stat.rs"]
+mod proc_stat;
 
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -39,21 +41,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn nofile_limit() -> Option<u64> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
+    proc_stat::rss_kib(std::process::id()).unwrap_or(0)
 }
 
 #[tokio::main]
@@ -66,7 +54,7 @@ async fn main() {
     let hellos = env_usize("HELLOS", 2_000);
     let devices = env_usize("DEVICES", 1_000);
     let concurrency = env_usize("CONCURRENCY", 64);
-    if let Some(limit) = nofile_limit() {
+    if let Some(limit) = proc_stat::open_file_limit() {
         if limit < sessions as u64 + 1000 {
             eprintln!(
                 "open-file limit {limit} is too low for {sessions} sessions: run `ulimit -n {}` first",

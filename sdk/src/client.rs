@@ -17,6 +17,15 @@ use crate::outage::{Outage, RetrySchedule};
 use crate::stream::TcpStream;
 use crate::udp::UdpFlow;
 
+/// Whether a connection attempt goes ahead while the client is down or closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attempt {
+    /// The supervisor's attempts: they end an outage.
+    Always,
+    /// A stream open's: it fails at once while the client is down, instead of waiting.
+    UnlessDown,
+}
+
 /// A session that lasted this long counts as having worked: the next outage starts its delays
 /// from the shortest again.
 const STABLE_SESSION: Duration = Duration::from_secs(10);
@@ -84,7 +93,7 @@ impl Client {
     /// fails for that.
     pub async fn connect(config: ClientConfig) -> Result<Client, Error> {
         let client = Client::new(config)?;
-        client.reconnect_once().await?;
+        client.make_session(Attempt::Always).await?;
         tokio::spawn(supervise(Arc::downgrade(&client.inner)));
         Ok(client)
     }
@@ -210,16 +219,7 @@ impl Client {
         if let Some(s) = self.usable_session() {
             return Ok(s);
         }
-        let _one_at_a_time = self.inner.connecting.lock().await;
-        if let Some(s) = self.usable_session() {
-            return Ok(s);
-        }
-        match &self.inner.status.borrow().state {
-            ConnectionState::Closed => return Err(Error::Closed),
-            ConnectionState::Down(outage) => return Err(Error::Down(outage.clone())),
-            _ => {}
-        }
-        self.try_gateways().await?;
+        self.make_session(Attempt::UnlessDown).await?;
         self.usable_session().ok_or(Error::Closed)
     }
 
@@ -233,12 +233,20 @@ impl Client {
             .cloned()
     }
 
-    /// Tries every gateway once, in order (after an attempt in progress, if the session it
-    /// made will do); installs the new session on success.
-    async fn reconnect_once(&self) -> Result<(), Error> {
+    /// Makes a session unless one is usable (an attempt in progress may have made it; one at a
+    /// time): tries every gateway once, in order. With [`Attempt::UnlessDown`] a client that is
+    /// closed or down fails at once instead.
+    async fn make_session(&self, attempt: Attempt) -> Result<(), Error> {
         let _one_at_a_time = self.inner.connecting.lock().await;
         if self.usable_session().is_some() {
             return Ok(());
+        }
+        if attempt == Attempt::UnlessDown {
+            match &self.inner.status.borrow().state {
+                ConnectionState::Closed => return Err(Error::Closed),
+                ConnectionState::Down(outage) => return Err(Error::Down(outage.clone())),
+                _ => {}
+            }
         }
         self.try_gateways().await
     }
@@ -285,14 +293,16 @@ impl Client {
         self.inner.status.borrow().state == ConnectionState::Closed
     }
 
-    /// Marks the client down for `outage` (unless it was closed meanwhile).
-    fn go_down(&self, outage: Outage) {
+    /// Moves the client to `state`, unless it was closed meanwhile (closing is final).
+    fn set_state(&self, state: ConnectionState) {
         self.inner.status.send_if_modified(|s| {
             if s.state == ConnectionState::Closed {
                 return false;
             }
-            s.state = ConnectionState::Down(outage);
-            s.session_id = None;
+            if matches!(state, ConnectionState::Down(_)) {
+                s.session_id = None;
+            }
+            s.state = state;
             true
         });
     }
@@ -411,15 +421,9 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
             );
             tracing::warn!(code = %outage.code, detail = %outage.detail, retry_in = ?wait, "session ended");
             if wait.is_zero() {
-                client.inner.status.send_if_modified(|s| {
-                    let open = s.state != ConnectionState::Closed;
-                    if open {
-                        s.state = ConnectionState::Reconnecting;
-                    }
-                    open
-                });
+                client.set_state(ConnectionState::Reconnecting);
             } else {
-                client.go_down(outage);
+                client.set_state(ConnectionState::Down(outage));
                 tokio::time::sleep(wait).await;
             }
         }
@@ -439,7 +443,7 @@ async fn reconnect_with_backoff(
         if client.is_closed() {
             return Err(());
         }
-        match client.reconnect_once().await {
+        match client.make_session(Attempt::Always).await {
             Ok(()) => return Ok(()),
             Err(e) => {
                 let wait = retry
@@ -447,7 +451,7 @@ async fn reconnect_with_backoff(
                     .after(&e);
                 let outage = Outage::after_error(&e, wait);
                 tracing::warn!(code = %outage.code, error = %e, retry_in = ?wait, "connecting failed");
-                client.go_down(outage);
+                client.set_state(ConnectionState::Down(outage));
                 tokio::time::sleep(wait).await;
             }
         }

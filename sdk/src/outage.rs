@@ -8,8 +8,6 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use rand::Rng;
 
-use httvps_proto::HelloErrorCode;
-
 use crate::config::Backoff;
 use crate::error::Error;
 
@@ -34,6 +32,8 @@ pub struct Outage {
     pub detail: String,
     /// The wait before the next attempt, as scheduled when this outage began.
     pub retry_in: Duration,
+    /// The service refused the device ([`Error::is_permanent`]).
+    refusal: bool,
 }
 
 impl fmt::Display for Outage {
@@ -51,16 +51,7 @@ impl Outage {
     /// quota used up, region not allowed): only a change on the service's side, or new
     /// credentials, ends it.
     pub fn is_refusal(&self) -> bool {
-        [
-            HelloErrorCode::AuthFailed,
-            HelloErrorCode::Revoked,
-            HelloErrorCode::Expired,
-            HelloErrorCode::QuotaExceeded,
-            HelloErrorCode::RegionNotAllowed,
-            HelloErrorCode::UnsupportedVersion,
-        ]
-        .iter()
-        .any(|c| c.name() == self.code)
+        self.refusal
     }
 
     /// The outage after a failed attempt to connect.
@@ -76,6 +67,10 @@ impl Outage {
             code,
             detail,
             retry_in,
+            refusal: match e {
+                Error::Down(outage) => outage.refusal,
+                other => other.is_permanent(),
+            },
         }
     }
 
@@ -86,7 +81,15 @@ impl Outage {
         ended: Option<&str>,
         retry_in: Duration,
     ) -> Outage {
+        let refusal = code.is_some_and(|code| {
+            Error::SessionEnded {
+                code,
+                message: String::new(),
+            }
+            .is_permanent()
+        });
         Outage {
+            refusal,
             code: code.map_or(CONNECTION_LOST.to_owned(), |c| c.name().to_owned()),
             detail: message
                 .or(ended)
@@ -142,6 +145,7 @@ impl RetrySchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use httvps_proto::HelloErrorCode;
 
     fn refused(code: HelloErrorCode, retry_after: Option<Duration>) -> Error {
         Error::Refused {

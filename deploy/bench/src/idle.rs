@@ -12,6 +12,7 @@ use clap::Parser;
 use httvps_sdk::{Client, ClientConfig};
 
 use crate::paths::Certificate;
+use crate::proc_stat;
 use crate::procs::{free_port, spawn_listening, Process};
 
 #[derive(Debug, Parser)]
@@ -28,29 +29,15 @@ pub struct IdleArgs {
     bin_dir: Option<std::path::PathBuf>,
 }
 
-/// Resident memory of `pid` in KiB (`VmRSS`).
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("VmRSS in /proc/PID/status")
-}
-
-/// This process's soft open-file limit.
-fn nofile_limit() -> Option<u64> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
+    proc_stat::rss_kib(pid).context("VmRSS in /proc/PID/status")
 }
 
 pub fn run(raw: &[String], dir: &Path) -> anyhow::Result<()> {
     let args = IdleArgs::parse_from(std::iter::once("idle".to_owned()).chain(raw.iter().cloned()));
     let sessions = args.sessions.max(1);
     // One socket per session on each side; the gateway inherits this limit.
-    if let Some(limit) = nofile_limit() {
+    if let Some(limit) = proc_stat::open_file_limit() {
         if limit < sessions as u64 + 1_000 {
             bail!(
                 "the open-file limit {limit} is too low for {sessions} sessions: run `ulimit -n {}` first",

@@ -1,6 +1,6 @@
-//! Readers of `/proc` (Linux): the CPU time of processes and their children. Plain std, so that
-//! the control plane's `validate_bench` example includes this file by path too
-//! (`#[path = "../../deploy/bench/src/proc_stat.rs"] mod proc_stat;`).
+//! Readers of `/proc` (Linux): CPU time and resident memory of processes, the open-file limit.
+//! Plain std, so that the control plane's `validate_bench` and the gateway's `sessions_bench`
+//! examples include this file by path too (`#[path = ".../proc_stat.rs"] mod proc_stat;`).
 #![allow(dead_code)]
 
 use std::process::Command;
@@ -54,6 +54,25 @@ pub fn children_of(parent: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Resident memory of a process in KiB (`VmRSS` of `/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// This process's soft limit of open files (children inherit it).
+pub fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +83,8 @@ mod tests {
         assert!(cpu_ticks(std::process::id()).is_some());
         assert!(waited_children_ticks().is_some());
         assert_eq!(cpu_ticks(u32::MAX), None);
+        assert!(rss_kib(std::process::id()).is_some_and(|kib| kib > 0));
+        assert!(open_file_limit().is_some_and(|n| n > 0));
         let mut child = Command::new("sleep").arg("5").spawn().expect("sleep");
         assert!(children_of(std::process::id()).contains(&child.id()));
         child.kill().expect("kill");

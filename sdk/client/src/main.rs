@@ -51,22 +51,23 @@ async fn main() -> anyhow::Result<()> {
         ),
         None => None,
     };
-    // The first attempt's outcome first, then the proxies (they answer meanwhile: at once with
-    // a failure while the client is down).
+    let http_addr = http.as_ref().map(TcpListener::local_addr).transpose()?;
+    // The proxies serve from now on (at once with a failure while the client is down); the
+    // status lines start with the first attempt's outcome, then the proxies' addresses.
+    tokio::spawn(socks5::serve(socks, current.clone()));
+    if let Some(http) = http {
+        tokio::spawn(http_proxy::serve(http, current.clone()));
+    }
     let first = client.settled(first_attempt).await;
     print_status(&first);
     println!(
         "SOCKS5 proxy on {} (curl --socks5-hostname {} ...)",
         settings.socks, settings.socks
     );
-    if let Some(http) = &http {
-        println!("HTTP proxy on {}", http.local_addr()?);
+    if let Some(addr) = http_addr {
+        println!("HTTP proxy on {addr}");
     }
     tokio::spawn(status_lines(current.watch(), first));
-    tokio::spawn(socks5::serve(socks, current.clone()));
-    if let Some(http) = http {
-        tokio::spawn(http_proxy::serve(http, current.clone()));
-    }
     if let Some((sub, links)) = settings.subscription {
         let refresh = subscription::refresh(sub, links, settings.client, current.clone());
         tokio::spawn(refresh);
