@@ -60,7 +60,7 @@ pub async fn create_admin(
 }
 
 /// Lists admin accounts.
-#[utoipa::path(get, path = "/v1/admin/admins", tag = "admin", responses((status = 200, body = Vec<Admin>)), security(("admin_jwt" = [])))]
+#[utoipa::path(get, path = "/v1/admin/admins", tag = "admin", params(PageQuery), responses((status = 200, body = Vec<Admin>), (status = 403, body = crate::error::Problem)), security(("admin_jwt" = [])))]
 pub async fn list_admins(
     State(state): State<AppState>,
     _caller: AdminOnly,
@@ -70,7 +70,7 @@ pub async fn list_admins(
 
 /// Reads one admin account.
 #[utoipa::path(get, path = "/v1/admin/admins/{id}", tag = "admin", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Admin), (status = 404, body = crate::error::Problem)), security(("admin_jwt" = [])))]
+    responses((status = 200, body = Admin), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)), security(("admin_jwt" = [])))]
 pub async fn get_admin(
     State(state): State<AppState>,
     _caller: AdminOnly,

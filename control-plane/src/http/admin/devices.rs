@@ -107,7 +107,7 @@ fn subscription_url(device_id: Uuid, url: String) -> ApiResult<Json<Subscription
 /// Shows a device's links and QR code again (from its sealed token). 409 when the token is not
 /// kept (a device from before, or no secret key): rotate the token.
 #[utoipa::path(get, path = "/v1/admin/devices/{id}/link", tag = "admin", params(("id" = Uuid, Path)),
-    responses((status = 200, body = DeviceLinks), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)),
+    responses((status = 200, body = DeviceLinks), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)),
     security(("admin_jwt" = [])))]
 pub async fn device_link(
     State(state): State<AppState>,
@@ -146,7 +146,7 @@ pub async fn rotate_device_token(
 /// Shows a device's subscription URL again. 404 when it has none (revoked); 409 when it is not
 /// kept: rotate it.
 #[utoipa::path(get, path = "/v1/admin/devices/{id}/subscription-url", tag = "admin", params(("id" = Uuid, Path)),
-    responses((status = 200, body = SubscriptionUrl), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)),
+    responses((status = 200, body = SubscriptionUrl), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)),
     security(("admin_jwt" = [])))]
 pub async fn get_subscription_url(
     State(state): State<AppState>,
