@@ -36,6 +36,7 @@ pub use lease::LeaseHolder;
 pub use nodes::{NewNode, NodeUpdate, ProbeRecord};
 pub use plans::{NewPlan, PlanUpdate};
 pub use regions::NewRegion;
+pub use resource::Page;
 pub use sessions::{NewSession, SessionFilter};
 pub use subscriptions::{Expiry, NewSubscription, QuotaStatus};
 pub use usage::{UsageGroupBy, UsageQuery, UsageRecordInput, UsageRow};

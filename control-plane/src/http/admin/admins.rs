@@ -9,12 +9,12 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::AdminOnly;
+use super::{AdminOnly, PageQuery};
 use crate::app::AppState;
 use crate::domain;
 use crate::domain::admins::AdminChanges;
 use crate::error::ApiResult;
-use crate::http::extract::{ApiJson, ApiPath};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::model::{Admin, Role};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -64,8 +64,9 @@ pub async fn create_admin(
 pub async fn list_admins(
     State(state): State<AppState>,
     _caller: AdminOnly,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<Admin>>> {
-    Ok(Json(state.store.list_admins().await?))
+    Ok(Json(state.store.list_admins_page(q.page()?).await?))
 }
 
 /// Reads one admin account.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::Operator;
+use super::{page, Operator};
 use crate::app::AppState;
 use crate::domain;
 use crate::error::ApiResult;
@@ -196,6 +196,12 @@ pub struct UpdateDevice {
 pub struct ListDevices {
     /// Only this user's devices.
     pub user_id: Option<Uuid>,
+    /// Most rows to return, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// Rows to skip (default 0).
+    #[param(minimum = 0)]
+    pub offset: Option<i64>,
 }
 
 /// Registers a device for a user (within the plan's device limit).
@@ -221,7 +227,8 @@ pub async fn list_devices(
     _caller: AdminCaller,
     ApiQuery(q): ApiQuery<ListDevices>,
 ) -> ApiResult<Json<Vec<Device>>> {
-    Ok(Json(state.store.list_devices(q.user_id).await?))
+    let page = page(q.limit, q.offset)?;
+    Ok(Json(state.store.list_devices_page(q.user_id, page).await?))
 }
 
 /// Reads one device (never its token).

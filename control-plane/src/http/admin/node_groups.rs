@@ -8,10 +8,10 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{free_text, text, Operator, MAX_DESCRIPTION, MAX_NAME};
+use super::{free_text, text, Operator, PageQuery, MAX_DESCRIPTION, MAX_NAME};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::http::extract::{AdminCaller, ApiJson, ApiPath};
+use crate::http::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
 use crate::model::NodeGroup;
 use crate::store::StoreError;
 
@@ -62,12 +62,13 @@ pub async fn create_node_group(
 }
 
 /// Lists node groups by name.
-#[utoipa::path(get, path = "/v1/admin/node-groups", tag = "admin", responses((status = 200, body = Vec<NodeGroup>)), security(("admin_jwt" = [])))]
+#[utoipa::path(get, path = "/v1/admin/node-groups", tag = "admin", params(PageQuery), responses((status = 200, body = Vec<NodeGroup>)), security(("admin_jwt" = [])))]
 pub async fn list_node_groups(
     State(state): State<AppState>,
     _caller: AdminCaller,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<NodeGroup>>> {
-    Ok(Json(state.store.list_node_groups().await?))
+    Ok(Json(state.store.list_node_groups_page(q.page()?).await?))
 }
 
 /// Reads one node group.

@@ -8,12 +8,12 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{nullable, Operator};
+use super::{nullable, Operator, PageQuery};
 use crate::app::AppState;
 use crate::domain;
 use crate::domain::plans::{PlanChanges, PlanInput};
 use crate::error::ApiResult;
-use crate::http::extract::{AdminCaller, ApiJson, ApiPath};
+use crate::http::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
 use crate::model::{Plan, ResetStrategy};
 
 pub use crate::domain::plans::{MAX_DURATION_DAYS, MAX_LIMIT_PER_USER, MAX_REGIONS};
@@ -81,12 +81,13 @@ pub async fn create_plan(
 }
 
 /// Lists plans by name.
-#[utoipa::path(get, path = "/v1/admin/plans", tag = "admin", responses((status = 200, body = Vec<Plan>)), security(("admin_jwt" = [])))]
+#[utoipa::path(get, path = "/v1/admin/plans", tag = "admin", params(PageQuery), responses((status = 200, body = Vec<Plan>)), security(("admin_jwt" = [])))]
 pub async fn list_plans(
     State(state): State<AppState>,
     _caller: AdminCaller,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<Plan>>> {
-    Ok(Json(state.store.list_plans().await?))
+    Ok(Json(state.store.list_plans_page(q.page()?).await?))
 }
 
 /// Reads one plan.

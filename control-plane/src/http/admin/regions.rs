@@ -8,12 +8,12 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{nullable, Operator};
+use super::{nullable, Operator, PageQuery};
 use crate::app::AppState;
 use crate::domain;
 use crate::domain::regions::RegionInput;
 use crate::error::{ApiError, ApiResult};
-use crate::http::extract::{AdminCaller, ApiJson, ApiPath};
+use crate::http::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
 use crate::model::Region;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -62,12 +62,13 @@ pub async fn create_region(
 }
 
 /// Lists regions by code.
-#[utoipa::path(get, path = "/v1/admin/regions", tag = "admin", responses((status = 200, body = Vec<Region>)), security(("admin_jwt" = [])))]
+#[utoipa::path(get, path = "/v1/admin/regions", tag = "admin", params(PageQuery), responses((status = 200, body = Vec<Region>)), security(("admin_jwt" = [])))]
 pub async fn list_regions(
     State(state): State<AppState>,
     _caller: AdminCaller,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<Region>>> {
-    Ok(Json(state.store.list_regions().await?))
+    Ok(Json(state.store.list_regions_page(q.page()?).await?))
 }
 
 /// Reads one region.

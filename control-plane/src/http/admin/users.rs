@@ -5,13 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{limit, nullable, Operator};
+use super::{nullable, Operator, PageQuery};
 use crate::app::AppState;
 use crate::domain;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::http::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
 use crate::model::{User, UserStatus};
 use crate::store::UserUpdate;
@@ -36,16 +36,6 @@ pub struct UpdateUser {
     pub status: Option<UserStatus>,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListUsers {
-    /// 1 to 1000 (default 100).
-    pub limit: Option<i64>,
-    /// Rows to skip (default 0).
-    pub offset: Option<i64>,
-}
-
 /// Creates a user.
 #[utoipa::path(post, path = "/v1/admin/users", tag = "admin", request_body = CreateUser,
     responses((status = 201, body = User), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
@@ -61,18 +51,15 @@ pub async fn create_user(
 }
 
 /// Lists users by name.
-#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", params(ListUsers),
+#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", params(PageQuery),
     responses((status = 200, body = Vec<User>)), security(("admin_jwt" = [])))]
 pub async fn list_users(
     State(state): State<AppState>,
     _caller: AdminCaller,
-    ApiQuery(q): ApiQuery<ListUsers>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<User>>> {
-    let offset = q.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(ApiError::Validation("offset must not be negative".into()));
-    }
-    Ok(Json(state.store.list_users(limit(q.limit)?, offset).await?))
+    let page = q.page()?;
+    Ok(Json(state.store.list_users(page.limit, page.offset).await?))
 }
 
 /// Reads one user.
