@@ -30,6 +30,9 @@ pub enum ApiError {
     Validation(String),
     #[error("malformed request body: {0}")]
     BadJson(String),
+    /// A query parameter the operation does not take (named in the message).
+    #[error("{0}")]
+    UnknownParameter(String),
     #[error("authentication required")]
     Unauthenticated,
     #[error("{0}")]
@@ -68,6 +71,11 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 "malformed_body",
                 "Malformed request body",
+            ),
+            ApiError::UnknownParameter(_) => (
+                StatusCode::BAD_REQUEST,
+                "unknown_parameter",
+                "Unknown query parameter",
             ),
             ApiError::Unauthenticated => (
                 StatusCode::UNAUTHORIZED,
