@@ -21,8 +21,10 @@ use crate::model::{Admin, Role};
 #[serde(deny_unknown_fields)]
 pub struct CreateAdmin {
     /// 1 to 64 of `A-Z a-z 0-9 . _ - @`.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._@-]{1,64}$")]
     pub username: String,
-    /// At least 12 characters.
+    /// 12 to 1024 characters.
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: String,
     pub role: Role,
 }
@@ -32,8 +34,9 @@ pub struct CreateAdmin {
 pub struct UpdateAdmin {
     pub role: Option<Role>,
     pub disabled: Option<bool>,
-    /// A new password (at least 12 characters). Every token issued to the admin before stops
+    /// A new password (12 to 1024 characters). Every token issued to the admin before stops
     /// working.
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: Option<String>,
     /// Your current password: required to change your own.
     pub current_password: Option<String>,

@@ -21,6 +21,7 @@ use crate::model::{Device, DeviceStatus};
 #[serde(deny_unknown_fields)]
 pub struct CreateDevice {
     /// 1 to 64 characters, e.g. "Mia's phone".
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$")]
     pub name: String,
 }
 
@@ -187,6 +188,7 @@ pub async fn revoke_subscription_url(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateDevice {
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$")]
     pub name: String,
 }
 
@@ -219,7 +221,7 @@ pub async fn create_device(
     Ok((StatusCode::CREATED, Json(created(new)?)))
 }
 
-/// Lists devices, optionally of one user.
+/// Lists devices, oldest first, optionally of one user.
 #[utoipa::path(get, path = "/v1/admin/devices", tag = "admin", params(ListDevices),
     responses((status = 200, body = Vec<Device>)), security(("admin_jwt" = [])))]
 pub async fn list_devices(

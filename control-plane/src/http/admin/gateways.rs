@@ -26,10 +26,12 @@ pub use crate::domain::gateways::{DEFAULT_OVERLAP_SECS, MAX_OVERLAP_SECS};
 #[serde(deny_unknown_fields)]
 pub struct CreateGateway {
     /// Unique, 1 to 64 of `A-Z a-z 0-9 . _ -`.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub name: String,
     /// Address blocks the token may be used from (`10.0.0.0/8`, `192.0.2.7`), at most 64;
     /// absent or empty = anywhere.
     #[serde(default)]
+    #[schema(max_items = 64)]
     pub allowed_from: Vec<String>,
 }
 
@@ -46,9 +48,11 @@ pub struct CreatedGateway {
 #[serde(deny_unknown_fields)]
 pub struct RotateToken {
     /// How long the gateway's current tokens keep working, 0 to 604800 seconds (default 3600).
+    #[schema(minimum = 0, maximum = 604800)]
     pub overlap_secs: Option<i64>,
     /// Address blocks the new token may be used from, at most 64; absent or empty = anywhere.
     #[serde(default)]
+    #[schema(max_items = 64)]
     pub allowed_from: Vec<String>,
 }
 

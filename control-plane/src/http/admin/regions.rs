@@ -20,25 +20,31 @@ use crate::model::Region;
 #[serde(deny_unknown_fields)]
 pub struct CreateRegion {
     /// 1 to 32 of `a-z 0-9 -`, unique.
+    #[schema(min_length = 1, max_length = 32, pattern = "^[a-z0-9-]{1,32}$")]
     pub code: String,
     /// 1 to 64 characters.
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$")]
     pub name: String,
     /// -90 to 90.
+    #[schema(minimum = -90, maximum = 90)]
     pub latitude: Option<f64>,
     /// -180 to 180.
+    #[schema(minimum = -180, maximum = 180)]
     pub longitude: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRegion {
+    #[schema(min_length = 1, max_length = 32, pattern = "^[a-z0-9-]{1,32}$")]
     pub code: Option<String>,
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$")]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<f64>, nullable)]
+    #[schema(value_type = Option<f64>, nullable, minimum = -90, maximum = 90)]
     pub latitude: Option<Option<f64>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<f64>, nullable)]
+    #[schema(value_type = Option<f64>, nullable, minimum = -180, maximum = 180)]
     pub longitude: Option<Option<f64>>,
 }
 
