@@ -308,10 +308,13 @@ where
 {
     type Rejection = ApiError;
 
-    /// Bad or missing tokens are limited per client address: after
-    /// [`MAX_BAD_GATEWAY_TOKENS`] within a minute, every call from there gets 429 until the
-    /// minute has passed.
+    /// Bad tokens are limited per client address: after [`MAX_BAD_GATEWAY_TOKENS`] within a
+    /// minute, every call from there with a token gets 429 until the minute has passed. A call
+    /// without a token guesses nothing: it gets 401 and is not counted.
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Some(token) = bearer(parts).map(str::to_owned) else {
+            return Err(ApiError::Unauthenticated);
+        };
         let ClientAddr(ip) = ClientAddr::from_request_parts(parts, state).await?;
         let state = AppState::from_ref(state);
         let limits = &state.auth_limits;
@@ -322,10 +325,7 @@ where
                 return Err(ApiError::RateLimited(left.as_secs() + 1));
             }
         }
-        let auth = match bearer(parts) {
-            Some(token) => authenticate_gateway(&state, &token::hash(token)).await?,
-            None => None,
-        };
+        let auth = authenticate_gateway(&state, &token::hash(&token)).await?;
         match auth {
             Some(auth) if auth.allowed_from.is_empty() || within(&auth.allowed_from, ip) => {
                 Ok(GatewayCaller(auth))

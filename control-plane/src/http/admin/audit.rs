@@ -21,6 +21,7 @@ pub struct AuditQuery {
     pub target_type: Option<String>,
     pub target_id: Option<String>,
     /// Only entries at or after this time, Unix ms.
+    #[param(minimum = 0)]
     pub since: Option<Millis>,
     /// Most rows to return, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]

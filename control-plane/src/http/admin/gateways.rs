@@ -150,7 +150,7 @@ pub async fn get_gateway(
 }
 
 /// Issues a new service token; the gateway's current tokens expire after the overlap.
-#[utoipa::path(post, path = "/v1/admin/gateways/{id}/tokens", tag = "admin", params(("id" = Uuid, Path)), request_body(content = RotateToken, description = "optional"),
+#[utoipa::path(post, path = "/v1/admin/gateways/{id}/tokens", tag = "admin", params(("id" = Uuid, Path)), request_body(content = Option<RotateToken>, description = "optional: no body (and no Content-Type) keeps the defaults"),
     responses((status = 201, body = IssuedToken), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
     security(("admin_jwt" = [])))]
 pub async fn rotate_token(

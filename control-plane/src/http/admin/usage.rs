@@ -48,8 +48,10 @@ pub struct UsageParams {
     /// `hour` or `day` (default).
     pub granularity: Option<Granularity>,
     /// Start, Unix ms (default: 30 days, or 24 hours for `hour`, before `to`).
+    #[param(minimum = 0)]
     pub from: Option<Millis>,
     /// End (exclusive), Unix ms (default now).
+    #[param(minimum = 0)]
     pub to: Option<Millis>,
     /// Only this device / user / node / group.
     pub key: Option<Uuid>,
