@@ -212,7 +212,11 @@ fn every_list_takes_limit_and_offset() {
             (Some(1.0), Some(1000.0)),
             "GET {path} limit"
         );
-        assert_eq!(param("offset")["minimum"].as_f64(), Some(0.0), "GET {path} offset");
+        assert_eq!(
+            param("offset")["minimum"].as_f64(),
+            Some(0.0),
+            "GET {path} offset"
+        );
     }
     // users, admins, plans, regions, node groups, nodes, devices, subscriptions, sessions,
     // audit, gateways, live gateways, gateway tokens.
@@ -230,7 +234,10 @@ fn request_schemas_carry_the_limits_the_service_enforces() {
     assert_eq!(field("CreateUser", "email")["maxLength"], 254);
     assert_eq!(field("CreatePlan", "device_limit")["maximum"], 1000.0);
     assert_eq!(field("CreatePlan", "duration_days")["minimum"], 1.0);
-    assert_eq!(field("CreateRegion", "code")["pattern"], "^[a-z0-9-]{1,32}$");
+    assert_eq!(
+        field("CreateRegion", "code")["pattern"],
+        "^[a-z0-9-]{1,32}$"
+    );
     assert_eq!(field("CreateRegion", "latitude")["minimum"], -90.0);
     assert_eq!(field("CreateAdmin", "password")["minLength"], 12);
     assert_eq!(field("CreateNode", "port")["maximum"], 65535.0);

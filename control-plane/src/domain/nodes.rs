@@ -41,7 +41,11 @@ pub const MAX_ACCESS_KEY: usize = 4096;
 #[schema(as = CreateNode)]
 pub struct NodeInput {
     /// 1 to 64 characters.
-    #[schema(min_length = 1, max_length = 64, pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: String,
     /// IPv4 or IPv6 address (brackets optional) or domain name.
     #[schema(min_length = 1)]
@@ -77,7 +81,11 @@ pub struct ImportInput {
     #[schema(min_length = 1, max_length = 4096)]
     pub access_key: String,
     /// Defaults to the key's `#name`, else `host:port`.
-    #[schema(min_length = 1, max_length = 64, pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: Option<String>,
     /// Region code or id.
     pub region: Option<String>,
@@ -95,7 +103,11 @@ pub struct ImportInput {
 #[serde(deny_unknown_fields)]
 #[schema(as = UpdateNode)]
 pub struct NodeChanges {
-    #[schema(min_length = 1, max_length = 64, pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: Option<String>,
     #[schema(min_length = 1)]
     pub host: Option<String>,

@@ -137,7 +137,11 @@ impl Store {
         self.list_devices_page(user_id, Page::ALL).await
     }
 
-    pub async fn list_devices_page(&self, user_id: Option<Uuid>, page: Page) -> Result<Vec<Device>> {
+    pub async fn list_devices_page(
+        &self,
+        user_id: Option<Uuid>,
+        page: Page,
+    ) -> Result<Vec<Device>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM devices WHERE ($1 IS NULL OR user_id = $1) \
              ORDER BY created_at, id LIMIT $2 OFFSET $3"

@@ -242,7 +242,11 @@ impl Store {
     }
 
     /// [`Store::list_sessions`] after skipping `offset` sessions (newest first).
-    pub async fn list_sessions_after(&self, f: &SessionFilter, offset: i64) -> Result<Vec<Session>> {
+    pub async fn list_sessions_after(
+        &self,
+        f: &SessionFilter,
+        offset: i64,
+    ) -> Result<Vec<Session>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM sessions WHERE ($1 = FALSE OR ended_at IS NULL) \
              AND ($2 IS NULL OR user_id = $2) AND ($3 IS NULL OR device_id = $3) \

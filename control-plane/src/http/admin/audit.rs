@@ -61,5 +61,7 @@ pub async fn list_audit(
         since: q.since,
         limit: page.limit,
     };
-    Ok(Json(state.store.list_audit_after(&filter, page.offset).await?))
+    Ok(Json(
+        state.store.list_audit_after(&filter, page.offset).await?,
+    ))
 }

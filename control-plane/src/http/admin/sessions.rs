@@ -51,7 +51,10 @@ pub async fn list_sessions(
         limit: page.limit,
     };
     Ok(Json(
-        state.store.list_sessions_after(&filter, page.offset).await?,
+        state
+            .store
+            .list_sessions_after(&filter, page.offset)
+            .await?,
     ))
 }
 
