@@ -546,5 +546,87 @@ fn day_to_day_work_on_postgres_by_name() {
     ] {
         assert!(json_of(db, key, &list).is_array(), "{list:?}");
     }
+
+    // What the admin API changes and deletes, by name.
+    let plan = json_of(
+        db,
+        key,
+        &[
+            "plan",
+            "update",
+            "basic",
+            "--quota",
+            "unlimited",
+            "--days",
+            "none",
+            "--session-limit",
+            "5",
+        ],
+    );
+    assert_eq!(
+        (
+            plan["quota_bytes"].is_null(),
+            plan["duration_days"].is_null(),
+            &plan["session_limit"]
+        ),
+        (true, true, &Value::from(5))
+    );
+    text_of(db, key, &["plan", "create", "--name", "spare"]);
+    assert!(text_of(db, key, &["plan", "delete", "spare"]).contains("plan spare deleted"));
+    let region = json_of(
+        db,
+        key,
+        &[
+            "region",
+            "update",
+            "eu-west",
+            "--name",
+            "Frankfurt",
+            "--latitude",
+            "50.1",
+            "--longitude",
+            "8.7",
+        ],
+    );
+    assert_eq!(region["name"], "Frankfurt");
+    let node = json_of(
+        db,
+        key,
+        &[
+            "node", "update", "fra-1", "--weight", "7", "--status", "draining", "--region", "none",
+        ],
+    );
+    assert_eq!(
+        (
+            &node["weight"],
+            &node["status"],
+            node["region_id"].is_null()
+        ),
+        (&Value::from(7), &Value::from("draining"), true)
+    );
+    assert!(json_of(db, key, &["node", "health", "fra-1"]).is_array());
+    assert!(text_of(db, key, &["node", "health", "fra-1"]).starts_with("AT "));
+    text_of(db, key, &["region", "delete", "eu-west"]);
+    text_of(
+        db,
+        key,
+        &["admin", "create", "--username", "ops", "--role", "operator"],
+    );
+    let ops = json_of(
+        db,
+        key,
+        &["admin", "update", "ops", "--role", "viewer", "--disable"],
+    );
+    assert_eq!(
+        (&ops["role"], &ops["disabled"]),
+        (&Value::from("viewer"), &Value::from(true))
+    );
+    let admins = text_of(db, key, &["admin", "list"]);
+    assert!(
+        rows_with(&admins, "ops")[0].contains("disabled"),
+        "{admins}"
+    );
+    text_of(db, key, &["node", "delete", "fra-1"]);
+    assert_eq!(json_of(db, key, &["node", "list"]), Value::Array(vec![]));
     rt.block_on(test_db.cleanup());
 }

@@ -2,13 +2,15 @@
 //! usage reports.
 
 use anyhow::anyhow;
+use uuid::Uuid;
 
 use super::operate::{read_password, CliResult, ACTOR};
 use super::output::{bytes, emit, fields, say, table, when};
 use super::{parse_bytes, resolve, AdminCmd, PlanCmd, RegionCmd, UsageArgs};
 use crate::app::AppState;
 use crate::domain;
-use crate::domain::plans::PlanInput;
+use crate::domain::admins::AdminChanges;
+use crate::domain::plans::{PlanChanges, PlanInput};
 use crate::domain::regions::RegionInput;
 use crate::model::{now_ms, Plan, ResetStrategy, Role};
 use crate::store::{Page, UsageGroupBy, UsageQuery};
@@ -38,6 +40,30 @@ pub(super) async fn admin(state: &AppState, cmd: AdminCmd, json: bool) -> CliRes
                     })
                     .collect();
                 table(&["ID", "USERNAME", "ROLE", "STATUS", "CREATED"], &rows);
+            })?;
+        }
+        AdminCmd::Update {
+            admin,
+            role,
+            disable,
+            enable,
+            password,
+        } => {
+            let target = resolve::admin(state, &admin).await?;
+            let role = role
+                .map(|r| r.parse::<Role>().map_err(|e: String| anyhow!(e)))
+                .transpose()?;
+            let changes = AdminChanges {
+                role,
+                disabled: (disable || enable).then_some(disable),
+                password: password.then(read_password).transpose()?,
+                current_password: None,
+            };
+            // No admin runs the CLI: the checks against changing oneself do not apply.
+            let a = domain::admins::update(state, Uuid::nil(), ACTOR, target.id, changes).await?;
+            emit(json, &a, || {
+                let status = if a.disabled { "disabled" } else { "enabled" };
+                say!("admin {} ({}, {status}) updated", a.username, a.role)
             })?;
         }
     }
@@ -75,6 +101,30 @@ pub(super) async fn region(state: &AppState, cmd: RegionCmd, json: bool) -> CliR
                     })
                     .collect();
                 table(&["ID", "CODE", "NAME", "COORDINATES"], &rows);
+            })?;
+        }
+        RegionCmd::Update {
+            region,
+            code,
+            name,
+            latitude,
+            longitude,
+        } => {
+            let current = resolve::region(state, &region).await?;
+            let input = RegionInput {
+                code: code.as_deref().unwrap_or(&current.code),
+                name: name.as_deref().unwrap_or(&current.name),
+                latitude: latitude.or(current.latitude),
+                longitude: longitude.or(current.longitude),
+            };
+            let r = domain::regions::update(state, ACTOR, current.id, &input).await?;
+            emit(json, &r, || say!("region {} updated", r.code))?;
+        }
+        RegionCmd::Delete { region } => {
+            let r = resolve::region(state, &region).await?;
+            domain::regions::delete(state, ACTOR, r.id).await?;
+            emit(json, &serde_json::json!({ "deleted": r.id }), || {
+                say!("region {} deleted ({})", r.code, r.id)
             })?;
         }
     }
@@ -168,6 +218,51 @@ pub(super) async fn plan(state: &AppState, cmd: PlanCmd, json: bool) -> CliResul
                     ("regions", regions(&p)),
                     ("created", when(Some(p.created_at))),
                 ])
+            })?;
+        }
+        PlanCmd::Update {
+            plan,
+            name,
+            device_limit,
+            session_limit,
+            quota,
+            reset,
+            days,
+            regions,
+        } => {
+            let current = resolve::plan(state, &plan).await?;
+            let quota_bytes = match quota.as_deref() {
+                None => None,
+                Some("unlimited") => Some(None),
+                Some(q) => Some(Some(parse_bytes(q)?).filter(|q| *q > 0)),
+            };
+            let duration_days = match days.as_deref() {
+                None => None,
+                Some("none") => Some(None),
+                Some(d) => Some(Some(d.parse::<i64>().map_err(|_| {
+                    anyhow!("--days must be a number of days or none, not {d:?}")
+                })?)),
+            };
+            let reset_strategy = reset
+                .map(|r| r.parse::<ResetStrategy>().map_err(|e: String| anyhow!(e)))
+                .transpose()?;
+            let changes = PlanChanges {
+                name,
+                device_limit,
+                session_limit,
+                quota_bytes,
+                reset_strategy,
+                duration_days,
+                allowed_regions: regions.map(|r| r.into_iter().filter(|c| !c.is_empty()).collect()),
+            };
+            let p = domain::plans::update(state, ACTOR, current.id, &changes).await?;
+            emit(json, &p, || say!("plan {} updated", p.name))?;
+        }
+        PlanCmd::Delete { plan } => {
+            let p = resolve::plan(state, &plan).await?;
+            domain::plans::delete(state, ACTOR, p.id).await?;
+            emit(json, &serde_json::json!({ "deleted": p.id }), || {
+                say!("plan {} deleted ({})", p.name, p.id)
             })?;
         }
     }

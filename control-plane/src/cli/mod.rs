@@ -107,6 +107,20 @@ pub enum AdminCmd {
         role: String,
     },
     List(PageArgs),
+    /// Change an admin's role, disable or enable them, or set a new password (from
+    /// HTTVPS_ADMIN_PASSWORD or standard input; their tokens stop working).
+    Update {
+        /// Username or id.
+        admin: String,
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        #[arg(long)]
+        enable: bool,
+        #[arg(long)]
+        password: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +136,24 @@ pub enum RegionCmd {
         longitude: Option<f64>,
     },
     List(PageArgs),
+    /// Change a region's code, name or coordinates.
+    Update {
+        /// Region code or id.
+        region: String,
+        #[arg(long)]
+        code: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, allow_hyphen_values = true)]
+        latitude: Option<f64>,
+        #[arg(long, allow_hyphen_values = true)]
+        longitude: Option<f64>,
+    },
+    /// Delete a region no plan allows (its nodes lose their region).
+    Delete {
+        /// Region code or id.
+        region: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +181,34 @@ pub enum PlanCmd {
     List(PageArgs),
     /// Show one plan.
     Show {
+        /// Plan name or id.
+        plan: String,
+    },
+    /// Change a plan; its subscriptions see the change at once.
+    Update {
+        /// Plan name or id.
+        plan: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        device_limit: Option<i64>,
+        #[arg(long)]
+        session_limit: Option<i64>,
+        /// Byte quota per period (`100GiB`), or `unlimited`.
+        #[arg(long)]
+        quota: Option<String>,
+        /// none, daily, weekly, calendar_month, rolling_30d.
+        #[arg(long)]
+        reset: Option<String>,
+        /// Days a subscription lasts, or `none` for no expiry.
+        #[arg(long)]
+        days: Option<String>,
+        /// Allowed region codes, comma-separated; an empty value allows all.
+        #[arg(long, value_delimiter = ',')]
+        regions: Option<Vec<String>>,
+    },
+    /// Delete a plan no subscription refers to.
+    Delete {
         /// Plan name or id.
         plan: String,
     },
@@ -353,6 +413,35 @@ pub enum NodeCmd {
     Show {
         /// Node name or id.
         node: String,
+    },
+    /// Change a node's name, weight, capacity, status or region.
+    Update {
+        /// Node name or id.
+        node: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        weight: Option<i64>,
+        #[arg(long)]
+        capacity: Option<i64>,
+        /// active, draining (no new sessions) or disabled (not health-checked either).
+        #[arg(long)]
+        status: Option<String>,
+        /// Region code, or `none`.
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// Delete a node (its live sessions are reassigned by their gateways).
+    Delete {
+        /// Node name or id.
+        node: String,
+    },
+    /// A node's health history, newest first.
+    Health {
+        /// Node name or id.
+        node: String,
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=1000))]
+        limit: i64,
     },
 }
 

@@ -105,6 +105,54 @@ pub(super) async fn node(state: &AppState, cmd: NodeCmd, json: bool) -> CliResul
                 ])
             })?;
         }
+        NodeCmd::Update {
+            node,
+            name,
+            weight,
+            capacity,
+            status,
+            region,
+        } => {
+            let n = resolve::node(state, &node).await?;
+            let status = status
+                .map(|s| s.parse().map_err(|e: String| anyhow::anyhow!(e)))
+                .transpose()?;
+            let changes = NodeChanges {
+                name,
+                weight,
+                capacity,
+                status,
+                region: region.map(|r| (r != "none").then_some(r)),
+                ..NodeChanges::default()
+            };
+            let n = domain::nodes::update(state, ACTOR, n.id, changes).await?;
+            emit(json, &n, || say!("node {} updated", n.name))?;
+        }
+        NodeCmd::Delete { node } => {
+            let n = resolve::node(state, &node).await?;
+            state.store.delete_node(ACTOR, n.id).await?;
+            emit(json, &json!({ "deleted": n.id }), || {
+                say!("node {} deleted ({})", n.name, n.id)
+            })?;
+        }
+        NodeCmd::Health { node, limit } => {
+            let n = resolve::node(state, &node).await?;
+            let history = state.store.health_history(n.id, limit).await?;
+            emit(json, &history, || {
+                let rows: Vec<_> = history
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            when(Some(e.at)),
+                            e.health.to_string(),
+                            or_dash(e.latency_ms.map(|ms| format!("{ms} ms"))),
+                            or_dash(e.error.as_deref()),
+                        ]
+                    })
+                    .collect();
+                table(&["AT", "HEALTH", "LATENCY", "ERROR"], &rows);
+            })?;
+        }
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::domain::{self, DomainError};
-use crate::model::{Device, Gateway, Node, NodeGroup, Plan, User};
+use crate::model::{Admin, Device, Gateway, Node, NodeGroup, Plan, Region, User};
 use crate::store::Page;
 
 /// A user by id, name or e-mail address.
@@ -26,6 +26,24 @@ pub async fn plan(state: &AppState, text: &str) -> Result<Plan, DomainError> {
         Ok(id) => Ok(state.store.get_plan(id).await?),
         Err(_) => domain::plans::by_name(state, text).await,
     }
+}
+
+/// A region by id or code.
+pub async fn region(state: &AppState, text: &str) -> Result<Region, DomainError> {
+    if let Ok(id) = Uuid::parse_str(text) {
+        return Ok(state.store.get_region(id).await?);
+    }
+    let regions = state.store.list_regions_page(Page::ALL).await?;
+    by_name(regions, |r| &r.code, "region", text)
+}
+
+/// An admin by id or username.
+pub async fn admin(state: &AppState, text: &str) -> Result<Admin, DomainError> {
+    if let Ok(id) = Uuid::parse_str(text) {
+        return Ok(state.store.get_admin(id).await?);
+    }
+    let admins = state.store.list_admins_page(Page::ALL).await?;
+    by_name(admins, |a| &a.username, "admin", text)
 }
 
 /// A gateway by id or name.
