@@ -20,7 +20,7 @@ use crate::store::NewSession;
 /// caller without counting it again. 403 `revoked` for a device that may not connect or a
 /// session an operator killed, `expired` without a subscription.
 #[utoipa::path(post, path = routes::START_SESSION, tag = "gateway", request_body = StartSessionRequest,
-    responses((status = 201, body = Session), (status = 409, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
+    responses((status = 201, body = Session), (status = 404, body = crate::error::Problem, description = "unknown device"), (status = 409, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
     security(("gateway_token" = [])))]
 pub async fn start_session(
     State(state): State<AppState>,
