@@ -258,20 +258,27 @@ fn the_cli_refuses_what_the_api_refuses() {
 fn a_closed_pipe_ends_a_command_quietly() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite:{}", dir.path().join("cp.db").display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_httvps-control-plane"))
-        .arg("migrate")
-        .env("DATABASE_URL", &db)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run the CLI");
-    // Close the read end before the command (which first opens and migrates the database)
-    // writes its line.
-    drop(child.stdout.take());
-    let out = child.wait_with_output().expect("the CLI ends");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    // A table and a JSON listing too, on the migrated database.
+    for args in [
+        &["migrate"][..],
+        &["user", "list"],
+        &["plan", "list", "--json"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_httvps-control-plane"))
+            .args(args)
+            .env("DATABASE_URL", &db)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run the CLI");
+        // Close the read end before the command (which first opens and migrates the database)
+        // writes its line.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("the CLI ends");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(out.status.success(), "{args:?}: {:?}: {stderr}", out.status);
+    }
 }
 
 /// Runs the CLI on `db` with `key` as the secret key file; the output as JSON.
