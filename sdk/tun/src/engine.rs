@@ -19,12 +19,16 @@ use crate::gate::{self, GatePolicy, Verdict};
 /// Where flows go: the SDK's [`Client`], or anything that opens streams and flows the same way
 /// (the client binary's replaceable client, a test double).
 pub trait Tunnel: Send + Sync + 'static {
-    fn open_tcp(&self, target: TargetAddr) -> impl Future<Output = Result<TcpStream, Error>> + Send;
+    fn open_tcp(&self, target: TargetAddr)
+        -> impl Future<Output = Result<TcpStream, Error>> + Send;
     fn open_udp(&self, target: TargetAddr) -> impl Future<Output = Result<UdpFlow, Error>> + Send;
 }
 
 impl Tunnel for Client {
-    fn open_tcp(&self, target: TargetAddr) -> impl Future<Output = Result<TcpStream, Error>> + Send {
+    fn open_tcp(
+        &self,
+        target: TargetAddr,
+    ) -> impl Future<Output = Result<TcpStream, Error>> + Send {
         Client::open_tcp(self, target)
     }
     fn open_udp(&self, target: TargetAddr) -> impl Future<Output = Result<UdpFlow, Error>> + Send {

@@ -28,13 +28,8 @@ pub async fn relay_tcp<T: Tunnel>(tunnel: &T, mut local: IpStackTcpStream, targe
             return;
         }
     };
-    match tokio::io::copy_bidirectional_with_sizes(
-        &mut local,
-        &mut remote,
-        TCP_BUFFER,
-        TCP_BUFFER,
-    )
-    .await
+    match tokio::io::copy_bidirectional_with_sizes(&mut local, &mut remote, TCP_BUFFER, TCP_BUFFER)
+        .await
     {
         Ok((up, down)) => tracing::debug!(%target, up, down, "TCP flow finished"),
         Err(e) => tracing::debug!(%target, "TCP flow ended: {e}"),

@@ -218,10 +218,7 @@ mod tests {
 
     #[test]
     fn ipv6_is_refused_unless_carried() {
-        let packet = udp(
-            "fd00::2".parse().unwrap(),
-            "2001:db8::53".parse().unwrap(),
-        );
+        let packet = udp("fd00::2".parse().unwrap(), "2001:db8::53".parse().unwrap());
         let Verdict::Refuse(Some(reply)) = judge(&packet, UP) else {
             panic!("an ICMPv6 reply");
         };

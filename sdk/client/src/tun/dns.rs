@@ -19,8 +19,8 @@ pub struct ResolverGuard {
 impl ResolverGuard {
     /// Points `path` at `nameserver` alone.
     pub fn install(path: &Path, nameserver: IpAddr) -> anyhow::Result<ResolverGuard> {
-        let original = std::fs::read(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let original =
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let ours = format!(
             "# written by httvps-client --tun; the original comes back when it exits\n\
              nameserver {nameserver}\noptions edns0\n"

@@ -125,7 +125,10 @@ impl Tun {
     /// Undoes everything: the resolver first (no query goes to a dead address), then the
     /// routes, then the device.
     pub fn down(mut self) -> anyhow::Result<()> {
-        let dns = self.resolver.as_mut().map_or(Ok(()), dns::ResolverGuard::restore);
+        let dns = self
+            .resolver
+            .as_mut()
+            .map_or(Ok(()), dns::ResolverGuard::restore);
         let routes = self.routes.restore();
         self.follow.abort();
         drop(self.pumps);
@@ -173,7 +176,10 @@ fn follow_status(current: CurrentClient, up: TunnelUp) -> JoinHandle<()> {
 struct ClientTunnel(CurrentClient);
 
 impl Tunnel for ClientTunnel {
-    fn open_tcp(&self, target: TargetAddr) -> impl Future<Output = Result<TcpStream, Error>> + Send {
+    fn open_tcp(
+        &self,
+        target: TargetAddr,
+    ) -> impl Future<Output = Result<TcpStream, Error>> + Send {
         let client = self.0.get();
         async move { client.open_tcp(target).await }
     }

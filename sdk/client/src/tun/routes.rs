@@ -90,7 +90,11 @@ impl RouteGuard {
             // Someone's own route for it: it stays theirs.
             return Ok(());
         }
-        bail!("ip {family} route add {}: {}", spec.join(" "), stderr.trim());
+        bail!(
+            "ip {family} route add {}: {}",
+            spec.join(" "),
+            stderr.trim()
+        );
     }
 
     /// Removes the routes added, newest first; reports the first failure after trying all.
@@ -227,8 +231,14 @@ mod tests {
     fn everything_is_both_halves_of_both_families() {
         let all = everything();
         assert_eq!(all.len(), 4);
-        assert!(all.iter().any(|n| n.contains(&"1.2.3.4".parse::<IpAddr>().unwrap())));
-        assert!(all.iter().any(|n| n.contains(&"200.2.3.4".parse::<IpAddr>().unwrap())));
-        assert!(all.iter().any(|n| n.contains(&"2001:db8::1".parse::<IpAddr>().unwrap())));
+        assert!(all
+            .iter()
+            .any(|n| n.contains(&"1.2.3.4".parse::<IpAddr>().unwrap())));
+        assert!(all
+            .iter()
+            .any(|n| n.contains(&"200.2.3.4".parse::<IpAddr>().unwrap())));
+        assert!(all
+            .iter()
+            .any(|n| n.contains(&"2001:db8::1".parse::<IpAddr>().unwrap())));
     }
 }
