@@ -9,6 +9,7 @@
 //! nice -n 19 cargo build --release -p httvps-client --bin httvps-client --example tun_bench
 //! target/release/examples/tun_bench               # 256 MiB, 5 runs
 //! target/release/examples/tun_bench --quick       # 16 MiB, 1 run (CI)
+//! target/release/examples/tun_bench --mtu 9000    # the TUN client with another MTU
 //! ```
 
 #[path = "../tests/common/netns.rs"]
@@ -31,12 +32,15 @@ use process::Process;
 struct Options {
     size_mib: usize,
     runs: usize,
+    /// `--mtu` of the TUN client (its default when `None`).
+    mtu: Option<usize>,
 }
 
 fn options() -> anyhow::Result<Options> {
     let mut options = Options {
         size_mib: 256,
         runs: 5,
+        mtu: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -52,7 +56,8 @@ fn options() -> anyhow::Result<Options> {
             }
             "--size-mib" => options.size_mib = value("--size-mib")?,
             "--runs" => options.runs = value("--runs")?,
-            other => bail!("unknown argument {other} (--quick, --size-mib N, --runs N)"),
+            "--mtu" => options.mtu = Some(value("--mtu")?),
+            other => bail!("unknown argument {other} (--quick, --size-mib N, --runs N, --mtu N)"),
         }
     }
     Ok(options)
@@ -114,17 +119,33 @@ fn client_binary() -> anyhow::Result<PathBuf> {
 }
 
 /// One download with curl in the namespace; MiB/s.
-fn download(ns: &ClientNamespace, extra: &[&str], url: &str, size_mib: usize) -> anyhow::Result<f64> {
+fn download(
+    ns: &ClientNamespace,
+    extra: &[&str],
+    url: &str,
+    size_mib: usize,
+) -> anyhow::Result<f64> {
     let started = Instant::now();
     let out = ns
         .command("curl")
-        .args(["-sS", "--max-time", "300", "-o", "/dev/null", "-w", "%{size_download}"])
+        .args([
+            "-sS",
+            "--max-time",
+            "300",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+        ])
         .args(extra)
         .arg(url)
         .output()
         .context("curl")?;
     let secs = started.elapsed().as_secs_f64();
-    let got: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+    let got: usize = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
     if !out.status.success() || got != size_mib * 1024 * 1024 {
         bail!(
             "download {url}: {got} bytes; {}",
@@ -152,20 +173,39 @@ async fn main() -> anyhow::Result<()> {
     let url = format!("http://{web}/file");
 
     let mut socks = ns.command(binary.to_str().context("binary path")?);
-    socks.args(["--link", &stack.link, "--socks", "127.0.0.1:1080", "--no-http"]);
+    socks.args([
+        "--link",
+        &stack.link,
+        "--socks",
+        "127.0.0.1:1080",
+        "--no-http",
+    ]);
     let socks = Process::start(socks);
     socks.wait_for("SOCKS5 proxy on").await;
     let mut tun = ns.command(binary.to_str().context("binary path")?);
     tun.args(["--tun", "--link", &stack.link, "--no-set-dns"]);
+    if let Some(mtu) = options.mtu {
+        tun.args(["--mtu", &mtu.to_string()]);
+    }
     let tun = Process::start(tun);
     tun.wait_for("TUN httvps0 up").await;
     // Warm-up: both sessions and paths used once.
-    download(&ns, &["--socks5-hostname", "127.0.0.1:1080"], &url, options.size_mib)?;
+    download(
+        &ns,
+        &["--socks5-hostname", "127.0.0.1:1080"],
+        &url,
+        options.size_mib,
+    )?;
     download(&ns, &[], &url, options.size_mib)?;
 
     let (mut via_socks, mut via_tun) = (Vec::new(), Vec::new());
     for run in 1..=options.runs {
-        let s = download(&ns, &["--socks5-hostname", "127.0.0.1:1080"], &url, options.size_mib)?;
+        let s = download(
+            &ns,
+            &["--socks5-hostname", "127.0.0.1:1080"],
+            &url,
+            options.size_mib,
+        )?;
         let t = download(&ns, &[], &url, options.size_mib)?;
         println!("run {run}: SOCKS {s:.0} MiB/s, TUN {t:.0} MiB/s");
         via_socks.push(s);

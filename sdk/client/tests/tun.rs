@@ -238,6 +238,39 @@ async fn curl_dns_and_udp_through_the_tun_with_kill_switch_and_restore() {
         Ok("ping-through-tun".into())
     );
 
+    // IPv6 is routed into the TUN (and refused there), never around it; the default route
+    // itself is untouched.
+    for (family, probe) in [("-4", "192.0.2.99"), ("-6", "2001:db8::99")] {
+        let route = ns.exec_ok("ip", &[family, "route", "get", probe]);
+        assert!(
+            String::from_utf8_lossy(&route.stdout).contains("dev httvps0"),
+            "{probe} goes into the TUN: {}",
+            String::from_utf8_lossy(&route.stdout)
+        );
+    }
+    let gateway_route = ns.exec_ok("ip", &["route", "get", &gateway.ip().to_string()]);
+    assert!(
+        !String::from_utf8_lossy(&gateway_route.stdout).contains("httvps0"),
+        "the gateway stays outside the tunnel"
+    );
+
+    // A target that refuses (nothing listens on the port): the application learns it at once.
+    let closed = std::net::TcpListener::bind((ns.target_ip, 0)).unwrap();
+    let closed_addr = closed.local_addr().unwrap();
+    drop(closed);
+    let started = Instant::now();
+    let out = ns.exec(
+        "curl",
+        &["-sS", "--max-time", "20", &format!("http://{closed_addr}/")],
+    );
+    assert!(!out.status.success(), "nothing listens there");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a refused connection fails at once, not by timeout ({:.1} s): {}",
+        started.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Kill switch: the gateway stops; nothing may leave around the tunnel, and new flows fail
     // at once.
     let status_lines = client.lines().len();

@@ -4,6 +4,9 @@
 //! (`httvps-client --tun`) and a mobile binding each bring their own, and pump packets through
 //! [`PacketSink`] and [`PacketSource`].
 //!
+//! It needs tokio's multi-threaded runtime: the stack (ipstack) finishes a closed TCP flow with
+//! `block_in_place`.
+//!
 //! ```no_run
 //! # async fn run(client: httvps_sdk::Client) {
 //! use httvps_tun::{Engine, EngineConfig};
