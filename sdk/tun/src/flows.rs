@@ -13,6 +13,8 @@ use crate::engine::Tunnel;
 
 /// Relay buffer each way: as much as the stack's window holds.
 const TCP_BUFFER: usize = 64 * 1024;
+/// How long a refused flow's close may wait for the application's acknowledgement.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 /// The largest UDP payload the stack can hand over.
 const UDP_BUFFER: usize = 65_536;
 
@@ -23,8 +25,11 @@ pub async fn relay_tcp<T: Tunnel>(tunnel: &T, mut local: IpStackTcpStream, targe
     let mut remote = match tunnel.open_tcp(target_addr).await {
         Ok(remote) => remote,
         Err(e) => {
-            // Dropping the local side resets the connection: the application fails at once.
+            // The stack has accepted the connection already (its SYN-ACK went out with the
+            // SYN's arrival): closing it at once is the fastest answer it can give; dropping
+            // it alone would leave the application waiting.
             tracing::debug!(%target, "TCP flow refused: {e}");
+            let _ = tokio::time::timeout(CLOSE_WAIT, local.shutdown()).await;
             return;
         }
     };
