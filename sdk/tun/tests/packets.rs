@@ -1,7 +1,6 @@
 //! The engine driven the way a mobile binding drives it: IP packets handed in, IP packets read
 //! back, no device at all. A tunnel that refuses every flow stands in for the session.
 
-use std::future::Future;
 use std::time::Duration;
 
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
@@ -11,11 +10,11 @@ use httvps_tun::{Engine, EngineConfig, PacketSource, Tunnel};
 struct Refusing;
 
 impl Tunnel for Refusing {
-    fn open_tcp(&self, _: TargetAddr) -> impl Future<Output = Result<TcpStream, Error>> + Send {
-        async { Err(Error::Unreachable("test".into())) }
+    async fn open_tcp(&self, _: TargetAddr) -> Result<TcpStream, Error> {
+        Err(Error::Unreachable("test".into()))
     }
-    fn open_udp(&self, _: TargetAddr) -> impl Future<Output = Result<UdpFlow, Error>> + Send {
-        async { Err(Error::Unreachable("test".into())) }
+    async fn open_udp(&self, _: TargetAddr) -> Result<UdpFlow, Error> {
+        Err(Error::Unreachable("test".into()))
     }
 }
 
