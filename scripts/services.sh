@@ -78,8 +78,14 @@ ensure_tools() {
   command -v curl >/dev/null || want+=(curl)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || want+=(nginx-light)
   [ -x /usr/bin/pebble ] || want+=(pebble)
+  # The VPN-mode tests (sdk/client/tests/tun.rs): namespaces and routes, a capture on the veth,
+  # DNS lookups, and a run without privileges.
+  command -v ip >/dev/null || want+=(iproute2)
+  command -v tcpdump >/dev/null || [ -x /usr/bin/tcpdump ] || want+=(tcpdump)
+  command -v dig >/dev/null || want+=(dnsutils)
+  command -v setpriv >/dev/null || want+=(util-linux)
   [ ${#want[@]} -eq 0 ] || apt_install "${want[@]}" || {
-    echo "the end-to-end, camouflage and ACME tests drive the real ${want[*]}" >&2
+    echo "the end-to-end, VPN-mode, camouflage and ACME tests drive the real ${want[*]}" >&2
     [ "${CI:-}" = "true" ] && exit 1
   }
 }
