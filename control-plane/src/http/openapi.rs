@@ -16,7 +16,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
     paths(
         public::healthz, public::readyz, public::metrics, subscription::subscription,
         gateway::validate_device, gateway::assign_node, gateway::start_session, gateway::session_heartbeat,
-        gateway::end_session, gateway::report_usage, gateway::pool_snapshot, gateway::gateway_heartbeat,
+        gateway::end_session, gateway::session_batch, gateway::report_usage, gateway::pool_snapshot, gateway::gateway_heartbeat,
     ),
     components(schemas(crate::error::Problem, subscription::Feed, subscription::FeedLink, subscription::FeedDevice, subscription::FeedFormat)),
     modifiers(&SecuritySchemes),

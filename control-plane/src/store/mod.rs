@@ -15,6 +15,7 @@ mod plans;
 mod regions;
 mod resource;
 mod row;
+mod session_batch;
 mod sessions;
 mod subscriptions;
 mod usage;

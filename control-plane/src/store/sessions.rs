@@ -36,11 +36,11 @@ pub struct SessionFilter {
     pub limit: i64,
 }
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "id, device_id, user_id, gateway_id, node_id, client_region, started_at, last_heartbeat_at, \
      ended_at, end_reason, kill_requested, bytes_up, bytes_down";
 
-fn from_row(r: &AnyRow) -> Result<Session> {
+pub(super) fn from_row(r: &AnyRow) -> Result<Session> {
     Ok(Session {
         id: r.id("id")?,
         device_id: r.id("device_id")?,
