@@ -8,7 +8,9 @@
 #   4. control-plane/examples/validate_bench.rs: the device-validation endpoint (the server as its
 #      own process);
 #   5. deploy/local-stack/examples/compare.rs: direct vs Shadowsocks vs httvps, in one process;
-#   6. sdk/client/examples/tun_bench.rs: httvps-client --tun against its SOCKS mode on the same
+#   6. gateway/examples/hello_bench.rs: a reconnect storm of 10,000 devices against the gateway and
+#      control-plane binaries (PostgreSQL, Redis);
+#   7. sdk/client/examples/tun_bench.rs: httvps-client --tun against its SOCKS mode on the same
 #      path, in a network namespace (needs root).
 #
 #   deploy/bench/run-all.sh           full: release builds, 3 runs of 256 MiB per stream; installs
@@ -81,6 +83,16 @@ if [[ $quick == 1 ]]; then
     run -p httvps-control-plane --example validate_bench -- "${store[@]}" --seconds 2 --devices 100 --concurrency 16
 else
     run -p httvps-control-plane --example validate_bench -- "${store[@]}"
+fi
+
+echo
+echo "== gateway/examples/hello_bench.rs ($profile profile; a reconnect storm, PostgreSQL and Redis)"
+# It starts the gateway and control-plane binaries as their own processes, from beside it.
+cargo build "${profile_flag[@]}" --locked -q -p httvps-gateway -p httvps-control-plane --bins
+if [[ $quick == 1 ]]; then
+    run -p httvps-gateway --example hello_bench -- --postgres "$database" --devices 200 --concurrency 32
+else
+    run -p httvps-gateway --example hello_bench -- --postgres "$database"
 fi
 
 echo
