@@ -3,8 +3,9 @@
 //! gateway, control plane and Shadowsocks node run. Plain `curl` (no proxy settings) downloads
 //! 50 MiB through the tunnel, `dig` resolves through it, a UDP echo goes round; with the
 //! gateway stopped a capture on the veth sees nothing but the client's own reconnection
-//! attempts; SIGTERM restores the namespace's routes and resolver. Needs root (namespaces,
-//! TUN): without it the test fails.
+//! attempts; SIGTERM restores the namespace's routes and resolver. `--exclude` and `--route`
+//! split the tunnel (judged by the address a target sees). Needs root (namespaces, TUN):
+//! without it the test fails.
 
 mod common;
 
@@ -346,6 +347,120 @@ async fn curl_dns_and_udp_through_the_tun_with_kill_switch_and_restore() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(ns.network_state(), before, "the namespace as it was");
+    stack.stop().await;
+}
+
+/// Answers every connection with the address it came from, then closes.
+async fn peer_echo(ip: Ipv4Addr) -> SocketAddr {
+    let listener = TcpListener::bind((ip, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, peer)) = listener.accept().await {
+            let _ = s.write_all(peer.ip().to_string().as_bytes()).await;
+            let _ = s.shutdown().await;
+        }
+    });
+    addr
+}
+
+/// The address `target` sees a connection from the namespace come from: the client's own veth
+/// address when it goes around the tunnel, the gateway's side when it goes through it.
+fn seen_from(ns: &ClientNamespace, target: SocketAddr) -> String {
+    let script = format!(
+        "import socket,sys\ns=socket.create_connection(('{}',{}),timeout=10)\n\
+         sys.stdout.write(s.recv(64).decode())",
+        target.ip(),
+        target.port()
+    );
+    let out = ns.exec("python3", &["-c", &script]);
+    assert!(
+        out.status.success(),
+        "connect to {target}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn routed_by(ns: &ClientNamespace, destination: &str) -> String {
+    let out = ns.exec_ok("ip", &["route", "get", destination]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn stop_client(client: Process) {
+    client.sigterm();
+    client.wait_for("routes and DNS settings restored").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut client = client;
+    while client.is_running() {
+        assert!(Instant::now() < deadline, "the client exits after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Split tunnelling: `--exclude` keeps a network outside the tunnel while everything else goes
+/// in; `--route` sends only the networks it names into the tunnel. Judged by the address the
+/// target sees and by the namespace's routes; both runs leave the namespace as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exclude_and_route_split_the_tunnel() {
+    let ns = ClientNamespace::create(1);
+    let before = ns.network_state();
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = StackOptions::ephemeral(dir.path());
+    options.gateway_listen = SocketAddr::from((ns.host_ip, 0));
+    let mut stack = LocalStack::start(options).await.expect("the stack starts");
+    let target = peer_echo(ns.target_ip).await;
+    let dns = dns_server(ns.target_ip).await;
+    let direct = ns.client_ip.to_string();
+
+    // Everything but the target's network goes into the tunnel.
+    let mut command = ns.command(env!("CARGO_BIN_EXE_httvps-client"));
+    command.args(["--tun", "--link", &stack.link, "--dns", &dns.to_string()]);
+    command.args(["--exclude", &format!("{}/32", ns.target_ip)]);
+    command.env("RUST_LOG", "warn");
+    let client = Process::start(command);
+    client.wait_for("TUN httvps0 up").await;
+    client.wait_for("connected: gateway").await;
+    assert_eq!(
+        seen_from(&ns, target),
+        direct,
+        "an excluded network goes around the tunnel"
+    );
+    assert!(!routed_by(&ns, &ns.target_ip.to_string()).contains("httvps0"));
+    assert!(
+        routed_by(&ns, "192.0.2.99").contains("dev httvps0"),
+        "the rest goes into the tunnel"
+    );
+    stop_client(client).await;
+    assert_eq!(
+        ns.network_state(),
+        before,
+        "the namespace as it was after --exclude"
+    );
+
+    // Only the target's network goes into the tunnel.
+    let mut command = ns.command(env!("CARGO_BIN_EXE_httvps-client"));
+    command.args(["--tun", "--link", &stack.link, "--dns", &dns.to_string()]);
+    command.args(["--route", &format!("{}/32", ns.target_ip)]);
+    command.env("RUST_LOG", "warn");
+    let client = Process::start(command);
+    client.wait_for("TUN httvps0 up").await;
+    client.wait_for("connected: gateway").await;
+    let seen = seen_from(&ns, target);
+    assert_ne!(
+        seen, direct,
+        "a routed network goes through the tunnel (seen from {seen})"
+    );
+    assert!(routed_by(&ns, &ns.target_ip.to_string()).contains("dev httvps0"));
+    assert!(
+        !routed_by(&ns, "192.0.2.99").contains("httvps0"),
+        "what --route does not name stays outside"
+    );
+    stop_client(client).await;
+    assert_eq!(
+        ns.network_state(),
+        before,
+        "the namespace as it was after --route"
+    );
     stack.stop().await;
 }
 
