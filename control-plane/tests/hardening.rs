@@ -368,8 +368,10 @@ async fn raw_answer(mut s: tokio::net::TcpStream) -> (u16, Value) {
 /// `--max-concurrent-requests` in progress, the next request gets a 503 problem at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_requests_time_out_and_excess_ones_are_refused() {
+    // The stalled requests hold both slots until their deadline: 5 s leaves a loaded machine
+    // (CI beside other builds) time to see the third refused before the slots free again.
     let app = TestApp::with_db(common::TestDb::sqlite().await, |c| {
-        c.request_timeout = std::time::Duration::from_secs(2);
+        c.request_timeout = std::time::Duration::from_secs(5);
         c.max_concurrent_requests = 2;
     })
     .await;
