@@ -407,7 +407,7 @@ async fn exclude_and_route_split_the_tunnel() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = StackOptions::ephemeral(dir.path());
     options.gateway_listen = SocketAddr::from((ns.host_ip, 0));
-    let mut stack = LocalStack::start(options).await.expect("the stack starts");
+    let stack = LocalStack::start(options).await.expect("the stack starts");
     let target = peer_echo(ns.target_ip).await;
     let dns = dns_server(ns.target_ip).await;
     let direct = ns.client_ip.to_string();
