@@ -1,6 +1,7 @@
 # Sourced by .ci/run and scripts/test.sh: makes sure PostgreSQL and Redis answer on their
 # standard local ports, installing them (Debian packages, as root) when they are missing and
-# starting them when they are down, and that the programs the tests drive (curl, nginx, pebble) exist.
+# starting them when they are down, and that the programs the tests drive (curl, nginx, pebble,
+# chromium and chromedriver) exist.
 # With CI=true a service that still does not answer fails the run instead of letting tests skip
 # it.
 
@@ -78,8 +79,12 @@ ensure_tools() {
   command -v curl >/dev/null || want+=(curl)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || want+=(nginx-light)
   [ -x /usr/bin/pebble ] || want+=(pebble)
+  # The operator console's browser test (control-plane/tests/console_browser.rs) drives a real
+  # headless Chromium over WebDriver.
+  command -v chromium >/dev/null || want+=(chromium)
+  command -v chromedriver >/dev/null || want+=(chromium-driver)
   [ ${#want[@]} -eq 0 ] || apt_install "${want[@]}" || {
-    echo "the end-to-end, camouflage and ACME tests drive the real ${want[*]}" >&2
+    echo "the end-to-end, camouflage, ACME and console browser tests drive the real ${want[*]}" >&2
     [ "${CI:-}" = "true" ] && exit 1
   }
 }

@@ -1,0 +1,54 @@
+//! Charts as inline SVG drawn on the server: no chart library, no script. Each chart has a
+//! title for screen readers and every bar a tooltip with its exact value.
+
+use maud::{html, Markup};
+
+/// One bar: its label under the axis, its value, and the value as the operator reads it.
+#[derive(Clone, Debug)]
+pub struct Bar {
+    pub label: String,
+    pub value: f64,
+    pub shown: String,
+}
+
+const WIDTH: f64 = 640.0;
+const HEIGHT: f64 = 180.0;
+const AXIS: f64 = 24.0;
+
+/// A bar chart; an empty series says so instead of drawing an empty frame.
+pub fn bars(title: &str, series: &[Bar]) -> Markup {
+    if series.is_empty() {
+        return html! { p class="empty" { (title) ": no data yet." } };
+    }
+    let max = series
+        .iter()
+        .map(|b| b.value)
+        .fold(0.0_f64, f64::max)
+        .max(1.0);
+    let slot = WIDTH / series.len() as f64;
+    let bar_width = (slot * 0.7).max(1.0);
+    // Label every bar when few, else about a dozen of them.
+    let every = series.len().div_ceil(12).max(1);
+    html! {
+        figure class="chart" {
+            svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label=(title)
+                viewBox={ "0 0 " (WIDTH) " " (HEIGHT + AXIS) } width="100%" {
+                title { (title) }
+                line x1="0" y1=(HEIGHT) x2=(WIDTH) y2=(HEIGHT) class="axis" {}
+                @for (i, bar) in series.iter().enumerate() {
+                    @let h = (bar.value / max * (HEIGHT - 10.0)).max(if bar.value > 0.0 { 1.0 } else { 0.0 });
+                    @let x = i as f64 * slot + (slot - bar_width) / 2.0;
+                    rect x=(format!("{x:.1}")) y=(format!("{:.1}", HEIGHT - h))
+                        width=(format!("{bar_width:.1}")) height=(format!("{h:.1}")) class="bar" {
+                        title { (bar.label) ": " (bar.shown) }
+                    }
+                    @if i % every == 0 {
+                        text x=(format!("{:.1}", x + bar_width / 2.0)) y=(HEIGHT + 16.0)
+                            text-anchor="middle" class="tick" { (bar.label) }
+                    }
+                }
+            }
+            figcaption { (title) " (highest: " (series.iter().max_by(|a, b| a.value.total_cmp(&b.value)).map(|b| b.shown.as_str()).unwrap_or("")) ")" }
+        }
+    }
+}
