@@ -44,7 +44,9 @@ pub fn secured(markup: Markup) -> Response {
         ),
     );
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: with it a browser sends `Origin: null` on form posts, which the CSRF
+    // check refuses.
+    headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

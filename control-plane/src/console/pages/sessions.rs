@@ -85,9 +85,13 @@ async fn render(
                         td { "↑ " (bytes(s.bytes_up)) " ↓ " (bytes(s.bytes_down)) }
                         td { @if let Some(end) = s.ended_at { (when(end)) " (" (s.end_reason.as_deref().unwrap_or("")) ")" } @else { "—" } }
                         @if operator {
-                            td { @if s.ended_at.is_none() {
-                                (action(console, Role::Operator, &format!("/ui/sessions/{}/kill", s.id), &format!("Kill session of {}", devices.of(s.device_id))))
-                            } }
+                            td {
+                                @if s.ended_at.is_none() && s.kill_requested {
+                                    "killed; its gateway is closing it"
+                                } @else if s.ended_at.is_none() {
+                                    (action(console, Role::Operator, &format!("/ui/sessions/{}/kill", s.id), &format!("Kill session of {}", devices.of(s.device_id))))
+                                }
+                            }
                         }
                     }
                 }
