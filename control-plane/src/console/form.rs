@@ -83,7 +83,7 @@ pub fn opt_gib(field: &str, text: &str) -> Result<Option<i64>, PageError> {
     let gib: f64 = text
         .parse()
         .map_err(|_| invalid(format!("{field} must be a number of GiB")))?;
-    if !gib.is_finite() || gib < 0.0 || gib > 1e9 {
+    if !gib.is_finite() || !(0.0..=1e9).contains(&gib) {
         return Err(invalid(format!("{field} must be between 0 and 10^9 GiB")));
     }
     Ok(Some((gib * 1024.0 * 1024.0 * 1024.0).round() as i64))
