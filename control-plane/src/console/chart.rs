@@ -32,7 +32,8 @@ pub fn bars(title: &str, series: &[Bar]) -> Markup {
     html! {
         figure class="chart" {
             svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label=(title)
-                viewBox={ "0 0 " (WIDTH) " " (HEIGHT + AXIS) } width="100%" {
+                viewBox={ "-24 0 " (WIDTH + 48.0) " " (HEIGHT + AXIS) } width="100%"
+                preserveAspectRatio="xMinYMid meet" {
                 title { (title) }
                 line x1="0" y1=(HEIGHT) x2=(WIDTH) y2=(HEIGHT) class="axis" {}
                 @for (i, bar) in series.iter().enumerate() {

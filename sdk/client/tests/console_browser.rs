@@ -281,6 +281,37 @@ impl Console {
     }
 }
 
+/// Fetches `path` from `target` through the client's SOCKS5 proxy (no authentication,
+/// CONNECT to an IPv4 address): real traffic through the gateway and the Shadowsocks node.
+async fn fetch_through(socks: SocketAddr, target: SocketAddr, path: &str) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let std::net::IpAddr::V4(ip) = target.ip() else {
+        panic!("an IPv4 target")
+    };
+    let mut s = tokio::net::TcpStream::connect(socks)
+        .await
+        .expect("the SOCKS5 proxy");
+    s.write_all(&[5, 1, 0]).await.unwrap();
+    let mut choice = [0u8; 2];
+    s.read_exact(&mut choice).await.unwrap();
+    assert_eq!(choice, [5, 0], "no authentication");
+    let mut connect = vec![5, 1, 0, 1];
+    connect.extend_from_slice(&ip.octets());
+    connect.extend_from_slice(&target.port().to_be_bytes());
+    s.write_all(&connect).await.unwrap();
+    let mut reply = [0u8; 10];
+    s.read_exact(&mut reply).await.unwrap();
+    assert_eq!(reply[1], 0, "CONNECT succeeded");
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut body = Vec::new();
+    s.read_to_end(&mut body).await.unwrap();
+    body
+}
+
 async fn live_sessions(store: &Store) -> Vec<httvps_control_plane::model::Session> {
     store
         .list_sessions(&SessionFilter {
@@ -341,6 +372,39 @@ async fn operator_console_in_a_real_browser() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
 
+    // Traffic through the tunnel (the console's own stylesheet, a few KiB, repeatedly), then
+    // the gateway's usage report and the roll-up the dashboard and charts read.
+    for _ in 0..20 {
+        let answer = fetch_through(socks, stack.control_plane.addr, "/ui/static/console.css").await;
+        assert!(
+            answer.starts_with(b"HTTP/1.1 200"),
+            "fetched through the tunnel"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        store.roll_up_usage(1000).await.unwrap();
+        let now = httvps_control_plane::model::now_ms();
+        let rows = store
+            .usage_report(&httvps_control_plane::store::UsageQuery {
+                group_by: httvps_control_plane::store::UsageGroupBy::User,
+                daily: true,
+                from: now - 86_400_000,
+                to: now + 1,
+                key: None,
+            })
+            .await
+            .unwrap();
+        if !rows.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway never reported the usage"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
     let (_driver, port) = chromedriver().await;
     let profile = tempfile::tempdir().unwrap();
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
@@ -377,6 +441,15 @@ async fn operator_console_in_a_real_browser() {
     ui.sign_in("root", ADMIN_PASSWORD).await;
     assert!(ui.text().await.contains("online sessions"));
     assert_eq!(ui.css("#online-sessions").await.text().await.unwrap(), "1");
+    // The demo user's traffic: in the charts and the top users.
+    assert!(ui.count("svg[role=img] rect.bar").await >= 24 + 7);
+    assert!(ui
+        .css("main table")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("demo"));
     ui.shot("dashboard").await;
 
     // A plan; the same name again is refused next to the form.
@@ -532,6 +605,7 @@ async fn operator_console_in_a_real_browser() {
 
     // A viewer: read-only pages, no write buttons, and a forged POST refused.
     ui.press("Sign out").await;
+    ui.wait_for("Sign in").await;
     assert_eq!(ui.path().await, "/ui/login");
     ui.sign_in("watcher", VIEWER_PASSWORD).await;
     assert_eq!(ui.count("a[href='/ui/admins']").await, 0, "no admins link");
