@@ -13,7 +13,7 @@ use httvps_control_plane::model::Role;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, ORIGIN, SET_COOKIE};
 use reqwest::{Client, Response, StatusCode};
 
-on_both_backends!(sign_in_csrf_and_roles);
+on_both_backends!(sign_in_csrf_and_roles, subscription_changes);
 
 fn client() -> Client {
     Client::builder()
@@ -323,6 +323,172 @@ async fn sign_in_csrf_and_roles(app: &TestApp) {
         .unwrap()
         .contains("Max-Age=0"));
     assert!(set_cookie(&r, "httvps_csrf").unwrap().contains("Max-Age=0"));
+}
+
+/// Extending a subscription, adding traffic and changing its plan from a user's page, and the
+/// refusals of each next to the subscriptions.
+async fn subscription_changes(app: &TestApp) {
+    use httvps_control_plane::domain::plans::PlanInput;
+    use httvps_control_plane::domain::subscriptions::PlanRef;
+    use httvps_control_plane::model::ResetStrategy;
+    let state = app.state();
+    let plan = |name: &str| PlanInput {
+        name: name.into(),
+        device_limit: 3,
+        session_limit: 3,
+        quota_bytes: Some(10 << 30),
+        reset_strategy: ResetStrategy::CalendarMonth,
+        duration_days: Some(30),
+        allowed_regions: Vec::new(),
+    };
+    let silver = domain::plans::create(state, "test", &plan("silver"))
+        .await
+        .unwrap();
+    let gold = domain::plans::create(state, "test", &plan("gold"))
+        .await
+        .unwrap();
+    let user = domain::users::create(state, "test", "carol", None)
+        .await
+        .unwrap();
+    let (sub, _) = domain::subscriptions::create(
+        state,
+        "test",
+        user.id,
+        Some(PlanRef::Id(silver.id)),
+        false,
+        false,
+    )
+    .await
+    .unwrap();
+    let admin = sign_in(app, "root", ADMIN_PASSWORD).await;
+    let http = client();
+    let post = |path: String, fields: Vec<(&'static str, String)>| {
+        let mut form = vec![("csrf", admin.csrf.clone())];
+        form.extend(fields);
+        http.post(app.url(&path))
+            .header(COOKIE, &admin.cookies)
+            .form(&form)
+            .send()
+    };
+    // The user page offers the three changes, every field labelled.
+    let page = http
+        .get(app.url(&format!("/ui/users/{}", user.id)))
+        .header(COOKIE, &admin.cookies)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for action in ["extend", "add-traffic", "plan"] {
+        assert!(
+            page.contains(&format!("/ui/subscriptions/{}/{action}", sub.id)),
+            "{action}"
+        );
+    }
+
+    let r = post(
+        format!("/ui/subscriptions/{}/extend", sub.id),
+        vec![("days", "10".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let extended = app.store().get_subscription(sub.id).await.unwrap();
+    assert_eq!(
+        extended.ends_at.unwrap() - sub.ends_at.unwrap(),
+        10 * 86_400_000
+    );
+    let r = post(
+        format!("/ui/subscriptions/{}/extend", sub.id),
+        vec![("days", "0".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("days must be between 1 and 3650"));
+
+    let r = post(
+        format!("/ui/subscriptions/{}/add-traffic", sub.id),
+        vec![("gib", "2".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (in_force, plan_now) = app
+        .store()
+        .resolve_subscription(user.id, httvps_control_plane::model::now_ms(), false)
+        .await
+        .unwrap()
+        .unwrap();
+    // Forgiven like a reset's bytes: counted against once the user has used them.
+    let forgiven: i64 = {
+        let audit = app
+            .store()
+            .list_audit(&httvps_control_plane::store::AuditFilter {
+                target_type: Some("subscription".into()),
+                target_id: Some(sub.id.to_string()),
+                since: None,
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        let added = audit
+            .iter()
+            .find(|e| e.action == "subscription.add_traffic")
+            .unwrap();
+        added.detail["bytes_added"].as_i64().unwrap()
+    };
+    assert_eq!(forgiven, 2 << 30);
+    let quota = app
+        .store()
+        .quota_status(&in_force, &plan_now, httvps_control_plane::model::now_ms())
+        .await
+        .unwrap();
+    assert_eq!(quota.used_bytes, 0);
+
+    let r = post(
+        format!("/ui/subscriptions/{}/plan", sub.id),
+        vec![("plan", gold.id.to_string())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.store().get_subscription(sub.id).await.unwrap().plan_id,
+        gold.id
+    );
+    let r = post(
+        format!("/ui/subscriptions/{}/plan", sub.id),
+        vec![("plan", gold.id.to_string())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("already"));
+
+    // A cancelled subscription takes none of them.
+    domain::subscriptions::cancel(state, "test", sub.id)
+        .await
+        .unwrap();
+    for (action, field, value) in [
+        ("extend", "days", "5".to_owned()),
+        ("add-traffic", "gib", "1".to_owned()),
+        ("plan", "plan", silver.id.to_string()),
+    ] {
+        let path = format!("/ui/subscriptions/{}/{action}", sub.id);
+        let r = post(path, vec![(field, value)]).await.unwrap();
+        assert_eq!(r.status(), StatusCode::CONFLICT, "{action}");
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("subscription-actions-error"),
+            "{action}: {page}"
+        );
+    }
 }
 
 /// The id of the `root` admin.

@@ -41,6 +41,12 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/ui/subscriptions/{id}/reset-usage",
             post(users::reset_usage),
         )
+        .route("/ui/subscriptions/{id}/extend", post(users::extend))
+        .route(
+            "/ui/subscriptions/{id}/add-traffic",
+            post(users::add_traffic),
+        )
+        .route("/ui/subscriptions/{id}/plan", post(users::change_plan))
         .route("/ui/devices", get(devices::list))
         .route("/ui/devices/{id}", get(devices::show))
         .route("/ui/devices/{id}/rotate-token", post(devices::rotate_token))

@@ -1,5 +1,5 @@
 //! Users: search and filter by status and plan, create, disable / enable, delete; one user's
-//! subscriptions (create, cancel, reset usage), devices, usage over 30 days and audit entries.
+//! subscriptions (create, extend, add traffic, change plan, cancel, reset usage), devices, usage over 30 days and audit entries.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -11,7 +11,7 @@ use super::{last_days, Names};
 use crate::app::AppState;
 use crate::console::chart::{self, Bar};
 use crate::console::error::{FormError, PageError};
-use crate::console::form::{opt_text, Fields, Id, Params};
+use crate::console::form::{int, opt_gib, opt_text, Fields, Id, Params};
 use crate::console::page::{
     action, answer, bytes, csrf, done, form_error, note, shell, when, when_opt, PageResult,
 };
@@ -269,6 +269,32 @@ pub async fn render_user(
         }
         (form_error(error.as_ref(), "subscription-actions"))
         @if operator {
+            @for s in subs.iter().filter(|s| !matches!(s.status, SubscriptionStatus::Ended | SubscriptionStatus::Cancelled)) {
+                details class="changes" {
+                    summary { "Change the " (plan_names.of(s.plan_id)) " subscription (" (s.status) ")" }
+                    @if s.status == SubscriptionStatus::Active && s.ends_at.is_some() {
+                        form class="stacked" method="post" action={ "/ui/subscriptions/" (s.id) "/extend" } {
+                            (csrf(console))
+                            label { "Extend by, days" input name="days" type="number" min="1" max="3650" required; }
+                            button type="submit" { "Extend" }
+                        }
+                    }
+                    form class="stacked" method="post" action={ "/ui/subscriptions/" (s.id) "/add-traffic" } {
+                        (csrf(console))
+                        label { "Add traffic this period, GiB" input name="gib" type="number" min="0" step="any" required; }
+                        button type="submit" { "Add traffic" }
+                    }
+                    form class="stacked" method="post" action={ "/ui/subscriptions/" (s.id) "/plan" } {
+                        (csrf(console))
+                        label { "New plan"
+                            select name="plan" {
+                                @for p in plans.iter().filter(|p| p.id != s.plan_id) { option value=(p.id) { (p.name) } }
+                            }
+                        }
+                        button type="submit" { "Change plan" }
+                    }
+                }
+            }
             form id="subscribe" class="stacked" method="post" action={ "/ui/users/" (id) "/subscriptions" } {
                 (csrf(console))
                 label { "Plan"
@@ -459,13 +485,97 @@ pub async fn reset_usage(
     }
 }
 
+#[derive(Debug, Deserialize)]
+pub struct ExtendForm {
+    days: String,
+}
+
+/// Moves an active subscription's end later.
+pub async fn extend(
+    State(state): State<AppState>,
+    console: Console,
+    Id(id): Id<Uuid>,
+    Fields(f): Fields<ExtendForm>,
+) -> PageResult {
+    console.require(Role::Operator)?;
+    let sub = state.store.get_subscription(id).await?;
+    let result = async {
+        let days = int("days", &f.days)?;
+        domain::subscriptions::extend(&state, &console.actor(), id, days)
+            .await
+            .map_err(PageError::from)
+    }
+    .await;
+    match result {
+        Ok(s) => Ok(done(
+            &format!("/ui/users/{}", sub.user_id),
+            &format!("subscription extended to {}", when_opt(s.ends_at)),
+        )),
+        Err(e) => failed(&state, &console, sub.user_id, "subscription-actions", e).await,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TrafficForm {
+    gib: String,
+}
+
+/// Lets more traffic through this period.
+pub async fn add_traffic(
+    State(state): State<AppState>,
+    console: Console,
+    Id(id): Id<Uuid>,
+    Fields(f): Fields<TrafficForm>,
+) -> PageResult {
+    console.require(Role::Operator)?;
+    let sub = state.store.get_subscription(id).await?;
+    let result = async {
+        let added = opt_gib("traffic", &f.gib)?.unwrap_or(0);
+        domain::subscriptions::add_traffic(&state, &console.actor(), id, added)
+            .await
+            .map(|_| added)
+            .map_err(PageError::from)
+    }
+    .await;
+    match result {
+        Ok(added) => Ok(done(
+            &format!("/ui/users/{}", sub.user_id),
+            &format!("{} of traffic added", bytes(added)),
+        )),
+        Err(e) => failed(&state, &console, sub.user_id, "subscription-actions", e).await,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PlanForm {
+    plan: Uuid,
+}
+
+/// Moves a subscription to another plan.
+pub async fn change_plan(
+    State(state): State<AppState>,
+    console: Console,
+    Id(id): Id<Uuid>,
+    Fields(f): Fields<PlanForm>,
+) -> PageResult {
+    console.require(Role::Operator)?;
+    let sub = state.store.get_subscription(id).await?;
+    match domain::subscriptions::change_plan(&state, &console.actor(), id, f.plan).await {
+        Ok((_, plan)) => Ok(done(
+            &format!("/ui/users/{}", sub.user_id),
+            &format!("subscription moved to plan {}", plan.name),
+        )),
+        Err(e) => failed(&state, &console, sub.user_id, "subscription-actions", e).await,
+    }
+}
+
 /// The user page again with the refusal next to `form`.
 async fn failed(
     state: &AppState,
     console: &Console,
     user: Uuid,
     form: &'static str,
-    e: domain::DomainError,
+    e: impl Into<PageError>,
 ) -> Result<Response, PageError> {
     render_user(state, console, user, None, Some(FormError::new(form, e))).await
 }
