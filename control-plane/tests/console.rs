@@ -262,6 +262,72 @@ async fn sign_in_csrf_and_roles(app: &TestApp) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
+    // An operator makes changes but sees and may do nothing admin-only.
+    domain::admins::create(
+        app.state(),
+        "test",
+        "ops",
+        "operator-password-1".into(),
+        Role::Operator,
+    )
+    .await
+    .unwrap();
+    let operator = sign_in(app, "ops", "operator-password-1").await;
+    let page = http
+        .get(app.url("/ui/users"))
+        .header(COOKIE, &operator.cookies)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("id=\"create-user\""),
+        "operators create users"
+    );
+    assert!(!page.contains("href=\"/ui/admins\""), "no admins link");
+    let page = http
+        .get(app.url("/ui/gateways"))
+        .header(COOKIE, &operator.cookies)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !page.contains("Rotate token") && !page.contains("create-gateway"),
+        "{page}"
+    );
+    for (path, fields) in [
+        (
+            "/ui/admins",
+            vec![
+                ("username", "eve"),
+                ("password", "eve-password-1"),
+                ("role", "admin"),
+            ],
+        ),
+        ("/ui/gateways", vec![("name", "gw-eve")]),
+    ] {
+        let mut form = vec![("csrf", operator.csrf.as_str())];
+        form.extend(fields);
+        let r = http
+            .post(app.url(path))
+            .header(COOKIE, &operator.cookies)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+        assert!(r
+            .text()
+            .await
+            .unwrap()
+            .contains("this needs the admin role"));
+    }
+
     // Renewal: a token past half its life gets a new one; an expired one signs out.
     let (admin_row, _) = app
         .store()

@@ -38,11 +38,15 @@ impl Drop for Killed {
     }
 }
 
-/// A fresh PostgreSQL database for the control plane (dropped by the next test run's server
-/// restart at the latest; named so it is clearly a test's).
-async fn fresh_database() -> String {
-    let admin_url = std::env::var("DATABASE_URL_TEST")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+fn postgres_admin_url() -> String {
+    std::env::var("DATABASE_URL_TEST")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh PostgreSQL database for the control plane (dropped at the end of the test), and
+/// its name.
+async fn fresh_database() -> (String, String) {
+    let admin_url = postgres_admin_url();
     let name = format!("httvps_console_{}", uuid::Uuid::new_v4().simple());
     let admin = Store::connect(
         &admin_url,
@@ -61,7 +65,24 @@ async fn fresh_database() -> String {
     let base = admin_url
         .rsplit_once('/')
         .map_or(admin_url.as_str(), |(b, _)| b);
-    format!("{base}/{name}")
+    (format!("{base}/{name}"), name)
+}
+
+async fn drop_database(name: &str) {
+    let admin = Store::connect(
+        &postgres_admin_url(),
+        &StoreOptions {
+            max_connections: 1,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .expect("PostgreSQL");
+    admin
+        .execute_raw(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .expect("drop the test database");
+    admin.close().await;
 }
 
 /// chromedriver on a free port, ready for sessions.
@@ -97,6 +118,8 @@ async fn browser(port: u16, profile: &std::path::Path) -> Client {
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
+        // Containers often have a small /dev/shm.
+        "--disable-dev-shm-usage",
         "--window-size=1280,1600",
         format!("--user-data-dir={}", profile.display()),
     ]);
@@ -329,8 +352,9 @@ async fn live_sessions(store: &Store) -> Vec<httvps_control_plane::model::Sessio
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn operator_console_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
+    let (database_url, database) = fresh_database().await;
     let options = StackOptions {
-        database_url: Some(fresh_database().await),
+        database_url: Some(database_url),
         secret_key: Some("7f".repeat(32)),
         ..StackOptions::ephemeral(dir.path())
     };
@@ -671,4 +695,5 @@ async fn operator_console_in_a_real_browser() {
     println!("console screenshots:\n  {}", ui.saved.join("\n  "));
     ui.browser.close().await.unwrap();
     stack.stop().await;
+    drop_database(&database).await;
 }
