@@ -17,8 +17,8 @@ use fantoccini::elements::Element;
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use httvps_control_plane::domain;
-use httvps_control_plane::model::Role;
-use httvps_control_plane::store::{SessionFilter, Store, StoreOptions};
+use httvps_control_plane::model::{NodeHealth, Role};
+use httvps_control_plane::store::{ProbeRecord, SessionFilter, Store, StoreOptions};
 use httvps_local_stack::{LocalStack, StackOptions};
 
 #[path = "../../../common/test-support/ports.rs"]
@@ -449,6 +449,7 @@ async fn operator_console_in_a_real_browser() {
     ui.fill("login", "username", "root").await;
     ui.fill("login", "password", "not the password").await;
     ui.submit("login").await;
+    ui.wait_for("wrong username or password").await;
     assert!(
         ui.text().await.contains("wrong username or password"),
         "{}",
@@ -487,6 +488,7 @@ async fn operator_console_in_a_real_browser() {
     assert!(ui.text().await.contains("50.0 GiB"));
     ui.fill("create-plan", "name", "gold").await;
     ui.submit("create-plan").await;
+    ui.wait_for("exists already").await;
     let refusal = ui.css("#create-plan-error").await.text().await.unwrap();
     assert!(refusal.contains("exists already"), "{refusal}");
     ui.shot("plans").await;
@@ -519,6 +521,7 @@ async fn operator_console_in_a_real_browser() {
         .contains("gold"));
     ui.fill("create-device", "name", "alice-phone").await;
     ui.submit("create-device").await;
+    ui.wait_for("New credentials").await;
     let link = ui.css("#device-link").await.text().await.unwrap();
     assert!(link.starts_with("httvps://"), "{link}");
     assert!(!ui
@@ -617,7 +620,34 @@ async fn operator_console_in_a_real_browser() {
     ui.go("/ui/audit?action=user.create").await;
     assert!(ui.text().await.contains("admin:root"));
     let node = store.list_nodes().await.unwrap().remove(0);
+    // Three health changes as the health checker records them (its jobs are off in this
+    // stack): the node page charts each and lists them.
+    let t0 = httvps_control_plane::model::now_ms() - 60_000;
+    for (i, (health, latency, error)) in [
+        (NodeHealth::Healthy, Some(12), None),
+        (NodeHealth::Unhealthy, None, Some("connection refused")),
+        (NodeHealth::Healthy, Some(15), None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        store
+            .record_probe(&ProbeRecord {
+                node_id: node.id,
+                at: t0 + i as i64 * 20_000,
+                health,
+                consecutive_failures: 0,
+                consecutive_successes: 0,
+                latency_ms: latency,
+                error: error.map(str::to_owned),
+                transition: Some(health),
+            })
+            .await
+            .unwrap();
+    }
     ui.go(&format!("/ui/nodes/{}", node.id)).await;
+    assert_eq!(ui.count("svg[role=img] rect.bar").await, 3);
+    assert!(ui.text().await.contains("connection refused"));
     ui.select("update-node", "status", "draining").await;
     ui.submit("update-node").await;
     ui.wait_for("node saved").await;

@@ -397,7 +397,21 @@ async fn render_node(
             dt { "Last check" } dd { (when_opt(node.last_checked_at)) }
         }
         h2 { "Health history" }
-        (chart::bars("Probe latency, ms (0: unhealthy)", &series))
+        (chart::bars("Health changes: latency at each change to healthy, ms (0: unhealthy)", &series))
+        @if !history.is_empty() {
+            table {
+                thead { tr { th { "When" } th { "Became" } th { "Latency" } th { "Error" } } }
+                tbody {
+                    @for h in history.iter().rev() {
+                        tr {
+                            td { (when(h.at)) } td { (h.health) }
+                            td { (h.latency_ms.map_or_else(|| "—".to_owned(), |ms| format!("{ms} ms"))) }
+                            td { (h.error.as_deref().unwrap_or("—")) }
+                        }
+                    }
+                }
+            }
+        }
         @if console.may(Role::Operator) {
             h2 { "Change" }
             form id="update-node" class="stacked" method="post" action={ "/ui/nodes/" (id) } {
