@@ -376,6 +376,21 @@ async fn sign_in_csrf_and_roles(app: &TestApp) {
         .unwrap()
         .contains("Max-Age=0"));
 
+    // Deleting asks for a ticked "sure" first, on the server too.
+    let delete = |confirm: &'static str| {
+        http.post(app.url(&format!("/ui/users/{}/delete", alice.id)))
+            .header(COOKIE, &admin.cookies)
+            .form(&[("csrf", admin.csrf.as_str()), ("confirm", confirm)])
+            .send()
+    };
+    let r = delete("").await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("cannot be undone"));
+    assert!(app.store().get_user(alice.id).await.is_ok(), "not deleted");
+    let r = delete("yes").await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(app.store().get_user(alice.id).await.is_err(), "deleted");
+
     // Signing out removes both cookies.
     let r = http
         .post(app.url("/ui/logout"))

@@ -114,6 +114,33 @@ pub fn action(console: &Console, role: Role, action: &str, label: &str) -> Marku
     }
 }
 
+/// A one-button form for a change that cannot be undone: a checkbox saying so must be ticked
+/// first (the browser insists, and [`confirmed`] checks it on the server).
+pub fn irreversible(console: &Console, role: Role, action: &str, label: &str) -> Markup {
+    html! {
+        @if console.may(role) {
+            form class="inline" method="post" action=(action) {
+                (csrf(console))
+                label { input type="checkbox" name="confirm" value="yes" required; " sure" }
+                " "
+                button type="submit" { (label) }
+            }
+        }
+    }
+}
+
+/// Whether the form of [`irreversible`] was confirmed.
+pub fn confirmed(confirm: &str) -> Result<(), PageError> {
+    if confirm == "yes" {
+        Ok(())
+    } else {
+        Err(PageError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "tick \"sure\" to confirm: this cannot be undone",
+        ))
+    }
+}
+
 /// The note a change left (`?note=`), announced to screen readers.
 pub fn note(text: Option<&str>) -> Markup {
     html! {

@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::console::error::{FormError, PageError};
 use crate::console::form::{Fields, Id, Params};
 use crate::console::page::{
-    answer, csrf, done, form_error, note, shell, svg_image, when, when_opt, PageResult,
+    answer, confirmed, csrf, done, form_error, note, shell, svg_image, when, when_opt, PageResult,
 };
 use crate::console::session::Console;
 use crate::domain;
@@ -175,7 +175,13 @@ async fn render(
                 } @else {
                     (post_button(console, &format!("/ui/devices/{id}/status"), Some("active"), "Enable"))
                 }
-                (post_button(console, &format!("/ui/devices/{id}/status"), Some("revoked"), "Revoke for good"))
+                form class="inline" method="post" action={ "/ui/devices/" (id) "/status" } {
+                    (csrf(console))
+                    input type="hidden" name="status" value="revoked";
+                    label { input type="checkbox" name="confirm" value="yes" required; " sure" }
+                    " "
+                    button type="submit" { "Revoke for good" }
+                }
             }
         }
         (form_error(error.as_ref(), "device-actions"))
@@ -275,6 +281,8 @@ pub async fn rotate_token(
 #[derive(Debug, Deserialize)]
 pub struct NewStatus {
     status: String,
+    #[serde(default)]
+    confirm: String,
 }
 
 /// Disables, enables or revokes the device.
@@ -289,6 +297,20 @@ pub async fn set_status(
         .status
         .parse()
         .map_err(|e: String| PageError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    // Revoking cannot be undone.
+    if status == DeviceStatus::Revoked {
+        if let Err(e) = confirmed(&f.confirm) {
+            return render(
+                &state,
+                &console,
+                id,
+                None,
+                None,
+                Some(FormError::new("device-actions", e)),
+            )
+            .await;
+        }
+    }
     match domain::devices::set_status(&state, &console.actor(), id, status).await {
         Ok(_) => Ok(done(
             &format!("/ui/devices/{id}"),

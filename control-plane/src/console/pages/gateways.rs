@@ -10,7 +10,8 @@ use crate::app::AppState;
 use crate::console::error::{FormError, PageError};
 use crate::console::form::{Fields, Id, Params};
 use crate::console::page::{
-    action, answer, csrf, done, form_error, note, shell, when, when_opt, PageResult,
+    action, answer, confirmed, csrf, done, form_error, irreversible, note, shell, when, when_opt,
+    PageResult,
 };
 use crate::console::session::Console;
 use crate::domain;
@@ -77,7 +78,7 @@ async fn render(
                             td { @if t.allowed_from.is_empty() { "anywhere" } @else { (t.allowed_from.join(", ")) } }
                             @if admin {
                                 td { @if t.revoked_at.is_none() {
-                                    (action(console, Role::Admin, &format!("/ui/gateways/{}/tokens/{}/revoke", g.id, t.id), "Revoke token"))
+                                    (irreversible(console, Role::Admin, &format!("/ui/gateways/{}/tokens/{}/revoke", g.id, t.id), "Revoke token"))
                                 } }
                             }
                         }
@@ -202,13 +203,30 @@ pub async fn rotate(
     }
 }
 
+#[derive(Debug, Deserialize)]
+pub struct Confirm {
+    #[serde(default)]
+    confirm: String,
+}
+
 /// Revokes a gateway token at once.
 pub async fn revoke(
     State(state): State<AppState>,
     console: Console,
     Id((id, token_id)): Id<(Uuid, Uuid)>,
+    Fields(f): Fields<Confirm>,
 ) -> PageResult {
     console.require(Role::Admin)?;
+    if let Err(e) = confirmed(&f.confirm) {
+        return render(
+            &state,
+            &console,
+            None,
+            None,
+            Some(FormError::new("gateway-actions", e)),
+        )
+        .await;
+    }
     match domain::gateways::revoke_token(&state, &console.actor(), id, token_id).await {
         Ok(_) => Ok(done("/ui/gateways", "token revoked")),
         Err(e) => {

@@ -9,7 +9,7 @@ use crate::app::AppState;
 use crate::console::error::FormError;
 use crate::console::form::{int, opt_gib, opt_int, Fields, Id, Params};
 use crate::console::page::{
-    action, answer, bytes, csrf, done, form_error, note, shell, when, PageResult,
+    answer, bytes, confirmed, csrf, done, form_error, irreversible, note, shell, when, PageResult,
 };
 use crate::console::session::Console;
 use crate::domain;
@@ -61,7 +61,7 @@ async fn render(
                         td { @if p.allowed_regions.is_empty() { "all" } @else { (p.allowed_regions.join(", ")) } }
                         td { (when(p.created_at)) }
                         @if console.may(Role::Operator) {
-                            td { (action(console, Role::Operator, &format!("/ui/plans/{}/delete", p.id), &format!("Delete plan {}", p.name))) }
+                            td { (irreversible(console, Role::Operator, &format!("/ui/plans/{}/delete", p.id), &format!("Delete plan {}", p.name))) }
                         }
                     }
                 }
@@ -155,13 +155,29 @@ pub async fn create(
     }
 }
 
+#[derive(Debug, Deserialize)]
+pub struct Confirm {
+    #[serde(default)]
+    confirm: String,
+}
+
 /// Deletes a plan.
 pub async fn delete(
     State(state): State<AppState>,
     console: Console,
     Id(id): Id<Uuid>,
+    Fields(f): Fields<Confirm>,
 ) -> PageResult {
     console.require(Role::Operator)?;
+    if let Err(e) = confirmed(&f.confirm) {
+        return render(
+            &state,
+            &console,
+            None,
+            Some(FormError::new("plan-actions", e)),
+        )
+        .await;
+    }
     match domain::plans::delete(&state, &console.actor(), id).await {
         Ok(()) => Ok(done("/ui/plans", "plan deleted")),
         Err(e) => {

@@ -13,7 +13,8 @@ use crate::console::chart::{self, Bar};
 use crate::console::error::{FormError, PageError};
 use crate::console::form::{int, opt_gib, opt_text, Fields, Id, Params};
 use crate::console::page::{
-    action, answer, bytes, csrf, done, form_error, note, shell, when, when_opt, PageResult,
+    action, answer, bytes, confirmed, csrf, done, form_error, irreversible, note, shell, when,
+    when_opt, PageResult,
 };
 use crate::console::session::Console;
 use crate::domain;
@@ -238,7 +239,7 @@ pub async fn render_user(
                 } @else {
                     (status_button(console, id, "active", "Enable user"))
                 }
-                (action(console, Role::Operator, &format!("/ui/users/{id}/delete"), "Delete user"))
+                (irreversible(console, Role::Operator, &format!("/ui/users/{id}/delete"), "Delete user"))
             }
             (form_error(error.as_ref(), "user-actions"))
         }
@@ -408,13 +409,23 @@ pub async fn set_status(
     }
 }
 
+#[derive(Debug, Deserialize)]
+pub struct Confirm {
+    #[serde(default)]
+    confirm: String,
+}
+
 /// Deletes a user, then back to the list.
 pub async fn delete(
     State(state): State<AppState>,
     console: Console,
     Id(id): Id<Uuid>,
+    Fields(f): Fields<Confirm>,
 ) -> PageResult {
     console.require(Role::Operator)?;
+    if let Err(e) = confirmed(&f.confirm) {
+        return failed(&state, &console, id, "user-actions", e).await;
+    }
     match domain::users::delete(&state, &console.actor(), id).await {
         Ok(()) => Ok(done("/ui/users", "user deleted")),
         Err(e) => failed(&state, &console, id, "user-actions", e).await,
