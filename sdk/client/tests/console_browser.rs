@@ -619,6 +619,12 @@ async fn operator_console_in_a_real_browser() {
     }
     ui.go("/ui/audit?action=user.create").await;
     assert!(ui.text().await.contains("admin:root"));
+    // Targets by name, linked to their page.
+    assert_eq!(
+        ui.count(&format!("main td a[href='/ui/users/{}']", alice.id))
+            .await,
+        1
+    );
     let node = store.list_nodes().await.unwrap().remove(0);
     // Three health changes as the health checker records them (its jobs are off in this
     // stack): the node page charts each and lists them.

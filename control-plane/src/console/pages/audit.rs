@@ -64,6 +64,7 @@ pub async fn show(
         .filter(|e| opt_text(&p.action).is_none_or(|a| e.action.contains(a)))
         .take(200)
         .collect();
+    let targets = super::Targets::load(&state).await?;
     let body = html! {
         form class="stacked" method="get" action="/ui/audit" role="search" {
             label { "Actor (e.g. admin:root)" input name="actor" value=(p.actor); }
@@ -74,7 +75,7 @@ pub async fn show(
             button type="submit" { "Filter" }
         }
         h2 { (entries.len()) " entries (newest first, at most 200)" }
-        (super::users::audit_table(&entries))
+        (super::users::audit_table(&entries, &targets))
     };
     Ok(shell(&console, "Audit log", "/ui/audit", body))
 }

@@ -107,6 +107,71 @@ impl Names {
     }
 }
 
+/// Names of everything an audit entry can target, with the page that shows it.
+#[derive(Debug)]
+pub struct Targets {
+    users: Names,
+    devices: Names,
+    plans: Names,
+    nodes: Names,
+    groups: Names,
+    gateways: Names,
+    regions: Names,
+    admins: Names,
+}
+
+impl Targets {
+    pub async fn load(state: &AppState) -> Result<Targets, StoreError> {
+        Ok(Targets {
+            users: Names::users(state).await?,
+            devices: Names::devices(state).await?,
+            plans: Names::plans(state).await?,
+            nodes: Names::nodes(state).await?,
+            groups: Names::groups(state).await?,
+            gateways: Names::gateways(state).await?,
+            regions: Names::from_pairs(
+                state
+                    .store
+                    .list_regions()
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.id, r.code)),
+            ),
+            admins: Names::from_pairs(
+                state
+                    .store
+                    .list_admins()
+                    .await?
+                    .into_iter()
+                    .map(|a| (a.id, a.username)),
+            ),
+        })
+    }
+
+    /// The target's name and, when it has one, its page; the id itself for other kinds.
+    pub fn of(&self, kind: &str, id: &str) -> (String, Option<String>) {
+        let Ok(uuid) = Uuid::parse_str(id) else {
+            return (id.to_owned(), None);
+        };
+        let (names, page) = match kind {
+            "user" => (&self.users, Some("/ui/users/")),
+            "device" => (&self.devices, Some("/ui/devices/")),
+            "node" => (&self.nodes, Some("/ui/nodes/")),
+            "plan" => (&self.plans, None),
+            "node_group" => (&self.groups, None),
+            "gateway" => (&self.gateways, None),
+            "region" => (&self.regions, None),
+            "admin" => (&self.admins, None),
+            _ => return (id.to_owned(), None),
+        };
+        let known = names.0.contains_key(&uuid);
+        (
+            names.of(uuid),
+            page.filter(|_| known).map(|p| format!("{p}{uuid}")),
+        )
+    }
+}
+
 /// The days of the last `days` days, oldest first, as (bucket start, label): the x axis of the
 /// daily charts.
 pub fn last_days(now: crate::model::Millis, days: i64) -> Vec<(crate::model::Millis, String)> {

@@ -215,6 +215,7 @@ pub async fn render_user(
             limit: 20,
         })
         .await?;
+    let targets = super::Targets::load(state).await?;
     let operator = console.may(Role::Operator);
     let body = html! {
         (note(note_text))
@@ -341,7 +342,7 @@ pub async fn render_user(
         h2 { "Usage, last 30 days" }
         (chart::bars("Traffic per day (up + down)", &series))
         h2 { "Audit entries" }
-        (audit_table(&audit))
+        (audit_table(&audit, &targets))
     };
     Ok(answer(
         error.as_ref(),
@@ -359,8 +360,8 @@ fn status_button(console: &Console, id: Uuid, status: &str, label: &str) -> maud
     }
 }
 
-/// Audit entries as a table.
-pub fn audit_table(entries: &[crate::model::AuditEntry]) -> maud::Markup {
+/// Audit entries as a table, their targets by name.
+pub fn audit_table(entries: &[crate::model::AuditEntry], targets: &super::Targets) -> maud::Markup {
     html! {
         @if entries.is_empty() { p class="empty" { "No entries." } } @else {
             table {
@@ -371,7 +372,15 @@ pub fn audit_table(entries: &[crate::model::AuditEntry]) -> maud::Markup {
                             td { (when(e.at)) }
                             td { (e.actor) }
                             td { (e.action) }
-                            td { (e.target_type) " " (e.target_id.as_deref().unwrap_or("")) }
+                            td {
+                                (e.target_type) " "
+                                @if let Some(id) = &e.target_id {
+                                    @match targets.of(&e.target_type, id) {
+                                        (name, Some(page)) => { a href=(page) { (name) } }
+                                        (name, None) => { (name) }
+                                    }
+                                }
+                            }
                             td { code { (e.detail.to_string()) } }
                         }
                     }
