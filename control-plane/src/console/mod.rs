@@ -31,22 +31,28 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/ui/users/{id}", get(users::show))
         .route("/ui/users/{id}/status", post(users::set_status))
         .route("/ui/users/{id}/delete", post(users::delete))
-        .route("/ui/users/{id}/subscriptions", post(users::subscribe))
+        .route(
+            "/ui/users/{id}/subscriptions",
+            post(subscriptions::subscribe),
+        )
         .route("/ui/users/{id}/devices", post(devices::create))
         .route(
             "/ui/subscriptions/{id}/cancel",
-            post(users::cancel_subscription),
+            post(subscriptions::cancel_subscription),
         )
         .route(
             "/ui/subscriptions/{id}/reset-usage",
-            post(users::reset_usage),
+            post(subscriptions::reset_usage),
         )
-        .route("/ui/subscriptions/{id}/extend", post(users::extend))
+        .route("/ui/subscriptions/{id}/extend", post(subscriptions::extend))
         .route(
             "/ui/subscriptions/{id}/add-traffic",
-            post(users::add_traffic),
+            post(subscriptions::add_traffic),
         )
-        .route("/ui/subscriptions/{id}/plan", post(users::change_plan))
+        .route(
+            "/ui/subscriptions/{id}/plan",
+            post(subscriptions::change_plan),
+        )
         .route("/ui/devices", get(devices::list))
         .route("/ui/devices/{id}", get(devices::show))
         .route("/ui/devices/{id}/rotate-token", post(devices::rotate_token))
@@ -60,9 +66,9 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/ui/node-groups",
             get(pool::groups).post(pool::create_group),
         )
-        .route("/ui/nodes", get(pool::nodes))
-        .route("/ui/nodes/import", post(pool::import_node))
-        .route("/ui/nodes/{id}", get(pool::node).post(pool::update_node))
+        .route("/ui/nodes", get(nodes::nodes))
+        .route("/ui/nodes/import", post(nodes::import_node))
+        .route("/ui/nodes/{id}", get(nodes::node).post(nodes::update_node))
         .route("/ui/usage", get(usage::show))
         .route("/ui/audit", get(audit::show))
         .route("/ui/gateways", get(gateways::list).post(gateways::create))

@@ -1,4 +1,5 @@
-//! The audit log with filters: actor, action, target type and id, since a date.
+//! The audit log with filters (actor, action, target type and id, since a date), and the table
+//! of entries the user page shows too.
 
 use axum::extract::State;
 use maud::html;
@@ -7,7 +8,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::console::error::PageError;
 use crate::console::form::{opt_text, Params};
-use crate::console::page::{shell, PageResult};
+use crate::console::page::{shell, when, PageResult};
 use crate::console::session::Console;
 use crate::store::AuditFilter;
 
@@ -75,7 +76,37 @@ pub async fn show(
             button type="submit" { "Filter" }
         }
         h2 { (entries.len()) " entries (newest first, at most 200)" }
-        (super::users::audit_table(&entries, &targets))
+        (table(&entries, &targets))
     };
     Ok(shell(&console, "Audit log", "/ui/audit", body))
+}
+
+/// Audit entries as a table, their targets by name.
+pub fn table(entries: &[crate::model::AuditEntry], targets: &super::Targets) -> maud::Markup {
+    html! {
+        @if entries.is_empty() { p class="empty" { "No entries." } } @else {
+            table {
+                thead { tr { th { "When" } th { "Actor" } th { "Action" } th { "Target" } th { "Detail" } } }
+                tbody {
+                    @for e in entries {
+                        tr {
+                            td { (when(e.at)) }
+                            td { (e.actor) }
+                            td { (e.action) }
+                            td {
+                                (e.target_type) " "
+                                @if let Some(id) = &e.target_id {
+                                    @match targets.of(&e.target_type, id) {
+                                        (name, Some(page)) => { a href=(page) { (name) } }
+                                        (name, None) => { (name) }
+                                    }
+                                }
+                            }
+                            td { code { (e.detail.to_string()) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -6,9 +6,11 @@ pub mod audit;
 pub mod dashboard;
 pub mod devices;
 pub mod gateways;
+pub mod nodes;
 pub mod plans;
 pub mod pool;
 pub mod sessions;
+pub mod subscriptions;
 pub mod usage;
 pub mod users;
 

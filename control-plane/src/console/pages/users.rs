@@ -1,5 +1,6 @@
 //! Users: search and filter by status and plan, create, disable / enable, delete; one user's
-//! subscriptions (create, extend, add traffic, change plan, cancel, reset usage), devices, usage over 30 days and audit entries.
+//! page with their subscriptions (changed in `subscriptions.rs`), devices, usage over 30 days and
+//! audit entries.
 
 use axum::extract::State;
 use axum::response::Response;
@@ -11,14 +12,13 @@ use super::{last_days, Names};
 use crate::app::AppState;
 use crate::console::chart::{self, Bar};
 use crate::console::error::{FormError, PageError};
-use crate::console::form::{int, opt_gib, opt_text, Fields, Id, Params};
+use crate::console::form::{opt_text, Fields, Id, Params};
 use crate::console::page::{
     action, answer, bytes, confirmed, csrf, done, form_error, irreversible, note, shell, when,
     when_opt, PageResult,
 };
 use crate::console::session::Console;
 use crate::domain;
-use crate::domain::subscriptions::PlanRef;
 use crate::model::{now_ms, Role, SubscriptionStatus, UserStatus};
 use crate::store::{AuditFilter, UsageGroupBy, UsageQuery, UserUpdate};
 
@@ -342,7 +342,7 @@ pub async fn render_user(
         h2 { "Usage, last 30 days" }
         (chart::bars("Traffic per day (up + down)", &series))
         h2 { "Audit entries" }
-        (audit_table(&audit, &targets))
+        (super::audit::table(&audit, &targets))
     };
     Ok(answer(
         error.as_ref(),
@@ -356,36 +356,6 @@ fn status_button(console: &Console, id: Uuid, status: &str, label: &str) -> maud
             (csrf(console))
             input type="hidden" name="status" value=(status);
             button type="submit" { (label) }
-        }
-    }
-}
-
-/// Audit entries as a table, their targets by name.
-pub fn audit_table(entries: &[crate::model::AuditEntry], targets: &super::Targets) -> maud::Markup {
-    html! {
-        @if entries.is_empty() { p class="empty" { "No entries." } } @else {
-            table {
-                thead { tr { th { "When" } th { "Actor" } th { "Action" } th { "Target" } th { "Detail" } } }
-                tbody {
-                    @for e in entries {
-                        tr {
-                            td { (when(e.at)) }
-                            td { (e.actor) }
-                            td { (e.action) }
-                            td {
-                                (e.target_type) " "
-                                @if let Some(id) = &e.target_id {
-                                    @match targets.of(&e.target_type, id) {
-                                        (name, Some(page)) => { a href=(page) { (name) } }
-                                        (name, None) => { (name) }
-                                    }
-                                }
-                            }
-                            td { code { (e.detail.to_string()) } }
-                        }
-                    }
-                }
-            }
         }
     }
 }
@@ -441,156 +411,8 @@ pub async fn delete(
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct NewSubscription {
-    plan: Uuid,
-    start: String,
-}
-
-/// Gives the user a plan.
-pub async fn subscribe(
-    State(state): State<AppState>,
-    console: Console,
-    Id(id): Id<Uuid>,
-    Fields(f): Fields<NewSubscription>,
-) -> PageResult {
-    console.require(Role::Operator)?;
-    let (on_hold, queued) = (f.start == "on_hold", f.start == "queued");
-    match domain::subscriptions::create(
-        &state,
-        &console.actor(),
-        id,
-        Some(PlanRef::Id(f.plan)),
-        on_hold,
-        queued,
-    )
-    .await
-    {
-        Ok((_, plan)) => Ok(done(
-            &format!("/ui/users/{id}"),
-            &format!("subscription to {} added", plan.name),
-        )),
-        Err(e) => failed(&state, &console, id, "subscribe", e).await,
-    }
-}
-
-/// Cancels a subscription.
-pub async fn cancel_subscription(
-    State(state): State<AppState>,
-    console: Console,
-    Id(id): Id<Uuid>,
-) -> PageResult {
-    console.require(Role::Operator)?;
-    let sub = state.store.get_subscription(id).await?;
-    match domain::subscriptions::cancel(&state, &console.actor(), id).await {
-        Ok(_) => Ok(done(
-            &format!("/ui/users/{}", sub.user_id),
-            "subscription cancelled",
-        )),
-        Err(e) => failed(&state, &console, sub.user_id, "subscription-actions", e).await,
-    }
-}
-
-/// Starts a subscription's quota period afresh.
-pub async fn reset_usage(
-    State(state): State<AppState>,
-    console: Console,
-    Id(id): Id<Uuid>,
-) -> PageResult {
-    console.require(Role::Operator)?;
-    let sub = state.store.get_subscription(id).await?;
-    match domain::subscriptions::reset_usage(&state, &console.actor(), id).await {
-        Ok(_) => Ok(done(&format!("/ui/users/{}", sub.user_id), "usage reset")),
-        Err(e) => failed(&state, &console, sub.user_id, "subscription-actions", e).await,
-    }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ExtendForm {
-    days: String,
-}
-
-/// Moves an active subscription's end later.
-pub async fn extend(
-    State(state): State<AppState>,
-    console: Console,
-    Id(id): Id<Uuid>,
-    Fields(f): Fields<ExtendForm>,
-) -> PageResult {
-    console.require(Role::Operator)?;
-    let sub = state.store.get_subscription(id).await?;
-    let result = async {
-        let days = int("days", &f.days)?;
-        domain::subscriptions::extend(&state, &console.actor(), id, days)
-            .await
-            .map_err(PageError::from)
-    }
-    .await;
-    match result {
-        Ok(s) => Ok(done(
-            &format!("/ui/users/{}", sub.user_id),
-            &format!("subscription extended to {}", when_opt(s.ends_at)),
-        )),
-        Err(e) => failed(&state, &console, sub.user_id, "subscription-actions", e).await,
-    }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct TrafficForm {
-    gib: String,
-}
-
-/// Lets more traffic through this period.
-pub async fn add_traffic(
-    State(state): State<AppState>,
-    console: Console,
-    Id(id): Id<Uuid>,
-    Fields(f): Fields<TrafficForm>,
-) -> PageResult {
-    console.require(Role::Operator)?;
-    let sub = state.store.get_subscription(id).await?;
-    let result = async {
-        let added = opt_gib("traffic", &f.gib)?.unwrap_or(0);
-        domain::subscriptions::add_traffic(&state, &console.actor(), id, added)
-            .await
-            .map(|_| added)
-            .map_err(PageError::from)
-    }
-    .await;
-    match result {
-        Ok(added) => Ok(done(
-            &format!("/ui/users/{}", sub.user_id),
-            &format!("{} of traffic added", bytes(added)),
-        )),
-        Err(e) => failed(&state, &console, sub.user_id, "subscription-actions", e).await,
-    }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct PlanForm {
-    plan: Uuid,
-}
-
-/// Moves a subscription to another plan.
-pub async fn change_plan(
-    State(state): State<AppState>,
-    console: Console,
-    Id(id): Id<Uuid>,
-    Fields(f): Fields<PlanForm>,
-) -> PageResult {
-    console.require(Role::Operator)?;
-    let sub = state.store.get_subscription(id).await?;
-    match domain::subscriptions::change_plan(&state, &console.actor(), id, f.plan).await {
-        Ok((_, plan)) => Ok(done(
-            &format!("/ui/users/{}", sub.user_id),
-            &format!("subscription moved to plan {}", plan.name),
-        )),
-        Err(e) => failed(&state, &console, sub.user_id, "subscription-actions", e).await,
-    }
-}
-
 /// The user page again with the refusal next to `form`.
-async fn failed(
+pub(super) async fn failed(
     state: &AppState,
     console: &Console,
     user: Uuid,
