@@ -53,3 +53,27 @@ pub fn bars(title: &str, series: &[Bar]) -> Markup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bar(value: f64) -> Bar {
+        Bar {
+            label: "d".into(),
+            value,
+            shown: format!("{value}"),
+        }
+    }
+
+    #[test]
+    fn one_rect_per_bar_with_its_value_and_a_title() {
+        let svg = bars("Traffic", &[bar(0.0), bar(5.0), bar(10.0)]).into_string();
+        assert_eq!(svg.matches("<rect").count(), 3);
+        assert!(svg.contains("role=\"img\"") && svg.contains("<title>Traffic</title>"));
+        assert!(svg.contains("<title>d: 10</title>"));
+        assert!(svg.contains("(highest: 10)"));
+        let empty = bars("Traffic", &[]).into_string();
+        assert!(empty.contains("no data yet") && !empty.contains("<svg"));
+    }
+}

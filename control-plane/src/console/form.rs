@@ -94,3 +94,27 @@ pub fn opt_text(text: &str) -> Option<&str> {
     let text = text.trim();
     (!text.is_empty()).then_some(text)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_text_becomes_numbers_or_a_named_refusal() {
+        assert_eq!(opt_int("weight", " ").unwrap(), None);
+        assert_eq!(opt_int("weight", "42").unwrap(), Some(42));
+        assert!(opt_int("weight", "4x")
+            .unwrap_err()
+            .message
+            .contains("weight"));
+        assert!(int("days", "")
+            .unwrap_err()
+            .message
+            .contains("days is required"));
+        assert_eq!(opt_gib("traffic", "1.5").unwrap(), Some(3 << 29));
+        assert!(opt_gib("traffic", "-1").is_err());
+        assert!(opt_gib("traffic", "NaN").is_err());
+        assert_eq!(opt_text("  x "), Some("x"));
+        assert_eq!(opt_text("   "), None);
+    }
+}

@@ -226,3 +226,31 @@ pub fn svg_image(svg: &str, alt: &str) -> Markup {
 
 /// A page refused as a whole.
 pub type PageResult = Result<Response, PageError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_times_read_well() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(50 << 30), "50.0 GiB");
+        assert_eq!(when(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(when(1_764_624_600_000), "2025-12-01 21:30:00 UTC");
+        assert_eq!(day(1_764_624_600_000), "2025-12-01");
+        assert_eq!(when_opt(None), "—");
+    }
+
+    #[test]
+    fn notes_are_url_encoded() {
+        let r = done("/ui/users/x", "plan gold & co created");
+        assert_eq!(
+            r.headers()["location"],
+            "/ui/users/x?note=plan+gold+%26+co+created"
+        );
+        let r = done("/ui/sessions?show=all", "ok");
+        assert_eq!(r.headers()["location"], "/ui/sessions?show=all&note=ok");
+    }
+}

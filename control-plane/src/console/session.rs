@@ -205,3 +205,28 @@ fn renew(state: &AppState, token: &str, caller: &AdminCaller) -> Option<String> 
 pub fn new_csrf() -> String {
     token::generate()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_by_exact_name_across_headers() {
+        let mut headers = HeaderMap::new();
+        headers.append(COOKIE, HeaderValue::from_static("a=1; httvps_csrf_x=no"));
+        headers.append(
+            COOKIE,
+            HeaderValue::from_static("httvps_csrf=tok; httvps_console=jwt.a.b"),
+        );
+        assert_eq!(cookie(&headers, CSRF_COOKIE), Some("tok"));
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("jwt.a.b"));
+        assert_eq!(cookie(&headers, "missing"), None);
+        let mut empty = HeaderMap::new();
+        empty.append(COOKIE, HeaderValue::from_static("httvps_csrf="));
+        assert_eq!(
+            cookie(&empty, CSRF_COOKIE),
+            None,
+            "an empty value is no token"
+        );
+    }
+}
