@@ -79,12 +79,18 @@ ensure_tools() {
   command -v curl >/dev/null || want+=(curl)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || want+=(nginx-light)
   [ -x /usr/bin/pebble ] || want+=(pebble)
-  # The operator console's browser test (control-plane/tests/console_browser.rs) drives a real
+  # The VPN-mode tests (sdk/client/tests/tun.rs): namespaces and routes, a capture on the veth,
+  # DNS lookups, and a run without privileges.
+  command -v ip >/dev/null || want+=(iproute2)
+  command -v tcpdump >/dev/null || [ -x /usr/bin/tcpdump ] || want+=(tcpdump)
+  command -v dig >/dev/null || want+=(dnsutils)
+  command -v setpriv >/dev/null || want+=(util-linux)
+  # The operator console's browser test (sdk/client/tests/console_browser.rs) drives a real
   # headless Chromium over WebDriver.
   command -v chromium >/dev/null || want+=(chromium)
   command -v chromedriver >/dev/null || want+=(chromium-driver)
   [ ${#want[@]} -eq 0 ] || apt_install "${want[@]}" || {
-    echo "the end-to-end, camouflage, ACME and console browser tests drive the real ${want[*]}" >&2
+    echo "the end-to-end, VPN-mode, camouflage, ACME and console browser tests drive the real ${want[*]}" >&2
     [ "${CI:-}" = "true" ] && exit 1
   }
 }

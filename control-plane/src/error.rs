@@ -30,6 +30,9 @@ pub enum ApiError {
     Validation(String),
     #[error("malformed request body: {0}")]
     BadJson(String),
+    /// A query parameter the operation does not take (named in the message).
+    #[error("{0}")]
+    UnknownParameter(String),
     #[error("authentication required")]
     Unauthenticated,
     #[error("{0}")]
@@ -68,6 +71,11 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 "malformed_body",
                 "Malformed request body",
+            ),
+            ApiError::UnknownParameter(_) => (
+                StatusCode::BAD_REQUEST,
+                "unknown_parameter",
+                "Unknown query parameter",
             ),
             ApiError::Unauthenticated => (
                 StatusCode::UNAUTHORIZED,
@@ -111,6 +119,21 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The status, code and detail a client is shown; internal details go to the log instead.
+    pub fn shown(&self) -> (StatusCode, &'static str, String) {
+        let (status, code, _) = self.parts();
+        let detail = match self {
+            ApiError::Internal(msg) => {
+                tracing::error!(error = %msg, "request failed");
+                "the server could not complete the request".to_owned()
+            }
+            other => other.to_string(),
+        };
+        (status, code, detail)
+    }
+}
+
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         match e {
@@ -141,15 +164,8 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, title) = self.parts();
-        let detail = match &self {
-            // Internal details go to the log, not to the client.
-            ApiError::Internal(msg) => {
-                tracing::error!(error = %msg, "request failed");
-                "the server could not complete the request".to_owned()
-            }
-            other => other.to_string(),
-        };
+        let (_, _, title) = self.parts();
+        let (status, code, detail) = self.shown();
         let body = Problem {
             problem_type: format!("urn:httvps:problem:{code}"),
             title: title.into(),

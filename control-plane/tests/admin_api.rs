@@ -47,6 +47,7 @@ on_sqlite!(
     validation_is_precise_and_writes_nothing,
     not_found_and_malformed_ids,
     openapi_lists_the_admin_paths,
+    every_list_pages_and_refuses_unknown_parameters,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2166,7 +2167,15 @@ async fn validation_is_precise_and_writes_nothing(app: &TestApp) {
     invalid(get(app, "/v1/admin/users?limit=1001").await, "limit");
     invalid(get(app, "/v1/admin/users?limit=abc").await, "limit");
     invalid(get(app, "/v1/admin/users?offset=-1").await, "offset");
-    invalid(get(app, "/v1/admin/users?sort=name").await, "sort");
+    let detail = problem(
+        get(app, "/v1/admin/users?sort=name").await,
+        StatusCode::BAD_REQUEST,
+        "unknown_parameter",
+    );
+    assert!(
+        detail.contains("\"sort\"") && detail.contains("limit, offset"),
+        "{detail}"
+    );
 
     // Regions.
     let r = "/v1/admin/regions";
@@ -2334,6 +2343,104 @@ async fn not_found_and_malformed_ids(app: &TestApp) {
     let user = id(&create_ok(app, "/v1/admin/users", json!({"name": "q"})).await);
     let detail = not_found(get(app, &format!("/v1/admin/users/{user}/quota")).await);
     assert!(detail.contains("subscription"), "{detail}");
+}
+
+/// Issue 14 item 5: every list takes `limit` and `offset` (they were unbounded), and every list
+/// answers an unknown query parameter alike: 400 `unknown_parameter` naming it (some ignored it,
+/// others answered 422).
+async fn every_list_pages_and_refuses_unknown_parameters(app: &TestApp) {
+    for i in 0..3 {
+        create_ok(
+            app,
+            "/v1/admin/plans",
+            json!({"name": format!("plan-{i}"), "device_limit": 1, "session_limit": 1}),
+        )
+        .await;
+        create_ok(
+            app,
+            "/v1/admin/regions",
+            json!({"code": format!("r-{i}"), "name": format!("R {i}")}),
+        )
+        .await;
+        create_ok(
+            app,
+            "/v1/admin/node-groups",
+            json!({"name": format!("group-{i}")}),
+        )
+        .await;
+        create_ok(
+            app,
+            "/v1/admin/gateways",
+            json!({"name": format!("gw-{i}")}),
+        )
+        .await;
+        let user =
+            id(&create_ok(app, "/v1/admin/users", json!({"name": format!("user-{i}")})).await);
+        create_ok(
+            app,
+            &format!("/v1/admin/users/{user}/devices"),
+            json!({"name": "phone"}),
+        )
+        .await;
+    }
+    let pages = |list: &'static str, key: &'static str| async move {
+        let all = get_ok(app, &format!("{list}?limit=1000")).await;
+        let all: Vec<Value> = all.as_array().unwrap().clone();
+        assert!(all.len() >= 3, "{list}: {all:?}");
+        let first = get_ok(app, &format!("{list}?limit=2")).await;
+        let second = get_ok(app, &format!("{list}?limit=2&offset=2")).await;
+        let paged: Vec<Value> = first
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(second.as_array().unwrap())
+            .cloned()
+            .collect();
+        assert_eq!(
+            paged.iter().map(|v| v[key].clone()).collect::<Vec<_>>(),
+            all.iter()
+                .take(4)
+                .map(|v| v[key].clone())
+                .collect::<Vec<_>>(),
+            "{list}: two pages are the first rows in order"
+        );
+        invalid(get(app, &format!("{list}?limit=0")).await, "limit");
+        invalid(get(app, &format!("{list}?offset=-1")).await, "offset");
+        let detail = problem(
+            get(app, &format!("{list}?colour=red")).await,
+            StatusCode::BAD_REQUEST,
+            "unknown_parameter",
+        );
+        assert!(detail.contains("\"colour\""), "{list}: {detail}");
+    };
+    for (list, key) in [
+        ("/v1/admin/plans", "name"),
+        ("/v1/admin/regions", "code"),
+        ("/v1/admin/node-groups", "name"),
+        ("/v1/admin/gateways", "name"),
+        ("/v1/admin/users", "name"),
+        ("/v1/admin/devices", "id"),
+        ("/v1/admin/audit", "id"),
+    ] {
+        pages(list, key).await;
+    }
+    for list in [
+        "/v1/admin/nodes",
+        "/v1/admin/sessions",
+        "/v1/admin/gateways/live",
+        "/v1/admin/admins",
+    ] {
+        let detail = problem(
+            get(app, &format!("{list}?colour=red")).await,
+            StatusCode::BAD_REQUEST,
+            "unknown_parameter",
+        );
+        assert!(detail.contains("colour"), "{list}: {detail}");
+    }
+    assert_eq!(
+        get_ok(app, "/v1/admin/nodes?limit=1&offset=5").await,
+        json!([])
+    );
 }
 
 async fn openapi_lists_the_admin_paths(app: &TestApp) {

@@ -1,9 +1,15 @@
 //! The operator CLI as an operator runs it: the real binary against an SQLite file, from the first
-//! admin to a device's connection link.
+//! admin to a device's connection link, and against PostgreSQL for the day-to-day work (names
+//! for ids, tables with dates, `--json`, node groups, sessions, gateway tokens).
+
+mod common;
 
 use std::process::{Command, Output};
 
+use httvps_control_plane::store::NewSession;
 use httvps_proto::link::ConnectionLink;
+use serde_json::Value;
+use uuid::Uuid;
 
 fn cli(db: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_httvps-control-plane"))
@@ -74,7 +80,7 @@ fn an_operator_sets_up_a_working_service_without_json() {
         ],
     );
     assert!(plan.contains("plan basic created"));
-    assert!(ok(&db, &["plan", "list"]).contains(&format!("{} bytes/calendar_month", 100u64 << 30)));
+    assert!(ok(&db, &["plan", "list"]).contains("100.0 GiB per calendar_month"));
     let user = ok(
         &db,
         &["user", "create", "--name", "alice", "--plan", "basic"],
@@ -189,7 +195,7 @@ fn an_operator_sets_up_a_working_service_without_json() {
     assert!(
         ok(&db, &["gateway", "rotate", "--name", "gw-1"]).contains("new service token for gw-1")
     );
-    assert!(ok(&db, &["usage", "--by", "user"]).starts_with("bucket_start\tuser"));
+    assert!(ok(&db, &["usage", "--by", "user"]).starts_with("BUCKET  USER  UP  DOWN"));
     let bad_unit = cli(
         &db,
         &["plan", "create", "--name", "x", "--quota", "12 parsecs"],
@@ -243,7 +249,7 @@ fn the_cli_refuses_what_the_api_refuses() {
     );
     // Nothing refused was written.
     assert!(!ok(&db, &["user", "list"]).contains("bob"));
-    assert!(ok(&db, &["plan", "list"]).trim().is_empty());
+    assert_eq!(ok(&db, &["plan", "list", "--json"]).trim(), "[]");
 }
 
 /// `httvps-control-plane ... | head` where the reader has gone before the output comes: the
@@ -252,18 +258,382 @@ fn the_cli_refuses_what_the_api_refuses() {
 fn a_closed_pipe_ends_a_command_quietly() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite:{}", dir.path().join("cp.db").display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_httvps-control-plane"))
-        .arg("migrate")
-        .env("DATABASE_URL", &db)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+    // A table and a JSON listing too, on the migrated database.
+    for args in [
+        &["migrate"][..],
+        &["user", "list"],
+        &["plan", "list", "--json"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_httvps-control-plane"))
+            .args(args)
+            .env("DATABASE_URL", &db)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run the CLI");
+        // Close the read end before the command (which first opens and migrates the database)
+        // writes its line.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("the CLI ends");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(out.status.success(), "{args:?}: {:?}: {stderr}", out.status);
+    }
+}
+
+/// Runs the CLI on `db` with `key` as the secret key file; the output as JSON.
+fn json_of(db: &str, key: &str, args: &[&str]) -> Value {
+    let out = text_of(db, key, &[args, &["--json"]].concat());
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
+}
+
+fn text_of(db: &str, key: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_httvps-control-plane"))
+        .args(args)
+        .env("DATABASE_URL", db)
+        .env("HTTVPS_ADMIN_PASSWORD", "a long enough password")
+        .env("HTTVPS_CP_PUBLIC_GATEWAY", "vpn.example.com:443/s3cret")
+        .env("HTTVPS_CP_GATEWAY_CERT_SHA256", "ab".repeat(32))
+        .env("HTTVPS_CP_SECRET_KEY_FILE", key)
+        .env_remove("HTTVPS_CP_SECRET_KEY")
+        .env_remove("REDIS_URL")
+        .output()
         .expect("run the CLI");
-    // Close the read end before the command (which first opens and migrates the database)
-    // writes its line.
-    drop(child.stdout.take());
-    let out = child.wait_with_output().expect("the CLI ends");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !stdout.contains("Some(") && !stdout.contains("None"),
+        "{args:?} printed a Rust value: {stdout}"
+    );
+    stdout
+}
+
+/// A table's rows (after the header) whose cells include `cell`.
+fn rows_with<'a>(table: &'a str, cell: &str) -> Vec<&'a str> {
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| l.split("  ").any(|c| c.trim() == cell))
+        .collect()
+}
+
+fn has_date(text: &str) -> bool {
+    // 2026-12-01 21:20:05 UTC
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(3)
+        .any(|w| {
+            w[0].len() == 10
+                && w[0].chars().filter(|c| *c == '-').count() == 2
+                && w[1].len() == 8
+                && w[2] == "UTC"
+        })
+}
+
+/// Issue 14 item 6: the CLI does the day-to-day work the admin API does, on PostgreSQL, with
+/// things named as the operator knows them, tables with readable dates, and `--json`.
+#[test]
+fn day_to_day_work_on_postgres_by_name() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let test_db = rt.block_on(common::TestDb::postgres());
+    let db = test_db.url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("secret.key").display().to_string();
+    let (db, key) = (db.as_str(), key.as_str());
+
+    assert_eq!(json_of(db, key, &["migrate"])["migrated"], true);
+    text_of(
+        db,
+        key,
+        &["region", "create", "--code", "eu-west", "--name", "EU West"],
+    );
+    let plan = json_of(
+        db,
+        key,
+        &[
+            "plan", "create", "--name", "basic", "--quota", "10GiB", "--days", "30",
+        ],
+    );
+    assert_eq!(plan["quota_bytes"], 10u64 << 30);
+    let shown = text_of(db, key, &["plan", "show", "basic"]);
+    assert!(
+        shown.contains("10.0 GiB per calendar_month") && shown.contains("30 days"),
+        "{shown}"
+    );
+    let created = json_of(
+        db,
+        key,
+        &[
+            "user",
+            "create",
+            "--name",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--plan",
+            "basic",
+        ],
+    );
+    let alice = created["user"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["subscription"]["status"], "active");
+
+    // Lists are tables with a header and readable dates; --json gives the rows.
+    let users = text_of(db, key, &["user", "list"]);
+    assert!(users.starts_with("ID "), "{users}");
+    let row = rows_with(&users, "alice");
+    assert_eq!(row.len(), 1, "{users}");
+    assert!(
+        row[0].contains("alice@example.com") && row[0].contains("active"),
+        "{users}"
+    );
+    assert!(has_date(row[0]), "{users}");
+    let page = json_of(db, key, &["user", "list", "--limit", "1", "--offset", "1"]);
+    assert_eq!(
+        page,
+        Value::Array(vec![]),
+        "one user: the second page is empty"
+    );
+
+    // A user by e-mail address; show gives subscriptions and quota.
+    let shown = json_of(db, key, &["user", "show", "alice@example.com"]);
+    assert_eq!(shown["user"]["id"], alice.as_str());
+    assert_eq!(shown["subscriptions"].as_array().unwrap().len(), 1);
+    assert_eq!(shown["quota"]["quota_bytes"], 10u64 << 30);
+    let shown = text_of(db, key, &["user", "show", "alice"]);
+    assert!(shown.contains("10.0 GiB") && has_date(&shown), "{shown}");
+    let reset = json_of(db, key, &["user", "reset-usage", "alice@example.com"]);
+    assert_eq!(reset["used_bytes"], 0);
+
+    // Devices by name within their user.
+    let device = json_of(
+        db,
+        key,
+        &["device", "create", "--user", "alice", "--name", "phone"],
+    );
+    let device_id = device["device"]["id"].as_str().unwrap().to_owned();
+    assert!(device["links"][0]["link"]
+        .as_str()
+        .unwrap()
+        .starts_with("httvps://"));
+    let disabled = json_of(
+        db,
+        key,
+        &["device", "disable", "phone", "--user", "alice@example.com"],
+    );
+    assert_eq!(
+        (disabled["id"].as_str(), &disabled["status"]),
+        (Some(device_id.as_str()), &Value::from("disabled"))
+    );
+    assert!(text_of(db, key, &["device", "enable", "phone", "--user", "alice"]).contains("phone"));
+    let link = json_of(db, key, &["device", "link", "phone", "--user", "alice"]);
+    let rotated = json_of(
+        db,
+        key,
+        &["device", "rotate-token", "phone", "--user", "alice"],
+    );
+    assert_ne!(link["links"][0]["link"], rotated["links"][0]["link"]);
+    let refused = cli(db, &["device", "show", "phone"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("give --user"));
+    let devices = text_of(db, key, &["device", "list", "--user", "alice"]);
+    assert!(
+        rows_with(&devices, "phone")[0].contains("never"),
+        "not seen yet: {devices}"
+    );
+
+    // Node groups and their members, by name.
+    let access_key =
+        "ss://Y2hhY2hhMjAtaWV0Zi1wb2x5MTMwNTpzZWNyZXQ@203.0.113.5:8388/?outline=1#fra-1";
+    let node = json_of(
+        db,
+        key,
+        &["node", "import", access_key, "--region", "eu-west"],
+    );
+    text_of(
+        db,
+        key,
+        &[
+            "node-group",
+            "create",
+            "--name",
+            "frankfurt",
+            "--description",
+            "FRA",
+        ],
+    );
+    let joined = json_of(db, key, &["node-group", "add-node", "frankfurt", "fra-1"]);
+    assert_eq!(joined["groups"].as_array().unwrap().len(), 1);
+    let group = text_of(db, key, &["node-group", "show", "frankfurt"]);
+    assert_eq!(rows_with(&group, "fra-1").len(), 1, "{group}");
+    let nodes = text_of(db, key, &["node", "list"]);
+    assert!(
+        rows_with(&nodes, "fra-1")[0].contains("frankfurt"),
+        "{nodes}"
+    );
+    let groups = text_of(db, key, &["node-group", "list"]);
+    assert!(
+        rows_with(&groups, "frankfurt")[0].contains("  1  "),
+        "{groups}"
+    );
+    let left = json_of(
+        db,
+        key,
+        &["node-group", "remove-node", "frankfurt", "fra-1"],
+    );
+    assert_eq!(left["groups"], Value::Array(vec![]));
+    text_of(
+        db,
+        key,
+        &["node-group", "update", "frankfurt", "--name", "fra"],
+    );
+    text_of(db, key, &["node-group", "delete", "fra"]);
+    assert_eq!(
+        json_of(db, key, &["node-group", "list"]),
+        Value::Array(vec![])
+    );
+
+    // Gateway tokens: listed, revoked by the gateway's name.
+    let gw = json_of(db, key, &["gateway", "create", "--name", "gw-1"]);
+    let first_token = gw["token_id"].as_str().unwrap().to_owned();
+    text_of(db, key, &["gateway", "rotate", "--name", "gw-1"]);
+    let tokens = text_of(db, key, &["gateway", "tokens", "gw-1"]);
+    assert_eq!(
+        tokens.lines().count(),
+        3,
+        "a header and two tokens: {tokens}"
+    );
+    let revoked = json_of(db, key, &["gateway", "revoke-token", "gw-1", &first_token]);
+    assert!(revoked["revoked_at"].is_i64(), "{revoked}");
+
+    // Sessions: a live one (as a gateway starts it), listed by user name, killed.
+    let session = Uuid::new_v4();
+    rt.block_on(test_db.store.start_session(&NewSession {
+        id: session,
+        device_id: device_id.parse().unwrap(),
+        user_id: alice.parse().unwrap(),
+        gateway_id: gw["gateway"]["id"].as_str().unwrap().parse().unwrap(),
+        node_id: node["id"].as_str().unwrap().parse().ok(),
+        client_region: None,
+        session_limit: None,
+    }))
+    .unwrap();
+    let sessions = text_of(
+        db,
+        key,
+        &["session", "list", "--live", "--user", "alice@example.com"],
+    );
+    let row = rows_with(&sessions, &session.to_string());
+    assert_eq!(row.len(), 1, "{sessions}");
+    assert!(
+        row[0].contains("phone") && row[0].contains("fra-1") && row[0].contains("live"),
+        "{sessions}"
+    );
+    assert!(text_of(db, key, &["session", "kill", &session.to_string()]).contains("ends"));
+    assert_eq!(
+        json_of(db, key, &["session", "show", &session.to_string()])["kill_requested"],
+        true
+    );
+
+    // Disable and enable by e-mail address; the audit names the CLI.
+    assert!(text_of(db, key, &["user", "disable", "alice@example.com"]).contains("alice disabled"));
+    assert_eq!(
+        json_of(db, key, &["user", "enable", "alice"])["status"],
+        "active"
+    );
+    assert!(json_of(db, key, &["usage", "--by", "device"]).is_array());
+    for list in [
+        ["admin", "list"],
+        ["region", "list"],
+        ["plan", "list"],
+        ["gateway", "list"],
+    ] {
+        assert!(json_of(db, key, &list).is_array(), "{list:?}");
+    }
+
+    // What the admin API changes and deletes, by name.
+    let plan = json_of(
+        db,
+        key,
+        &[
+            "plan",
+            "update",
+            "basic",
+            "--quota",
+            "unlimited",
+            "--days",
+            "none",
+            "--session-limit",
+            "5",
+        ],
+    );
+    assert_eq!(
+        (
+            plan["quota_bytes"].is_null(),
+            plan["duration_days"].is_null(),
+            &plan["session_limit"]
+        ),
+        (true, true, &Value::from(5))
+    );
+    text_of(db, key, &["plan", "create", "--name", "spare"]);
+    assert!(text_of(db, key, &["plan", "delete", "spare"]).contains("plan spare deleted"));
+    let region = json_of(
+        db,
+        key,
+        &[
+            "region",
+            "update",
+            "eu-west",
+            "--name",
+            "Frankfurt",
+            "--latitude",
+            "50.1",
+            "--longitude",
+            "8.7",
+        ],
+    );
+    assert_eq!(region["name"], "Frankfurt");
+    let node = json_of(
+        db,
+        key,
+        &[
+            "node", "update", "fra-1", "--weight", "7", "--status", "draining", "--region", "none",
+        ],
+    );
+    assert_eq!(
+        (
+            &node["weight"],
+            &node["status"],
+            node["region_id"].is_null()
+        ),
+        (&Value::from(7), &Value::from("draining"), true)
+    );
+    assert!(json_of(db, key, &["node", "health", "fra-1"]).is_array());
+    assert!(text_of(db, key, &["node", "health", "fra-1"]).starts_with("AT "));
+    text_of(db, key, &["region", "delete", "eu-west"]);
+    text_of(
+        db,
+        key,
+        &["admin", "create", "--username", "ops", "--role", "operator"],
+    );
+    let ops = json_of(
+        db,
+        key,
+        &["admin", "update", "ops", "--role", "viewer", "--disable"],
+    );
+    assert_eq!(
+        (&ops["role"], &ops["disabled"]),
+        (&Value::from("viewer"), &Value::from(true))
+    );
+    let admins = text_of(db, key, &["admin", "list"]);
+    assert!(
+        rows_with(&admins, "ops")[0].contains("disabled"),
+        "{admins}"
+    );
+    text_of(db, key, &["node", "delete", "fra-1"]);
+    assert_eq!(json_of(db, key, &["node", "list"]), Value::Array(vec![]));
+    rt.block_on(test_db.cleanup());
 }

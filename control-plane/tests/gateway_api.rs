@@ -27,6 +27,7 @@ on_both_backends!(
     usage_reports_are_idempotent_and_validated,
     assignment_is_sticky_and_respects_health_and_exclusions,
     session_lifecycle_limits_kill_and_revocation,
+    a_session_batch_answers_each_item_as_its_own_call_would,
     a_resumed_session_reattaches_to_another_gateway,
     failover_moves_sessions_same_group_first,
     maintenance_rolls_up_and_reaps,
@@ -477,6 +478,148 @@ async fn session_lifecycle_limits_kill_and_revocation(app: &TestApp) {
     let (status, _) =
         call(app.gateway(Method::POST, "/v1/gateway/sessions/not-a-uuid/heartbeat")).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+async fn batch(app: &TestApp, body: Value) -> Value {
+    let (status, answer) = call(
+        app.gateway(Method::POST, "/v1/gateway/sessions/batch")
+            .json(&body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer
+}
+
+fn outcome(item: &Value) -> (u64, Option<&str>) {
+    (item["status"].as_u64().unwrap_or(0), item["code"].as_str())
+}
+
+async fn a_session_batch_answers_each_item_as_its_own_call_would(app: &TestApp) {
+    let a = subscriber(app, None, 2, vec![]).await;
+    let b = subscriber(app, None, 1, vec![]).await;
+    let (status, earlier) = start(app, a.device, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{earlier}");
+    let earlier = earlier["id"].as_str().unwrap().to_owned();
+    let ids: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+    let start_of = |id: &Uuid, device: Uuid| json!({"session_id": id, "device_id": device});
+    let answer = batch(
+        app,
+        json!({"start": [
+            start_of(&ids[0], a.device),           // the user's second: allowed
+            start_of(&ids[1], a.device),           // a third: over the limit of 2
+            start_of(&ids[2], b.device),           // b's first
+            start_of(&ids[0], a.device),           // the same id again: re-attached, not counted
+            start_of(&ids[3], Uuid::new_v4()),     // no such device
+        ]}),
+    )
+    .await;
+    let starts: Vec<_> = answer["start"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(outcome)
+        .collect();
+    assert_eq!(
+        starts,
+        vec![
+            (201, None),
+            (409, Some("too_many_sessions")),
+            (201, None),
+            (201, None),
+            (404, Some("not_found")),
+        ],
+        "{answer}"
+    );
+    let order = [ids[0], ids[1], ids[2], ids[0], ids[3]];
+    for (item, id) in answer["start"].as_array().unwrap().iter().zip(&order) {
+        assert_eq!(
+            item["session_id"],
+            json!(id),
+            "outcomes come in the batch's order"
+        );
+    }
+    let live = app.store().get_session(ids[0]).await.unwrap();
+    assert_eq!((live.user_id, live.ended_at), (a.user, None));
+
+    // Heartbeats: live ones answer; a killed one is told to end; an unknown one is 404.
+    app.store()
+        .kill_session("admin:test", ids[2])
+        .await
+        .unwrap();
+    let unknown = Uuid::new_v4();
+    let answer = batch(app, json!({"heartbeat": [ids[0], ids[2], unknown]})).await;
+    let beats = answer["heartbeat"].as_array().unwrap();
+    assert_eq!(
+        beats.iter().map(outcome).collect::<Vec<_>>(),
+        vec![(200, None), (200, None), (404, Some("not_found"))],
+        "{answer}"
+    );
+    assert_eq!(beats[0]["heartbeat"]["end"], false);
+    assert_eq!(
+        (
+            beats[1]["heartbeat"]["end"].as_bool(),
+            beats[1]["heartbeat"]["end_reason"].as_str()
+        ),
+        (Some(true), Some("killed"))
+    );
+
+    // Ends: recorded with their reasons; a session of no gateway's is 404. A start, a heartbeat
+    // and an end in one batch are done in that order.
+    let c = subscriber(app, None, 1, vec![]).await;
+    let answer = batch(
+        app,
+        json!({
+            "start": [start_of(&Uuid::new_v4(), c.device)],
+            "heartbeat": [earlier],
+            "end": [
+                {"session_id": ids[0], "reason": "client_closed"},
+                {"session_id": earlier, "reason": "idle_timeout"},
+                {"session_id": unknown, "reason": "client_closed"},
+            ],
+        }),
+    )
+    .await;
+    assert_eq!(outcome(&answer["start"][0]), (201, None), "{answer}");
+    assert_eq!(outcome(&answer["heartbeat"][0]), (200, None));
+    assert_eq!(
+        answer["end"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(outcome)
+            .collect::<Vec<_>>(),
+        vec![(200, None), (200, None), (404, Some("not_found"))]
+    );
+    let ended = app.store().get_session(ids[0]).await.unwrap();
+    assert_eq!(ended.end_reason.as_deref(), Some("client_closed"));
+    let ended = app
+        .store()
+        .get_session(Uuid::parse_str(&earlier).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ended.end_reason.as_deref(), Some("idle_timeout"));
+
+    // The contract's limits: at most 1,000 items, no unknown fields.
+    let too_many: Vec<Uuid> = (0..1_001).map(|_| Uuid::new_v4()).collect();
+    let (status, problem) = call(
+        app.gateway(Method::POST, "/v1/gateway/sessions/batch")
+            .json(&json!({"heartbeat": too_many})),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed")),
+        "{problem}"
+    );
+    let (status, _) = call(
+        app.gateway(Method::POST, "/v1/gateway/sessions/batch")
+            .json(&json!({"stop": []})),
+    )
+    .await;
+    assert!(
+        status.is_client_error(),
+        "an unknown field is refused, not ignored"
+    );
 }
 
 /// A gateway resuming a session (SPEC §4.4) starts it again under the same id: the session

@@ -781,6 +781,18 @@ async fn lockouts_key_on_the_client_behind_trusted_proxies() {
         StatusCode::TOO_MANY_REQUESTS,
         "the address is blocked for the minute"
     );
+    // A call without a token guesses nothing: 401, even from the blocked address.
+    let (status, body) = call(
+        app.http
+            .get(app.url("/v1/gateway/pool"))
+            .header("x-forwarded-for", "198.51.100.50"),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (StatusCode::UNAUTHORIZED, &json!("unauthenticated")),
+        "{body}"
+    );
     let (status, body) = call(gateway("198.51.100.51", &app.gateway_token)).await;
     assert_eq!(status, StatusCode::OK, "another gateway: {body}");
     app.stop().await;

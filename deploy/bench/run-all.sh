@@ -7,7 +7,9 @@
 #      gateway/examples/sessions_bench.rs: the same in one process, and HELLO throughput;
 #   4. control-plane/examples/validate_bench.rs: the device-validation endpoint (the server as its
 #      own process);
-#   5. deploy/local-stack/examples/compare.rs: direct vs Shadowsocks vs httvps, in one process.
+#   5. deploy/local-stack/examples/compare.rs: direct vs Shadowsocks vs httvps, in one process;
+#   6. sdk/client/examples/tun_bench.rs: httvps-client --tun against its SOCKS mode on the same
+#      path, in a network namespace (needs root).
 #
 #   deploy/bench/run-all.sh           full: release builds, 3 runs of 256 MiB per stream; installs
 #                                     the comparison tools (ssserver/sslocal, wstunnel) when
@@ -87,6 +89,16 @@ if [[ $quick == 1 ]]; then
     run -p httvps-local-stack --example compare -- 16 1
 else
     run -p httvps-local-stack --example compare -- 256 3
+fi
+
+echo
+echo "== sdk/client/examples/tun_bench.rs ($profile profile; VPN mode against SOCKS mode)"
+cargo build "${profile_flag[@]}" --locked -q -p httvps-client --bin httvps-client --example tun_bench
+tun_bench="$CARGO_TARGET_DIR/$([[ $profile == release ]] && echo release || echo debug)/examples/tun_bench"
+if [[ $quick == 1 ]]; then
+    "$tun_bench" --quick
+else
+    "$tun_bench"
 fi
 echo
 echo "all benchmarks ran"

@@ -61,6 +61,11 @@ pub const ENTITLEMENT_CACHE_TOTAL: &str = "httvps_gateway_entitlement_cache_tota
 /// Control-plane calls that failed, by `call` (gateway_heartbeat, session_start,
 /// session_heartbeat, session_end).
 pub const CONTROL_PLANE_ERRORS_TOTAL: &str = "httvps_gateway_control_plane_errors_total";
+/// Session batch calls to the control plane (`POST /v1/gateway/sessions/batch`).
+pub const SESSION_BATCHES_TOTAL: &str = "httvps_gateway_control_plane_session_batches_total";
+/// Session starts, heartbeats and ends those batches carried, by `call` (start, heartbeat, end).
+pub const SESSION_BATCH_ITEMS_TOTAL: &str =
+    "httvps_gateway_control_plane_session_batch_items_total";
 /// Usage reports by `result` (sent, failed: retried later, rejected: refused for good).
 pub const USAGE_REPORTS_TOTAL: &str = "httvps_gateway_usage_reports_total";
 /// Usage reports not yet accepted by the control plane (gauge).

@@ -382,3 +382,64 @@ async fn shutdown_ends_sessions_and_flushes_usage_before_returning() {
     let ended = cp.store().get_session(session).await.unwrap();
     assert_eq!(ended.end_reason.as_deref(), Some("shutdown"));
 }
+
+/// Session starts, heartbeats and ends made at the same time share control-plane calls, and
+/// each caller still gets its own item's outcome: a start over the plan's limit is refused with
+/// `too_many_sessions` while the others in its batch are registered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_session_calls_share_batches_and_keep_their_own_outcomes() {
+    let cp = Arc::new(TestCp::start().await);
+    let client = cp.client(&cp.gateway_token, T);
+    let mut devices = Vec::new();
+    for _ in 0..60 {
+        devices.push(cp.subscriber(None, 1).await.device.to_string());
+    }
+    let sessions: Vec<Uuid> = devices.iter().map(|_| Uuid::new_v4()).collect();
+    let starts = futures_util::future::join_all(
+        devices
+            .iter()
+            .zip(&sessions)
+            .map(|(device, id)| client.start_session(*id, device, None, None)),
+    )
+    .await;
+    assert!(starts.iter().all(Result::is_ok), "{starts:?}");
+    let starting = client.session_batches();
+    assert!(
+        starting < 30,
+        "60 concurrent starts took {starting} batch calls"
+    );
+    // A second session of a device on a plan allowing one, beside a heartbeat of every session.
+    let (over, beats) = tokio::join!(
+        client.start_session(Uuid::new_v4(), &devices[0], None, None),
+        futures_util::future::join_all(sessions.iter().map(|id| client.heartbeat_session(*id))),
+    );
+    match over {
+        Err(httvps_gateway::control_plane::CpError::Refused {
+            status: 409, code, ..
+        }) => {
+            assert_eq!(code.as_str(), "too_many_sessions")
+        }
+        other => panic!("the start over the limit: {other:?}"),
+    }
+    assert!(
+        beats.iter().all(|b| matches!(b, Ok(a) if a.end.is_none())),
+        "{beats:?}"
+    );
+    let ends = futures_util::future::join_all(
+        sessions
+            .iter()
+            .map(|id| client.end_session(*id, &httvps_contract::EndReason::ClientClosed)),
+    )
+    .await;
+    assert!(ends.iter().all(Result::is_ok), "{ends:?}");
+    let all = client.session_batches();
+    assert!(all < 60, "180 session calls took {all} batch calls");
+    for device in &devices[..3] {
+        let recorded = cp.sessions_of(Uuid::parse_str(device).unwrap()).await;
+        assert_eq!(
+            recorded[0].end_reason.as_deref(),
+            Some("client_closed"),
+            "{recorded:?}"
+        );
+    }
+}

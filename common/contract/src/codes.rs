@@ -139,6 +139,34 @@ impl RefusalCode {
     }
 }
 
+impl RefusalCode {
+    /// Every known code.
+    const ALL: [RefusalCode; 14] = [
+        RefusalCode::ValidationFailed,
+        RefusalCode::MalformedBody,
+        RefusalCode::Unauthenticated,
+        RefusalCode::Forbidden,
+        RefusalCode::NotFound,
+        RefusalCode::Conflict,
+        RefusalCode::RateLimited,
+        RefusalCode::PayloadTooLarge,
+        RefusalCode::Unavailable,
+        RefusalCode::Internal,
+        RefusalCode::TooManySessions,
+        RefusalCode::NodeUnavailable,
+        RefusalCode::Revoked,
+        RefusalCode::Expired,
+    ];
+
+    /// The code of a wire name; [`RefusalCode::Unknown`] for a name this version does not know.
+    pub fn from_wire(name: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == name)
+            .unwrap_or(RefusalCode::Unknown)
+    }
+}
+
 impl std::fmt::Display for RefusalCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

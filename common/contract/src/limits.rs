@@ -13,3 +13,5 @@ pub const MAX_END_REASON_LEN: usize = 64;
 pub const MAX_VERSION_LEN: usize = 64;
 /// Longest region code, in bytes.
 pub const MAX_REGION_CODE_LEN: usize = 32;
+/// Most items (starts, heartbeats and ends together) in one session batch.
+pub const MAX_SESSION_BATCH: usize = 1_000;

@@ -14,6 +14,8 @@ pub const START_SESSION: &str = "/v1/gateway/sessions";
 pub const SESSION_HEARTBEAT: &str = "/v1/gateway/sessions/{id}/heartbeat";
 /// `POST`: records the end of a session.
 pub const END_SESSION: &str = "/v1/gateway/sessions/{id}/end";
+/// `POST`: session starts, heartbeats and ends of one gateway in one call.
+pub const SESSION_BATCH: &str = "/v1/gateway/sessions/batch";
 /// `POST`: a batch of byte counts.
 pub const REPORT_USAGE: &str = "/v1/gateway/usage";
 /// `GET`: the usable nodes.

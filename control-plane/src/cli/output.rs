@@ -53,12 +53,99 @@ pub(super) fn print_links(links: &[crate::link::DeviceLink], no_qr: bool) -> any
     Ok(())
 }
 
-/// A last-seen time for a listing: RFC 3339 in UTC, or `never`.
-pub(super) fn last_seen(at: Option<i64>) -> String {
-    use time::format_description::well_known::Rfc3339;
+/// A time for people: `2026-12-01 21:20:05 UTC`, or `never` when there is none.
+pub(super) fn when(at: Option<i64>) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     at.and_then(|ms| {
         time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
     })
-    .and_then(|t| t.format(&Rfc3339).ok())
+    .and_then(|t| t.format(&format).ok())
     .unwrap_or_else(|| "never".to_owned())
+}
+
+/// A byte count for people (`1.5 GiB`), `unlimited` when there is no limit.
+pub(super) fn bytes(n: Option<i64>) -> String {
+    let Some(n) = n else {
+        return "unlimited".to_owned();
+    };
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value.abs() >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// An optional value for a table cell: the value, or `-`.
+pub(super) fn or_dash(value: Option<impl std::fmt::Display>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+/// Prints `value` as pretty JSON (for `--json`).
+pub(super) fn json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    say!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Prints rows as a table: a header line, then one line per row, columns padded to their
+/// widest cell (the last column is not padded).
+pub(super) fn table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut out = String::new();
+        for (i, cell) in cells.enumerate() {
+            if i + 1 < widths.len() {
+                out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            } else {
+                out.push_str(cell);
+            }
+        }
+        out.trim_end().to_owned()
+    };
+    say!("{}", line(&mut headers.iter().copied()));
+    for row in rows {
+        say!("{}", line(&mut row.iter().map(String::as_str)));
+    }
+}
+
+/// Prints `key: value` lines, keys aligned.
+pub(super) fn fields(pairs: &[(&str, String)]) {
+    let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in pairs {
+        say!("{:<width$}  {v}", format!("{k}:"), width = width + 1);
+    }
+}
+
+/// Prints `value` as JSON with `--json`, else runs `text`.
+pub(super) fn emit<T: serde::Serialize + ?Sized>(
+    as_json: bool,
+    value: &T,
+    text: impl FnOnce(),
+) -> anyhow::Result<()> {
+    if as_json {
+        json(value)
+    } else {
+        text();
+        Ok(())
+    }
+}
+
+/// A device's links as JSON: `[{"region": .., "link": ..}]`.
+pub(super) fn links_json(links: &[crate::link::DeviceLink]) -> serde_json::Value {
+    links
+        .iter()
+        .map(|l| serde_json::json!({ "region": l.region, "link": l.link.to_string() }))
+        .collect()
 }

@@ -41,23 +41,34 @@ pub const MAX_ACCESS_KEY: usize = 4096;
 #[schema(as = CreateNode)]
 pub struct NodeInput {
     /// 1 to 64 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: String,
     /// IPv4 or IPv6 address (brackets optional) or domain name.
+    #[schema(min_length = 1)]
     pub host: String,
     /// 1 to 65535.
+    #[schema(minimum = 1, maximum = 65535)]
     pub port: i64,
     /// One of the supported AEAD ciphers (e.g. `chacha20-ietf-poly1305`).
     pub cipher: String,
     /// Password, or base64 key of the cipher's length for `2022-blake3-*`. Never returned.
+    #[schema(min_length = 1, max_length = 1024)]
     pub secret: String,
     /// Region code or id.
     pub region: Option<String>,
-    /// Node group ids.
+    /// Node group ids, at most 64.
     #[serde(default)]
+    #[schema(max_items = 64)]
     pub groups: Vec<Uuid>,
     /// 0 to 10000 (default 100).
+    #[schema(minimum = 0, maximum = 10000)]
     pub weight: Option<i64>,
     /// Most concurrent sessions, 0 to 1000000 (default 1000).
+    #[schema(minimum = 0, maximum = 1000000)]
     pub capacity: Option<i64>,
 }
 
@@ -67,14 +78,23 @@ pub struct NodeInput {
 #[schema(as = ImportNode)]
 pub struct ImportInput {
     /// An Outline / SIP002 key: `ss://BASE64URL(method:password)@host:port/?outline=1#name`.
+    #[schema(min_length = 1, max_length = 4096)]
     pub access_key: String,
     /// Defaults to the key's `#name`, else `host:port`.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: Option<String>,
     /// Region code or id.
     pub region: Option<String>,
     #[serde(default)]
+    #[schema(max_items = 64)]
     pub groups: Vec<Uuid>,
+    #[schema(minimum = 0, maximum = 10000)]
     pub weight: Option<i64>,
+    #[schema(minimum = 0, maximum = 1000000)]
     pub capacity: Option<i64>,
 }
 
@@ -83,18 +103,29 @@ pub struct ImportInput {
 #[serde(deny_unknown_fields)]
 #[schema(as = UpdateNode)]
 pub struct NodeChanges {
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: Option<String>,
+    #[schema(min_length = 1)]
     pub host: Option<String>,
+    #[schema(minimum = 1, maximum = 65535)]
     pub port: Option<i64>,
     pub cipher: Option<String>,
+    #[schema(min_length = 1, max_length = 1024)]
     pub secret: Option<String>,
     /// Region code or id; `null` removes the region.
     #[serde(default, deserialize_with = "super::nullable")]
     #[schema(value_type = Option<String>, nullable)]
     pub region: Option<Option<String>>,
-    /// Replaces the node's groups.
+    /// Replaces the node's groups (at most 64).
+    #[schema(max_items = 64)]
     pub groups: Option<Vec<Uuid>>,
+    #[schema(minimum = 0, maximum = 10000)]
     pub weight: Option<i64>,
+    #[schema(minimum = 0, maximum = 1000000)]
     pub capacity: Option<i64>,
     /// `draining` takes no new sessions; `disabled` is also not health-checked.
     pub status: Option<NodeStatus>,

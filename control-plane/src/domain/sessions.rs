@@ -23,6 +23,40 @@ pub async fn start(state: &AppState, new: &NewSession) -> DomainResult<Session> 
     Ok(started?)
 }
 
+/// [`start`] for many sessions at once (the gateway API's session batch): one transaction for
+/// the new ids ([`crate::store::Store::start_sessions`]); a start the limit refuses is tried once
+/// more, alone, after its user's sessions whose gateway died are ended.
+pub async fn start_many(
+    state: &AppState,
+    news: &[NewSession],
+) -> DomainResult<Vec<DomainResult<Session>>> {
+    let started = state.store.start_sessions(news).await?;
+    let mut outcomes = Vec::with_capacity(started.len());
+    let mut cleaned = std::collections::HashMap::new();
+    for (new, outcome) in news.iter().zip(started) {
+        let outcome = match outcome {
+            Err(e) if e.conflict_kind() == Some(ConflictKind::SessionLimit) => {
+                let freed = match cleaned.get(&new.user_id) {
+                    Some(&freed) => freed,
+                    None => {
+                        let freed = shared::end_sessions_without_a_slot(state, new.user_id).await;
+                        cleaned.insert(new.user_id, freed);
+                        freed
+                    }
+                };
+                if freed > 0 {
+                    state.store.start_session(new).await
+                } else {
+                    Err(e)
+                }
+            }
+            other => other,
+        };
+        outcomes.push(outcome.map_err(DomainError::from));
+    }
+    Ok(outcomes)
+}
+
 /// Ends a live session (a conflict when it has ended already); its gateway closes it at once.
 pub async fn kill(state: &AppState, actor: &str, id: Uuid) -> DomainResult<Session> {
     let session = state.store.get_session(id).await?;

@@ -8,10 +8,13 @@ use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Query, Request
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
+use utoipa::openapi::path::ParameterIn;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::auth::token;
+use crate::domain::validate::shown;
 use crate::error::{ApiError, ApiResult};
 use crate::http::client::{lock, within, ClientAddr, GATEWAY_WINDOW, MAX_BAD_GATEWAY_TOKENS};
 use crate::model::{now_ms, Role};
@@ -136,11 +139,50 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     }
 }
 
-/// Query parameters with problem-document errors.
+/// Query parameters with problem-document errors: a parameter `T` does not declare (in the
+/// OpenAPI document, through its `IntoParams`) is a 400 problem naming it, a bad value a 422.
 #[derive(Debug)]
 pub struct ApiQuery<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+/// The first query parameter that is not one of `T`'s.
+fn unknown_parameter<T: IntoParams>(query: &str) -> Option<ApiError> {
+    let known: Vec<String> = T::into_params(|| Some(ParameterIn::Query))
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let unknown = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(name, _)| name)
+        .find(|name| !known.iter().any(|k| k == name))?;
+    let takes = if known.is_empty() {
+        "no query parameters".to_owned()
+    } else {
+        known.join(", ")
+    };
+    Some(ApiError::UnknownParameter(format!(
+        "unknown query parameter {}; this operation takes {takes}",
+        shown(&unknown)
+    )))
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + IntoParams> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if let Some(e) = parts.uri.query().and_then(unknown_parameter::<T>) {
+            return Err(e);
+        }
+        LenientQuery::<T>::from_request_parts(parts, state)
+            .await
+            .map(|LenientQuery(v)| ApiQuery(v))
+    }
+}
+
+/// [`ApiQuery`] that ignores parameters it does not know: for subscription URLs, which client
+/// apps fetch with parameters of their own.
+#[derive(Debug)]
+pub struct LenientQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for LenientQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
@@ -149,7 +191,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         }
         Query::<T>::from_request_parts(parts, state)
             .await
-            .map(|Query(v)| ApiQuery(v))
+            .map(|Query(v)| LenientQuery(v))
             .map_err(|e: QueryRejection| {
                 ApiError::Validation(format!("bad query: {}", e.body_text()))
             })
@@ -266,10 +308,13 @@ where
 {
     type Rejection = ApiError;
 
-    /// Bad or missing tokens are limited per client address: after
-    /// [`MAX_BAD_GATEWAY_TOKENS`] within a minute, every call from there gets 429 until the
-    /// minute has passed.
+    /// Bad tokens are limited per client address: after [`MAX_BAD_GATEWAY_TOKENS`] within a
+    /// minute, every call from there with a token gets 429 until the minute has passed. A call
+    /// without a token guesses nothing: it gets 401 and is not counted.
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Some(token) = bearer(parts).map(str::to_owned) else {
+            return Err(ApiError::Unauthenticated);
+        };
         let ClientAddr(ip) = ClientAddr::from_request_parts(parts, state).await?;
         let state = AppState::from_ref(state);
         let limits = &state.auth_limits;
@@ -280,10 +325,7 @@ where
                 return Err(ApiError::RateLimited(left.as_secs() + 1));
             }
         }
-        let auth = match bearer(parts) {
-            Some(token) => authenticate_gateway(&state, &token::hash(token)).await?,
-            None => None,
-        };
+        let auth = authenticate_gateway(&state, &token::hash(&token)).await?;
         match auth {
             Some(auth) if auth.allowed_from.is_empty() || within(&auth.allowed_from, ip) => {
                 Ok(GatewayCaller(auth))

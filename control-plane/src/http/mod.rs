@@ -26,6 +26,6 @@ pub fn routes() -> Router<AppState> {
         .route("/sub/{token}", get(subscription::subscription))
         .merge(gateway::routes())
         .merge(admin::routes())
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi::document()))
+        .merge(SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", openapi::document()))
         .fallback(|| async { ApiError::NotFound("route".into()) })
 }

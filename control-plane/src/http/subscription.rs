@@ -24,7 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::client::{lock, ClientAddr, FailureCounter};
-use super::extract::{ApiPath, ApiQuery};
+use super::extract::{ApiPath, LenientQuery};
 use crate::app::AppState;
 use crate::auth::token;
 use crate::config::ServeConfig;
@@ -161,7 +161,7 @@ pub async fn subscription(
     State(state): State<AppState>,
     ClientAddr(address): ClientAddr,
     ApiPath(sub_token): ApiPath<String>,
-    ApiQuery(query): ApiQuery<FeedQuery>,
+    LenientQuery(query): LenientQuery<FeedQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let not_found = || ApiError::NotFound("route".into());

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::audit::NewAudit;
-use super::resource::{changed, resource};
+use super::resource::{changed, resource, Page};
 use super::row::RowExt;
 use super::{Result, Store, StoreError};
 use crate::model::{now_ms, Admin, Role};
@@ -107,7 +107,11 @@ impl Store {
     }
 
     pub async fn list_admins(&self) -> Result<Vec<Admin>> {
-        self.list("username").await
+        self.list_admins_page(Page::ALL).await
+    }
+
+    pub async fn list_admins_page(&self, page: Page) -> Result<Vec<Admin>> {
+        self.list("username", page).await
     }
 
     pub async fn count_admins(&self) -> Result<i64> {

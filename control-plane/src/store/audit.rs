@@ -108,16 +108,26 @@ impl Store {
 
     /// Audit entries, newest first.
     pub async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        self.list_audit_after(filter, 0).await
+    }
+
+    /// [`Store::list_audit`] after skipping `offset` entries (newest first).
+    pub async fn list_audit_after(
+        &self,
+        filter: &AuditFilter,
+        offset: i64,
+    ) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query(
             "SELECT id, at, actor, action, target_type, target_id, detail FROM audit_log \
              WHERE ($1 IS NULL OR target_type = $1) AND ($2 IS NULL OR target_id = $2) \
                AND ($3 IS NULL OR at >= $3) \
-             ORDER BY id DESC LIMIT $4",
+             ORDER BY id DESC LIMIT $4 OFFSET $5",
         )
         .bind(filter.target_type.clone())
         .bind(filter.target_id.clone())
         .bind(filter.since)
         .bind(filter.limit.clamp(1, 1000))
+        .bind(offset.max(0))
         .fetch_all(self.reader())
         .await?;
         map_rows(rows, from_row)

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::audit::NewAudit;
-use super::resource::resource;
+use super::resource::{resource, Page};
 use super::row::RowExt;
 use super::{map_rows, Backend, Conflict, ConflictKind, Result, Store, StoreError};
 use crate::model::{now_ms, Device, DeviceStatus, Millis};
@@ -134,10 +134,21 @@ impl Store {
     }
 
     pub async fn list_devices(&self, user_id: Option<Uuid>) -> Result<Vec<Device>> {
+        self.list_devices_page(user_id, Page::ALL).await
+    }
+
+    pub async fn list_devices_page(
+        &self,
+        user_id: Option<Uuid>,
+        page: Page,
+    ) -> Result<Vec<Device>> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM devices WHERE ($1 IS NULL OR user_id = $1) ORDER BY created_at"
+            "SELECT {COLUMNS} FROM devices WHERE ($1 IS NULL OR user_id = $1) \
+             ORDER BY created_at, id LIMIT $2 OFFSET $3"
         ))
         .bind(user_id.map(|u| u.to_string()))
+        .bind(page.limit)
+        .bind(page.offset)
         .fetch_all(self.reader())
         .await?;
         map_rows(rows, from_row)

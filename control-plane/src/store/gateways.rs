@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::audit::NewAudit;
-use super::resource::{changed, resource};
+use super::resource::{changed, resource, Page};
 use super::row::RowExt;
 use super::{Result, Store, StoreError};
 use crate::model::{now_ms, Gateway, GatewayToken, Millis};
@@ -216,11 +216,23 @@ impl Store {
     }
 
     pub async fn list_gateways(&self) -> Result<Vec<Gateway>> {
-        self.list("name").await
+        self.list_gateways_page(Page::ALL).await
+    }
+
+    pub async fn list_gateways_page(&self, page: Page) -> Result<Vec<Gateway>> {
+        self.list("name", page).await
     }
 
     pub async fn list_gateway_tokens(&self, gateway: Uuid) -> Result<Vec<GatewayToken>> {
-        self.list_where("gateway_id", &gateway.to_string(), "created_at")
+        self.list_gateway_tokens_page(gateway, Page::ALL).await
+    }
+
+    pub async fn list_gateway_tokens_page(
+        &self,
+        gateway: Uuid,
+        page: Page,
+    ) -> Result<Vec<GatewayToken>> {
+        self.list_where("gateway_id", &gateway.to_string(), "created_at, id", page)
             .await
     }
 

@@ -7,7 +7,7 @@ use sqlx::{Any, Transaction};
 use uuid::Uuid;
 
 use super::audit::NewAudit;
-use super::resource::{changed, resource};
+use super::resource::{changed, resource, Page};
 use super::row::RowExt;
 use super::{map_rows, ConflictKind, Result, Store, StoreError};
 use crate::model::{now_ms, HealthEvent, Millis, Node, NodeGroup, NodeHealth, NodeStatus};
@@ -219,9 +219,17 @@ impl Store {
     }
 
     pub async fn list_nodes(&self) -> Result<Vec<Node>> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM nodes ORDER BY name, id"))
-            .fetch_all(self.reader())
-            .await?;
+        self.list_nodes_page(Page::ALL).await
+    }
+
+    pub async fn list_nodes_page(&self, page: Page) -> Result<Vec<Node>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM nodes ORDER BY name, id LIMIT $1 OFFSET $2"
+        ))
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(self.reader())
+        .await?;
         let mut groups = self.node_groups_of().await?;
         rows.iter()
             .map(|r| {
@@ -348,6 +356,10 @@ impl Store {
     }
 
     pub async fn list_node_groups(&self) -> Result<Vec<NodeGroup>> {
-        self.list("name").await
+        self.list_node_groups_page(Page::ALL).await
+    }
+
+    pub async fn list_node_groups_page(&self, page: Page) -> Result<Vec<NodeGroup>> {
+        self.list("name", page).await
     }
 }

@@ -5,7 +5,7 @@ use sqlx::{Any, Transaction};
 use uuid::Uuid;
 
 use super::audit::NewAudit;
-use super::resource::changed;
+use super::resource::{changed, Page};
 use super::row::RowExt;
 use super::{ConflictKind, Result, Store, StoreError};
 use crate::model::{now_ms, Plan, ResetStrategy};
@@ -130,9 +130,17 @@ impl Store {
     }
 
     pub async fn list_plans(&self) -> Result<Vec<Plan>> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM plans ORDER BY name"))
-            .fetch_all(self.reader())
-            .await?;
+        self.list_plans_page(Page::ALL).await
+    }
+
+    pub async fn list_plans_page(&self, page: Page) -> Result<Vec<Plan>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM plans ORDER BY name LIMIT $1 OFFSET $2"
+        ))
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(self.reader())
+        .await?;
         let mut plans = Vec::with_capacity(rows.len());
         for row in &rows {
             let regions = self.plan_region_codes(row.id("id")?).await?;

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::audit::NewAudit;
-use super::resource::{changed, resource};
+use super::resource::{changed, resource, Page};
 use super::row::RowExt;
 use super::{Result, Store};
 use crate::model::{now_ms, Region};
@@ -111,6 +111,10 @@ impl Store {
     }
 
     pub async fn list_regions(&self) -> Result<Vec<Region>> {
-        self.list("code").await
+        self.list_regions_page(Page::ALL).await
+    }
+
+    pub async fn list_regions_page(&self, page: Page) -> Result<Vec<Region>> {
+        self.list("code", page).await
     }
 }

@@ -11,6 +11,22 @@ use uuid::Uuid;
 use super::audit::{record, NewAudit};
 use super::{map_rows, Result, Store, StoreError};
 
+/// One page of a list: at most `limit` rows after skipping `offset` (the admin API's `limit` and
+/// `offset`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl Page {
+    /// Every row.
+    pub const ALL: Page = Page {
+        limit: i64::MAX,
+        offset: 0,
+    };
+}
+
 /// A table whose rows decode into `Self`.
 pub(crate) trait Resource: Sized {
     const TABLE: &'static str;
@@ -61,31 +77,43 @@ impl Store {
         T::from_row(&row)
     }
 
-    /// Every row, in `order_by` order.
-    pub(crate) async fn list<T: Resource>(&self, order_by: &'static str) -> Result<Vec<T>> {
+    /// One page of the rows, in `order_by` order (which must be total, for pages to neither
+    /// repeat nor skip rows).
+    pub(crate) async fn list<T: Resource>(
+        &self,
+        order_by: &'static str,
+        page: Page,
+    ) -> Result<Vec<T>> {
         let sql = format!(
-            "SELECT {} FROM {} ORDER BY {order_by}",
+            "SELECT {} FROM {} ORDER BY {order_by} LIMIT $1 OFFSET $2",
             T::COLUMNS,
             T::TABLE
         );
-        let rows = sqlx::query(&sql).fetch_all(self.reader()).await?;
+        let rows = sqlx::query(&sql)
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(self.reader())
+            .await?;
         map_rows(rows, T::from_row)
     }
 
-    /// The rows whose `column` holds `value`, in `order_by` order.
+    /// One page of the rows whose `column` holds `value`, in `order_by` order.
     pub(crate) async fn list_where<T: Resource>(
         &self,
         column: &'static str,
         value: &str,
         order_by: &'static str,
+        page: Page,
     ) -> Result<Vec<T>> {
         let sql = format!(
-            "SELECT {} FROM {} WHERE {column} = $1 ORDER BY {order_by}",
+            "SELECT {} FROM {} WHERE {column} = $1 ORDER BY {order_by} LIMIT $2 OFFSET $3",
             T::COLUMNS,
             T::TABLE
         );
         let rows = sqlx::query(&sql)
             .bind(value)
+            .bind(page.limit)
+            .bind(page.offset)
             .fetch_all(self.reader())
             .await?;
         map_rows(rows, T::from_row)

@@ -36,11 +36,11 @@ pub struct SessionFilter {
     pub limit: i64,
 }
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "id, device_id, user_id, gateway_id, node_id, client_region, started_at, last_heartbeat_at, \
      ended_at, end_reason, kill_requested, bytes_up, bytes_down";
 
-fn from_row(r: &AnyRow) -> Result<Session> {
+pub(super) fn from_row(r: &AnyRow) -> Result<Session> {
     Ok(Session {
         id: r.id("id")?,
         device_id: r.id("device_id")?,
@@ -238,11 +238,20 @@ impl Store {
     }
 
     pub async fn list_sessions(&self, f: &SessionFilter) -> Result<Vec<Session>> {
+        self.list_sessions_after(f, 0).await
+    }
+
+    /// [`Store::list_sessions`] after skipping `offset` sessions (newest first).
+    pub async fn list_sessions_after(
+        &self,
+        f: &SessionFilter,
+        offset: i64,
+    ) -> Result<Vec<Session>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM sessions WHERE ($1 = FALSE OR ended_at IS NULL) \
              AND ($2 IS NULL OR user_id = $2) AND ($3 IS NULL OR device_id = $3) \
              AND ($4 IS NULL OR gateway_id = $4) AND ($5 IS NULL OR node_id = $5) \
-             ORDER BY started_at DESC LIMIT $6"
+             ORDER BY started_at DESC, id LIMIT $6 OFFSET $7"
         ))
         .bind(f.live_only)
         .bind(f.user_id.map(|u| u.to_string()))
@@ -250,6 +259,7 @@ impl Store {
         .bind(f.gateway_id.map(|u| u.to_string()))
         .bind(f.node_id.map(|u| u.to_string()))
         .bind(f.limit.clamp(1, 1000))
+        .bind(offset.max(0))
         .fetch_all(self.reader())
         .await?;
         map_rows(rows, from_row)

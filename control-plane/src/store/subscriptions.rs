@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::audit::NewAudit;
 use super::resource::changed;
-use super::resource::resource;
+use super::resource::{resource, Page};
 use super::row::RowExt;
 use super::{map_rows, Conflict, Result, Store, StoreError};
 use crate::model::{now_ms, Millis, Plan, Subscription, SubscriptionStatus};
@@ -148,7 +148,15 @@ impl Store {
     }
 
     pub async fn list_subscriptions(&self, user_id: Uuid) -> Result<Vec<Subscription>> {
-        self.list_where("user_id", &user_id.to_string(), "created_at")
+        self.list_subscriptions_page(user_id, Page::ALL).await
+    }
+
+    pub async fn list_subscriptions_page(
+        &self,
+        user_id: Uuid,
+        page: Page,
+    ) -> Result<Vec<Subscription>> {
+        self.list_where("user_id", &user_id.to_string(), "created_at, id", page)
             .await
     }
 

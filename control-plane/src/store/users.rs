@@ -59,6 +59,10 @@ impl Store {
         self.fetch_by("name", name).await
     }
 
+    pub async fn user_by_email(&self, email: &str) -> Result<User> {
+        self.fetch_by("email", email).await
+    }
+
     pub async fn list_users(&self, limit: i64, offset: i64) -> Result<Vec<User>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM users ORDER BY name LIMIT $1 OFFSET $2"

@@ -9,19 +9,21 @@
 //! machine-readable `code`: `Refused`). The device check with its cache and single-flight lives
 //! in [`crate::entitlements`]; usage batching in [`crate::usage`].
 
+mod batch;
 mod error;
 mod nodes;
 mod secret;
 mod transport;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use httvps_contract::assign::{AssignNodeRequest, AssignNodeResponse};
 use httvps_contract::pool::PoolSnapshot;
 use httvps_contract::session::{
-    EndSessionRequest, GatewayHeartbeat, HeartbeatResponse, StartSessionRequest,
+    BatchOutcome, BatchedEnd, EndSessionRequest, GatewayHeartbeat, HeartbeatResponse,
+    StartSessionRequest,
 };
 pub use httvps_contract::usage::{UsageRecord, UsageReport};
 use httvps_contract::validate::{ValidateRequest, ValidateResponse};
@@ -29,6 +31,7 @@ use httvps_contract::{routes, EndReason};
 use url::Url;
 use uuid::Uuid;
 
+use self::batch::{SessionBatcher, SessionCall};
 pub use self::error::CpError;
 use self::nodes::PoolEntry;
 pub use self::secret::Secret;
@@ -70,6 +73,9 @@ pub struct ControlPlaneClient {
     /// The last pool snapshot ([`Self::pool`]): where a device that never had a node gets one
     /// during an outage.
     known_pool: Arc<Mutex<Vec<PoolEntry>>>,
+    /// Session starts, heartbeats and ends go through this batcher ([`batch`]), started at the
+    /// first of them; `None`: single calls (the batcher's own client, or batching turned off).
+    session_batcher: Option<Arc<OnceLock<SessionBatcher>>>,
 }
 
 impl std::fmt::Debug for ControlPlaneClient {
@@ -101,7 +107,35 @@ impl ControlPlaneClient {
             token,
             last_nodes: Arc::default(),
             known_pool: Arc::default(),
+            session_batcher: Some(Arc::default()),
         })
+    }
+
+    /// With `false`, every session start, heartbeat and end is its own call (as before the
+    /// batch route; for comparison and for control planes behind proxies that cannot take it).
+    pub fn with_session_batching(mut self, batching: bool) -> Self {
+        self.session_batcher = batching.then(Arc::default);
+        self
+    }
+
+    /// Session batch calls made so far (0 before the first session call or without batching).
+    pub fn session_batches(&self) -> u64 {
+        self.session_batcher
+            .as_ref()
+            .and_then(|cell| cell.get())
+            .map_or(0, |b| b.batches.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Sends `call` through the batcher; `None` when this client calls singly.
+    async fn batched(&self, call: SessionCall) -> Option<Result<BatchOutcome, CpError>> {
+        let cell = self.session_batcher.as_ref()?;
+        let batcher = cell.get_or_init(|| {
+            SessionBatcher::start(ControlPlaneClient {
+                session_batcher: None,
+                ..self.clone()
+            })
+        });
+        Some(batcher.call(call).await)
     }
 
     /// `POST /v1/gateway/devices/validate`.
@@ -223,8 +257,8 @@ impl ControlPlaneClient {
         self.known_pool.lock().map_or(0, |k| k.len())
     }
 
-    /// `POST /v1/gateway/sessions`: registers a session under the plan's session limit
-    /// (idempotent on the id). 409 `too_many_sessions`, 403 `revoked` / `expired`.
+    /// `POST /v1/gateway/sessions` (in a batch): registers a session under the plan's session
+    /// limit (idempotent on the id). 409 `too_many_sessions`, 403 `revoked` / `expired`.
     pub async fn start_session(
         &self,
         session_id: Uuid,
@@ -238,25 +272,30 @@ impl ControlPlaneClient {
             node_id: node_id.and_then(|n| Uuid::parse_str(n).ok()),
             client_region: region.map(str::to_owned),
         };
+        match self.batched(SessionCall::Start(body.clone())).await {
+            Some(outcome) => outcome.map(|_| ()),
+            None => self.start_session_alone(&body).await,
+        }
+    }
+
+    /// `POST /v1/gateway/sessions`, alone.
+    async fn start_session_alone(&self, body: &StartSessionRequest) -> Result<(), CpError> {
         self.post_unread(
             routes::START_SESSION,
             routes::relative(routes::START_SESSION),
-            &body,
+            body,
         )
         .await
     }
 
-    /// `POST /v1/gateway/sessions/{id}/heartbeat`.
+    /// `POST /v1/gateway/sessions/{id}/heartbeat` (in a batch).
     pub async fn heartbeat_session(&self, session_id: Uuid) -> Result<HeartbeatAnswer, CpError> {
-        let answer = self
-            .call::<HeartbeatResponse>(
-                reqwest::Method::POST,
-                routes::SESSION_HEARTBEAT,
-                &routes::session_heartbeat_path(session_id),
-                NO_BODY,
-            )
-            .await?
-            .ok_or_else(|| CpError::Unavailable("empty heartbeat answer".into()))?;
+        let answer = match self.batched(SessionCall::Heartbeat(session_id)).await {
+            Some(outcome) => outcome?
+                .heartbeat
+                .ok_or_else(|| CpError::Unavailable("empty heartbeat answer".into()))?,
+            None => self.heartbeat_session_alone(session_id).await?,
+        };
         Ok(HeartbeatAnswer {
             node_id: answer.node_id.map(|n| n.to_string()),
             end: answer.end_now(),
@@ -264,8 +303,35 @@ impl ControlPlaneClient {
         })
     }
 
-    /// `POST /v1/gateway/sessions/{id}/end` (idempotent).
+    /// `POST /v1/gateway/sessions/{id}/heartbeat`, alone.
+    async fn heartbeat_session_alone(
+        &self,
+        session_id: Uuid,
+    ) -> Result<HeartbeatResponse, CpError> {
+        self.call::<HeartbeatResponse>(
+            reqwest::Method::POST,
+            routes::SESSION_HEARTBEAT,
+            &routes::session_heartbeat_path(session_id),
+            NO_BODY,
+        )
+        .await?
+        .ok_or_else(|| CpError::Unavailable("empty heartbeat answer".into()))
+    }
+
+    /// `POST /v1/gateway/sessions/{id}/end` (in a batch; idempotent).
     pub async fn end_session(&self, session_id: Uuid, reason: &EndReason) -> Result<(), CpError> {
+        let end = BatchedEnd {
+            session_id,
+            reason: reason.clone(),
+        };
+        match self.batched(SessionCall::End(end)).await {
+            Some(outcome) => outcome.map(|_| ()),
+            None => self.end_session_alone(session_id, reason).await,
+        }
+    }
+
+    /// `POST /v1/gateway/sessions/{id}/end`, alone.
+    async fn end_session_alone(&self, session_id: Uuid, reason: &EndReason) -> Result<(), CpError> {
         let body = EndSessionRequest {
             reason: reason.clone(),
         };

@@ -6,6 +6,7 @@ mod config;
 mod http_proxy;
 mod socks5;
 mod subscription;
+mod tun;
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -35,7 +36,14 @@ async fn main() -> anyhow::Result<()> {
         .init();
     // Before anything is printed: a supervisor may send SIGTERM as soon as it sees output.
     let shutdown = Shutdown::install().context("installing the signal handlers")?;
+    if args.tun {
+        // Before anything else: without the capability nothing below can work.
+        tun::privilege::require_net_admin()?;
+    }
     let settings = args.resolve().await?;
+    if let Some(tun) = settings.tun.clone() {
+        return run_tun(settings, tun, shutdown).await;
+    }
     let first_attempt = settings.client.connect_timeout + Duration::from_secs(1);
     // Never gives up: an unreachable gateway or a refused device is shown and retried.
     let client = Client::start(settings.client.clone()).context("starting the client")?;
@@ -75,6 +83,64 @@ async fn main() -> anyhow::Result<()> {
     shutdown.wait().await;
     println!("shutting down");
     current.get().close().await;
+    Ok(())
+}
+
+/// VPN mode: the client, the TUN device and its routes and resolver until a signal, then
+/// everything restored.
+async fn run_tun(
+    mut settings: config::Settings,
+    tun_settings: tun::TunSettings,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    // Resolved now, while the system resolver still answers outside the tunnel.
+    let gateways = tun::pin_gateways(&mut settings.client).await?;
+    if settings.subscription.is_some() {
+        tracing::warn!(
+            "--tun with --subscription: gateways a refreshed list adds are reached through \
+             the routes in place (the ones at start stay outside the tunnel)"
+        );
+    }
+    let first_attempt = settings.client.connect_timeout + Duration::from_secs(1);
+    let client = Client::start(settings.client.clone()).context("starting the client")?;
+    let current = subscription::CurrentClient::new(client.clone());
+    let vpn = tun::Tun::up(&tun_settings, &gateways, current.clone()).await?;
+    let first = client.settled(first_attempt).await;
+    print_status(&first);
+    println!(
+        "TUN {} up: {}, DNS {} -> {} through the tunnel",
+        tun_settings.name,
+        if tun_settings.routes.is_empty() {
+            "all traffic".to_string()
+        } else {
+            format!(
+                "routes {}",
+                tun_settings
+                    .routes
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        },
+        tun_settings.dns_address,
+        tun_settings.resolver
+    );
+    tokio::spawn(status_lines(current.watch(), first));
+    if let Some((sub, links)) = settings.subscription {
+        tokio::spawn(subscription::refresh(
+            sub,
+            links,
+            settings.client,
+            current.clone(),
+        ));
+    }
+    shutdown.wait().await;
+    println!("shutting down");
+    let restored = vpn.down();
+    current.get().close().await;
+    restored.context("restoring routes and DNS settings")?;
+    println!("routes and DNS settings restored");
     Ok(())
 }
 

@@ -9,20 +9,22 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::AdminOnly;
+use super::{AdminOnly, PageQuery};
 use crate::app::AppState;
 use crate::domain;
 use crate::domain::admins::AdminChanges;
 use crate::error::ApiResult;
-use crate::http::extract::{ApiJson, ApiPath};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::model::{Admin, Role};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAdmin {
     /// 1 to 64 of `A-Z a-z 0-9 . _ - @`.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._@-]{1,64}$")]
     pub username: String,
-    /// At least 12 characters.
+    /// 12 to 1024 characters.
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: String,
     pub role: Role,
 }
@@ -32,8 +34,9 @@ pub struct CreateAdmin {
 pub struct UpdateAdmin {
     pub role: Option<Role>,
     pub disabled: Option<bool>,
-    /// A new password (at least 12 characters). Every token issued to the admin before stops
+    /// A new password (12 to 1024 characters). Every token issued to the admin before stops
     /// working.
+    #[schema(min_length = 12, max_length = 1024)]
     pub password: Option<String>,
     /// Your current password: required to change your own.
     pub current_password: Option<String>,
@@ -60,17 +63,18 @@ pub async fn create_admin(
 }
 
 /// Lists admin accounts.
-#[utoipa::path(get, path = "/v1/admin/admins", tag = "admin", responses((status = 200, body = Vec<Admin>)), security(("admin_jwt" = [])))]
+#[utoipa::path(get, path = "/v1/admin/admins", tag = "admin", params(PageQuery), responses((status = 200, body = Vec<Admin>), (status = 403, body = crate::error::Problem)), security(("admin_jwt" = [])))]
 pub async fn list_admins(
     State(state): State<AppState>,
     _caller: AdminOnly,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<Admin>>> {
-    Ok(Json(state.store.list_admins().await?))
+    Ok(Json(state.store.list_admins_page(q.page()?).await?))
 }
 
 /// Reads one admin account.
 #[utoipa::path(get, path = "/v1/admin/admins/{id}", tag = "admin", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Admin), (status = 404, body = crate::error::Problem)), security(("admin_jwt" = [])))]
+    responses((status = 200, body = Admin), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)), security(("admin_jwt" = [])))]
 pub async fn get_admin(
     State(state): State<AppState>,
     _caller: AdminOnly,

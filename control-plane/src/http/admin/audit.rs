@@ -5,7 +5,7 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::limit;
+use super::page;
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{AdminCaller, ApiQuery};
@@ -21,9 +21,14 @@ pub struct AuditQuery {
     pub target_type: Option<String>,
     pub target_id: Option<String>,
     /// Only entries at or after this time, Unix ms.
+    #[param(minimum = 0)]
     pub since: Option<Millis>,
-    /// 1 to 1000 (default 100).
+    /// Most rows to return, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// Rows to skip (default 0).
+    #[param(minimum = 0)]
+    pub offset: Option<i64>,
 }
 
 /// Lists audit entries, newest first.
@@ -49,11 +54,14 @@ pub async fn list_audit(
             "since must be a Unix millisecond time".into(),
         ));
     }
+    let page = page(q.limit, q.offset)?;
     let filter = AuditFilter {
         target_type: q.target_type,
         target_id: q.target_id,
         since: q.since,
-        limit: limit(q.limit)?,
+        limit: page.limit,
     };
-    Ok(Json(state.store.list_audit(&filter).await?))
+    Ok(Json(
+        state.store.list_audit_after(&filter, page.offset).await?,
+    ))
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::Operator;
+use super::{page, Operator};
 use crate::app::AppState;
 use crate::domain;
 use crate::error::ApiResult;
@@ -21,6 +21,11 @@ use crate::model::{Device, DeviceStatus};
 #[serde(deny_unknown_fields)]
 pub struct CreateDevice {
     /// 1 to 64 characters, e.g. "Mia's phone".
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: String,
 }
 
@@ -107,7 +112,7 @@ fn subscription_url(device_id: Uuid, url: String) -> ApiResult<Json<Subscription
 /// Shows a device's links and QR code again (from its sealed token). 409 when the token is not
 /// kept (a device from before, or no secret key): rotate the token.
 #[utoipa::path(get, path = "/v1/admin/devices/{id}/link", tag = "admin", params(("id" = Uuid, Path)),
-    responses((status = 200, body = DeviceLinks), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)),
+    responses((status = 200, body = DeviceLinks), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)),
     security(("admin_jwt" = [])))]
 pub async fn device_link(
     State(state): State<AppState>,
@@ -146,7 +151,7 @@ pub async fn rotate_device_token(
 /// Shows a device's subscription URL again. 404 when it has none (revoked); 409 when it is not
 /// kept: rotate it.
 #[utoipa::path(get, path = "/v1/admin/devices/{id}/subscription-url", tag = "admin", params(("id" = Uuid, Path)),
-    responses((status = 200, body = SubscriptionUrl), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)),
+    responses((status = 200, body = SubscriptionUrl), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)),
     security(("admin_jwt" = [])))]
 pub async fn get_subscription_url(
     State(state): State<AppState>,
@@ -187,6 +192,11 @@ pub async fn revoke_subscription_url(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateDevice {
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: String,
 }
 
@@ -196,6 +206,12 @@ pub struct UpdateDevice {
 pub struct ListDevices {
     /// Only this user's devices.
     pub user_id: Option<Uuid>,
+    /// Most rows to return, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// Rows to skip (default 0).
+    #[param(minimum = 0)]
+    pub offset: Option<i64>,
 }
 
 /// Registers a device for a user (within the plan's device limit).
@@ -213,7 +229,7 @@ pub async fn create_device(
     Ok((StatusCode::CREATED, Json(created(new)?)))
 }
 
-/// Lists devices, optionally of one user.
+/// Lists devices, oldest first, optionally of one user.
 #[utoipa::path(get, path = "/v1/admin/devices", tag = "admin", params(ListDevices),
     responses((status = 200, body = Vec<Device>)), security(("admin_jwt" = [])))]
 pub async fn list_devices(
@@ -221,7 +237,8 @@ pub async fn list_devices(
     _caller: AdminCaller,
     ApiQuery(q): ApiQuery<ListDevices>,
 ) -> ApiResult<Json<Vec<Device>>> {
-    Ok(Json(state.store.list_devices(q.user_id).await?))
+    let page = page(q.limit, q.offset)?;
+    Ok(Json(state.store.list_devices_page(q.user_id, page).await?))
 }
 
 /// Reads one device (never its token).

@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{AdminOnly, JsonOrEmpty};
+use super::{AdminOnly, JsonOrEmpty, PageQuery};
 use crate::app::AppState;
 use crate::domain;
 use crate::domain::gateways::MAX_ALLOWED_BLOCKS;
 use crate::error::{ApiError, ApiResult};
-use crate::http::extract::{AdminCaller, ApiJson, ApiPath};
+use crate::http::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
 use crate::model::{Gateway, GatewayToken};
 use crate::shared;
 
@@ -26,10 +26,12 @@ pub use crate::domain::gateways::{DEFAULT_OVERLAP_SECS, MAX_OVERLAP_SECS};
 #[serde(deny_unknown_fields)]
 pub struct CreateGateway {
     /// Unique, 1 to 64 of `A-Z a-z 0-9 . _ -`.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub name: String,
     /// Address blocks the token may be used from (`10.0.0.0/8`, `192.0.2.7`), at most 64;
     /// absent or empty = anywhere.
     #[serde(default)]
+    #[schema(max_items = 64)]
     pub allowed_from: Vec<String>,
 }
 
@@ -46,9 +48,11 @@ pub struct CreatedGateway {
 #[serde(deny_unknown_fields)]
 pub struct RotateToken {
     /// How long the gateway's current tokens keep working, 0 to 604800 seconds (default 3600).
+    #[schema(minimum = 0, maximum = 604800)]
     pub overlap_secs: Option<i64>,
     /// Address blocks the new token may be used from, at most 64; absent or empty = anywhere.
     #[serde(default)]
+    #[schema(max_items = 64)]
     pub allowed_from: Vec<String>,
 }
 
@@ -100,22 +104,25 @@ pub async fn create_gateway(
 }
 
 /// Lists gateways with when each was last seen.
-#[utoipa::path(get, path = "/v1/admin/gateways", tag = "admin", responses((status = 200, body = Vec<Gateway>)), security(("admin_jwt" = [])))]
+#[utoipa::path(get, path = "/v1/admin/gateways", tag = "admin", params(PageQuery), responses((status = 200, body = Vec<Gateway>)), security(("admin_jwt" = [])))]
 pub async fn list_gateways(
     State(state): State<AppState>,
     _caller: AdminCaller,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<Gateway>>> {
-    Ok(Json(state.store.list_gateways().await?))
+    Ok(Json(state.store.list_gateways_page(q.page()?).await?))
 }
 
 /// Lists the gateway processes alive right now, from the shared store. 503 when it cannot be
 /// read, or when there is none (`REDIS_URL` unset: gateways then register nowhere shared).
-#[utoipa::path(get, path = "/v1/admin/gateways/live", tag = "admin",
+#[utoipa::path(get, path = "/v1/admin/gateways/live", tag = "admin", params(PageQuery),
     responses((status = 200, body = Vec<GatewayInfo>), (status = 503, body = crate::error::Problem)), security(("admin_jwt" = [])))]
 pub async fn live_gateways(
     State(state): State<AppState>,
     _caller: AdminCaller,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<GatewayInfo>>> {
+    let page = q.page()?;
     if !shared::is_shared(&state) {
         return Err(ApiError::Unavailable(
             "no shared store: set REDIS_URL to see live gateways".into(),
@@ -125,7 +132,10 @@ pub async fn live_gateways(
         metrics::counter!("httvps_cp_shared_state_errors_total", "op" => "gateways").increment(1);
         ApiError::Unavailable(e.to_string())
     })?;
-    Ok(Json(gateways))
+    // The registry is small (one entry per gateway process) and read whole.
+    let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
+    let take = usize::try_from(page.limit).unwrap_or(usize::MAX);
+    Ok(Json(gateways.into_iter().skip(skip).take(take).collect()))
 }
 
 /// Reads one gateway.
@@ -140,7 +150,7 @@ pub async fn get_gateway(
 }
 
 /// Issues a new service token; the gateway's current tokens expire after the overlap.
-#[utoipa::path(post, path = "/v1/admin/gateways/{id}/tokens", tag = "admin", params(("id" = Uuid, Path)), request_body(content = RotateToken, description = "optional"),
+#[utoipa::path(post, path = "/v1/admin/gateways/{id}/tokens", tag = "admin", params(("id" = Uuid, Path)), request_body(content = Option<RotateToken>, description = "optional: no body (and no Content-Type) keeps the defaults"),
     responses((status = 201, body = IssuedToken), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
     security(("admin_jwt" = [])))]
 pub async fn rotate_token(
@@ -163,15 +173,17 @@ pub async fn rotate_token(
 }
 
 /// Lists a gateway's tokens (never the tokens themselves).
-#[utoipa::path(get, path = "/v1/admin/gateways/{id}/tokens", tag = "admin", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/v1/admin/gateways/{id}/tokens", tag = "admin", params(("id" = Uuid, Path), PageQuery),
     responses((status = 200, body = Vec<GatewayToken>), (status = 404, body = crate::error::Problem)), security(("admin_jwt" = [])))]
 pub async fn list_tokens(
     State(state): State<AppState>,
     _caller: AdminCaller,
     ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<GatewayToken>>> {
+    let page = q.page()?;
     state.store.get_gateway(id).await?;
-    Ok(Json(state.store.list_gateway_tokens(id).await?))
+    Ok(Json(state.store.list_gateway_tokens_page(id, page).await?))
 }
 
 /// Revokes one of a gateway's tokens at once.

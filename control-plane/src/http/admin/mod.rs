@@ -26,12 +26,14 @@ use axum::http::request::Parts;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
-use utoipa::OpenApi;
+use serde::Deserialize;
+use utoipa::{IntoParams, OpenApi};
 
 use super::extract::{AdminCaller, ApiJson};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::model::Role;
+use crate::store::Page;
 
 pub use crate::domain::validate::{
     email, free_text, int_in, shown, text, MAX_DESCRIPTION, MAX_NAME,
@@ -334,6 +336,37 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonOrEmp
             ))
         }
     }
+}
+
+/// The query of a list without filters: which page.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Most rows to return, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// Rows to skip (default 0).
+    #[param(minimum = 0)]
+    pub offset: Option<i64>,
+}
+
+impl PageQuery {
+    pub fn page(&self) -> ApiResult<Page> {
+        page(self.limit, self.offset)
+    }
+}
+
+/// A list's page from its `limit` (see [`limit`]) and `offset` (0 or more, 0 when absent).
+pub fn page(limit_value: Option<i64>, offset: Option<i64>) -> ApiResult<Page> {
+    let offset = offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::Validation("offset must not be negative".into()));
+    }
+    Ok(Page {
+        limit: limit(limit_value)?,
+        offset,
+    })
 }
 
 /// A list limit: 1..=1000, 100 when absent.

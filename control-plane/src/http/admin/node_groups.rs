@@ -8,10 +8,10 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{free_text, text, Operator, MAX_DESCRIPTION, MAX_NAME};
+use super::{free_text, text, Operator, PageQuery, MAX_DESCRIPTION, MAX_NAME};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::http::extract::{AdminCaller, ApiJson, ApiPath};
+use crate::http::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
 use crate::model::NodeGroup;
 use crate::store::StoreError;
 
@@ -19,16 +19,28 @@ use crate::store::StoreError;
 #[serde(deny_unknown_fields)]
 pub struct CreateNodeGroup {
     /// Unique, 1 to 64 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: String,
     /// At most 512 characters.
     #[serde(default)]
+    #[schema(max_length = 512)]
     pub description: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateNodeGroup {
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: Option<String>,
+    #[schema(max_length = 512)]
     pub description: Option<String>,
 }
 
@@ -62,12 +74,13 @@ pub async fn create_node_group(
 }
 
 /// Lists node groups by name.
-#[utoipa::path(get, path = "/v1/admin/node-groups", tag = "admin", responses((status = 200, body = Vec<NodeGroup>)), security(("admin_jwt" = [])))]
+#[utoipa::path(get, path = "/v1/admin/node-groups", tag = "admin", params(PageQuery), responses((status = 200, body = Vec<NodeGroup>)), security(("admin_jwt" = [])))]
 pub async fn list_node_groups(
     State(state): State<AppState>,
     _caller: AdminCaller,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<NodeGroup>>> {
-    Ok(Json(state.store.list_node_groups().await?))
+    Ok(Json(state.store.list_node_groups_page(q.page()?).await?))
 }
 
 /// Reads one node group.

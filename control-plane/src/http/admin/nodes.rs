@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{limit, Operator};
+use super::{limit, Operator, PageQuery};
 use crate::app::AppState;
 use crate::domain;
 use crate::error::ApiResult;
@@ -27,6 +27,7 @@ pub use crate::domain::nodes::{
 #[into_params(parameter_in = Query)]
 pub struct HealthQuery {
     /// History entries, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -75,12 +76,13 @@ pub async fn import_node(
 }
 
 /// Lists nodes by name (secrets omitted).
-#[utoipa::path(get, path = "/v1/admin/nodes", tag = "admin", responses((status = 200, body = Vec<Node>)), security(("admin_jwt" = [])))]
+#[utoipa::path(get, path = "/v1/admin/nodes", tag = "admin", params(PageQuery), responses((status = 200, body = Vec<Node>)), security(("admin_jwt" = [])))]
 pub async fn list_nodes(
     State(state): State<AppState>,
     _caller: AdminCaller,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<Node>>> {
-    Ok(Json(state.store.list_nodes().await?))
+    Ok(Json(state.store.list_nodes_page(q.page()?).await?))
 }
 
 /// Reads one node (secret omitted).

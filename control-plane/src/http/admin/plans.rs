@@ -8,12 +8,12 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{nullable, Operator};
+use super::{nullable, Operator, PageQuery};
 use crate::app::AppState;
 use crate::domain;
 use crate::domain::plans::{PlanChanges, PlanInput};
 use crate::error::ApiResult;
-use crate::http::extract::{AdminCaller, ApiJson, ApiPath};
+use crate::http::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
 use crate::model::{Plan, ResetStrategy};
 
 pub use crate::domain::plans::{MAX_DURATION_DAYS, MAX_LIMIT_PER_USER, MAX_REGIONS};
@@ -22,39 +22,57 @@ pub use crate::domain::plans::{MAX_DURATION_DAYS, MAX_LIMIT_PER_USER, MAX_REGION
 #[serde(deny_unknown_fields)]
 pub struct CreatePlan {
     /// Unique, 1 to 64 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: String,
     /// 0 to 1000.
+    #[schema(minimum = 0, maximum = 1000)]
     pub device_limit: i64,
     /// 0 to 1000.
+    #[schema(minimum = 0, maximum = 1000)]
     pub session_limit: i64,
     /// Bytes per quota period, at least 0; `null` or absent = unlimited.
+    #[schema(minimum = 0)]
     pub quota_bytes: Option<i64>,
     /// Default `none`.
     #[serde(default)]
     pub reset_strategy: Option<ResetStrategy>,
     /// 1 to 3650; `null` or absent = no expiry.
+    #[schema(minimum = 1, maximum = 3650)]
     pub duration_days: Option<i64>,
-    /// Region codes; empty = all regions.
+    /// Region codes (at most 256); empty = all regions.
     #[serde(default)]
+    #[schema(max_items = 256)]
     pub allowed_regions: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePlan {
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: Option<String>,
+    #[schema(minimum = 0, maximum = 1000)]
     pub device_limit: Option<i64>,
+    #[schema(minimum = 0, maximum = 1000)]
     pub session_limit: Option<i64>,
     /// `null` = unlimited.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<i64>, nullable)]
+    #[schema(value_type = Option<i64>, nullable, minimum = 0)]
     pub quota_bytes: Option<Option<i64>>,
     pub reset_strategy: Option<ResetStrategy>,
     /// `null` = no expiry.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<i64>, nullable)]
+    #[schema(value_type = Option<i64>, nullable, minimum = 1, maximum = 3650)]
     pub duration_days: Option<Option<i64>>,
-    /// Region codes; empty = all regions.
+    /// Region codes (at most 256); empty = all regions.
+    #[schema(max_items = 256)]
     pub allowed_regions: Option<Vec<String>>,
 }
 
@@ -81,12 +99,13 @@ pub async fn create_plan(
 }
 
 /// Lists plans by name.
-#[utoipa::path(get, path = "/v1/admin/plans", tag = "admin", responses((status = 200, body = Vec<Plan>)), security(("admin_jwt" = [])))]
+#[utoipa::path(get, path = "/v1/admin/plans", tag = "admin", params(PageQuery), responses((status = 200, body = Vec<Plan>)), security(("admin_jwt" = [])))]
 pub async fn list_plans(
     State(state): State<AppState>,
     _caller: AdminCaller,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<Plan>>> {
-    Ok(Json(state.store.list_plans().await?))
+    Ok(Json(state.store.list_plans_page(q.page()?).await?))
 }
 
 /// Reads one plan.

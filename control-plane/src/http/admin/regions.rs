@@ -8,37 +8,51 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{nullable, Operator};
+use super::{nullable, Operator, PageQuery};
 use crate::app::AppState;
 use crate::domain;
 use crate::domain::regions::RegionInput;
 use crate::error::{ApiError, ApiResult};
-use crate::http::extract::{AdminCaller, ApiJson, ApiPath};
+use crate::http::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
 use crate::model::Region;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRegion {
     /// 1 to 32 of `a-z 0-9 -`, unique.
+    #[schema(min_length = 1, max_length = 32, pattern = "^[a-z0-9-]{1,32}$")]
     pub code: String,
     /// 1 to 64 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: String,
     /// -90 to 90.
+    #[schema(minimum = -90, maximum = 90)]
     pub latitude: Option<f64>,
     /// -180 to 180.
+    #[schema(minimum = -180, maximum = 180)]
     pub longitude: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRegion {
+    #[schema(min_length = 1, max_length = 32, pattern = "^[a-z0-9-]{1,32}$")]
     pub code: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<f64>, nullable)]
+    #[schema(value_type = Option<f64>, nullable, minimum = -90, maximum = 90)]
     pub latitude: Option<Option<f64>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<f64>, nullable)]
+    #[schema(value_type = Option<f64>, nullable, minimum = -180, maximum = 180)]
     pub longitude: Option<Option<f64>>,
 }
 
@@ -62,12 +76,13 @@ pub async fn create_region(
 }
 
 /// Lists regions by code.
-#[utoipa::path(get, path = "/v1/admin/regions", tag = "admin", responses((status = 200, body = Vec<Region>)), security(("admin_jwt" = [])))]
+#[utoipa::path(get, path = "/v1/admin/regions", tag = "admin", params(PageQuery), responses((status = 200, body = Vec<Region>)), security(("admin_jwt" = [])))]
 pub async fn list_regions(
     State(state): State<AppState>,
     _caller: AdminCaller,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<Region>>> {
-    Ok(Json(state.store.list_regions().await?))
+    Ok(Json(state.store.list_regions_page(q.page()?).await?))
 }
 
 /// Reads one region.

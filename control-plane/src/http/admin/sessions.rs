@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::{limit, Operator};
+use super::{page, Operator};
 use crate::app::AppState;
 use crate::domain;
 use crate::error::ApiResult;
@@ -25,8 +25,12 @@ pub struct ListSessions {
     pub device_id: Option<Uuid>,
     pub gateway_id: Option<Uuid>,
     pub node_id: Option<Uuid>,
-    /// 1 to 1000 (default 100).
+    /// Most rows to return, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// Rows to skip (default 0).
+    #[param(minimum = 0)]
+    pub offset: Option<i64>,
 }
 
 /// Lists sessions, newest first.
@@ -37,15 +41,21 @@ pub async fn list_sessions(
     _caller: AdminCaller,
     ApiQuery(q): ApiQuery<ListSessions>,
 ) -> ApiResult<Json<Vec<Session>>> {
+    let page = page(q.limit, q.offset)?;
     let filter = SessionFilter {
         live_only: q.live.unwrap_or(false),
         user_id: q.user_id,
         device_id: q.device_id,
         gateway_id: q.gateway_id,
         node_id: q.node_id,
-        limit: limit(q.limit)?,
+        limit: page.limit,
     };
-    Ok(Json(state.store.list_sessions(&filter).await?))
+    Ok(Json(
+        state
+            .store
+            .list_sessions_after(&filter, page.offset)
+            .await?,
+    ))
 }
 
 /// Reads one session.

@@ -8,12 +8,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::Operator;
+use super::{Operator, PageQuery};
 use crate::app::AppState;
 use crate::domain;
 use crate::domain::subscriptions::PlanRef;
 use crate::error::{ApiError, ApiResult};
-use crate::http::extract::{AdminCaller, ApiJson, ApiPath};
+use crate::http::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
 use crate::model::{now_ms, Millis, Subscription, SubscriptionStatus};
 use crate::store::QuotaStatus;
 
@@ -80,15 +80,19 @@ pub async fn create_subscription(
 }
 
 /// Lists a user's subscriptions, oldest first.
-#[utoipa::path(get, path = "/v1/admin/users/{id}/subscriptions", tag = "admin", params(("id" = Uuid, Path, description = "user id")),
+#[utoipa::path(get, path = "/v1/admin/users/{id}/subscriptions", tag = "admin", params(("id" = Uuid, Path, description = "user id"), PageQuery),
     responses((status = 200, body = Vec<Subscription>), (status = 404, body = crate::error::Problem)), security(("admin_jwt" = [])))]
 pub async fn list_subscriptions(
     State(state): State<AppState>,
     _caller: AdminCaller,
     ApiPath(user_id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<Subscription>>> {
+    let page = q.page()?;
     state.store.get_user(user_id).await?;
-    Ok(Json(state.store.list_subscriptions(user_id).await?))
+    Ok(Json(
+        state.store.list_subscriptions_page(user_id, page).await?,
+    ))
 }
 
 /// Reads one subscription.

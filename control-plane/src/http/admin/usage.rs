@@ -48,15 +48,19 @@ pub struct UsageParams {
     /// `hour` or `day` (default).
     pub granularity: Option<Granularity>,
     /// Start, Unix ms (default: 30 days, or 24 hours for `hour`, before `to`).
+    #[param(minimum = 0)]
     pub from: Option<Millis>,
     /// End (exclusive), Unix ms (default now).
+    #[param(minimum = 0)]
     pub to: Option<Millis>,
     /// Only this device / user / node / group.
     pub key: Option<Uuid>,
 }
 
+/// Usage per key and bucket (named apart from the gateway's `UsageReportResponse`, the answer
+/// to a usage report).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct UsageReportResponse {
+pub struct UsageTotals {
     pub by: UsageBy,
     pub granularity: Granularity,
     pub from: Millis,
@@ -67,12 +71,12 @@ pub struct UsageReportResponse {
 
 /// Bytes per key and bucket over a period.
 #[utoipa::path(get, path = "/v1/admin/usage", tag = "admin", params(UsageParams),
-    responses((status = 200, body = UsageReportResponse), (status = 422, body = crate::error::Problem)), security(("admin_jwt" = [])))]
+    responses((status = 200, body = UsageTotals), (status = 422, body = crate::error::Problem)), security(("admin_jwt" = [])))]
 pub async fn usage_report(
     State(state): State<AppState>,
     _caller: AdminCaller,
     ApiQuery(q): ApiQuery<UsageParams>,
-) -> ApiResult<Json<UsageReportResponse>> {
+) -> ApiResult<Json<UsageTotals>> {
     let by = q.by.unwrap_or_default();
     let granularity = q.granularity.unwrap_or_default();
     let (max_days, default_span) = match granularity {
@@ -123,7 +127,7 @@ pub async fn usage_report(
             key: q.key,
         })
         .await?;
-    Ok(Json(UsageReportResponse {
+    Ok(Json(UsageTotals {
         by,
         granularity,
         from,

@@ -5,13 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{limit, nullable, Operator};
+use super::{nullable, Operator, PageQuery};
 use crate::app::AppState;
 use crate::domain;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::http::extract::{AdminCaller, ApiJson, ApiPath, ApiQuery};
 use crate::model::{User, UserStatus};
 use crate::store::UserUpdate;
@@ -19,31 +19,33 @@ use crate::store::UserUpdate;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
-    /// Unique, 1 to 64 characters.
+    /// Unique, 1 to 64 characters (surrounding spaces are trimmed), no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: String,
+    /// `local@domain.tld`, at most 254 characters.
+    #[schema(max_length = 254)]
     pub email: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f]([^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: Option<String>,
     /// `null` removes the address.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, max_length = 254)]
     pub email: Option<Option<String>>,
     /// `disabled` stops the user's devices from connecting; `active` lets them again.
     pub status: Option<UserStatus>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListUsers {
-    /// 1 to 1000 (default 100).
-    pub limit: Option<i64>,
-    /// Rows to skip (default 0).
-    pub offset: Option<i64>,
 }
 
 /// Creates a user.
@@ -61,18 +63,15 @@ pub async fn create_user(
 }
 
 /// Lists users by name.
-#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", params(ListUsers),
+#[utoipa::path(get, path = "/v1/admin/users", tag = "admin", params(PageQuery),
     responses((status = 200, body = Vec<User>)), security(("admin_jwt" = [])))]
 pub async fn list_users(
     State(state): State<AppState>,
     _caller: AdminCaller,
-    ApiQuery(q): ApiQuery<ListUsers>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Vec<User>>> {
-    let offset = q.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(ApiError::Validation("offset must not be negative".into()));
-    }
-    Ok(Json(state.store.list_users(limit(q.limit)?, offset).await?))
+    let page = q.page()?;
+    Ok(Json(state.store.list_users(page.limit, page.offset).await?))
 }
 
 /// Reads one user.

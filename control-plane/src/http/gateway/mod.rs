@@ -8,6 +8,7 @@
 
 mod devices;
 mod nodes;
+mod session_batch;
 mod sessions;
 mod usage;
 
@@ -26,6 +27,7 @@ use crate::model::now_ms;
 // The handlers with their OpenAPI path items (`__path_*`), for the router and the document.
 pub use self::devices::*;
 pub use self::nodes::*;
+pub use self::session_batch::*;
 pub use self::sessions::*;
 pub use self::usage::*;
 
@@ -36,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route(routes::START_SESSION, post(start_session))
         .route(routes::SESSION_HEARTBEAT, post(session_heartbeat))
         .route(routes::END_SESSION, post(end_session))
+        .route(routes::SESSION_BATCH, post(session_batch))
         .route(routes::REPORT_USAGE, post(report_usage))
         .route(routes::POOL, get(pool_snapshot))
         .route(routes::GATEWAY_HEARTBEAT, post(gateway_heartbeat))

@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use httvps_contract::session::{EndSessionRequest, HeartbeatResponse, StartSessionRequest};
+use httvps_contract::validate::Entitlement;
 use httvps_contract::{routes, EndReason, RefusalCode};
 use uuid::Uuid;
 
@@ -12,21 +13,50 @@ use crate::app::AppState;
 use crate::domain;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ApiPath, GatewayCaller};
-use crate::model::{now_ms, DeviceStatus, Session, UserStatus};
+use crate::model::{now_ms, DeviceStatus, Millis, Session, UserStatus};
 use crate::store::NewSession;
+use crate::validation_cache::Verdict;
 
 /// Registers a new session under the plan's concurrent-session limit. An id that exists already
 /// is the same session: a retried start, or a resume on another gateway, which moves it to the
 /// caller without counting it again. 403 `revoked` for a device that may not connect or a
 /// session an operator killed, `expired` without a subscription.
 #[utoipa::path(post, path = routes::START_SESSION, tag = "gateway", request_body = StartSessionRequest,
-    responses((status = 201, body = Session), (status = 409, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
+    responses((status = 201, body = Session), (status = 404, body = crate::error::Problem, description = "unknown device"), (status = 409, body = crate::error::Problem), (status = 403, body = crate::error::Problem)),
     security(("gateway_token" = [])))]
 pub async fn start_session(
     State(state): State<AppState>,
     GatewayCaller(gw): GatewayCaller,
     ApiJson(req): ApiJson<StartSessionRequest>,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
+    let new = new_session(&state, gw.gateway.id, req).await?;
+    // A session-limit conflict becomes the 409 `too_many_sessions` refusal (crate::error).
+    let session = domain::sessions::start(&state, &new).await?;
+    Ok((StatusCode::CREATED, Json(session)))
+}
+
+/// The session a gateway asks to start, with its user and the plan's limit: from the
+/// validation cache's allow for the device when it holds one (the gateway validated the device
+/// just before), else from the store. 403 `revoked` for a device that may not connect,
+/// `expired` without a subscription in force.
+pub(super) async fn new_session(
+    state: &AppState,
+    gateway: Uuid,
+    req: StartSessionRequest,
+) -> ApiResult<NewSession> {
+    let new = |user_id, session_limit| NewSession {
+        id: req.session_id,
+        device_id: req.device_id,
+        user_id,
+        gateway_id: gateway,
+        node_id: req.node_id,
+        client_region: req.client_region.clone(),
+        session_limit: Some(session_limit),
+    };
+    if let Some(entitlement) = cached_allow(state, req.device_id, now_ms()) {
+        let limit = i32::try_from(entitlement.session_limit).unwrap_or(i32::MAX);
+        return Ok(new(entitlement.user_id, limit));
+    }
     let device = state.store.get_device(req.device_id).await?;
     if device.status != DeviceStatus::Active {
         return Err(ApiError::refused(
@@ -46,18 +76,16 @@ pub async fn start_session(
             "no subscription in force",
         ));
     };
-    let new = NewSession {
-        id: req.session_id,
-        device_id: device.id,
-        user_id: device.user_id,
-        gateway_id: gw.gateway.id,
-        node_id: req.node_id,
-        client_region: req.client_region,
-        session_limit: Some(plan.session_limit),
-    };
-    // A session-limit conflict becomes the 409 `too_many_sessions` refusal (crate::error).
-    let session = domain::sessions::start(&state, &new).await?;
-    Ok((StatusCode::CREATED, Json(session)))
+    Ok(new(device.user_id, plan.session_limit))
+}
+
+/// The validation cache's current allow for the device: it holds while the device and its user
+/// are active and a subscription is in force (any change to them invalidates it).
+fn cached_allow(state: &AppState, device: Uuid, now: Millis) -> Option<Box<Entitlement>> {
+    match state.validation.verdict(device, now)?.verdict {
+        Verdict::Allow(entitlement) => Some(entitlement),
+        Verdict::Deny(..) => None,
+    }
 }
 
 /// Keeps a session alive and tells the gateway whether to move or end it.
@@ -75,9 +103,22 @@ pub async fn session_heartbeat(
         .store
         .heartbeat_session(id, gw.gateway.id, now)
         .await?;
+    Ok(Json(heartbeat_answer(&state, &session, now).await?))
+}
+
+/// What a heartbeat tells the gateway about a live session: end it (killed, revoked, expired),
+/// or when its access ends. A device the validation cache allows needs no read.
+pub(super) async fn heartbeat_answer(
+    state: &AppState,
+    session: &Session,
+    now: Millis,
+) -> ApiResult<HeartbeatResponse> {
     let mut expires_at = None;
     let end_reason = if session.kill_requested {
         Some(EndReason::Killed)
+    } else if let Some(entitlement) = cached_allow(state, session.device_id, now) {
+        expires_at = entitlement.expires_at;
+        None
     } else {
         let device = state.store.get_device(session.device_id).await?;
         let user = state.store.get_user(session.user_id).await?;
@@ -91,19 +132,19 @@ pub async fn session_heartbeat(
             {
                 None => Some(EndReason::Expired),
                 Some((sub, _)) => {
-                    expires_at = access_ends_at(&state, &sub).await?;
+                    expires_at = access_ends_at(state, &sub).await?;
                     None
                 }
             }
         }
     };
-    Ok(Json(HeartbeatResponse {
+    Ok(HeartbeatResponse {
         session_id: session.id,
         node_id: session.node_id,
         end: end_reason.is_some(),
         end_reason,
         expires_at: Some(expires_at),
-    }))
+    })
 }
 
 /// Records the end of a session (idempotent).
