@@ -1,6 +1,7 @@
 # Sourced by .ci/run and scripts/test.sh: makes sure PostgreSQL and Redis answer on their
 # standard local ports, installing them (Debian packages, as root) when they are missing and
-# starting them when they are down, and that the programs the tests drive (curl, nginx, pebble) exist.
+# starting them when they are down, and that the programs the tests drive (curl, nginx, pebble,
+# chromium and chromedriver) exist.
 # With CI=true a service that still does not answer fails the run instead of letting tests skip
 # it.
 
@@ -84,8 +85,12 @@ ensure_tools() {
   command -v tcpdump >/dev/null || [ -x /usr/bin/tcpdump ] || want+=(tcpdump)
   command -v dig >/dev/null || want+=(dnsutils)
   command -v setpriv >/dev/null || want+=(util-linux)
+  # The operator console's browser test (sdk/client/tests/console_browser.rs) drives a real
+  # headless Chromium over WebDriver.
+  command -v chromium >/dev/null || want+=(chromium)
+  command -v chromedriver >/dev/null || want+=(chromium-driver)
   [ ${#want[@]} -eq 0 ] || apt_install "${want[@]}" || {
-    echo "the end-to-end, VPN-mode, camouflage and ACME tests drive the real ${want[*]}" >&2
+    echo "the end-to-end, VPN-mode, camouflage, ACME and console browser tests drive the real ${want[*]}" >&2
     [ "${CI:-}" = "true" ] && exit 1
   }
 }

@@ -161,6 +161,7 @@ pub fn router(state: AppState) -> Router {
         state.config.max_concurrent_requests.max(1),
     ));
     http::routes()
+        .merge(crate::console::routes(&state))
         .layer(axum::middleware::from_fn(record_request))
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(axum::middleware::from_fn_with_state(

@@ -6,6 +6,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod domain;
 pub mod error;
 pub mod http;

@@ -1,5 +1,5 @@
 //! Subscriptions: giving a user a plan, cancelling one (announced after it commits when nothing
-//! else takes over) and resetting its usage.
+//! else takes over), resetting its usage, extending it, adding traffic and changing its plan.
 
 use uuid::Uuid;
 
@@ -99,6 +99,114 @@ pub async fn reset_usage(state: &AppState, actor: &str, id: Uuid) -> DomainResul
     let used = u64::try_from(quota.used_bytes).unwrap_or(0);
     shared::reset_usage(state, sub.user_id, quota.period_end, used).await;
     Ok(quota)
+}
+
+/// Most days a subscription is extended by at once (10 years).
+pub const MAX_EXTEND_DAYS: i64 = 3650;
+/// Most traffic added at once: 1 PiB.
+pub const MAX_ADDED_BYTES: i64 = 1 << 50;
+
+/// Moves an active subscription's end `days` later (409 when it is not active or never ends).
+pub async fn extend(
+    state: &AppState,
+    actor: &str,
+    id: Uuid,
+    days: i64,
+) -> DomainResult<Subscription> {
+    if !(1..=MAX_EXTEND_DAYS).contains(&days) {
+        return Err(DomainError::Invalid(format!(
+            "days must be between 1 and {MAX_EXTEND_DAYS}"
+        )));
+    }
+    let sub = state.store.get_subscription(id).await?;
+    if sub.status != SubscriptionStatus::Active {
+        return Err(DomainError::state(format!(
+            "only an active subscription can be extended; this one is {}",
+            sub.status
+        )));
+    }
+    if sub.ends_at.is_none() {
+        return Err(DomainError::state(
+            "the subscription never ends: nothing to extend",
+        ));
+    }
+    state
+        .store
+        .extend_subscription(actor, id, days * 86_400_000)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => DomainError::state("the subscription is no longer active"),
+            other => other.into(),
+        })
+}
+
+/// Lets `bytes` more traffic through in the subscription's current quota period; the gateways'
+/// shared counter follows after the commit, as after a usage reset.
+pub async fn add_traffic(
+    state: &AppState,
+    actor: &str,
+    id: Uuid,
+    bytes: i64,
+) -> DomainResult<QuotaStatus> {
+    if !(1..=MAX_ADDED_BYTES).contains(&bytes) {
+        return Err(DomainError::Invalid(format!(
+            "traffic to add must be between 1 byte and {MAX_ADDED_BYTES} bytes (1 PiB)"
+        )));
+    }
+    let sub = state.store.get_subscription(id).await?;
+    if matches!(
+        sub.status,
+        SubscriptionStatus::Ended | SubscriptionStatus::Cancelled
+    ) {
+        return Err(DomainError::state(format!(
+            "the subscription is {}",
+            sub.status
+        )));
+    }
+    let quota = state.store.add_traffic(actor, id, bytes).await?;
+    let used = u64::try_from(quota.used_bytes).unwrap_or(0);
+    shared::reset_usage(state, sub.user_id, quota.period_end, used).await;
+    Ok(quota)
+}
+
+/// Moves a subscription in force to another plan; its dates stay. The new plan's limits apply
+/// from the next check (the store's change drops cached validation answers).
+pub async fn change_plan(
+    state: &AppState,
+    actor: &str,
+    id: Uuid,
+    plan: Uuid,
+) -> DomainResult<(Subscription, Plan)> {
+    let sub = state.store.get_subscription(id).await?;
+    if matches!(
+        sub.status,
+        SubscriptionStatus::Ended | SubscriptionStatus::Cancelled
+    ) {
+        return Err(DomainError::state(format!(
+            "the subscription is {}",
+            sub.status
+        )));
+    }
+    let plan = state
+        .store
+        .get_plan(plan)
+        .await
+        .map_err(unknown_ref(|| format!("unknown plan {plan}")))?;
+    if plan.id == sub.plan_id {
+        return Err(DomainError::Invalid(format!(
+            "the subscription is on plan {:?} already",
+            plan.name
+        )));
+    }
+    let sub = state
+        .store
+        .change_subscription_plan(actor, id, plan.id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => DomainError::state("the subscription is no longer in force"),
+            other => other.into(),
+        })?;
+    Ok((sub, plan))
 }
 
 /// After a cancellation: when nothing is in force any more (no queued subscription took over),

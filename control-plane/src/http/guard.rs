@@ -58,11 +58,15 @@ pub async fn concurrency(
 pub async fn problems_for_bare_errors(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status();
-    let is_problem = response
+    // The operator console (`/ui`) answers its refusals with HTML pages of its own.
+    let is_described = response
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/problem+json")
+                || v.as_bytes().starts_with(b"text/html")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || is_described {
         return response;
     }
     let (code, detail) = match status {

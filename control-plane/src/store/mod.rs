@@ -6,6 +6,7 @@
 
 mod admins;
 mod audit;
+mod console;
 mod devices;
 mod error;
 mod gateways;

@@ -210,6 +210,113 @@ impl Store {
         self.quota_status(&sub, &plan, now).await
     }
 
+    /// Moves an active subscription's end `by_ms` later (one that has an end).
+    pub async fn extend_subscription(
+        &self,
+        actor: &str,
+        id: Uuid,
+        by_ms: i64,
+    ) -> Result<Subscription> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE subscriptions SET ends_at = ends_at + $2 \
+             WHERE id = $1 AND status = 'active' AND ends_at IS NOT NULL",
+        )
+        .bind(id.to_string())
+        .bind(by_ms)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("active subscription with an end"));
+        }
+        let detail = serde_json::json!({"extended_by_ms": by_ms});
+        self.commit_audited(
+            tx,
+            NewAudit::on(actor, "subscription.extend", "subscription", id, detail),
+        )
+        .await?;
+        self.get_subscription(id).await
+    }
+
+    /// Moves a subscription in force (active, on hold or queued) to another plan; its dates
+    /// stay.
+    pub async fn change_subscription_plan(
+        &self,
+        actor: &str,
+        id: Uuid,
+        plan_id: Uuid,
+    ) -> Result<Subscription> {
+        let before = self.get_subscription(id).await?;
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE subscriptions SET plan_id = $2 \
+             WHERE id = $1 AND status IN ('active', 'on_hold', 'queued')",
+        )
+        .bind(id.to_string())
+        .bind(plan_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("subscription in force"));
+        }
+        let detail = serde_json::json!({"from_plan": before.plan_id, "to_plan": plan_id});
+        self.commit_audited(
+            tx,
+            NewAudit::on(
+                actor,
+                "subscription.change_plan",
+                "subscription",
+                id,
+                detail,
+            ),
+        )
+        .await?;
+        self.get_subscription(id).await
+    }
+
+    /// Lets `bytes` more traffic through in the current quota period: they are forgiven like a
+    /// usage reset's, on top of any reset already made in the period.
+    pub async fn add_traffic(&self, actor: &str, id: Uuid, bytes: i64) -> Result<QuotaStatus> {
+        let sub = self.get_subscription(id).await?;
+        let plan = self.get_plan(sub.plan_id).await?;
+        let now = now_ms();
+        let (period_start, _) =
+            current_period(plan.reset_strategy, sub.starts_at.unwrap_or(now), now);
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(
+            "SELECT usage_reset_at, usage_reset_bytes FROM subscriptions WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        let (reset_at, forgiven) = match row.opt_int("usage_reset_at")? {
+            Some(at) if at >= period_start => (at, row.int("usage_reset_bytes")?),
+            _ => (now, 0),
+        };
+        sqlx::query(
+            "UPDATE subscriptions SET usage_reset_at = $2, usage_reset_bytes = $3 WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(reset_at)
+        .bind(forgiven.saturating_add(bytes))
+        .execute(&mut *tx)
+        .await?;
+        let detail = serde_json::json!({"bytes_added": bytes});
+        self.commit_audited(
+            tx,
+            NewAudit::on(
+                actor,
+                "subscription.add_traffic",
+                "subscription",
+                id,
+                detail,
+            ),
+        )
+        .await?;
+        let sub = self.get_subscription(id).await?;
+        self.quota_status(&sub, &plan, now).await
+    }
+
     /// The subscription in force for a user at `now`, moving subscriptions along: an expired one
     /// ends (and the oldest queued one starts), an on-hold one starts its clock when
     /// `first_use` is set. `None` when the user has nothing in force.

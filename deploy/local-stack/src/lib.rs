@@ -43,6 +43,12 @@ pub struct StackOptions {
     pub allow_private_targets: bool,
     /// Run the control plane's health checks and maintenance jobs.
     pub run_jobs: bool,
+    /// The control plane's database; `None` (the default): an SQLite file in `data_dir`.
+    /// Tests that need the production backend give a PostgreSQL URL here.
+    pub database_url: Option<String>,
+    /// The key device tokens are sealed with (`HTTVPS_CP_SECRET_KEY`, 64 hex digits), so links
+    /// can be shown again; `None`: the control plane's default for the database.
+    pub secret_key: Option<String>,
 }
 
 impl Default for StackOptions {
@@ -54,6 +60,8 @@ impl Default for StackOptions {
             path: String::new(),
             allow_private_targets: false,
             run_jobs: true,
+            database_url: None,
+            secret_key: None,
         }
     }
 }
@@ -327,10 +335,16 @@ impl LocalStack {
             drop(probe);
             addr
         };
-        let mut cp = ServeConfig::for_database(&format!(
-            "sqlite:{}",
-            options.data_dir.join("control-plane.db").display()
-        ));
+        let database_url = options.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite:{}",
+                options.data_dir.join("control-plane.db").display()
+            )
+        });
+        let mut cp = ServeConfig::for_database(&database_url);
+        if options.secret_key.is_some() {
+            cp.secret_key = options.secret_key.clone();
+        }
         cp.listen = options.control_plane_listen;
         cp.public_gateway = format!(
             "{}:{}{}",
