@@ -85,6 +85,10 @@ fn invalid(resp: (StatusCode, Value), needle: &str) {
     );
 }
 
+fn uuid(v: &Value) -> Uuid {
+    Uuid::parse_str(&id(v)).expect("a UUID id")
+}
+
 fn id(v: &Value) -> String {
     v["id"]
         .as_str()
@@ -223,18 +227,27 @@ async fn subscriptions_are_extended_given_traffic_and_moved_to_another_plan(app:
         post(app, &format!("{base}/extend"), json!({"days": 0})).await,
         "days",
     );
+    // Added traffic gives used traffic back, at most what was used this period.
+    invalid(
+        post(app, &format!("{base}/add-traffic"), json!({"bytes": 1})).await,
+        "at most the 0 bytes used",
+    );
+    common::traffic::use_traffic(app.store(), uuid(&user), 900_000).await;
     let added = ok(
         post(
             app,
             &format!("{base}/add-traffic"),
-            json!({"bytes": 4_000_000}),
+            json!({"bytes": 400_000}),
         )
         .await,
         StatusCode::OK,
     );
     assert_eq!(
-        added["remaining_bytes"].as_i64(),
-        Some(5_000_000),
+        (
+            added["used_bytes"].as_i64(),
+            added["remaining_bytes"].as_i64()
+        ),
+        (Some(500_000), Some(500_000)),
         "{added}"
     );
     invalid(
@@ -2607,7 +2620,7 @@ async fn openapi_lists_the_admin_paths(app: &TestApp) {
     );
     assert_eq!(
         paths.keys().filter(|p| p.starts_with("/v1/admin/")).count(),
-        40
+        43
     );
     assert!(
         paths["/v1/admin/users/{id}"].get("patch").is_some()
