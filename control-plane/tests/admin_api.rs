@@ -34,6 +34,7 @@ macro_rules! on_sqlite {
 
 on_both_backends!(
     users_plans_subscriptions_and_devices,
+    subscriptions_are_extended_given_traffic_and_moved_to_another_plan,
     regions_node_groups_nodes_and_import,
     gateway_tokens_rotate_with_overlap_and_revoke,
     sessions_usage_quota_and_audit,
@@ -82,6 +83,10 @@ fn invalid(resp: (StatusCode, Value), needle: &str) {
         detail.contains(needle),
         "detail {detail:?} should mention {needle:?}"
     );
+}
+
+fn uuid(v: &Value) -> Uuid {
+    Uuid::parse_str(&id(v)).expect("a UUID id")
 }
 
 fn id(v: &Value) -> String {
@@ -188,6 +193,123 @@ fn node_body(host: &str, port: i64, cipher: &str, secret: &str) -> Value {
 
 // ---------------------------------------------------------------------------------------------
 // Main flows (both backends)
+
+async fn subscriptions_are_extended_given_traffic_and_moved_to_another_plan(app: &TestApp) {
+    let basic = create_ok(
+        app,
+        "/v1/admin/plans",
+        json!({"name": "basic", "device_limit": 1, "session_limit": 1, "quota_bytes": 1_000_000, "reset_strategy": "calendar_month", "duration_days": 30}),
+    )
+    .await;
+    let pro = create_ok(
+        app,
+        "/v1/admin/plans",
+        json!({"name": "pro", "device_limit": 3, "session_limit": 3}),
+    )
+    .await;
+    let user = create_ok(app, "/v1/admin/users", json!({"name": "carol"})).await;
+    let sub = create_ok(
+        app,
+        &format!("/v1/admin/users/{}/subscriptions", id(&user)),
+        json!({"plan_id": id(&basic)}),
+    )
+    .await;
+    let sub_id = id(&sub);
+    let ends = sub["ends_at"].as_i64().unwrap();
+    let base = format!("/v1/admin/subscriptions/{sub_id}");
+
+    let extended = ok(
+        post(app, &format!("{base}/extend"), json!({"days": 5})).await,
+        StatusCode::OK,
+    );
+    assert_eq!(extended["ends_at"].as_i64(), Some(ends + 5 * 86_400_000));
+    invalid(
+        post(app, &format!("{base}/extend"), json!({"days": 0})).await,
+        "days",
+    );
+    // Added traffic gives used traffic back, at most what was used this period.
+    invalid(
+        post(app, &format!("{base}/add-traffic"), json!({"bytes": 1})).await,
+        "at most the 0 bytes used",
+    );
+    common::traffic::use_traffic(app.store(), uuid(&user), 900_000).await;
+    let added = ok(
+        post(
+            app,
+            &format!("{base}/add-traffic"),
+            json!({"bytes": 400_000}),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(
+        (
+            added["used_bytes"].as_i64(),
+            added["remaining_bytes"].as_i64()
+        ),
+        (Some(500_000), Some(500_000)),
+        "{added}"
+    );
+    invalid(
+        post(app, &format!("{base}/add-traffic"), json!({"bytes": -1})).await,
+        "traffic",
+    );
+    let moved = ok(
+        post(
+            app,
+            &format!("{base}/change-plan"),
+            json!({"plan_id": id(&pro)}),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(moved["plan_id"], pro["id"]);
+    invalid(
+        post(
+            app,
+            &format!("{base}/change-plan"),
+            json!({"plan_id": id(&pro)}),
+        )
+        .await,
+        "already",
+    );
+    let (status, _) = post(
+        app,
+        &format!("/v1/admin/subscriptions/{}/extend", Uuid::new_v4()),
+        json!({"days": 1}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // A cancelled subscription takes none of them.
+    ok(
+        post_empty(app, &format!("{base}/cancel")).await,
+        StatusCode::OK,
+    );
+    conflict(post(app, &format!("{base}/extend"), json!({"days": 1})).await);
+    conflict(post(app, &format!("{base}/add-traffic"), json!({"bytes": 1})).await);
+    conflict(
+        post(
+            app,
+            &format!("{base}/change-plan"),
+            json!({"plan_id": id(&basic)}),
+        )
+        .await,
+    );
+    let audit = get_ok(app, "/v1/admin/audit?limit=50").await;
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for action in [
+        "subscription.extend",
+        "subscription.add_traffic",
+        "subscription.change_plan",
+    ] {
+        assert!(actions.contains(&action), "{action} audited: {actions:?}");
+    }
+}
 
 async fn users_plans_subscriptions_and_devices(app: &TestApp) {
     let region = create_ok(
@@ -2498,7 +2620,7 @@ async fn openapi_lists_the_admin_paths(app: &TestApp) {
     );
     assert_eq!(
         paths.keys().filter(|p| p.starts_with("/v1/admin/")).count(),
-        40
+        43
     );
     assert!(
         paths["/v1/admin/users/{id}"].get("patch").is_some()

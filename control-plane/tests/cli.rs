@@ -408,6 +408,59 @@ fn day_to_day_work_on_postgres_by_name() {
     let reset = json_of(db, key, &["user", "reset-usage", "alice@example.com"]);
     assert_eq!(reset["used_bytes"], 0);
 
+    // Extend, add traffic, change plan: by the subscription's id, with the API's refusals.
+    let info = json_of(db, key, &["user", "show", "alice"]);
+    let sub_id = info["subscriptions"][0]["id"].as_str().unwrap().to_owned();
+    let ends = info["subscriptions"][0]["ends_at"].as_i64().unwrap();
+    let extended = json_of(
+        db,
+        key,
+        &["subscription", "extend", &sub_id, "--days", "10"],
+    );
+    assert_eq!(extended["ends_at"].as_i64(), Some(ends + 10 * 86_400_000));
+    let text = text_of(db, key, &["subscription", "extend", &sub_id, "--days", "1"]);
+    assert!(
+        text.contains("extended by 1 days") && has_date(&text),
+        "{text}"
+    );
+    // Added traffic gives used traffic back: with nothing used yet there is nothing to add.
+    let refused = cli(
+        db,
+        &["subscription", "add-traffic", &sub_id, "--traffic", "1GiB"],
+    );
+    assert!(
+        !refused.status.success()
+            && String::from_utf8_lossy(&refused.stderr).contains("at most the 0 bytes used"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let zero = cli(
+        db,
+        &["subscription", "add-traffic", &sub_id, "--traffic", "0"],
+    );
+    assert!(!zero.status.success(), "no traffic to add is refused");
+    ok(
+        db,
+        &[
+            "plan", "create", "--name", "pro", "--quota", "100GiB", "--days", "30",
+        ],
+    );
+    let moved = json_of(
+        db,
+        key,
+        &["subscription", "change-plan", &sub_id, "--plan", "pro"],
+    );
+    assert_ne!(moved["plan_id"], info["subscriptions"][0]["plan_id"]);
+    let again = cli(
+        db,
+        &["subscription", "change-plan", &sub_id, "--plan", "pro"],
+    );
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already"),
+        "the plan it is on already: {}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
     // Devices by name within their user.
     let device = json_of(
         db,

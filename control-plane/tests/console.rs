@@ -493,6 +493,16 @@ async fn subscription_changes(app: &TestApp) {
         .unwrap()
         .contains("days must be between 1 and 3650"));
 
+    // Added traffic gives used traffic back: at most what was used in this period.
+    let r = post(
+        format!("/ui/subscriptions/{}/add-traffic", sub.id),
+        vec![("gib", "2".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("at most the 0 bytes used"));
+    common::traffic::use_traffic(app.store(), user.id, 3 << 30).await;
     let r = post(
         format!("/ui/subscriptions/{}/add-traffic", sub.id),
         vec![("gib", "2".into())],
@@ -530,7 +540,7 @@ async fn subscription_changes(app: &TestApp) {
         .quota_status(&in_force, &plan_now, httvps_control_plane::model::now_ms())
         .await
         .unwrap();
-    assert_eq!(quota.used_bytes, 0);
+    assert_eq!(quota.used_bytes, 1 << 30, "3 GiB used, 2 GiB given back");
 
     let r = post(
         format!("/ui/subscriptions/{}/plan", sub.id),

@@ -283,6 +283,27 @@ pub enum SubscriptionCmd {
     Cancel { id: Uuid },
     /// Start a subscription's quota period afresh: usage so far no longer counts.
     ResetUsage { id: Uuid },
+    /// Move an active subscription's end later.
+    Extend {
+        id: Uuid,
+        /// Days to add (1 to 3650).
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..=3650))]
+        days: i64,
+    },
+    /// Let more traffic through in the subscription's current quota period.
+    AddTraffic {
+        id: Uuid,
+        /// How much: bytes, or with a unit (500MB, 10GiB, 1TB).
+        #[arg(long)]
+        traffic: String,
+    },
+    /// Move a subscription in force to another plan; its dates stay.
+    ChangePlan {
+        id: Uuid,
+        /// The new plan's name or id.
+        #[arg(long)]
+        plan: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

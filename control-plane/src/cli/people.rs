@@ -234,6 +234,34 @@ pub(super) async fn subscription(state: &AppState, cmd: SubscriptionCmd, json: b
                 )
             })?;
         }
+        SubscriptionCmd::Extend { id, days } => {
+            let s = domain::subscriptions::extend(state, ACTOR, id, days).await?;
+            emit(json, &s, || {
+                say!(
+                    "subscription {id} extended by {days} days: ends {}",
+                    when(s.ends_at)
+                )
+            })?;
+        }
+        SubscriptionCmd::AddTraffic { id, traffic } => {
+            let added = super::parse_bytes(&traffic)?;
+            let q = domain::subscriptions::add_traffic(state, ACTOR, id, added).await?;
+            emit(json, &q, || {
+                say!(
+                    "{} added to subscription {id}: {} used of {} this period",
+                    bytes(Some(added)),
+                    bytes(Some(q.used_bytes)),
+                    bytes(q.quota_bytes)
+                )
+            })?;
+        }
+        SubscriptionCmd::ChangePlan { id, plan } => {
+            let p = resolve::plan(state, &plan).await?;
+            let (s, p) = domain::subscriptions::change_plan(state, ACTOR, id, p.id).await?;
+            emit(json, &s, || {
+                say!("subscription {} moved to plan {}", s.id, p.name)
+            })?;
+        }
     }
     Ok(())
 }

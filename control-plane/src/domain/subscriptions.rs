@@ -140,7 +140,8 @@ pub async fn extend(
         })
 }
 
-/// Lets `bytes` more traffic through in the subscription's current quota period; the gateways'
+/// Gives back `bytes` of the traffic used in the subscription's current quota period (at most
+/// what was used), so as much more can go through before the quota is reached; the gateways'
 /// shared counter follows after the commit, as after a usage reset.
 pub async fn add_traffic(
     state: &AppState,
@@ -161,6 +162,27 @@ pub async fn add_traffic(
         return Err(DomainError::state(format!(
             "the subscription is {}",
             sub.status
+        )));
+    }
+    // Added traffic is forgiven usage: the gateways' shared counter of the period's bytes
+    // cannot go below zero, so more than was used would show at the control plane but be
+    // refused at the gateways. Raising the quota itself is a plan change.
+    let plan = state.store.get_plan(sub.plan_id).await?;
+    if plan.quota_bytes.is_none() {
+        return Err(DomainError::Invalid(format!(
+            "plan {:?} has no traffic quota: there is nothing to add to",
+            plan.name
+        )));
+    }
+    let used = state
+        .store
+        .quota_status(&sub, &plan, now_ms())
+        .await?
+        .used_bytes;
+    if bytes > used {
+        return Err(DomainError::Invalid(format!(
+            "traffic to add can be at most the {used} bytes used in this period: added traffic \
+             gives used traffic back; for a larger quota, move the subscription to another plan"
         )));
     }
     let quota = state.store.add_traffic(actor, id, bytes).await?;

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod app;
 pub mod nodes;
+pub mod traffic;
 
 /// Runs each named `async fn(&TestApp)` as two tests: `NAME::sqlite` and `NAME::postgres` (the
 /// real server; unreachable fails the run). The test file imports `TestApp`.

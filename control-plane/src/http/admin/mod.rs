@@ -68,6 +68,9 @@ pub const DEFAULT_LIMIT: i64 = 100;
         subscriptions::get_subscription,
         subscriptions::cancel_subscription,
         subscriptions::reset_usage,
+        subscriptions::extend_subscription,
+        subscriptions::add_traffic,
+        subscriptions::change_plan,
         subscriptions::user_quota,
         devices::create_device,
         devices::list_devices,
@@ -182,6 +185,18 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/v1/admin/subscriptions/{id}/reset-usage",
             post(subscriptions::reset_usage),
+        )
+        .route(
+            "/v1/admin/subscriptions/{id}/extend",
+            post(subscriptions::extend_subscription),
+        )
+        .route(
+            "/v1/admin/subscriptions/{id}/add-traffic",
+            post(subscriptions::add_traffic),
+        )
+        .route(
+            "/v1/admin/subscriptions/{id}/change-plan",
+            post(subscriptions::change_plan),
         )
         .route("/v1/admin/devices", get(devices::list_devices))
         .route(

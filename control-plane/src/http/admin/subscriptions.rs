@@ -132,6 +132,79 @@ pub async fn reset_usage(
     ))
 }
 
+/// How many days to add to a subscription.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendSubscription {
+    /// Days to move the end by.
+    #[schema(minimum = 1, maximum = 3650)]
+    pub days: i64,
+}
+
+/// Moves an active subscription's end later (409 when it is not active or never ends).
+#[utoipa::path(post, path = "/v1/admin/subscriptions/{id}/extend", tag = "admin", params(("id" = Uuid, Path)),
+    request_body = ExtendSubscription,
+    responses((status = 200, body = Subscription), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("admin_jwt" = [])))]
+pub async fn extend_subscription(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<ExtendSubscription>,
+) -> ApiResult<Json<Subscription>> {
+    Ok(Json(
+        domain::subscriptions::extend(&state, &caller.actor(), id, req.days).await?,
+    ))
+}
+
+/// Traffic to add to a subscription's current quota period.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddTraffic {
+    /// Bytes to let through on top of the plan's quota in this period.
+    #[schema(minimum = 1, maximum = 1_125_899_906_842_624_i64)]
+    pub bytes: i64,
+}
+
+/// Lets more traffic through in the subscription's current quota period; gateways see it at
+/// once (409 for an ended or cancelled subscription).
+#[utoipa::path(post, path = "/v1/admin/subscriptions/{id}/add-traffic", tag = "admin", params(("id" = Uuid, Path)),
+    request_body = AddTraffic,
+    responses((status = 200, body = QuotaStatus), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("admin_jwt" = [])))]
+pub async fn add_traffic(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<AddTraffic>,
+) -> ApiResult<Json<QuotaStatus>> {
+    Ok(Json(
+        domain::subscriptions::add_traffic(&state, &caller.actor(), id, req.bytes).await?,
+    ))
+}
+
+/// The plan to move a subscription to.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePlan {
+    /// The new plan.
+    pub plan_id: Uuid,
+}
+
+/// Moves a subscription in force to another plan; its dates stay (409 for an ended or
+/// cancelled one, 422 for its own plan or an unknown one).
+#[utoipa::path(post, path = "/v1/admin/subscriptions/{id}/change-plan", tag = "admin", params(("id" = Uuid, Path)),
+    request_body = ChangePlan,
+    responses((status = 200, body = Subscription), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)), security(("admin_jwt" = [])))]
+pub async fn change_plan(
+    State(state): State<AppState>,
+    Operator(caller): Operator,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(req): ApiJson<ChangePlan>,
+) -> ApiResult<Json<Subscription>> {
+    let (sub, _) =
+        domain::subscriptions::change_plan(&state, &caller.actor(), id, req.plan_id).await?;
+    Ok(Json(sub))
+}
+
 /// The user's quota under the subscription in force (404 when there is none).
 #[utoipa::path(get, path = "/v1/admin/users/{id}/quota", tag = "admin", params(("id" = Uuid, Path, description = "user id")),
     responses((status = 200, body = UserQuota), (status = 404, body = crate::error::Problem)), security(("admin_jwt" = [])))]
