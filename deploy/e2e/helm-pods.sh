@@ -148,7 +148,7 @@ run_case() { # name [helm options...]
   ok "every container running as uid 10001 on a read-only root"
   curl -sk --fail --max-time 5 https://$subnet.30:8443/ >/dev/null || die "nginx front on 8443"
   ok "the gateway pod's nginx front serves the site on 8443"
-  seen() { "${cli[@]}" gateway list 2>/dev/null | grep -P "\tgw-$name\t" | grep -qv 'last seen None'; }
+  seen() { "${cli[@]}" gateway list --json 2>/dev/null | gateway_seen_in "gw-$name"; }
   wait_until "gw-$name seen by the control plane (the pod's token works)" 60 seen || die "gw-$name never seen"
   if [ "$name" = full ]; then
     spans_of_both() {

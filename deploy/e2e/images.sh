@@ -116,7 +116,7 @@ podman run -d --name $p-gateway $(on_net gateway) "${hosts[@]}" --read-only --st
 wait_until "gateway healthy (the image's HEALTHCHECK: /health on 9464)" 60 podman healthcheck run $p-gateway
 # The client starts once the gateway has reached the control plane (its first pool refresh), so a
 # slow first answer on a loaded machine is not a refused first HELLO.
-gateway_seen() { cli gateway list | grep -q $'\tgw-1\tlast seen [0-9]'; }
+gateway_seen() { cli gateway list --json | gateway_seen_in gw-1; }
 wait_until "the control plane has seen the gateway" 90 gateway_seen || die "the gateway never reached the control plane"
 podman run -d --name $p-client $(on_net client) "${hosts[@]}" --read-only -p 127.0.0.1:$port:1080 -e HTTVPS_LINK="$link" \
   "$client_image" >/dev/null
@@ -164,7 +164,7 @@ for line in "shutting down: GOAWAY to every session" "usage flushed" "bye"; do
 done
 [ $took -le $((grace + 5)) ] || die "gateway took $took s to stop (grace ${grace} s)"
 ok "gateway exited 0 in $took s (grace ${grace} s), logged GOAWAY, 'usage flushed', 'bye'"
-usage=$(cli usage --by device --days 1 | awk -F '\t' 'NR > 1 { down += $4 } END { print down + 0 }')
+usage=$(cli usage --by device --days 1 --json | python3 -c 'import json, sys; print(sum(r["bytes_down"] for r in json.load(sys.stdin)))')
 [ "$usage" -ge $(((8 + 8 + 48) * 1024 * 1024)) ] || die "usage at the control plane is $usage bytes down, want at least the three downloads"
 ok "usage reported: $usage bytes down for the device (8 + 8 + 48 MiB downloaded)"
 

@@ -50,6 +50,13 @@ ensure_podman() {
   [ ${#want[@]} -eq 0 ] || { echo "installing ${want[*]} (Debian packages)"; apt_install "${want[@]}" uidmap slirp4netns fuse-overlayfs; }
 }
 
+# Whether `gateway list --json` on stdin shows gateway NAME seen by the control plane (the CLI's
+# tables are for people; scripts read its JSON).
+gateway_seen_in() { # name
+  python3 -c 'import json, sys
+sys.exit(0 if any(g["name"] == sys.argv[1] and g["last_seen_at"] for g in json.load(sys.stdin)) else 1)' "$1"
+}
+
 image_exists() { podman image exists "$1"; }
 
 image_size() { podman image inspect --format '{{.Size}}' "$1" | awk '{ printf "%.1f MB", $1 / 1e6 }'; }
