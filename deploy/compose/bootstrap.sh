@@ -77,7 +77,7 @@ for gw in gw-1 gw-2; do
 done
 
 import_node() { # name host port password
-  if $cli node list | awk -F '\t' -v name="$1" '$2 == name { found = 1 } END { exit !found }'; then
+  if $cli node show "$1" >/dev/null 2>&1; then
     echo "node $1: already in the pool"
     return
   fi
