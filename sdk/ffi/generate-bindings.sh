@@ -10,7 +10,7 @@ out="${1:-$target/bindings}"
 cd "$root"
 # One build for both: the library and the generator (the `bindgen` feature only adds the
 # generator's dependencies; an app's release build of the library leaves it off).
-cargo build -p httvps-ffi --features bindgen
+"${CARGO:-cargo}" build --locked -p httvps-ffi --features bindgen
 case "$(uname -s)" in
   Darwin) lib="$target/debug/libhttvps_ffi.dylib" ;;
   *) lib="$target/debug/libhttvps_ffi.so" ;;

@@ -167,6 +167,10 @@ impl Tunnel {
     /// One IP packet from the device (iOS: each of `packetFlow.readPackets`'s). Never waits:
     /// while the engine is behind the packet is dropped, as a link would (TCP sends it again).
     pub fn send_packet(&self, packet: Vec<u8>) -> Result<(), TunnelError> {
+        // Checked here: after stop the closed kill switch would swallow the packet quietly.
+        if self.is_stopped() {
+            return Err(TunnelError::Stopped);
+        }
         self.counters.sent(packet.len());
         self.sink
             .try_send(packet)
