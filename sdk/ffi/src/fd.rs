@@ -62,7 +62,12 @@ fn set_nonblocking(fd: RawFd) -> io::Result<()> {
 }
 
 /// Packets from the device into the engine, until the descriptor fails or the engine stops.
-async fn read_in(device: Arc<AsyncFd<BorrowedTun>>, mtu: u16, sink: PacketSink, counters: Arc<Counters>) {
+async fn read_in(
+    device: Arc<AsyncFd<BorrowedTun>>,
+    mtu: u16,
+    sink: PacketSink,
+    counters: Arc<Counters>,
+) {
     let mut buf = vec![0u8; usize::from(mtu).max(1500) + 64];
     loop {
         let read = device
@@ -93,7 +98,11 @@ async fn read_in(device: Arc<AsyncFd<BorrowedTun>>, mtu: u16, sink: PacketSink, 
 }
 
 /// Packets from the engine onto the device.
-async fn write_out(device: Arc<AsyncFd<BorrowedTun>>, mut source: PacketSource, counters: Arc<Counters>) {
+async fn write_out(
+    device: Arc<AsyncFd<BorrowedTun>>,
+    mut source: PacketSource,
+    counters: Arc<Counters>,
+) {
     while let Some(packet) = source.recv().await {
         let written = device
             .async_io(tokio::io::Interest::WRITABLE, |fd| {

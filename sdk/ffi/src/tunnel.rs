@@ -159,7 +159,13 @@ impl Tunnel {
         let counters = Arc::new(Counters::default());
         let pumps = {
             let _entered = started.runtime.enter();
-            fd::pump(fd, config.mtu, started.engine.sink(), source, counters.clone())?
+            fd::pump(
+                fd,
+                config.mtu,
+                started.engine.sink(),
+                source,
+                counters.clone(),
+            )?
         };
         Ok(started.into_tunnel(pumps, counters, listener))
     }
@@ -172,9 +178,7 @@ impl Tunnel {
             return Err(TunnelError::Stopped);
         }
         self.counters.sent(packet.len());
-        self.sink
-            .try_send(packet)
-            .map_err(|_| TunnelError::Stopped)
+        self.sink.try_send(packet).map_err(|_| TunnelError::Stopped)
     }
 
     /// Several packets from the device, in order.
@@ -264,7 +268,11 @@ fn stopped_status() -> TunnelStatus {
 }
 
 /// Hands every packet for the device to the writer.
-async fn write_out(mut source: PacketSource, writer: Arc<dyn PacketWriter>, counters: Arc<Counters>) {
+async fn write_out(
+    mut source: PacketSource,
+    writer: Arc<dyn PacketWriter>,
+    counters: Arc<Counters>,
+) {
     while let Some(packet) = source.recv().await {
         counters.received(packet.len());
         writer.write_packet(packet);
