@@ -104,6 +104,8 @@ async fn write_out(
     counters: Arc<Counters>,
 ) {
     while let Some(packet) = source.recv().await {
+        // Counted before the write: the app may read the packet before this task runs again.
+        counters.received(packet.len());
         let written = device
             .async_io(tokio::io::Interest::WRITABLE, |fd| {
                 // SAFETY: `packet` is valid for `packet.len()` bytes for the duration of the call.
@@ -116,7 +118,7 @@ async fn write_out(
             })
             .await;
         match written {
-            Ok(()) => counters.received(packet.len()),
+            Ok(()) => {}
             Err(e) => {
                 tracing::warn!("writing the TUN descriptor: {e}");
                 return;

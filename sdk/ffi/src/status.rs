@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use httvps_sdk::{ClientStatus, ConnectionState};
+use httvps_tun::TunnelUp;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -72,22 +73,26 @@ pub trait StatusListener: Send + Sync {
     fn on_status(&self, status: TunnelStatus);
 }
 
-/// Calls the listener with the current status and then every change, until the client's status
-/// channel closes.
+/// Keeps the kill switch in step with the client's status and calls the listener with the
+/// current status and then every change, until the client's status channel closes. One task for
+/// both, switch first: an app that sends on `Up` must find the switch open.
 pub(crate) fn report(
     listener: Arc<dyn StatusListener>,
     mut status: watch::Receiver<ClientStatus>,
+    up: TunnelUp,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut last = None;
         loop {
             let current = TunnelStatus::from(&*status.borrow_and_update());
+            up.set(current.state == TunnelState::Up);
             // Only state changes: a new RTT sample is not news to the app.
             if last != Some((current.state, current.code.clone())) {
                 last = Some((current.state, current.code.clone()));
                 listener.on_status(current);
             }
             if status.changed().await.is_err() {
+                up.set(false);
                 return;
             }
         }

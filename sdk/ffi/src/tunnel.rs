@@ -42,7 +42,7 @@ struct Running {
     runtime: Runtime,
     client: Client,
     engine: Engine,
-    /// The status reporter, the kill switch and the pumps.
+    /// The status reporter (which also works the kill switch) and the pumps.
     tasks: Vec<JoinHandle<()>>,
     listener: Arc<dyn StatusListener>,
 }
@@ -91,10 +91,11 @@ impl Started {
             .map_err(|e| TunnelError::Config(format!("client: {e}")))?;
         let (engine, source) = Engine::start(engine_config, client.clone())
             .map_err(|e| TunnelError::Config(e.to_string()))?;
-        let tasks = vec![
-            engine.tunnel_up().follow(client.watch_status()),
-            status::report(listener.clone(), client.watch_status()),
-        ];
+        let tasks = vec![status::report(
+            listener.clone(),
+            client.watch_status(),
+            engine.tunnel_up().clone(),
+        )];
         let started = Started {
             runtime,
             client,

@@ -1,13 +1,15 @@
 //! The binding as an app meets it: generate-bindings.sh builds the library and generates its
 //! Kotlin, Swift and Python bindings, and tests/tunnel.py drives the Python ones against the
 //! real gateway, control plane and Shadowsocks node (httvps-local-stack): DNS and TCP as IP
-//! packets, through callbacks (iOS) and through a file descriptor (Android). Needs python3
+//! packets, through callbacks (iOS) and through a file descriptor (Android), from a link and from
+//! a subscription URL. Needs python3
 //! (standard library only): without it the test fails.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use httvps_control_plane::domain::devices;
 use httvps_local_stack::{LocalStack, StackOptions};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, UdpSocket};
@@ -84,6 +86,18 @@ async fn python_bindings_carry_dns_and_tcp_through_a_real_gateway() {
     let stack = LocalStack::start(StackOptions::ephemeral(dir.path()))
         .await
         .expect("the stack starts");
+    // The demo device's token rotated (so the control plane keeps it, sealed, for the
+    // subscription) and its subscription URL.
+    let state = &stack.control_plane.state;
+    let link = devices::rotate_token(state, "test", stack.device_id)
+        .await
+        .expect("token rotated")
+        .link;
+    let subscription = devices::rotate_subscription_url(state, "test", stack.device_id)
+        .await
+        .expect("subscription URL");
+    let token = subscription.rsplit('/').next().unwrap_or_default();
+    let subscription = format!("http://{}/sub/{token}", stack.control_plane.addr);
     let dns = dns_server().await;
     let target = tcp_target().await;
     let bindings = bindings_dir();
@@ -92,7 +106,8 @@ async fn python_bindings_carry_dns_and_tcp_through_a_real_gateway() {
     let run = tokio::process::Command::new("python3")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tunnel.py"))
         .env("PYTHONPATH", bindings.join("python"))
-        .env("HTTVPS_LINK", &stack.link)
+        .env("HTTVPS_LINK", &link)
+        .env("SUBSCRIPTION_URL", &subscription)
         .env("DNS_RESOLVER", dns.to_string())
         .env("TCP_TARGET", target.to_string())
         .env("TCP_GREETING", GREETING)
