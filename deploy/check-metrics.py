@@ -4,7 +4,7 @@
     python3 deploy/check-metrics.py [--promql-out FILE]
 
 - The names exported: the `pub const ...: &str = "httvps_..."` values of gateway/src/metrics.rs
-  and the "httvps_..." string literals in control-plane/src, plus PENDING below (metrics of work
+  and the "httvps_cp_..." / "httvps_node_..." string literals in control-plane/src, plus PENDING below (metrics of work
   in progress that the rules and the dashboard already use).
 - Every httvps_* name in deploy/prometheus/alerts.yml, the Grafana dashboards and
   docs/operations.md must be exported (a `_bucket`, `_sum` or `_count` suffix is allowed).
@@ -27,8 +27,10 @@ SUFFIXES = ("_bucket", "_sum", "_count")
 
 def exported():
     names = set(re.findall(r'"(httvps_[a-z0-9_]+)"', (ROOT / "gateway/src/metrics.rs").read_text()))
+    # The control plane's metrics are httvps_cp_* and httvps_node_*; its other httvps_* strings
+    # (the console's cookie names) are not metrics.
     for path in (ROOT / "control-plane/src").rglob("*.rs"):
-        names.update(re.findall(r'"(httvps_[a-z0-9_]+)"', path.read_text()))
+        names.update(re.findall(r'"(httvps_(?:cp|node)_[a-z0-9_]+)"', path.read_text()))
     if len(names) < 20:
         sys.exit(f"found only {len(names)} metric names in the source; has the layout changed?")
     return names
