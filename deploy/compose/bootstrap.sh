@@ -41,7 +41,8 @@ else
   echo "nginx certificate: self-signed for $name generated into $dir/tls (90 days)"
 fi
 
-if [ -n "$($cli admin list)" ]; then
+# The JSON list (the table has a header even when empty): "[]" when there is no admin.
+if [ "$($cli admin list --json | tr -d '[:space:]')" != "[]" ]; then
   echo "admin: one exists already"
 else
   admin=${HTTVPS_ADMIN_USERNAME:-admin}
