@@ -134,10 +134,16 @@ async fn one_hello_is_one_trace_across_the_gateway_and_the_control_plane() {
     assert_eq!(cp_check.parent_span_id, validate_served.span_id);
     assert_eq!(cp_check.attribute("httvps.verdict"), Some("allow"));
 
-    // The session's registration belongs to the same trace.
-    let start_call = one(&spans, GATEWAY, "POST /v1/gateway/sessions", trace);
+    // The session's registration (a session batch, here of this one start) belongs to the same
+    // trace.
+    let start_call = one(&spans, GATEWAY, "POST /v1/gateway/sessions/batch", trace);
     assert_eq!(start_call.parent_span_id, hello.span_id);
-    let start_served = one(&spans, CONTROL_PLANE, "POST /v1/gateway/sessions", trace);
+    let start_served = one(
+        &spans,
+        CONTROL_PLANE,
+        "POST /v1/gateway/sessions/batch",
+        trace,
+    );
     assert_eq!(start_served.parent_span_id, start_call.span_id);
 
     // The stream open: its own trace, linked to the HELLO, holding the node assignment.

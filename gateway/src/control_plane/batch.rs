@@ -20,6 +20,7 @@ use httvps_contract::session::{
 use httvps_contract::RefusalCode;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::Instant;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{ControlPlaneClient, CpError};
@@ -50,6 +51,9 @@ impl SessionCall {
 struct Queued {
     call: SessionCall,
     reply: oneshot::Sender<Result<BatchOutcome, CpError>>,
+    /// The caller's span (a HELLO's, a session's): the batch call is traced under the first
+    /// start's, so a HELLO's trace still shows its session's registration.
+    span: tracing::Span,
 }
 
 /// The queue of session calls and the task that sends them.
@@ -74,7 +78,11 @@ impl SessionBatcher {
     pub(super) async fn call(&self, call: SessionCall) -> Result<BatchOutcome, CpError> {
         let (reply, outcome) = oneshot::channel();
         self.queue
-            .send(Queued { call, reply })
+            .send(Queued {
+                call,
+                reply,
+                span: tracing::Span::current(),
+            })
             .await
             .map_err(|_| CpError::Unavailable("the session batcher stopped".into()))?;
         outcome
@@ -149,18 +157,26 @@ async fn send_now(
     let client = client.clone();
     let unsupported = unsupported.clone();
     let batches = batches.clone();
-    tokio::spawn(async move {
-        if unsupported.load(Ordering::Relaxed) {
-            send_singly(&client, batch).await;
-        } else if let Err(batch) = send_batch(&client, &batches, batch).await {
-            tracing::info!(
-                "the control plane has no session batch route: single calls from now on"
-            );
-            unsupported.store(true, Ordering::Relaxed);
-            send_singly(&client, batch).await;
+    let parent = batch
+        .iter()
+        .find(|q| q.call.is_urgent())
+        .or(batch.first())
+        .map_or_else(tracing::Span::none, |q| q.span.clone());
+    tokio::spawn(
+        async move {
+            if unsupported.load(Ordering::Relaxed) {
+                send_singly(&client, batch).await;
+            } else if let Err(batch) = send_batch(&client, &batches, batch).await {
+                tracing::info!(
+                    "the control plane has no session batch route: single calls from now on"
+                );
+                unsupported.store(true, Ordering::Relaxed);
+                send_singly(&client, batch).await;
+            }
+            drop(slot);
         }
-        drop(slot);
-    });
+        .instrument(parent),
+    );
 }
 
 /// One batch call; gives the items back when the control plane has no batch route.
