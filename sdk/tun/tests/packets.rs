@@ -77,9 +77,11 @@ async fn a_syn_is_reset_while_down_and_answered_by_the_stack_while_up() {
     assert_eq!((ack_number, port), (7001, 40002));
     // The application's side completes the handshake, as a kernel does.
     sink.send(ack(40002, seq.wrapping_add(1))).await.unwrap();
-    let packet = tokio::time::timeout(Duration::from_secs(5), source.recv())
+    // ipstack closes a dropped flow after about 5 s (measured: 5.0–5.1 s), so 5 s was a coin
+    // toss; the bound is that it is closed, not left hanging.
+    let packet = tokio::time::timeout(Duration::from_secs(15), source.recv())
         .await
-        .expect("the refused flow is closed within 5 s")
+        .expect("the refused flow is closed within 15 s")
         .expect("the engine runs");
     let parsed = SlicedPacket::from_ip(&packet).unwrap();
     let Some(TransportSlice::Tcp(tcp)) = parsed.transport else {
