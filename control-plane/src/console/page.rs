@@ -113,6 +113,18 @@ pub fn action(console: &Console, role: Role, action: &str, label: &str) -> Marku
     }
 }
 
+/// A one-button form posting to `action`, with a hidden `status` field when given. Unlike
+/// [`action`] it is shown to every admin: the page around it decides who sees it.
+pub fn post_button(console: &Console, action: &str, status: Option<&str>, label: &str) -> Markup {
+    html! {
+        form class="inline" method="post" action=(action) {
+            (csrf(console))
+            @if let Some(status) = status { input type="hidden" name="status" value=(status); }
+            button type="submit" { (label) }
+        }
+    }
+}
+
 /// A one-button form for a change that cannot be undone: a checkbox saying so must be ticked
 /// first (the browser insists, and [`confirmed`] checks it on the server).
 pub fn irreversible(console: &Console, role: Role, action: &str, label: &str) -> Markup {
