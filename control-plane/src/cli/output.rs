@@ -123,6 +123,12 @@ pub(super) fn emit<T: serde::Serialize + ?Sized>(
     }
 }
 
+/// Reports a deletion: `{"deleted": id}` with `--json`, else `<kind> <name> deleted (<id>)`.
+pub(super) fn deleted(as_json: bool, kind: &str, name: &str, id: uuid::Uuid) -> anyhow::Result<()> {
+    let deletion = serde_json::json!({ "deleted": id });
+    emit(as_json, &deletion, || say!("{kind} {name} deleted ({id})"))
+}
+
 /// A device's links as JSON: `[{"region": .., "link": ..}]`.
 pub(super) fn links_json(links: &[crate::link::DeviceLink]) -> serde_json::Value {
     links
