@@ -18,6 +18,7 @@ pub mod model;
 pub mod node_pool;
 pub mod pool;
 pub mod quota;
+mod readable;
 pub mod shared;
 pub mod store;
 pub mod validation_cache;

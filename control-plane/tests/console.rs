@@ -48,6 +48,20 @@ struct Browser {
     csrf: String,
 }
 
+impl Browser {
+    /// The HTML of the console page at `path`, as this browser sees it.
+    async fn page(&self, http: &Client, app: &TestApp, path: &str) -> String {
+        http.get(app.url(path))
+            .header(COOKIE, &self.cookies)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
 async fn sign_in(app: &TestApp, username: &str, password: &str) -> Browser {
     let http = client();
     let form = http.get(app.url("/ui/login")).send().await.unwrap();
@@ -211,15 +225,9 @@ async fn sign_in_csrf_and_roles(app: &TestApp) {
     .await
     .unwrap();
     let viewer = sign_in(app, "watcher", "viewer-password-1").await;
-    let page = http
-        .get(app.url(&format!("/ui/users/{}", alice.id)))
-        .header(COOKIE, &viewer.cookies)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = viewer
+        .page(&http, app, &format!("/ui/users/{}", alice.id))
+        .await;
     assert!(page.contains("alice"));
     // The only POST form is signing out.
     assert_eq!(page.matches("method=\"post\"").count(), 1, "{page}");
@@ -273,29 +281,13 @@ async fn sign_in_csrf_and_roles(app: &TestApp) {
     .await
     .unwrap();
     let operator = sign_in(app, "ops", "operator-password-1").await;
-    let page = http
-        .get(app.url("/ui/users"))
-        .header(COOKIE, &operator.cookies)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = operator.page(&http, app, "/ui/users").await;
     assert!(
         page.contains("id=\"create-user\""),
         "operators create users"
     );
     assert!(!page.contains("href=\"/ui/admins\""), "no admins link");
-    let page = http
-        .get(app.url("/ui/gateways"))
-        .header(COOKIE, &operator.cookies)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = operator.page(&http, app, "/ui/gateways").await;
     assert!(
         !page.contains("Rotate token") && !page.contains("create-gateway"),
         "{page}"
@@ -452,15 +444,9 @@ async fn subscription_changes(app: &TestApp) {
             .send()
     };
     // The user page offers the three changes, every field labelled.
-    let page = http
-        .get(app.url(&format!("/ui/users/{}", user.id)))
-        .header(COOKIE, &admin.cookies)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = admin
+        .page(&http, app, &format!("/ui/users/{}", user.id))
+        .await;
     for action in ["extend", "add-traffic", "plan"] {
         assert!(
             page.contains(&format!("/ui/subscriptions/{}/{action}", sub.id)),

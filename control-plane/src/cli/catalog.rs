@@ -5,7 +5,7 @@ use anyhow::anyhow;
 use uuid::Uuid;
 
 use super::operate::{read_password, CliResult, ACTOR};
-use super::output::{bytes, emit, fields, say, table, when};
+use super::output::{bytes, deleted, emit, fields, say, table, when};
 use super::{parse_bytes, resolve, AdminCmd, PlanCmd, RegionCmd, UsageArgs};
 use crate::app::AppState;
 use crate::domain;
@@ -123,9 +123,7 @@ pub(super) async fn region(state: &AppState, cmd: RegionCmd, json: bool) -> CliR
         RegionCmd::Delete { region } => {
             let r = resolve::region(state, &region).await?;
             domain::regions::delete(state, ACTOR, r.id).await?;
-            emit(json, &serde_json::json!({ "deleted": r.id }), || {
-                say!("region {} deleted ({})", r.code, r.id)
-            })?;
+            deleted(json, "region", &r.code, r.id)?;
         }
     }
     Ok(())
@@ -261,9 +259,7 @@ pub(super) async fn plan(state: &AppState, cmd: PlanCmd, json: bool) -> CliResul
         PlanCmd::Delete { plan } => {
             let p = resolve::plan(state, &plan).await?;
             domain::plans::delete(state, ACTOR, p.id).await?;
-            emit(json, &serde_json::json!({ "deleted": p.id }), || {
-                say!("plan {} deleted ({})", p.name, p.id)
-            })?;
+            deleted(json, "plan", &p.name, p.id)?;
         }
     }
     Ok(())

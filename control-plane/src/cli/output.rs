@@ -55,32 +55,13 @@ pub(super) fn print_links(links: &[crate::link::DeviceLink], no_qr: bool) -> any
 
 /// A time for people: `2026-12-01 21:20:05 UTC`, or `never` when there is none.
 pub(super) fn when(at: Option<i64>) -> String {
-    let format =
-        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
-    at.and_then(|ms| {
-        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
-    })
-    .and_then(|t| t.format(&format).ok())
-    .unwrap_or_else(|| "never".to_owned())
+    at.and_then(crate::readable::time)
+        .unwrap_or_else(|| "never".to_owned())
 }
 
 /// A byte count for people (`1.5 GiB`), `unlimited` when there is no limit.
 pub(super) fn bytes(n: Option<i64>) -> String {
-    let Some(n) = n else {
-        return "unlimited".to_owned();
-    };
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value.abs() >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    n.map_or_else(|| "unlimited".to_owned(), crate::readable::bytes)
 }
 
 /// An optional value for a table cell: the value, or `-`.
@@ -140,6 +121,12 @@ pub(super) fn emit<T: serde::Serialize + ?Sized>(
         text();
         Ok(())
     }
+}
+
+/// Reports a deletion: `{"deleted": id}` with `--json`, else `<kind> <name> deleted (<id>)`.
+pub(super) fn deleted(as_json: bool, kind: &str, name: &str, id: uuid::Uuid) -> anyhow::Result<()> {
+    let deletion = serde_json::json!({ "deleted": id });
+    emit(as_json, &deletion, || say!("{kind} {name} deleted ({id})"))
 }
 
 /// A device's links as JSON: `[{"region": .., "link": ..}]`.

@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use super::operate::{CliResult, ACTOR};
 use super::output::{
-    bytes, emit, fields, links_json, or_dash, print_credentials, print_links, say, table, when,
+    bytes, deleted, emit, fields, links_json, or_dash, print_credentials, print_links, say, table,
+    when,
 };
 use super::{resolve, DeviceCmd, DeviceRef, SessionCmd, SubscriptionCmd, UserCmd};
 use crate::app::AppState;
@@ -205,9 +206,7 @@ pub(super) async fn user(state: &AppState, cmd: UserCmd, json: bool) -> CliResul
         UserCmd::Delete { user } => {
             let u = resolve::user(state, &user).await?;
             domain::users::delete(state, ACTOR, u.id).await?;
-            emit(json, &json!({ "deleted": u.id }), || {
-                say!("user {} deleted ({})", u.name, u.id)
-            })?;
+            deleted(json, "user", &u.name, u.id)?;
         }
     }
     Ok(())
@@ -347,9 +346,7 @@ pub(super) async fn device(state: &AppState, cmd: DeviceCmd, json: bool) -> CliR
         DeviceCmd::Delete(d) => {
             let d = find_device(state, &d).await?;
             domain::devices::delete(state, ACTOR, d.id).await?;
-            emit(json, &json!({ "deleted": d.id }), || {
-                say!("device {} deleted ({})", d.name, d.id)
-            })?;
+            deleted(json, "device", &d.name, d.id)?;
         }
         DeviceCmd::Link { device, no_qr } => {
             let id = find_device(state, &device).await?.id;

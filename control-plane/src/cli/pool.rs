@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::operate::{CliResult, ACTOR};
-use super::output::{emit, fields, or_dash, say, table, when};
+use super::output::{deleted, emit, fields, or_dash, say, table, when};
 use super::{resolve, GatewayCmd, NodeCmd, NodeGroupCmd};
 use crate::app::AppState;
 use crate::domain::nodes::{ImportInput, NodeChanges};
@@ -131,9 +131,7 @@ pub(super) async fn node(state: &AppState, cmd: NodeCmd, json: bool) -> CliResul
         NodeCmd::Delete { node } => {
             let n = resolve::node(state, &node).await?;
             state.store.delete_node(ACTOR, n.id).await?;
-            emit(json, &json!({ "deleted": n.id }), || {
-                say!("node {} deleted ({})", n.name, n.id)
-            })?;
+            deleted(json, "node", &n.name, n.id)?;
         }
         NodeCmd::Health { node, limit } => {
             let n = resolve::node(state, &node).await?;
@@ -269,9 +267,7 @@ pub(super) async fn node_group(state: &AppState, cmd: NodeGroupCmd, json: bool) 
         NodeGroupCmd::Delete { group } => {
             let g = resolve::node_group(state, &group).await?;
             state.store.delete_node_group(ACTOR, g.id).await?;
-            emit(json, &json!({ "deleted": g.id }), || {
-                say!("node group {} deleted ({})", g.name, g.id)
-            })?;
+            deleted(json, "node group", &g.name, g.id)?;
         }
         NodeGroupCmd::AddNode { group, node } => {
             membership(state, &group, &node, true, json).await?

@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use super::error::PageError;
 
@@ -22,6 +23,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Fields<T> {
             .map(|axum::Form(v)| Fields(v))
             .map_err(|e| PageError::new(StatusCode::UNPROCESSABLE_ENTITY, e.body_text()))
     }
+}
+
+/// The body of a one-button form for a change that cannot be undone
+/// ([`super::page::irreversible`]): the "sure" checkbox, `""` when it was not ticked.
+#[derive(Debug, Deserialize)]
+pub struct Confirm {
+    #[serde(default)]
+    pub confirm: String,
 }
 
 /// A query string.

@@ -6,7 +6,6 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
-use time::OffsetDateTime;
 
 use super::error::{FormError, PageError};
 use super::session::{Console, CSRF_FIELD};
@@ -114,6 +113,18 @@ pub fn action(console: &Console, role: Role, action: &str, label: &str) -> Marku
     }
 }
 
+/// A one-button form posting to `action`, with a hidden `status` field when given. Unlike
+/// [`action`] it is shown to every admin: the page around it decides who sees it.
+pub fn post_button(console: &Console, action: &str, status: Option<&str>, label: &str) -> Markup {
+    html! {
+        form class="inline" method="post" action=(action) {
+            (csrf(console))
+            @if let Some(status) = status { input type="hidden" name="status" value=(status); }
+            button type="submit" { (label) }
+        }
+    }
+}
+
 /// A one-button form for a change that cannot be undone: a checkbox saying so must be ticked
 /// first (the browser insists, and [`confirmed`] checks it on the server).
 pub fn irreversible(console: &Console, role: Role, action: &str, label: &str) -> Markup {
@@ -178,17 +189,9 @@ pub fn done(path: &str, note: &str) -> Response {
     axum::response::Redirect::to(&format!("{path}{sep}note={encoded}")).into_response()
 }
 
-/// A time as the operator reads it: `2026-12-01 21:30 UTC`.
+/// A time as the operator reads it: `2026-12-01 21:30:00 UTC`.
 pub fn when(ms: Millis) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
-            ))
-            .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
+    crate::readable::time(ms).unwrap_or_else(|| ms.to_string())
 }
 
 /// An optional time, `—` when absent.
@@ -203,18 +206,7 @@ pub fn day(ms: Millis) -> String {
 
 /// A byte count in binary units: `1.5 GiB`.
 pub fn bytes(n: i64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value.abs() >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    crate::readable::bytes(n)
 }
 
 /// An SVG document as an image (the QR codes the domain layer draws).

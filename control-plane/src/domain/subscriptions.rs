@@ -67,16 +67,7 @@ pub async fn create(
 /// Cancels a subscription that is active, on hold or queued (409 otherwise). When no queued one
 /// takes over, the user's sessions end on every gateway.
 pub async fn cancel(state: &AppState, actor: &str, id: Uuid) -> DomainResult<Subscription> {
-    let sub = state.store.get_subscription(id).await?;
-    if matches!(
-        sub.status,
-        SubscriptionStatus::Ended | SubscriptionStatus::Cancelled
-    ) {
-        return Err(DomainError::state(format!(
-            "the subscription is already {}",
-            sub.status
-        )));
-    }
+    open_subscription(state, id, "the subscription is already").await?;
     let sub = state
         .store
         .cancel_subscription(actor, id)
@@ -154,16 +145,7 @@ pub async fn add_traffic(
             "traffic to add must be between 1 byte and {MAX_ADDED_BYTES} bytes (1 PiB)"
         )));
     }
-    let sub = state.store.get_subscription(id).await?;
-    if matches!(
-        sub.status,
-        SubscriptionStatus::Ended | SubscriptionStatus::Cancelled
-    ) {
-        return Err(DomainError::state(format!(
-            "the subscription is {}",
-            sub.status
-        )));
-    }
+    let sub = open_subscription(state, id, "the subscription is").await?;
     // Added traffic is forgiven usage: the gateways' shared counter of the period's bytes
     // cannot go below zero, so more than was used would show at the control plane but be
     // refused at the gateways. Raising the quota itself is a plan change.
@@ -199,16 +181,7 @@ pub async fn change_plan(
     id: Uuid,
     plan: Uuid,
 ) -> DomainResult<(Subscription, Plan)> {
-    let sub = state.store.get_subscription(id).await?;
-    if matches!(
-        sub.status,
-        SubscriptionStatus::Ended | SubscriptionStatus::Cancelled
-    ) {
-        return Err(DomainError::state(format!(
-            "the subscription is {}",
-            sub.status
-        )));
-    }
+    let sub = open_subscription(state, id, "the subscription is").await?;
     let plan = state
         .store
         .get_plan(plan)
@@ -234,6 +207,22 @@ pub async fn change_plan(
 /// After a cancellation: when nothing is in force any more (no queued subscription took over),
 /// the user's sessions end now. The cancellation is committed, so a failed check only delays
 /// that to the sessions' next heartbeat.
+/// The subscription `id` unless it has ended or was cancelled: then 409 `<refusal> <status>`.
+async fn open_subscription(
+    state: &AppState,
+    id: Uuid,
+    refusal: &str,
+) -> DomainResult<Subscription> {
+    let sub = state.store.get_subscription(id).await?;
+    if matches!(
+        sub.status,
+        SubscriptionStatus::Ended | SubscriptionStatus::Cancelled
+    ) {
+        return Err(DomainError::state(format!("{refusal} {}", sub.status)));
+    }
+    Ok(sub)
+}
+
 async fn end_sessions_if_lapsed(state: &AppState, user: Uuid) {
     match state
         .store

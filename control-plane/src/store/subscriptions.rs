@@ -185,27 +185,16 @@ impl Store {
         let (period_start, _) =
             current_period(plan.reset_strategy, sub.starts_at.unwrap_or(now), now);
         let raw = self.raw_usage_since(sub.user_id, period_start).await?;
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "UPDATE subscriptions SET usage_reset_at = $2, usage_reset_bytes = $3 WHERE id = $1",
-        )
-        .bind(id.to_string())
-        .bind(now)
-        .bind(raw)
-        .execute(&mut *tx)
-        .await?;
+        let tx = self.begin().await?;
         let detail = serde_json::json!({"bytes_forgiven": raw});
-        self.commit_audited(
-            tx,
-            NewAudit::on(
-                actor,
-                "subscription.reset_usage",
-                "subscription",
-                id,
-                detail,
-            ),
-        )
-        .await?;
+        let audit = NewAudit::on(
+            actor,
+            "subscription.reset_usage",
+            "subscription",
+            id,
+            detail,
+        );
+        self.forgive_usage(tx, id, now, raw, audit).await?;
         let sub = self.get_subscription(id).await?;
         self.quota_status(&sub, &plan, now).await
     }
@@ -274,6 +263,27 @@ impl Store {
         self.get_subscription(id).await
     }
 
+    /// Records in `tx` that the subscription's period counts usage from `reset_at` less
+    /// `forgiven` bytes, and commits it with its audit entry.
+    async fn forgive_usage(
+        &self,
+        mut tx: Transaction<'static, Any>,
+        id: Uuid,
+        reset_at: Millis,
+        forgiven: i64,
+        audit: NewAudit<'_>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE subscriptions SET usage_reset_at = $2, usage_reset_bytes = $3 WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(reset_at)
+        .bind(forgiven)
+        .execute(&mut *tx)
+        .await?;
+        self.commit_audited(tx, audit).await
+    }
+
     /// Lets `bytes` more traffic through in the current quota period: they are forgiven like a
     /// usage reset's, on top of any reset already made in the period.
     pub async fn add_traffic(&self, actor: &str, id: Uuid, bytes: i64) -> Result<QuotaStatus> {
@@ -293,26 +303,17 @@ impl Store {
             Some(at) if at >= period_start => (at, row.int("usage_reset_bytes")?),
             _ => (now, 0),
         };
-        sqlx::query(
-            "UPDATE subscriptions SET usage_reset_at = $2, usage_reset_bytes = $3 WHERE id = $1",
-        )
-        .bind(id.to_string())
-        .bind(reset_at)
-        .bind(forgiven.saturating_add(bytes))
-        .execute(&mut *tx)
-        .await?;
         let detail = serde_json::json!({"bytes_added": bytes});
-        self.commit_audited(
-            tx,
-            NewAudit::on(
-                actor,
-                "subscription.add_traffic",
-                "subscription",
-                id,
-                detail,
-            ),
-        )
-        .await?;
+        let audit = NewAudit::on(
+            actor,
+            "subscription.add_traffic",
+            "subscription",
+            id,
+            detail,
+        );
+        let forgiven = forgiven.saturating_add(bytes);
+        self.forgive_usage(tx, id, reset_at, forgiven, audit)
+            .await?;
         let sub = self.get_subscription(id).await?;
         self.quota_status(&sub, &plan, now).await
     }

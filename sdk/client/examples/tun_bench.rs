@@ -16,6 +16,8 @@
 mod netns;
 #[path = "../tests/common/process.rs"]
 mod process;
+#[path = "../tests/common/web.rs"]
+mod web;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -23,7 +25,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use httvps_local_stack::{LocalStack, StackOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use netns::ClientNamespace;
@@ -72,13 +74,8 @@ async fn web_server(ip: Ipv4Addr, size: usize) -> anyhow::Result<SocketAddr> {
         while let Ok((mut s, _)) = listener.accept().await {
             let chunk = chunk.clone();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
+                if web::read_head(&mut s).await.is_none() {
+                    return;
                 }
                 let headers = format!(
                     "HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"

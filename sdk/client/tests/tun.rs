@@ -11,13 +11,14 @@ mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::netns::{must, ClientNamespace};
 use common::process::Process;
 use httvps_local_stack::{LocalStack, StackOptions};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, UdpSocket};
 
 const SIZE: usize = 50 * 1024 * 1024;
@@ -28,37 +29,16 @@ fn pattern(len: usize) -> Vec<u8> {
 
 /// `GET /download`: the 50 MiB pattern; anything else a short body.
 async fn web_server(ip: Ipv4Addr) -> SocketAddr {
-    let listener = TcpListener::bind((ip, 0)).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let body = std::sync::Arc::new(pattern(SIZE));
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let body = body.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let body: &[u8] = if head.starts_with(b"GET /download") {
-                    &body
-                } else {
-                    b"hello"
-                };
-                let headers = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = s.write_all(headers.as_bytes()).await;
-                let _ = s.write_all(body).await;
-                let _ = s.shutdown().await;
-            });
+    let download: Arc<[u8]> = pattern(SIZE).into();
+    let hello: Arc<[u8]> = Arc::from(&b"hello"[..]);
+    common::web::serving(ip.into(), move |head| {
+        if head.starts_with(b"GET /download") {
+            download.clone()
+        } else {
+            hello.clone()
         }
-    });
-    addr
+    })
+    .await
 }
 
 /// Answers every A query with 192.0.2.7.

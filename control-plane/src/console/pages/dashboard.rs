@@ -86,16 +86,7 @@ pub async fn show(State(state): State<AppState>, console: Console) -> PageResult
         })
         .collect();
     let days = last_days(now, 7);
-    let daily = state
-        .store
-        .usage_report(&UsageQuery {
-            group_by: UsageGroupBy::User,
-            daily: true,
-            from: days.first().map_or(now, |d| d.0),
-            to: now + 1,
-            key: None,
-        })
-        .await?;
+    let daily = super::usage::daily_rows(&state, UsageGroupBy::User, &days, now, None).await?;
     let mut per_user: HashMap<String, i64> = HashMap::new();
     for r in &daily {
         *per_user.entry(r.key.clone()).or_default() += r.bytes_up + r.bytes_down;

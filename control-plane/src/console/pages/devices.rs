@@ -12,7 +12,8 @@ use crate::app::AppState;
 use crate::console::error::{FormError, PageError};
 use crate::console::form::{Fields, Id, Params};
 use crate::console::page::{
-    answer, confirmed, csrf, done, form_error, note, shell, svg_image, when, when_opt, PageResult,
+    answer, confirmed, csrf, done, form_error, note, post_button, shell, svg_image, when, when_opt,
+    PageResult,
 };
 use crate::console::session::Console;
 use crate::domain;
@@ -195,16 +196,6 @@ async fn render(
             body,
         ),
     ))
-}
-
-fn post_button(console: &Console, action: &str, status: Option<&str>, label: &str) -> Markup {
-    html! {
-        form class="inline" method="post" action=(action) {
-            (csrf(console))
-            @if let Some(status) = status { input type="hidden" name="status" value=(status); }
-            button type="submit" { (label) }
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]

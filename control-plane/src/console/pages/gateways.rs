@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::console::error::{FormError, PageError};
-use crate::console::form::{Fields, Id, Params};
+use crate::console::form::{Confirm, Fields, Id, Params};
 use crate::console::page::{
     action, answer, confirmed, csrf, done, form_error, irreversible, note, shell, when, when_opt,
     PageResult,
@@ -201,12 +201,6 @@ pub async fn rotate(
             .await
         }
     }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Confirm {
-    #[serde(default)]
-    confirm: String,
 }
 
 /// Revokes a gateway token at once.

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::console::error::FormError;
-use crate::console::form::{int, opt_gib, opt_int, Fields, Id, Params};
+use crate::console::form::{int, opt_gib, opt_int, Confirm, Fields, Id, Params};
 use crate::console::page::{
     answer, bytes, confirmed, csrf, done, form_error, irreversible, note, shell, when, PageResult,
 };
@@ -153,12 +153,6 @@ pub async fn create(
             .await
         }
     }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Confirm {
-    #[serde(default)]
-    confirm: String,
 }
 
 /// Deletes a plan.

@@ -13,14 +13,35 @@ use crate::console::chart::{self, Bar};
 use crate::console::form::Params;
 use crate::console::page::{bytes, shell, PageResult};
 use crate::console::session::Console;
-use crate::model::now_ms;
-use crate::store::{UsageGroupBy, UsageQuery, UsageRow};
+use crate::model::{now_ms, Millis};
+use crate::store::{StoreError, UsageGroupBy, UsageQuery, UsageRow};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct UsageParams {
     #[serde(default)]
     by: String,
     days: Option<i64>,
+}
+
+/// The usage per day over `days` (from [`last_days`]) up to `now`, by `group_by`, of one key
+/// or of all.
+pub async fn daily_rows(
+    state: &AppState,
+    group_by: UsageGroupBy,
+    days: &[(Millis, String)],
+    now: Millis,
+    key: Option<Uuid>,
+) -> Result<Vec<UsageRow>, StoreError> {
+    state
+        .store
+        .usage_report(&UsageQuery {
+            group_by,
+            daily: true,
+            from: days.first().map_or(now, |d| d.0),
+            to: now + 1,
+            key,
+        })
+        .await
 }
 
 /// Daily totals of `rows` over `days`.
@@ -55,16 +76,7 @@ pub async fn show(
     let span = p.days.unwrap_or(7).clamp(1, 90);
     let now = now_ms();
     let days = last_days(now, span);
-    let rows = state
-        .store
-        .usage_report(&UsageQuery {
-            group_by,
-            daily: true,
-            from: days.first().map_or(now, |d| d.0),
-            to: now + 1,
-            key: None,
-        })
-        .await?;
+    let rows = daily_rows(&state, group_by, &days, now, None).await?;
     // Per key: (up, down).
     let mut per_key: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for r in &rows {

@@ -12,15 +12,15 @@ use super::{last_days, Names};
 use crate::app::AppState;
 use crate::console::chart::{self, Bar};
 use crate::console::error::{FormError, PageError};
-use crate::console::form::{opt_text, Fields, Id, Params};
+use crate::console::form::{opt_text, Confirm, Fields, Id, Params};
 use crate::console::page::{
-    action, answer, bytes, confirmed, csrf, done, form_error, irreversible, note, shell, when,
-    when_opt, PageResult,
+    action, answer, bytes, confirmed, csrf, done, form_error, irreversible, note, post_button,
+    shell, when, when_opt, PageResult,
 };
 use crate::console::session::Console;
 use crate::domain;
 use crate::model::{now_ms, Role, SubscriptionStatus, UserStatus};
-use crate::store::{AuditFilter, UsageGroupBy, UsageQuery, UserUpdate};
+use crate::store::{AuditFilter, UsageGroupBy, UserUpdate};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
@@ -181,31 +181,8 @@ pub async fn render_user(
         None => None,
     };
     let days = last_days(now, 30);
-    let usage = state
-        .store
-        .usage_report(&UsageQuery {
-            group_by: UsageGroupBy::User,
-            daily: true,
-            from: days.first().map_or(now, |d| d.0),
-            to: now + 1,
-            key: Some(id),
-        })
-        .await?;
-    let series: Vec<Bar> = days
-        .iter()
-        .map(|(start, label)| {
-            let total: i64 = usage
-                .iter()
-                .filter(|r| r.bucket_start == *start)
-                .map(|r| r.bytes_up + r.bytes_down)
-                .sum();
-            Bar {
-                label: label.clone(),
-                value: total as f64,
-                shown: bytes(total),
-            }
-        })
-        .collect();
+    let usage = super::usage::daily_rows(state, UsageGroupBy::User, &days, now, Some(id)).await?;
+    let series: Vec<Bar> = super::usage::daily_bars(&days, &usage);
     let audit = state
         .store
         .list_audit(&AuditFilter {
@@ -236,9 +213,9 @@ pub async fn render_user(
         @if operator {
             div id="user-actions" {
                 @if user.status == UserStatus::Active {
-                    (status_button(console, id, "disabled", "Disable user"))
+                    (post_button(console, &format!("/ui/users/{id}/status"), Some("disabled"), "Disable user"))
                 } @else {
-                    (status_button(console, id, "active", "Enable user"))
+                    (post_button(console, &format!("/ui/users/{id}/status"), Some("active"), "Enable user"))
                 }
                 (irreversible(console, Role::Operator, &format!("/ui/users/{id}/delete"), "Delete user"))
             }
@@ -350,16 +327,6 @@ pub async fn render_user(
     ))
 }
 
-fn status_button(console: &Console, id: Uuid, status: &str, label: &str) -> maud::Markup {
-    html! {
-        form class="inline" method="post" action={ "/ui/users/" (id) "/status" } {
-            (csrf(console))
-            input type="hidden" name="status" value=(status);
-            button type="submit" { (label) }
-        }
-    }
-}
-
 #[derive(Debug, Deserialize)]
 pub struct NewStatus {
     status: String,
@@ -386,12 +353,6 @@ pub async fn set_status(
         Ok(_) => Ok(done(&format!("/ui/users/{id}"), &format!("user {status}"))),
         Err(e) => failed(&state, &console, id, "user-actions", e).await,
     }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Confirm {
-    #[serde(default)]
-    confirm: String,
 }
 
 /// Deletes a user, then back to the list.
