@@ -1,5 +1,5 @@
 //! The cache of the gateway hot path: device-validation verdicts (by device, with the token's
-//! hash), verified gateway tokens (by hash) and known region codes, each for at most
+//! hash), verified gateway tokens (by hash), known region codes and plans, each for at most
 //! `HTTVPS_CP_VALIDATION_CACHE_TTL_SECS` (0 turns it off).
 //!
 //! Invalidation is by epoch. An answer is stored with the epoch read *before* the database was
@@ -32,7 +32,7 @@ use httvps_shared_state::SharedEvent;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::model::Millis;
+use crate::model::{Millis, Plan};
 use crate::store::{GatewayAuth, Store};
 
 /// Most entries of each map: past it, entries of old epochs or past their time go, and when
@@ -181,6 +181,7 @@ pub struct ValidationCache {
     devices: EpochMap<Uuid, CachedVerdict>,
     gateways: EpochMap<String, GatewayAuth>,
     regions: EpochMap<String, bool>,
+    plans: EpochMap<Uuid, Plan>,
     device_flights: Flights<Uuid>,
     gateway_flights: Flights<String>,
 }
@@ -205,6 +206,7 @@ impl ValidationCache {
             devices: EpochMap::new(),
             gateways: EpochMap::new(),
             regions: EpochMap::new(),
+            plans: EpochMap::new(),
             device_flights: Flights::new(),
             gateway_flights: Flights::new(),
         }
@@ -356,11 +358,28 @@ impl ValidationCache {
         }
     }
 
+    /// A plan (its terms and regions), if cached.
+    pub fn plan(&self, id: Uuid, now: Millis) -> Option<Plan> {
+        if !self.enabled() {
+            return None;
+        }
+        self.plans.get(&id, self.epoch(), now)
+    }
+
+    /// Keeps a plan as read at `epoch`.
+    pub fn keep_plan(&self, plan: Plan, epoch: u64, now: Millis) {
+        if self.enabled() {
+            self.plans
+                .put(plan.id, plan, epoch, self.until(now, &[]), now);
+        }
+    }
+
     /// Empties the maps (memory); answers of old epochs are never served anyway.
     pub fn clear(&self) {
         self.devices.clear();
         self.gateways.clear();
         self.regions.clear();
+        self.plans.clear();
     }
 }
 

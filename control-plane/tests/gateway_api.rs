@@ -23,6 +23,7 @@ use uuid::Uuid;
 on_both_backends!(
     gateway_routes_need_a_valid_service_token,
     validation_allows_and_refuses_with_precise_codes,
+    a_validation_batch_answers_each_device_as_its_own_validation_would,
     quota_is_enforced_after_usage_reports,
     usage_reports_are_idempotent_and_validated,
     assignment_is_sticky_and_respects_health_and_exclusions,
@@ -86,6 +87,14 @@ async fn gateway_routes_need_a_valid_service_token(app: &TestApp) {
         app.http
             .get(app.url("/v1/gateway/pool"))
             .bearer_auth("not-a-token"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = call(
+        app.http
+            .post(app.url("/v1/gateway/devices/validate/batch"))
+            .bearer_auth("not-a-token")
+            .json(&json!({"devices": [body]})),
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -214,6 +223,145 @@ async fn validation_allows_and_refuses_with_precise_codes(app: &TestApp) {
     let (status, problem) = call(
         app.gateway(Method::POST, "/v1/gateway/devices/validate")
             .json(&json!({"device_id": 5, "device_token": "x"})),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed"))
+    );
+}
+
+async fn validate_batch(app: &TestApp, devices: &[Value]) -> (StatusCode, Value) {
+    call(
+        app.gateway(Method::POST, "/v1/gateway/devices/validate/batch")
+            .json(&json!({ "devices": devices })),
+    )
+    .await
+}
+
+async fn a_validation_batch_answers_each_device_as_its_own_validation_would(app: &TestApp) {
+    let store = app.store();
+    let eu = store
+        .create_region(
+            "t",
+            &NewRegion {
+                code: "eu-north".into(),
+                name: "EU".into(),
+                latitude: None,
+                longitude: None,
+            },
+        )
+        .await
+        .unwrap();
+    let limited = subscriber(app, Some(1 << 30), 2, vec![eu.id]).await;
+    let (status, _) = report(
+        app,
+        "batch-usage",
+        json!([{"device_id": limited.device, "bytes_up": 600, "bytes_down": 400, "at": now_ms()}]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let unlimited = subscriber(app, None, 3, vec![]).await;
+    let disabled = subscriber(app, None, 1, vec![]).await;
+    store
+        .update_user(
+            "t",
+            disabled.user,
+            &UserUpdate {
+                status: Some(UserStatus::Disabled),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // A user without a subscription in force: the path that moves subscriptions along.
+    let lonely = store.create_user("t", "batch-lonely", None).await.unwrap();
+    let lonely_token = token::generate();
+    let lonely_device = store
+        .create_device(
+            "t",
+            &NewDevice {
+                user_id: lonely.id,
+                name: "x".into(),
+                token_hash: token::hash(&lonely_token),
+            },
+        )
+        .await
+        .unwrap();
+    let ask = |device: String, token: &str, region: Option<&str>| json!({"device_id": device, "device_token": token, "region": region});
+    let devices = vec![
+        ask(limited.device.to_string(), &limited.token, Some("eu-north")),
+        ask(limited.device.to_string(), "wrong-token", None),
+        ask(Uuid::new_v4().to_string(), &limited.token, None),
+        ask("not-a-uuid".into(), &limited.token, None),
+        ask(limited.device.to_string(), &limited.token, Some("us-east")),
+        ask(unlimited.device.to_string(), &unlimited.token, None),
+        ask(lonely_device.id.to_string(), &lonely_token, None),
+        ask(disabled.device.to_string(), &disabled.token, None),
+        ask(limited.device.to_string(), &limited.token, None),
+    ];
+    // Each device's own validation, from the store (a cold cache), is what the batch must give.
+    let mut singles = Vec::new();
+    for d in &devices {
+        app.state().validation.clear();
+        singles.push(
+            validate(
+                app,
+                d["device_id"].as_str().unwrap(),
+                d["device_token"].as_str().unwrap(),
+                d["region"].as_str(),
+            )
+            .await,
+        );
+    }
+    let codes: Vec<Option<&str>> = singles
+        .iter()
+        .map(|v| v["code"].as_str().or(v["result"].as_str()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            Some("allow"),
+            Some("auth_failed"),
+            Some("auth_failed"),
+            Some("auth_failed"),
+            Some("region_not_allowed"),
+            Some("allow"),
+            Some("expired"),
+            Some("revoked"),
+            Some("allow"),
+        ]
+    );
+    assert_eq!(
+        singles[0]["entitlement"]["remaining_bytes"],
+        (1_u64 << 30) - 1000
+    );
+    for round in ["cold", "warm"] {
+        if round == "cold" {
+            app.state().validation.clear();
+        }
+        let (status, answer) = validate_batch(app, &devices).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let results = answer["results"].as_array().unwrap();
+        assert_eq!(results.len(), devices.len());
+        for (i, (batched, single)) in results.iter().zip(&singles).enumerate() {
+            assert_eq!(batched, single, "{round} batch, device {i}");
+        }
+    }
+    let (status, answer) = validate_batch(app, &[]).await;
+    assert_eq!(
+        (status, answer["results"].clone()),
+        (StatusCode::OK, json!([]))
+    );
+    let too_many = vec![ask(limited.device.to_string(), &limited.token, None); 1001];
+    let (status, problem) = validate_batch(app, &too_many).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed"))
+    );
+    let (status, problem) = call(
+        app.gateway(Method::POST, "/v1/gateway/devices/validate/batch")
+            .json(&json!({"devices": [{"device_id": 5, "device_token": "x"}]})),
     )
     .await;
     assert_eq!(

@@ -345,6 +345,37 @@ async fn last_seen_is_written_in_the_background(postgres: bool) {
     app.stop().await;
 }
 
+/// A flush writes every device's time in one statement, and never moves a time back.
+async fn touching_devices_writes_each_and_never_moves_back(postgres: bool) {
+    let app = app_on(postgres, |c| c.last_seen_flush_secs = 3600).await;
+    let s = subscriber(&app, None).await;
+    let (phone, laptop) = (s.devices[0].0, s.devices[1].0);
+    let store = app.store();
+    store
+        .touch_devices(&[(phone, 5_000), (laptop, 7_000)])
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            last_seen(store, phone).await,
+            last_seen(store, laptop).await
+        ),
+        (Some(5_000), Some(7_000))
+    );
+    store
+        .touch_devices(&[(phone, 4_000), (laptop, 9_000), (Uuid::new_v4(), 1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            last_seen(store, phone).await,
+            last_seen(store, laptop).await
+        ),
+        (Some(5_000), Some(9_000))
+    );
+    app.stop().await;
+}
+
 /// What is noted but not yet flushed is written at shutdown.
 async fn last_seen_is_written_at_shutdown(postgres: bool) {
     let mut app = app_on(postgres, |c| c.last_seen_flush_secs = 3600).await;
@@ -400,6 +431,7 @@ macro_rules! on_both {
 on_both!(
     last_seen_is_written_in_the_background,
     last_seen_is_written_at_shutdown,
+    touching_devices_writes_each_and_never_moves_back,
     a_zero_ttl_turns_the_cache_off
 );
 

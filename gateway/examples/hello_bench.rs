@@ -3,7 +3,8 @@
 //! `httvps-control-plane` binary on PostgreSQL and registers its session there, with Redis as the
 //! shared state. Both servers are separate processes, started from this program's target
 //! directory; the clients (TLS, WebSocket, HELLO) run in this process. It prints HELLO/s, the
-//! storm's duration, HELLO latency p50/p99, refusals by code and each server's CPU per HELLO.
+//! storm's duration, HELLO latency p50/p99, refusals by code and the CPU per HELLO of each
+//! server, PostgreSQL, Redis and the clients.
 //! It asserts nothing.
 //!
 //! ```sh
@@ -487,20 +488,41 @@ async fn run(args: &Args, db_url: &str, prefix: &str) -> Result<(), Failure> {
         devices.len(),
         args.concurrency
     );
+    let ticks = proc_stat::clock_ticks();
+    // CPU of every party: the servers, PostgreSQL and Redis (whoever else uses them is counted
+    // too), and this process's clients (their TLS handshakes).
+    let others = || {
+        [
+            proc_stat::cpu_ticks_named("postgres"),
+            proc_stat::cpu_ticks_named("redis-server"),
+            proc_stat::own_cpu_ticks().unwrap_or(0),
+        ]
+        .map(|t| t as f64 / ticks)
+    };
     for round in 1..=args.rounds {
         let (cp_cpu, gw_cpu) = (cpu_secs(cp.pid()), cpu_secs(gateway.pid()));
+        let others_before = others();
         let result = storm(addr, &fingerprint, &devices, args.concurrency).await;
         let accepted = result.latencies.len();
-        let per_hello = |before: f64, pid| (cpu_secs(pid) - before) * 1e6 / accepted.max(1) as f64;
+        let per_hello = |secs: f64| secs * 1e6 / accepted.max(1) as f64;
+        let others_after = others();
+        let [pg, redis, clients] = [0, 1, 2].map(|i| per_hello(others_after[i] - others_before[i]));
+        let (gw, cpl) = (
+            per_hello(cpu_secs(gateway.pid()) - gw_cpu),
+            per_hello(cpu_secs(cp.pid()) - cp_cpu),
+        );
         println!(
-            "  round {round} ({}): {accepted} accepted in {:.2} s = {:.0} HELLO/s; p50 {:.1} ms, p99 {:.1} ms; CPU per HELLO: gateway {:.0} µs, control plane {:.0} µs",
+            "  round {round} ({}): {accepted} accepted in {:.2} s = {:.0} HELLO/s; p50 {:.1} ms, p99 {:.1} ms; CPU per HELLO: gateway {gw:.0} µs, control plane {cpl:.0} µs",
             if round == 1 { "cold" } else { "warm" },
             result.elapsed.as_secs_f64(),
             accepted as f64 / result.elapsed.as_secs_f64(),
             percentile(&result.latencies, 0.5),
             percentile(&result.latencies, 0.99),
-            per_hello(gw_cpu, gateway.pid()),
-            per_hello(cp_cpu, cp.pid()),
+        );
+        let servers = gw + cpl + pg + redis;
+        println!(
+            "    CPU per HELLO, the rest: PostgreSQL {pg:.0} µs, Redis {redis:.0} µs, clients (this process) {clients:.0} µs; servers together {servers:.0} µs = at most {:.0} HELLO/s per core with the clients elsewhere",
+            1e6 / servers.max(1.0),
         );
         for (why, count) in &result.refusals {
             println!("    refused {count}×: {why}");

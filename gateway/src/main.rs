@@ -51,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
     let control_plane = match (&config.control_plane_url, &config.control_plane_token) {
         (Some(url), Some(token)) => Some(Arc::new(
             ControlPlaneClient::new(url.clone(), token.clone(), config.control_plane_timeout)?
-                .with_session_batching(!config.control_plane_single_session_calls),
+                .with_batching(!config.control_plane_single_calls),
         )),
         (Some(_), None) => anyhow::bail!(
             "--control-plane-url needs the gateway token: set HTTVPS_GATEWAY_CONTROL_PLANE_TOKEN, \

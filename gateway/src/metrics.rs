@@ -66,6 +66,11 @@ pub const SESSION_BATCHES_TOTAL: &str = "httvps_gateway_control_plane_session_ba
 /// Session starts, heartbeats and ends those batches carried, by `call` (start, heartbeat, end).
 pub const SESSION_BATCH_ITEMS_TOTAL: &str =
     "httvps_gateway_control_plane_session_batch_items_total";
+/// Device validation batch calls to the control plane (`POST /v1/gateway/devices/validate/batch`).
+pub const VALIDATE_BATCHES_TOTAL: &str = "httvps_gateway_control_plane_validate_batches_total";
+/// Device validations those batches carried.
+pub const VALIDATE_BATCH_ITEMS_TOTAL: &str =
+    "httvps_gateway_control_plane_validate_batch_items_total";
 /// Usage reports by `result` (sent, failed: retried later, rejected: refused for good).
 pub const USAGE_REPORTS_TOTAL: &str = "httvps_gateway_usage_reports_total";
 /// Usage reports not yet accepted by the control plane (gauge).

@@ -443,3 +443,48 @@ async fn concurrent_session_calls_share_batches_and_keep_their_own_outcomes() {
         );
     }
 }
+
+/// Device checks made at the same time share control-plane calls, and each HELLO still gets its
+/// own device's answer: a wrong token is refused, its neighbours in the batch are allowed with
+/// their own entitlements.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_device_checks_share_batches_and_keep_their_own_answers() {
+    use httvps_gateway::authority::Verdict;
+
+    let cp = Arc::new(TestCp::start().await);
+    let client = cp.client(&cp.gateway_token, T);
+    let mut subscribers = Vec::new();
+    for i in 0..40 {
+        subscribers.push(cp.subscriber(Some(1_000 + i), 2).await);
+    }
+    let checks = futures_util::future::join_all(subscribers.iter().enumerate().map(|(i, s)| {
+        let token = if i % 5 == 0 {
+            "wrong"
+        } else {
+            s.token.as_str()
+        }
+        .to_owned();
+        let device = s.device.to_string();
+        let client = client.clone();
+        async move { client.validate_device(&device, &token, None).await }
+    }))
+    .await;
+    for (i, (check, s)) in checks.iter().zip(&subscribers).enumerate() {
+        match (&check.as_ref().map(|a| &a.verdict), i % 5 == 0) {
+            (Ok(Verdict::Deny { code, .. }), true) => {
+                assert_eq!(*code, HelloErrorCode::AuthFailed, "device {i}")
+            }
+            (Ok(Verdict::Allow(e)), false) => {
+                assert_eq!(e.device_id, s.device.to_string(), "device {i}");
+                assert_eq!(e.user_id, Some(s.user.to_string()), "device {i}");
+                assert_eq!(e.remaining_bytes, Some(1_000 + i as u64), "device {i}");
+            }
+            (other, wrong) => panic!("device {i} (wrong token: {wrong}): {other:?}"),
+        }
+    }
+    let batches = client.validate_batches();
+    assert!(
+        (1..40).contains(&batches),
+        "40 concurrent checks took {batches} batch calls"
+    );
+}

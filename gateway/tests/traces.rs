@@ -111,7 +111,13 @@ async fn one_hello_is_one_trace_across_the_gateway_and_the_control_plane() {
     let check = one(&spans, GATEWAY, "device check", trace);
     assert_eq!(check.parent_span_id, hello.span_id);
     assert_eq!(check.attribute("httvps.cache"), Some("miss"));
-    let validate_call = one(&spans, GATEWAY, "POST /v1/gateway/devices/validate", trace);
+    // The check goes in a validation batch (here of this one device).
+    let validate_call = one(
+        &spans,
+        GATEWAY,
+        "POST /v1/gateway/devices/validate/batch",
+        trace,
+    );
     assert_eq!(validate_call.kind, "client");
     assert_eq!(validate_call.parent_span_id, check.span_id);
     assert_eq!(
@@ -121,17 +127,19 @@ async fn one_hello_is_one_trace_across_the_gateway_and_the_control_plane() {
     let validate_served = one(
         &spans,
         CONTROL_PLANE,
-        "POST /v1/gateway/devices/validate",
+        "POST /v1/gateway/devices/validate/batch",
         trace,
     );
     assert_eq!(validate_served.kind, "server");
     assert_eq!(validate_served.parent_span_id, validate_call.span_id);
     assert_eq!(
         validate_served.attribute("http.route"),
-        Some("/v1/gateway/devices/validate")
+        Some("/v1/gateway/devices/validate/batch")
     );
+    let cp_batch = one(&spans, CONTROL_PLANE, "device check batch", trace);
+    assert_eq!(cp_batch.parent_span_id, validate_served.span_id);
     let cp_check = one(&spans, CONTROL_PLANE, "device check", trace);
-    assert_eq!(cp_check.parent_span_id, validate_served.span_id);
+    assert_eq!(cp_check.parent_span_id, cp_batch.span_id);
     assert_eq!(cp_check.attribute("httvps.verdict"), Some("allow"));
 
     // The session's registration (a session batch, here of this one start) belongs to the same

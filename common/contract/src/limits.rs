@@ -15,3 +15,5 @@ pub const MAX_VERSION_LEN: usize = 64;
 pub const MAX_REGION_CODE_LEN: usize = 32;
 /// Most items (starts, heartbeats and ends together) in one session batch.
 pub const MAX_SESSION_BATCH: usize = 1_000;
+/// Most devices in one validation batch.
+pub const MAX_VALIDATE_BATCH: usize = 1_000;

@@ -6,6 +6,8 @@ use uuid::Uuid;
 
 /// `POST`: a device's credentials → allow with its entitlement, or deny.
 pub const VALIDATE_DEVICE: &str = "/v1/gateway/devices/validate";
+/// `POST`: many devices' credentials → one answer each, as [`VALIDATE_DEVICE`] would give.
+pub const VALIDATE_DEVICES_BATCH: &str = "/v1/gateway/devices/validate/batch";
 /// `POST`: the node a device's session relays through.
 pub const ASSIGN_NODE: &str = "/v1/gateway/nodes/assign";
 /// `POST`: registers a session under the plan's session limit.

@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{DenyCode, Millis};
+use crate::limits::MAX_VALIDATE_BATCH;
+use crate::{ContractViolation, DenyCode, Millis};
 
 /// The credentials and region preference of a HELLO.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,4 +81,35 @@ pub enum ValidateResponse {
         #[serde(default)]
         message: String,
     },
+}
+
+/// `POST /v1/gateway/devices/validate/batch`: the HELLOs a gateway checks at once (a reconnect
+/// storm), at most [`MAX_VALIDATE_BATCH`]. Each answer is the one its own validation would get:
+/// one device's bad credentials or region deny that device, never the batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ValidateBatch {
+    /// The validations, answered in this order.
+    pub devices: Vec<ValidateRequest>,
+}
+
+impl ValidateBatch {
+    /// Whether the batch keeps within the contract's limits.
+    pub fn check(&self) -> Result<(), ContractViolation> {
+        if self.devices.len() > MAX_VALIDATE_BATCH {
+            return Err(ContractViolation(format!(
+                "a validation batch holds at most {MAX_VALIDATE_BATCH} devices"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The answers to a [`ValidateBatch`], one per device in its order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ValidateBatchResponse {
+    /// One answer per device.
+    pub results: Vec<ValidateResponse>,
 }

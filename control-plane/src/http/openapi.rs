@@ -15,7 +15,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
     info(title = "httvps control plane", description = "Users, devices, plans, the node pool, sessions, usage and audit. Errors are RFC 7807 problem documents (`application/problem+json`) with a stable `code`. Lists take `limit` (1 to 1000, default 100) and `offset` (default 0) and answer a JSON array; a query parameter a list does not know is a 400 `unknown_parameter` problem naming it."),
     paths(
         public::healthz, public::readyz, public::metrics, subscription::subscription,
-        gateway::validate_device, gateway::assign_node, gateway::start_session, gateway::session_heartbeat,
+        gateway::validate_device, gateway::validate_devices_batch, gateway::assign_node, gateway::start_session, gateway::session_heartbeat,
         gateway::end_session, gateway::session_batch, gateway::report_usage, gateway::pool_snapshot, gateway::gateway_heartbeat,
     ),
     components(schemas(crate::error::Problem, subscription::Feed, subscription::FeedLink, subscription::FeedDevice, subscription::FeedFormat)),

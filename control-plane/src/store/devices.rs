@@ -4,6 +4,7 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use super::audit::NewAudit;
+use super::multi_row::{padded, padded_len, ROWS_PER_STATEMENT};
 use super::resource::{resource, Page};
 use super::row::RowExt;
 use super::{map_rows, Backend, Conflict, ConflictKind, Result, Store, StoreError};
@@ -334,18 +335,31 @@ impl Store {
             .await
     }
 
-    /// Writes last-seen times in one transaction; a time never moves back.
+    /// Writes last-seen times, a statement per [`ROWS_PER_STATEMENT`] devices in one
+    /// transaction; a time never moves back.
     pub async fn touch_devices(&self, seen: &[(Uuid, Millis)]) -> Result<()> {
         let mut tx = self.begin().await?;
-        for (id, at) in seen {
-            sqlx::query(
-                "UPDATE devices SET last_seen_at = $2 WHERE id = $1 \
-                 AND (last_seen_at IS NULL OR last_seen_at < $2)",
-            )
-            .bind(id.to_string())
-            .bind(*at)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in seen.chunks(ROWS_PER_STATEMENT) {
+            let rows = (0..padded_len(chunk.len()))
+                .map(|k| {
+                    format!(
+                        "SELECT CAST(${} AS TEXT) AS id, CAST(${} AS BIGINT) AS at",
+                        2 * k + 1,
+                        2 * k + 2
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ");
+            let sql = format!(
+                "UPDATE devices SET last_seen_at = v.at FROM ({rows}) AS v \
+                 WHERE devices.id = v.id \
+                 AND (devices.last_seen_at IS NULL OR devices.last_seen_at < v.at)"
+            );
+            let mut query = sqlx::query(&sql);
+            for (id, at) in padded(chunk) {
+                query = query.bind(id.to_string()).bind(*at);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -6,21 +6,11 @@ use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
+use super::multi_row::{in_list, padded, ROWS_PER_STATEMENT};
 use super::row::RowExt;
 use super::sessions::{from_row, NewSession, COLUMNS};
 use super::{map_rows, Backend, ConflictKind, Result, Store, StoreError};
 use crate::model::{now_ms, Millis, Session};
-
-/// Most rows one multi-row statement carries (PostgreSQL takes at most 65,535 parameters).
-const ROWS_PER_STATEMENT: usize = 1_000;
-
-/// `$first, $first+1, ...`: `count` placeholders.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 impl Store {
     /// Starts many sessions at once, each with the outcome [`Store::start_session`] would give
@@ -65,20 +55,17 @@ impl Store {
             // Serializes starts of one user with every other start (SQLite has one writer).
             let sql = format!(
                 "SELECT id FROM users WHERE id IN ({}) ORDER BY id FOR UPDATE",
-                placeholders(1, users.len())
+                in_list(1, &users)
             );
             let mut lock = sqlx::query(&sql);
-            for user in &users {
+            for user in padded(&users) {
                 lock = lock.bind(user);
             }
             lock.fetch_all(&mut *tx).await?;
         }
-        let sql = format!(
-            "SELECT id FROM sessions WHERE id IN ({})",
-            placeholders(1, ids.len())
-        );
+        let sql = format!("SELECT id FROM sessions WHERE id IN ({})", in_list(1, &ids));
         let mut exists = sqlx::query(&sql);
-        for id in &ids {
+        for id in padded(&ids) {
             exists = exists.bind(id);
         }
         let existing: HashSet<String> = exists
@@ -90,10 +77,10 @@ impl Store {
         let sql = format!(
             "SELECT user_id, COUNT(*) AS n FROM sessions WHERE ended_at IS NULL \
              AND user_id IN ({}) GROUP BY user_id",
-            placeholders(1, users.len())
+            in_list(1, &users)
         );
         let mut count = sqlx::query(&sql);
-        for user in &users {
+        for user in padded(&users) {
             count = count.bind(user);
         }
         let mut live: HashMap<String, i64> = HashMap::new();
@@ -198,10 +185,10 @@ impl Store {
             let sql = format!(
                 "UPDATE sessions SET last_heartbeat_at = $1 WHERE gateway_id = $2 \
                  AND ended_at IS NULL AND id IN ({}) RETURNING {COLUMNS}",
-                placeholders(3, chunk.len())
+                in_list(3, chunk)
             );
             let mut update = sqlx::query(&sql).bind(at).bind(gateway.to_string());
-            for id in chunk {
+            for id in padded(chunk) {
                 update = update.bind(id.to_string());
             }
             let rows = update.fetch_all(self.writer()).await?;
@@ -231,13 +218,13 @@ impl Store {
                     "UPDATE sessions SET ended_at = COALESCE(ended_at, $1), \
                      end_reason = COALESCE(end_reason, $2) WHERE gateway_id = $3 \
                      AND id IN ({}) RETURNING id",
-                    placeholders(4, chunk.len())
+                    in_list(4, chunk)
                 );
                 let mut update = sqlx::query(&sql)
                     .bind(at)
                     .bind(reason)
                     .bind(gateway.to_string());
-                for id in chunk {
+                for id in padded(chunk) {
                     update = update.bind(id.to_string());
                 }
                 for row in update.fetch_all(self.writer()).await? {

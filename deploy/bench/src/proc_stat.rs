@@ -41,6 +41,31 @@ pub fn waited_children_ticks() -> Option<u64> {
     Some(field(&fields, 16)? + field(&fields, 17)?)
 }
 
+/// utime + stime + cutime + cstime of every process named `comm` (as `/proc/<pid>/comm` gives
+/// it: `postgres`, `redis-server`), in clock ticks. The waited-children part keeps the CPU of
+/// PostgreSQL backends that exited (the postmaster waits for them).
+pub fn cpu_ticks_named(comm: &str) -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
+        })
+        .filter_map(|pid| {
+            let f = stat_fields(&pid.to_string())?;
+            Some(field(&f, 14)? + field(&f, 15)? + field(&f, 16)? + field(&f, 17)?)
+        })
+        .sum()
+}
+
+/// utime + stime of this process (all its threads), in clock ticks.
+pub fn own_cpu_ticks() -> Option<u64> {
+    let fields = stat_fields("self")?;
+    Some(field(&fields, 14)? + field(&fields, 15)?)
+}
+
 /// The processes whose parent is `parent` (nginx's workers).
 pub fn children_of(parent: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {

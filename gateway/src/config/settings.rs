@@ -260,11 +260,16 @@ pub struct GatewayConfig {
     #[arg(long, env = "HTTVPS_GATEWAY_CONTROL_PLANE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub control_plane_timeout: Duration,
 
-    /// One control-plane call per session start, heartbeat and end instead of batches
-    /// (`POST /v1/gateway/sessions/batch`; a control plane without that route gets single
-    /// calls anyway). For comparison, or a proxy in front of the control plane that refuses it.
-    #[arg(long, env = "HTTVPS_GATEWAY_CONTROL_PLANE_SINGLE_SESSION_CALLS")]
-    pub control_plane_single_session_calls: bool,
+    /// One control-plane call per device check, session start, heartbeat and end instead of
+    /// batches (`POST /v1/gateway/devices/validate/batch`, `POST /v1/gateway/sessions/batch`; a
+    /// control plane without those routes gets single calls anyway). For comparison, or a proxy
+    /// in front of the control plane that refuses them.
+    #[arg(
+        long,
+        env = "HTTVPS_GATEWAY_CONTROL_PLANE_SINGLE_CALLS",
+        alias = "control-plane-single-session-calls"
+    )]
+    pub control_plane_single_calls: bool,
 
     /// Redis holding the state several gateways share: session limits, resume tokens,
     /// revocations, node load, quota counters and the gateway registry. Without it that state

@@ -9,11 +9,13 @@
 //! machine-readable `code`: `Refused`). The device check with its cache and single-flight lives
 //! in [`crate::entitlements`]; usage batching in [`crate::usage`].
 
-mod batch;
+mod batcher;
 mod error;
 mod nodes;
 mod secret;
+mod session_batch;
 mod transport;
+mod validate_batch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -31,11 +33,13 @@ use httvps_contract::{routes, EndReason};
 use url::Url;
 use uuid::Uuid;
 
-use self::batch::{SessionBatcher, SessionCall};
+use self::batcher::Batcher;
 pub use self::error::CpError;
 use self::nodes::PoolEntry;
 pub use self::secret::Secret;
+use self::session_batch::{SessionCall, SessionRoute};
 use self::transport::NO_BODY;
+use self::validate_batch::ValidateRoute;
 use crate::authority::{Entitlement, Verdict};
 use crate::upstream::Node;
 use crate::GatewayError;
@@ -47,6 +51,57 @@ pub struct ValidateAnswer {
     pub verdict: Verdict,
     /// How long the control plane allows this answer to be cached.
     pub cache_ttl: Duration,
+}
+
+impl From<ValidateResponse> for ValidateAnswer {
+    fn from(answer: ValidateResponse) -> Self {
+        match answer {
+            ValidateResponse::Allow {
+                cache_ttl_secs,
+                entitlement: e,
+            } => ValidateAnswer {
+                verdict: Verdict::Allow(Entitlement {
+                    device_id: e.device_id.to_string(),
+                    user_id: Some(e.user_id.to_string()),
+                    remaining_bytes: e.remaining_bytes,
+                    session_limit: Some(e.session_limit),
+                    expires_at_ms: e.expires_at,
+                    quota_bytes: e.plan.quota_bytes,
+                    quota_period_end_ms: e.quota_resets_at,
+                }),
+                cache_ttl: Duration::from_secs(cache_ttl_secs),
+            },
+            ValidateResponse::Deny {
+                cache_ttl_secs,
+                code,
+                message,
+            } => ValidateAnswer {
+                verdict: Verdict::Deny {
+                    code: code.hello_error_code(),
+                    message: if message.is_empty() {
+                        code.as_str().to_owned()
+                    } else {
+                        message
+                    },
+                    retry_after: None,
+                },
+                cache_ttl: Duration::from_secs(cache_ttl_secs),
+            },
+        }
+    }
+}
+
+/// A device check call's failure as the HELLO sees it: a refusal of the call itself other than
+/// 429 (401: our token) is our problem, not the device's, so the device gets `internal`, never a
+/// false `auth_failed`.
+fn device_check_error(e: CpError) -> CpError {
+    match e {
+        CpError::Refused { status: 429, .. } => e,
+        CpError::Refused { status, code, .. } => {
+            CpError::Unavailable(format!("validate refused: {status} {code}"))
+        }
+        other => other,
+    }
 }
 
 /// What a session heartbeat says.
@@ -73,9 +128,11 @@ pub struct ControlPlaneClient {
     /// The last pool snapshot ([`Self::pool`]): where a device that never had a node gets one
     /// during an outage.
     known_pool: Arc<Mutex<Vec<PoolEntry>>>,
-    /// Session starts, heartbeats and ends go through this batcher ([`batch`]), started at the
-    /// first of them; `None`: single calls (the batcher's own client, or batching turned off).
-    session_batcher: Option<Arc<OnceLock<SessionBatcher>>>,
+    /// Session starts, heartbeats and ends go through this batcher ([`session_batch`]), started
+    /// at the first of them; `None`: single calls (a batcher's own client, or batching off).
+    session_batcher: Option<Arc<OnceLock<Batcher<SessionRoute>>>>,
+    /// Device checks go through this one ([`validate_batch`]); `None` as above.
+    validate_batcher: Option<Arc<OnceLock<Batcher<ValidateRoute>>>>,
 }
 
 impl std::fmt::Debug for ControlPlaneClient {
@@ -108,14 +165,26 @@ impl ControlPlaneClient {
             last_nodes: Arc::default(),
             known_pool: Arc::default(),
             session_batcher: Some(Arc::default()),
+            validate_batcher: Some(Arc::default()),
         })
     }
 
-    /// With `false`, every session start, heartbeat and end is its own call (as before the
-    /// batch route; for comparison and for control planes behind proxies that cannot take it).
-    pub fn with_session_batching(mut self, batching: bool) -> Self {
+    /// With `false`, every device check, session start, heartbeat and end is its own call (as
+    /// before the batch routes; for comparison and for control planes behind proxies that
+    /// cannot take them).
+    pub fn with_batching(mut self, batching: bool) -> Self {
         self.session_batcher = batching.then(Arc::default);
+        self.validate_batcher = batching.then(Arc::default);
         self
+    }
+
+    /// The client a batcher sends with: its calls are single.
+    fn unbatched(&self) -> ControlPlaneClient {
+        ControlPlaneClient {
+            session_batcher: None,
+            validate_batcher: None,
+            ..self.clone()
+        }
     }
 
     /// Session batch calls made so far (0 before the first session call or without batching).
@@ -126,19 +195,22 @@ impl ControlPlaneClient {
             .map_or(0, |b| b.batches.load(std::sync::atomic::Ordering::Relaxed))
     }
 
-    /// Sends `call` through the batcher; `None` when this client calls singly.
+    /// Device validation batch calls made so far.
+    pub fn validate_batches(&self) -> u64 {
+        self.validate_batcher
+            .as_ref()
+            .and_then(|cell| cell.get())
+            .map_or(0, |b| b.batches.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Sends `call` through the session batcher; `None` when this client calls singly.
     async fn batched(&self, call: SessionCall) -> Option<Result<BatchOutcome, CpError>> {
         let cell = self.session_batcher.as_ref()?;
-        let batcher = cell.get_or_init(|| {
-            SessionBatcher::start(ControlPlaneClient {
-                session_batcher: None,
-                ..self.clone()
-            })
-        });
+        let batcher = cell.get_or_init(|| Batcher::start(self.unbatched()));
         Some(batcher.call(call).await)
     }
 
-    /// `POST /v1/gateway/devices/validate`.
+    /// `POST /v1/gateway/devices/validate` (in a batch).
     pub async fn validate_device(
         &self,
         device_id: &str,
@@ -150,56 +222,30 @@ impl ControlPlaneClient {
             device_token: device_token.to_owned(),
             region: region.map(str::to_owned),
         };
+        match &self.validate_batcher {
+            Some(cell) => {
+                let batcher = cell.get_or_init(|| Batcher::start(self.unbatched()));
+                batcher.call(body).await
+            }
+            None => self.validate_device_alone(&body).await,
+        }
+    }
+
+    /// `POST /v1/gateway/devices/validate`, alone.
+    async fn validate_device_alone(
+        &self,
+        body: &ValidateRequest,
+    ) -> Result<ValidateAnswer, CpError> {
         let answer = self
             .call_route::<ValidateResponse>(
                 reqwest::Method::POST,
                 routes::VALIDATE_DEVICE,
-                Some(&body),
+                Some(body),
             )
             .await
-            .map_err(|e| match e {
-                CpError::Refused { status: 429, .. } => e,
-                // Any other refusal of the call itself (401: our token) is our problem, not the
-                // device's: the device gets `internal`, never a false `auth_failed`.
-                CpError::Refused { status, code, .. } => {
-                    CpError::Unavailable(format!("validate refused: {status} {code}"))
-                }
-                other => other,
-            })?
+            .map_err(device_check_error)?
             .ok_or_else(|| CpError::Unavailable("empty validate answer".into()))?;
-        Ok(match answer {
-            ValidateResponse::Allow {
-                cache_ttl_secs,
-                entitlement: e,
-            } => ValidateAnswer {
-                verdict: Verdict::Allow(Entitlement {
-                    device_id: e.device_id.to_string(),
-                    user_id: Some(e.user_id.to_string()),
-                    remaining_bytes: e.remaining_bytes,
-                    session_limit: Some(e.session_limit),
-                    expires_at_ms: e.expires_at,
-                    quota_bytes: e.plan.quota_bytes,
-                    quota_period_end_ms: e.quota_resets_at,
-                }),
-                cache_ttl: Duration::from_secs(cache_ttl_secs),
-            },
-            ValidateResponse::Deny {
-                cache_ttl_secs,
-                code,
-                message,
-            } => ValidateAnswer {
-                verdict: Verdict::Deny {
-                    code: code.hello_error_code(),
-                    message: if message.is_empty() {
-                        code.as_str().to_owned()
-                    } else {
-                        message
-                    },
-                    retry_after: None,
-                },
-                cache_ttl: Duration::from_secs(cache_ttl_secs),
-            },
-        })
+        Ok(answer.into())
     }
 
     /// `POST /v1/gateway/nodes/assign`.

@@ -6,6 +6,7 @@ use httvps_contract::validate::{Entitlement, PlanTerms, ValidateRequest, Validat
 use httvps_contract::{routes, DenyCode};
 use uuid::Uuid;
 
+use super::validate_batch::BatchReads;
 use crate::app::AppState;
 use crate::auth::token;
 use crate::error::ApiResult;
@@ -13,18 +14,18 @@ use crate::http::extract::{ApiJsonAnyText, GatewayCaller};
 use crate::model::{
     now_ms, DeviceStatus, Millis, Plan, Subscription, SubscriptionStatus, UserStatus,
 };
-use crate::store::{in_force, StoreError, ValidationFacts};
+use crate::store::{in_force, quota_from_usage, StoreError, ValidationFacts};
 use crate::validation_cache::{CachedVerdict, Verdict};
 
-fn deny(state: &AppState, code: DenyCode, message: impl Into<String>) -> Json<ValidateResponse> {
+fn deny(state: &AppState, code: DenyCode, message: impl Into<String>) -> ValidateResponse {
     metrics::counter!("httvps_cp_device_validations_total", "result" => "deny", "code" => code.as_str())
         .increment(1);
     tracing::Span::current().record("httvps.verdict", code.as_str());
-    Json(ValidateResponse::Deny {
+    ValidateResponse::Deny {
         cache_ttl_secs: state.config.denial_ttl_secs,
         code,
         message: message.into(),
-    })
+    }
 }
 
 /// Validates a device's credentials and returns its entitlement or a precise refusal.
@@ -43,12 +44,23 @@ pub async fn validate_device(
     _gw: GatewayCaller,
     ApiJsonAnyText(req): ApiJsonAnyText<ValidateRequest>,
 ) -> ApiResult<Json<ValidateResponse>> {
-    let now = now_ms();
+    validate(&state, &req, now_ms(), None).await.map(Json)
+}
+
+/// One validation at `now`. A cache miss reads the store, one computation per device at a time,
+/// unless `batch` read the device's facts already (a validation batch's miss).
+pub(super) async fn validate(
+    state: &AppState,
+    req: &ValidateRequest,
+    now: Millis,
+    batch: Option<&BatchReads>,
+) -> ApiResult<ValidateResponse> {
     let Ok(device_id) = Uuid::parse_str(&req.device_id) else {
-        return Ok(deny(&state, DenyCode::AuthFailed, UNKNOWN));
+        return Ok(deny(state, DenyCode::AuthFailed, UNKNOWN));
     };
     let mut cached = state.validation.verdict(device_id, now);
-    let _flight = if cached.is_none() {
+    let batch = batch.filter(|b| cached.is_none() && b.asked.contains(&device_id));
+    let _flight = if cached.is_none() && batch.is_none() {
         let flight = state.validation.computing_device(device_id).await;
         // Another request may have computed it while this one waited.
         cached = state.validation.verdict_after_wait(device_id, now_ms());
@@ -59,24 +71,30 @@ pub async fn validate_device(
     let (verdict, stored_last_seen) = match cached {
         Some(cached) => {
             if !token::matches(&req.device_token, &cached.token_hash) {
-                return Ok(deny(&state, DenyCode::AuthFailed, UNKNOWN));
+                return Ok(deny(state, DenyCode::AuthFailed, UNKNOWN));
             }
             (cached.verdict, None)
         }
         None => {
             // Read before the store: a change committed while this runs moves the epoch, and
             // the answer computed from the old rows is then never served.
-            let epoch = state.validation.epoch();
-            let Some(facts) = state.store.validation_facts(device_id).await? else {
+            let (epoch, facts) = match batch {
+                Some(b) => (b.epoch, b.facts.get(&device_id).cloned()),
+                None => {
+                    let epoch = state.validation.epoch();
+                    (epoch, state.store.validation_facts(device_id).await?)
+                }
+            };
+            let Some(facts) = facts else {
                 // Same work as a real check, so the answer time does not tell whether the id
                 // exists.
                 let _ = token::matches(&req.device_token, "");
-                return Ok(deny(&state, DenyCode::AuthFailed, UNKNOWN));
+                return Ok(deny(state, DenyCode::AuthFailed, UNKNOWN));
             };
             if !token::matches(&req.device_token, &facts.token_hash) {
-                return Ok(deny(&state, DenyCode::AuthFailed, UNKNOWN));
+                return Ok(deny(state, DenyCode::AuthFailed, UNKNOWN));
             }
-            let (verdict, limits) = device_verdict(&state, &facts, now).await?;
+            let (verdict, limits) = device_verdict(state, &facts, now, batch).await?;
             let device = facts.device;
             state.validation.keep_verdict(
                 device.id,
@@ -93,24 +111,24 @@ pub async fn validate_device(
         }
     };
     let entitlement = match verdict {
-        Verdict::Deny(code, message) => return Ok(deny(&state, code, message)),
+        Verdict::Deny(code, message) => return Ok(deny(state, code, message)),
         Verdict::Allow(entitlement) => entitlement,
     };
     if let Some(region) = req.region.as_deref().filter(|r| !r.is_empty()) {
         if let Some(refusal) =
-            region_refusal(&state, region, &entitlement.allowed_regions, now).await?
+            region_refusal(state, region, &entitlement.allowed_regions, now).await?
         {
-            return Ok(deny(&state, DenyCode::RegionNotAllowed, refusal));
+            return Ok(deny(state, DenyCode::RegionNotAllowed, refusal));
         }
     }
     state.last_seen.note(device_id, now, stored_last_seen);
     metrics::counter!("httvps_cp_device_validations_total", "result" => "allow", "code" => "ok")
         .increment(1);
     tracing::Span::current().record("httvps.verdict", "allow");
-    Ok(Json(ValidateResponse::Allow {
+    Ok(ValidateResponse::Allow {
         cache_ttl_secs: state.config.entitlement_ttl_secs,
         entitlement,
-    }))
+    })
 }
 
 const UNKNOWN: &str = "unknown device or wrong token";
@@ -118,11 +136,13 @@ const UNKNOWN: &str = "unknown device or wrong token";
 /// What the store says about a device whose token matched, and until when that may be kept
 /// (the subscription's end, the quota period's end). With an active subscription in force this
 /// reads the plan and the usage besides the facts; otherwise the subscriptions are moved along
-/// first (an ended one ends, a queued or on-hold one starts).
+/// first (an ended one ends, a queued or on-hold one starts). `batch` may hold the plan and the
+/// usage already.
 async fn device_verdict(
     state: &AppState,
     facts: &ValidationFacts,
     now: Millis,
+    batch: Option<&BatchReads>,
 ) -> ApiResult<(Verdict, Vec<Option<Millis>>)> {
     let deny = |code, message: String| Ok((Verdict::Deny(code, message), Vec::new()));
     let device = &facts.device;
@@ -137,12 +157,20 @@ async fn device_verdict(
     }
     let (sub, plan, quota, expires_at) = match &facts.active {
         Some((sub, reset_bytes)) if in_force(sub, now) => {
-            let plan = state.store.get_plan(sub.plan_id).await?;
+            let plan = match batch.and_then(|b| b.plans.get(&sub.plan_id)) {
+                Some(plan) => plan.clone(),
+                None => cached_plan(state, sub.plan_id, now).await?,
+            };
             let reset = (sub.usage_reset_at, *reset_bytes);
-            let quota = state
-                .store
-                .quota_after_reset(sub, &plan, reset, now)
-                .await?;
+            let quota = match batch.and_then(|b| b.usage.get(&sub.user_id)) {
+                Some(&raw) => quota_from_usage(sub, &plan, reset, raw, now),
+                None => {
+                    state
+                        .store
+                        .quota_after_reset(sub, &plan, reset, now)
+                        .await?
+                }
+            };
             let expires_at = sub.ends_at.filter(|_| !facts.queued);
             (sub.clone(), plan, quota, expires_at)
         }
@@ -182,6 +210,17 @@ async fn device_verdict(
         plan: plan_terms(&plan),
     };
     Ok((Verdict::Allow(Box::new(entitlement)), limits))
+}
+
+/// A plan, from the validation cache when it holds it.
+pub(super) async fn cached_plan(state: &AppState, id: Uuid, now: Millis) -> ApiResult<Plan> {
+    if let Some(plan) = state.validation.plan(id, now) {
+        return Ok(plan);
+    }
+    let epoch = state.validation.epoch();
+    let plan = state.store.get_plan(id).await?;
+    state.validation.keep_plan(plan.clone(), epoch, now);
+    Ok(plan)
 }
 
 /// Why the request's region is refused, if it is (SPEC §10.2): a region nobody defined is not

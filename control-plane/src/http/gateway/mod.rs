@@ -2,7 +2,7 @@
 //! session lifecycle, usage reports, the pool snapshot and the gateway registry. Every route
 //! needs the calling gateway's own service token.
 //!
-//! `devices.rs` validates devices, `nodes.rs` assigns nodes and serves the pool snapshot,
+//! `devices.rs` validates devices (`validate_batch.rs` many at once), `nodes.rs` assigns nodes and serves the pool snapshot,
 //! `sessions.rs` keeps the session lifecycle, `usage.rs` ingests usage reports; the bodies are
 //! `httvps-contract`'s.
 
@@ -11,6 +11,7 @@ mod nodes;
 mod session_batch;
 mod sessions;
 mod usage;
+mod validate_batch;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -30,10 +31,12 @@ pub use self::nodes::*;
 pub use self::session_batch::*;
 pub use self::sessions::*;
 pub use self::usage::*;
+pub use self::validate_batch::*;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(routes::VALIDATE_DEVICE, post(validate_device))
+        .route(routes::VALIDATE_DEVICES_BATCH, post(validate_devices_batch))
         .route(routes::ASSIGN_NODE, post(assign_node))
         .route(routes::START_SESSION, post(start_session))
         .route(routes::SESSION_HEARTBEAT, post(session_heartbeat))

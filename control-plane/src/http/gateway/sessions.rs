@@ -8,13 +8,13 @@ use httvps_contract::validate::Entitlement;
 use httvps_contract::{routes, EndReason, RefusalCode};
 use uuid::Uuid;
 
-use super::devices::access_ends_at;
+use super::devices::{access_ends_at, cached_plan};
 use crate::app::AppState;
 use crate::domain;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::{ApiJson, ApiPath, GatewayCaller};
 use crate::model::{now_ms, DeviceStatus, Millis, Session, UserStatus};
-use crate::store::NewSession;
+use crate::store::{in_force, NewSession, ValidationFacts};
 use crate::validation_cache::Verdict;
 
 /// Registers a new session under the plan's concurrent-session limit. An id that exists already
@@ -29,7 +29,7 @@ pub async fn start_session(
     GatewayCaller(gw): GatewayCaller,
     ApiJson(req): ApiJson<StartSessionRequest>,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
-    let new = new_session(&state, gw.gateway.id, req).await?;
+    let new = new_session(&state, gw.gateway.id, req, None).await?;
     // A session-limit conflict becomes the 409 `too_many_sessions` refusal (crate::error).
     let session = domain::sessions::start(&state, &new).await?;
     Ok((StatusCode::CREATED, Json(session)))
@@ -37,12 +37,14 @@ pub async fn start_session(
 
 /// The session a gateway asks to start, with its user and the plan's limit: from the
 /// validation cache's allow for the device when it holds one (the gateway validated the device
-/// just before), else from the store. 403 `revoked` for a device that may not connect,
-/// `expired` without a subscription in force.
+/// just before), else from the device's validation `facts` when a batch read them and they show
+/// a subscription in force, else from the store. 403 `revoked` for a device that may not
+/// connect, `expired` without a subscription in force.
 pub(super) async fn new_session(
     state: &AppState,
     gateway: Uuid,
     req: StartSessionRequest,
+    facts: Option<&ValidationFacts>,
 ) -> ApiResult<NewSession> {
     let new = |user_id, session_limit| NewSession {
         id: req.session_id,
@@ -56,6 +58,13 @@ pub(super) async fn new_session(
     if let Some(entitlement) = cached_allow(state, req.device_id, now_ms()) {
         let limit = i32::try_from(entitlement.session_limit).unwrap_or(i32::MAX);
         return Ok(new(entitlement.user_id, limit));
+    }
+    let now = now_ms();
+    if let Some(facts) = facts.filter(|f| f.device.status == DeviceStatus::Active) {
+        if let Some((sub, _)) = facts.active.as_ref().filter(|(s, _)| in_force(s, now)) {
+            let plan = cached_plan(state, sub.plan_id, now).await?;
+            return Ok(new(facts.device.user_id, plan.session_limit));
+        }
     }
     let device = state.store.get_device(req.device_id).await?;
     if device.status != DeviceStatus::Active {
