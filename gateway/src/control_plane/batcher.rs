@@ -32,6 +32,10 @@ const CALLS_IN_FLIGHT: usize = 4;
 /// Items waiting for a batch; a caller beyond it waits.
 const QUEUE: usize = 16_384;
 
+/// The outcome per item of a batch call, or its items back (no batch route).
+pub(super) type BatchAnswer<R> =
+    Result<Vec<Result<<R as BatchRoute>::Outcome, CpError>>, Vec<<R as BatchRoute>::Item>>;
+
 /// One batch route of the control plane.
 pub(super) trait BatchRoute: Send + Sync + 'static {
     /// One call's worth of work.
@@ -49,7 +53,7 @@ pub(super) trait BatchRoute: Send + Sync + 'static {
     fn send_batch(
         client: &ControlPlaneClient,
         items: Vec<Self::Item>,
-    ) -> impl Future<Output = Result<Vec<Result<Self::Outcome, CpError>>, Vec<Self::Item>>> + Send;
+    ) -> impl Future<Output = BatchAnswer<Self>> + Send;
 
     /// The item's single call.
     fn send_one(

@@ -89,8 +89,8 @@ async fn read_misses(state: &AppState, misses: Vec<Uuid>, now: Millis) -> ApiRes
     };
     let mut plans = HashMap::new();
     for sub in in_force_subs() {
-        if !plans.contains_key(&sub.plan_id) {
-            plans.insert(sub.plan_id, cached_plan(state, sub.plan_id, now).await?);
+        if let std::collections::hash_map::Entry::Vacant(e) = plans.entry(sub.plan_id) {
+            e.insert(cached_plan(state, sub.plan_id, now).await?);
         }
     }
     let periods: HashMap<Uuid, Millis> = in_force_subs()
