@@ -43,8 +43,11 @@ struct State {
     device_sessions: HashMap<String, HashMap<String, Instant>>,
     user_sessions: HashMap<String, HashMap<String, Instant>>,
     resume: HashMap<String, Expiring<ResumeRecord>>,
+    /// Size of `resume` at which its expired entries are dropped next ([`prune_when_grown`]).
+    resume_prune_at: usize,
     revoked: HashMap<RevocationTarget, Expiring<()>>,
     sticky: HashMap<String, Expiring<String>>,
+    sticky_prune_at: usize,
     loads: HashMap<String, Expiring<NodeLoads>>,
     usage: HashMap<UsageCounter, Expiring<u64>>,
     gateways: HashMap<String, Expiring<GatewayInfo>>,
@@ -77,6 +80,19 @@ impl InProcessStore {
         // (every update is a single insert or remove), so keep serving.
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         Ok(f(&mut state, Instant::now()))
+    }
+}
+
+/// Smallest size at which a map of expiring entries is pruned.
+const MIN_PRUNE: usize = 64;
+
+/// Drops the expired entries of a map that gains one per session once it has doubled since the
+/// last time: one scan per doubling keeps an insert O(1) amortized, where a scan per insert made
+/// a reconnect storm of n sessions cost n² (expired entries are never served anyway).
+fn prune_when_grown<T>(map: &mut HashMap<String, Expiring<T>>, at: &mut usize, now: Instant) {
+    if map.len() >= *at {
+        map.retain(|_, e| e.live(now));
+        *at = (map.len() * 2).max(MIN_PRUNE);
     }
 }
 
@@ -214,7 +230,7 @@ impl SessionStore for InProcessStore {
         ttl: Duration,
     ) -> BoxFuture<'a, StoreResult<()>> {
         ready(self.with(|s, now| {
-            s.resume.retain(|_, r| r.live(now));
+            prune_when_grown(&mut s.resume, &mut s.resume_prune_at, now);
             s.resume
                 .insert(token_hash.to_owned(), Expiring::new(record.clone(), ttl));
         }))
@@ -283,9 +299,7 @@ impl SessionStore for InProcessStore {
         ttl: Duration,
     ) -> BoxFuture<'a, StoreResult<()>> {
         ready(self.with(|s, now| {
-            if s.sticky.len() > 4096 {
-                s.sticky.retain(|_, e| e.live(now));
-            }
+            prune_when_grown(&mut s.sticky, &mut s.sticky_prune_at, now);
             s.sticky
                 .insert(device_id.to_owned(), Expiring::new(node_id.to_owned(), ttl));
         }))
@@ -380,5 +394,42 @@ impl SessionStore for InProcessStore {
 
     fn is_available(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expired_entries_go_once_the_map_has_doubled() {
+        let now = Instant::now();
+        let mut map: HashMap<String, Expiring<()>> = HashMap::new();
+        let mut at = 0;
+        let expired = |i: usize| {
+            (
+                format!("old{i}"),
+                Expiring {
+                    value: (),
+                    until: now,
+                },
+            )
+        };
+        // The first prune sets the threshold; below it nothing is scanned.
+        prune_when_grown(&mut map, &mut at, now);
+        assert_eq!(at, MIN_PRUNE);
+        map.extend((0..MIN_PRUNE - 1).map(expired));
+        prune_when_grown(&mut map, &mut at, now);
+        assert_eq!(map.len(), MIN_PRUNE - 1);
+        // At the threshold the expired entries go; live ones stay and set the next threshold.
+        map.extend((0..100).map(|i| {
+            (
+                format!("live{i}"),
+                Expiring::new((), Duration::from_secs(60)),
+            )
+        }));
+        prune_when_grown(&mut map, &mut at, now);
+        assert_eq!(map.len(), 100);
+        assert_eq!(at, 200);
     }
 }
