@@ -197,6 +197,10 @@ async fn seed(
         .collect::<Vec<_>>()
         .await;
     store.close().await;
+    // Statistics as a database in service has them: without them the planner takes the freshly
+    // filled tables for empty ones, and the plans it keeps for prepared statements scan.
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(url).await?;
+    sqlx::query("ANALYZE").execute(&mut db).await?;
     made.into_iter()
         .collect::<Result<Vec<_>, _>>()
         .map(|d| (gateway_token, d))
