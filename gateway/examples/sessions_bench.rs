@@ -10,9 +10,7 @@
 //!    `StaticAuthority` (the figure is the gateway's own memory; the control plane's answer is
 //!    not kept per session). A child process (this program with `clients`) opens `SESSIONS`
 //!    established sessions over TLS WebSocket and keeps them idle; this process's RSS before and
-//!    after, divided by the sessions, is the figure. The clients' memory is not in it. A counting
-//!    allocator (`support/heap_census.rs`) also prints the live heap per session and the
-//!    allocation sizes that hold it (one 4,096-byte buffer per session shows as `4096 B x 1.00`).
+//!    after, divided by the sessions, is the figure. The clients' memory is not in it.
 //! 2. **HELLO throughput**: TLS + WebSocket upgrade + HELLO → HELLO_ACK, `CONCURRENCY` at a time,
 //!    clients in this process (they share the CPU with the gateway, so the figures are a lower
 //!    bound): against `StaticAuthority`, then against the REAL control plane (in process,
@@ -21,8 +19,6 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
-#[path = "support/heap_census.rs"]
-mod heap_census;
 #[path = "../../deploy/bench/src/proc_stat.rs"]
 mod proc_stat;
 
@@ -36,10 +32,6 @@ use common::cp::TestCp;
 use common::*;
 use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-/// Counts live heap by allocation size: the idle figure says where a session's bytes are.
-#[global_allocator]
-static HEAP: heap_census::Census = heap_census::Census::new();
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -99,7 +91,6 @@ async fn idle_memory(n: usize) {
     wait_sessions(&gw, 0).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss_kib();
-    let heap_before = HEAP.snapshot();
     let started = Instant::now();
     let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
         .arg("clients")
@@ -120,7 +111,6 @@ async fn idle_memory(n: usize) {
     wait_sessions(&gw, n).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss_kib();
-    let heap_after = HEAP.snapshot();
     let open = gw.gateway.stats().sessions_open.load(Ordering::Relaxed);
     println!(
         "idle sessions: {open} open (StaticAuthority; clients in a child process, opened in {open_secs:.1} s)"
@@ -131,7 +121,6 @@ async fn idle_memory(n: usize) {
         after as f64 / 1024.0,
         (after.saturating_sub(before)) as f64 / open.max(1) as f64
     );
-    println!("{}", heap_before.report(&heap_after, open));
     // Closing stdin tells the child to exit.
     let mut stdin = child.stdin.take().unwrap();
     let _ = stdin.shutdown().await;
