@@ -85,7 +85,10 @@ pub fn run(raw: &[String], dir: &Path) -> anyhow::Result<()> {
         listen.port(),
         cert.fingerprint
     );
-    let config = ClientConfig::from_link(&link)?;
+    let mut config = ClientConfig::from_link(&link)?;
+    // 15 s by default: on a loaded machine (nice'd, 10,000 sessions' heartbeats beside it) a
+    // handshake can take longer, which says nothing about memory.
+    config.connect_timeout = Duration::from_secs(60);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         // Warm-up: lazily built state (TLS config, pools) belongs in the baseline.
