@@ -156,7 +156,9 @@ where
         ended,
     };
     app.on_closing(&mut core, &outcome);
-    close_handshake(&mut core, sink, source, outcome, config).await
+    // Boxed: its timers and last frames exist only at the end, not in every idle session's
+    // future.
+    Box::pin(close_handshake(&mut core, sink, source, outcome, config)).await
 }
 
 /// Hands what the last input produced to the application: protocol events, then its

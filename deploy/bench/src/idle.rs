@@ -45,7 +45,7 @@ pub fn run(raw: &[String], dir: &Path) -> anyhow::Result<()> {
             );
         }
     }
-    let bins = crate::tools::HttvpsBins::find(args.bin_dir.as_deref())?;
+    let gateway_bin = crate::tools::HttvpsBins::gateway(args.bin_dir.as_deref())?;
     let cert = Certificate::generate(dir)?;
     let token = format!("{:032x}", rand::random::<u128>());
     let path = format!("/{:032x}", rand::random::<u128>());
@@ -54,7 +54,7 @@ pub fn run(raw: &[String], dir: &Path) -> anyhow::Result<()> {
     let gateway = spawn_listening(
         &mut procs,
         "httvps-gateway",
-        &bins.gateway,
+        &gateway_bin,
         &[
             "--listen".into(),
             listen.to_string(),
@@ -85,7 +85,10 @@ pub fn run(raw: &[String], dir: &Path) -> anyhow::Result<()> {
         listen.port(),
         cert.fingerprint
     );
-    let config = ClientConfig::from_link(&link)?;
+    let mut config = ClientConfig::from_link(&link)?;
+    // 15 s by default: on a loaded machine (nice'd, 10,000 sessions' heartbeats beside it) a
+    // handshake can take longer, which says nothing about memory.
+    config.connect_timeout = Duration::from_secs(60);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         // Warm-up: lazily built state (TLS config, pools) belongs in the baseline.
@@ -95,14 +98,15 @@ pub fn run(raw: &[String], dir: &Path) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let before = rss_kib(gateway)?;
         let started = Instant::now();
-        let clients = open(&config, sessions, args.concurrency).await?;
+        let (clients, failed) = open(&config, sessions, args.concurrency).await?;
         let open_secs = started.elapsed().as_secs_f64();
         // Let the handshakes' transient buffers go and the first PINGs pass.
         tokio::time::sleep(Duration::from_secs(3)).await;
         let after = rss_kib(gateway)?;
         println!(
             "idle sessions: {} open on the httvps-gateway binary (pid {gateway}; opened in \
-             {open_secs:.1} s, {} at a time)",
+             {open_secs:.1} s, {} at a time; {failed} attempts timed out or failed and were \
+             retried)",
             clients.len(),
             args.concurrency
         );
@@ -121,21 +125,43 @@ pub fn run(raw: &[String], dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens `n` sessions, `concurrency` at a time.
-async fn open(config: &ClientConfig, n: usize, concurrency: usize) -> anyhow::Result<Vec<Client>> {
+/// Attempts per session: on a machine busy with other work a handshake may time out, which
+/// says nothing about memory.
+const OPEN_ATTEMPTS: usize = 3;
+
+/// Opens `n` sessions, `concurrency` at a time; returns them and how many attempts failed.
+async fn open(
+    config: &ClientConfig,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<(Vec<Client>, usize)> {
     let mut clients = Vec::with_capacity(n);
     let mut pending = tokio::task::JoinSet::new();
     let mut started = 0;
+    let mut failed = 0;
     while clients.len() < n {
         while started < n && pending.len() < concurrency.max(1) {
             let config = config.clone();
-            pending.spawn(async move { Client::connect(config).await });
+            pending.spawn(async move {
+                let mut failed = 0;
+                loop {
+                    match Client::connect(config.clone()).await {
+                        Ok(client) => return Ok((client, failed)),
+                        Err(_) if failed + 1 < OPEN_ATTEMPTS => failed += 1,
+                        Err(e) => return Err(e),
+                    }
+                }
+            });
             started += 1;
         }
         match pending.join_next().await {
-            Some(joined) => clients.push(joined?.context("opening an idle session")?),
+            Some(joined) => {
+                let (client, attempts_failed) = joined?.context("opening an idle session")?;
+                clients.push(client);
+                failed += attempts_failed;
+            }
             None => break,
         }
     }
-    Ok(clients)
+    Ok((clients, failed))
 }

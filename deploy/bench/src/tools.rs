@@ -139,26 +139,43 @@ impl HttvpsBins {
     /// `httvps-gateway` and `httvps-client` in `dir` (default: beside this program, which
     /// `cargo build --release -p httvps-bench -p httvps-gateway -p httvps-client` puts there).
     pub fn find(dir: Option<&Path>) -> anyhow::Result<HttvpsBins> {
-        let dir = match dir {
-            Some(d) => d.to_path_buf(),
-            None => std::env::current_exe()?
-                .parent()
-                .context("this program's directory")?
-                .to_path_buf(),
-        };
+        let dir = bin_dir(dir)?;
         let bins = HttvpsBins {
             gateway: dir.join("httvps-gateway"),
             client: dir.join("httvps-client"),
         };
         for bin in [&bins.gateway, &bins.client] {
-            if !bin.is_file() {
-                bail!(
-                    "{} is missing: build it with `cargo build --release -p httvps-gateway -p \
-                     httvps-client` (same target directory) or pass --bin-dir",
-                    bin.display()
-                );
-            }
+            present(bin, "-p httvps-gateway -p httvps-client")?;
         }
         Ok(bins)
     }
+
+    /// Only `httvps-gateway` (the idle benchmark's clients are in its own process).
+    pub fn gateway(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+        let gateway = bin_dir(dir)?.join("httvps-gateway");
+        present(&gateway, "-p httvps-gateway")?;
+        Ok(gateway)
+    }
+}
+
+/// `dir`, or this program's directory.
+fn bin_dir(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    Ok(match dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("this program's directory")?
+            .to_path_buf(),
+    })
+}
+
+fn present(bin: &Path, packages: &str) -> anyhow::Result<()> {
+    if !bin.is_file() {
+        bail!(
+            "{} is missing: build it with `cargo build --release {packages}` (same target \
+             directory) or pass --bin-dir",
+            bin.display()
+        );
+    }
+    Ok(())
 }

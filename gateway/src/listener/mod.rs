@@ -32,7 +32,8 @@ use crate::tls::TlsSource;
 use crate::upgrade;
 use first_request::{FirstRequest, SessionRequest};
 
-/// Initial (eagerly allocated) WebSocket read buffer of each session.
+/// WebSocket read buffer of each session while a frame comes in (tungstenite reads at most this
+/// much per call); between frames it is released (vendor/tungstenite/HTTVPS-PATCH.md).
 const WS_READ_BUFFER: usize = 4 * 1024;
 
 /// Longest wait for the TLS `close_notify` (and FIN) to go out after a session ended.
@@ -202,8 +203,8 @@ async fn start_session<S>(
         return;
     }
     // tungstenite allocates its read buffer eagerly (128 KiB by default): per idle session that
-    // was most of the gateway's memory (examples/sessions_bench.rs). 16 KiB still takes a
-    // full-size frame in a few reads.
+    // was most of the gateway's memory (examples/sessions_bench.rs). 4 KiB until the first
+    // frame (the HELLO) is read; then only while a frame comes in.
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(Some(shared.config.max_message_size()))

@@ -71,8 +71,10 @@ pub(super) struct GatewaySession {
     pub ctx: Arc<SessionContext>,
     pub peer: SocketAddr,
     pub streams: StreamTable,
-    pub events_tx: mpsc::Sender<StreamEvent>,
-    events_rx: mpsc::Receiver<StreamEvent>,
+    /// The stream tasks' reports, from the first stream on: tokio allocates a channel's first
+    /// block of 32 slots (2.3 KiB here) when the channel is made, which an idle session need
+    /// not pay.
+    pub events: Option<StreamEvents>,
     /// The session's node slot, from HELLO_ACK on.
     pub node: Option<Arc<SessionNode>>,
     pub device_id: Option<String>,
@@ -85,6 +87,13 @@ pub(super) struct GatewaySession {
     pub ending: Ending,
     pub credit: ReadCredit,
     pub gauges: Gauges,
+}
+
+/// The channel of the stream tasks' reports.
+#[derive(Debug)]
+pub(super) struct StreamEvents {
+    pub tx: mpsc::Sender<StreamEvent>,
+    rx: mpsc::Receiver<StreamEvent>,
 }
 
 /// What wakes the session besides its WebSocket and the loop's timers.
@@ -102,14 +111,12 @@ pub(super) enum Input {
 
 impl GatewaySession {
     pub fn new(ctx: Arc<SessionContext>, peer: SocketAddr, stats: SessionStatsGuard) -> Self {
-        let (events_tx, events_rx) = mpsc::channel(STREAM_EVENT_QUEUE);
         let settings = &ctx.settings;
         let clock = SessionClock::new(settings.max_lifetime + jitter(settings.max_lifetime_jitter));
         GatewaySession {
             peer,
             streams: StreamTable::default(),
-            events_tx,
-            events_rx,
+            events: None,
             node: None,
             device_id: None,
             hello_trace: httvps_telemetry::TraceLink::default(),
@@ -121,6 +128,15 @@ impl GatewaySession {
             gauges: Gauges::new(stats),
             ctx,
         }
+    }
+
+    /// A sender for a new stream task's reports (the channel is made on first use).
+    pub fn events_tx(&mut self) -> mpsc::Sender<StreamEvent> {
+        let events = self.events.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(STREAM_EVENT_QUEUE);
+            StreamEvents { tx, rx }
+        });
+        events.tx.clone()
     }
 
     fn update_gauges(&mut self, core: &Core) {
@@ -136,7 +152,7 @@ impl App for GatewaySession {
         let deadline = self.clock.next();
         let far = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
         tokio::select! {
-            Some(event) = self.events_rx.recv() => Input::Stream(event),
+            Some(event) = recv_events(&mut self.events) => Input::Stream(event),
             Some(event) = recv_control(&mut self.admission.control) => Input::Command(event),
             Some(event) = recv_listing(&mut self.admission.listing) => Input::Command(event),
             _ = tokio::time::sleep_until(deadline.unwrap_or(far)) => Input::Clock,
@@ -150,7 +166,10 @@ impl App for GatewaySession {
                 self.on_stream_event(core, event);
                 // Whatever else is ready too: one round of bookkeeping (`after_io`) for all.
                 for _ in 1..MAX_EVENTS_PER_WAKE {
-                    match self.events_rx.try_recv() {
+                    let Some(events) = self.events.as_mut() else {
+                        break;
+                    };
+                    match events.rx.try_recv() {
                         Ok(event) => self.on_stream_event(core, event),
                         Err(_) => break,
                     }
@@ -164,7 +183,9 @@ impl App for GatewaySession {
 
     async fn on_event(&mut self, core: &mut Core, event: Event) {
         match event {
-            Event::HelloReceived(hello) => self.on_hello(core, hello).await,
+            // Boxed: the handshake's state (device check, control-plane calls) exists only
+            // while it runs, not in every session's future.
+            Event::HelloReceived(hello) => Box::pin(self.on_hello(core, hello)).await,
             Event::StreamOpened(open) => self.open_stream(core, open),
             Event::StreamData { stream_id, data } => self.on_client_data(core, stream_id, data),
             Event::StreamFinished(id) => self.on_client_fin(core, id),
@@ -208,10 +229,18 @@ impl App for GatewaySession {
     }
 }
 
+/// The next report of a stream task, or never before the first stream.
+async fn recv_events(events: &mut Option<StreamEvents>) -> Option<StreamEvent> {
+    match events {
+        Some(events) => events.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The next command from the gateway's directory, or never before HELLO_ACK.
 async fn recv_listing(listing: &mut Option<Listing>) -> Option<ControlEvent> {
     match listing {
-        Some(listing) => listing.commands.recv().await,
+        Some(listing) => Some(listing.commands.recv().await),
         None => std::future::pending().await,
     }
 }

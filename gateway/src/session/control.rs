@@ -61,16 +61,17 @@ impl ControlTask {
                 _ = ticker.tick() => {}
                 _ = self.check_now.notified() => {}
             }
+            // The calls are boxed: their HTTP state exists only while they run, not in the
+            // task's future that every session holds between heartbeats.
             if !self.registered {
-                match self
-                    .client
-                    .start_session(
-                        self.session_id,
-                        &self.device_id,
-                        self.node.current_id().as_deref(),
-                        self.region.as_deref(),
-                    )
-                    .await
+                let node = self.node.current_id();
+                match Box::pin(self.client.start_session(
+                    self.session_id,
+                    &self.device_id,
+                    node.as_deref(),
+                    self.region.as_deref(),
+                ))
+                .await
                 {
                     Ok(()) => {
                         tracing::info!(session = %self.session_id, "session registered late");
@@ -95,7 +96,7 @@ impl ControlTask {
                     }
                 }
             }
-            match self.client.heartbeat_session(self.session_id).await {
+            match Box::pin(self.client.heartbeat_session(self.session_id)).await {
                 Ok(answer) => {
                     if let Some(reason) = answer.end {
                         self.end(reason.as_str()).await;

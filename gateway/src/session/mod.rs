@@ -54,5 +54,6 @@ where
     let mut session = app::GatewaySession::new(ctx, peer, stats);
     let (sink, source) = ws.split();
     let outcome = httvps_driver::run(core, &mut session, sink, source, &config).await;
-    session.report(&outcome).await;
+    // Boxed: the end's control-plane call exists only once the session ended.
+    Box::pin(session.report(&outcome)).await;
 }

@@ -100,7 +100,7 @@ impl GatewaySession {
             return;
         };
         let upstreams = self.ctx.upstreams.clone();
-        let events = self.events_tx.clone();
+        let events = self.events_tx();
         let early_len = open.early_data.len();
         let open_span = open_span::start(id, kind, node.session_id(), &self.hello_trace);
         let (io, task) = match kind {

@@ -5,11 +5,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use super::command::ControlEvent;
+use super::mailbox::{self, mailbox};
 use httvps_proto::ErrorCode;
 use httvps_shared_state::{RevocationTarget, SessionLease, SessionOwner, SharedEvent};
-use tokio::sync::mpsc;
-
-use super::command::ControlEvent;
 
 /// Commands queued per session; a session handles them at once, so a few suffice.
 const COMMAND_QUEUE: usize = 4;
@@ -17,7 +16,7 @@ const COMMAND_QUEUE: usize = 4;
 #[derive(Debug)]
 struct Entry {
     owner: SessionOwner,
-    commands: mpsc::Sender<ControlEvent>,
+    commands: mailbox::Sender,
     /// Tells a connection from a later one with the same session id (a resume).
     generation: u64,
 }
@@ -36,7 +35,7 @@ pub struct SessionDirectory {
 #[derive(Debug)]
 pub struct Listing {
     /// Commands for the session (end it, and why).
-    pub commands: mpsc::Receiver<ControlEvent>,
+    pub commands: mailbox::Receiver,
     generation: u64,
 }
 
@@ -45,7 +44,7 @@ impl SessionDirectory {
     /// present (a resume racing its old connection here) replaces the old entry, which is told
     /// to end.
     pub fn insert(&self, session_id: &str, owner: SessionOwner) -> Listing {
-        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let (tx, rx) = mailbox(COMMAND_QUEUE);
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
         let old = self.lock().insert(
             session_id.to_owned(),
@@ -227,12 +226,12 @@ mod tests {
         assert_eq!(dir.apply(&revoke_d1, "gw"), 1);
         assert!(matches!(
             a.commands.try_recv(),
-            Ok(ControlEvent::End {
+            Some(ControlEvent::End {
                 code: ErrorCode::Revoked,
                 ..
             })
         ));
-        assert!(b.commands.try_recv().is_err());
+        assert!(b.commands.try_recv().is_none());
         let expire_u1 = SharedEvent::Revoked {
             target: RevocationTarget::User("u1".into()),
             reason: "expired".into(),
@@ -240,19 +239,19 @@ mod tests {
         assert_eq!(dir.apply(&expire_u1, "gw"), 2);
         assert!(matches!(
             b.commands.try_recv(),
-            Ok(ControlEvent::End {
+            Some(ControlEvent::End {
                 code: ErrorCode::Expired,
                 ..
             })
         ));
-        assert!(c.commands.try_recv().is_err());
+        assert!(c.commands.try_recv().is_none());
         let quota = SharedEvent::QuotaExceeded {
             user_id: "u2".into(),
         };
         assert_eq!(dir.apply(&quota, "gw"), 1);
         assert!(matches!(
             c.commands.try_recv(),
-            Ok(ControlEvent::End {
+            Some(ControlEvent::End {
                 code: ErrorCode::QuotaExceeded,
                 ..
             })
@@ -277,7 +276,7 @@ mod tests {
         let new = dir.insert("s1", owner("d1", "u1"));
         assert!(matches!(
             old.commands.try_recv(),
-            Ok(ControlEvent::End {
+            Some(ControlEvent::End {
                 code: ErrorCode::NoError,
                 ..
             })
@@ -295,7 +294,7 @@ mod tests {
         let mut old = dir.insert("s1", owner("d1", "u1"));
         let mut new = dir.insert("s1", owner("d1", "u1"));
         // The old one drains (it ignores the resume) and stays reachable.
-        assert!(old.commands.try_recv().is_ok());
+        assert!(old.commands.try_recv().is_some());
         let revoke = SharedEvent::Revoked {
             target: RevocationTarget::Device("d1".into()),
             reason: "revoked".into(),
@@ -303,12 +302,12 @@ mod tests {
         assert_eq!(dir.apply(&revoke, "gw"), 2);
         assert!(matches!(
             old.commands.try_recv(),
-            Ok(ControlEvent::End {
+            Some(ControlEvent::End {
                 code: ErrorCode::Revoked,
                 ..
             })
         ));
-        assert!(new.commands.try_recv().is_ok());
+        assert!(new.commands.try_recv().is_some());
         let kill = SharedEvent::SessionKilled {
             session_id: "s1".into(),
         };

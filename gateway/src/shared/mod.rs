@@ -3,7 +3,8 @@
 //! `--redis-url`, in process otherwise).
 //!
 //! - [`command`]: what a session is told from outside its connection.
-//! - [`directory`]: this gateway's live sessions, so events reach the ones they name.
+//! - [`directory`]: this gateway's live sessions, so events reach the ones they name;
+//!   [`mailbox`]: the queue of commands each of them holds.
 //! - [`quota`]: per-subject byte accounts folded into the shared counters.
 //! - [`load`]: live streams per node, this gateway's share of the global load.
 //! - `upkeep`: the background loop (events, folds, renewals, reconciliation).
@@ -16,6 +17,7 @@
 pub mod command;
 pub mod directory;
 pub mod load;
+pub mod mailbox;
 pub mod quota;
 mod upkeep;
 
