@@ -389,9 +389,17 @@ fn streams_share_the_link_by_bytes_whatever_their_write_sizes() {
     let large = p.open_accepted(StreamKind::Tcp);
     // The same bytes queued as 200 writes of 1000 on one stream and one write on the other.
     for _ in 0..200 {
-        assert_eq!(p.server.write(small, Bytes::from(vec![1u8; 1000])).unwrap(), 1000);
+        assert_eq!(
+            p.server.write(small, Bytes::from(vec![1u8; 1000])).unwrap(),
+            1000
+        );
     }
-    assert_eq!(p.server.write(large, Bytes::from(vec![2u8; 200_000])).unwrap(), 200_000);
+    assert_eq!(
+        p.server
+            .write(large, Bytes::from(vec![2u8; 200_000]))
+            .unwrap(),
+        200_000
+    );
     let quantum = 32 * 1024;
     let (mut sent_small, mut sent_large) = (0usize, 0usize);
     // Until one of them is done, neither gets ahead of the other by more than one quantum.
