@@ -63,6 +63,8 @@ pub(crate) struct Stream {
     pub(crate) fin_received: bool,
     /// A `write` was cut short; report `StreamWritable` when it can take more.
     pub(crate) write_blocked: bool,
+    /// Bytes left of its current turn in the send scheduler (0: its next turn starts afresh).
+    pub(crate) deficit: usize,
     pub(crate) recv: RecvWindow,
 }
 
@@ -83,6 +85,7 @@ impl Stream {
             fin_sent: false,
             fin_received: false,
             write_blocked: false,
+            deficit: 0,
             recv: RecvWindow::new(recv_window, max_recv_window),
         }
     }

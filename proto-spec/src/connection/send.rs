@@ -1,6 +1,6 @@
-//! The send scheduler: control frames first, then datagrams, then stream data round-robin in
-//! bounded chunks, so a bulk stream never starves the others and a stalled stream only loses
-//! its own credit.
+//! The send scheduler: control frames first, then datagrams, then stream data by deficit round
+//! robin in bounded chunks, so a bulk stream never starves the others, streams share the link
+//! by bytes whatever the size of their writes, and a stalled stream only loses its own credit.
 
 use std::time::Instant;
 
@@ -47,10 +47,12 @@ impl Connection {
         self.next_stream_frame()
     }
 
-    /// Takes the stream at the head of the round-robin list and sends one chunk of its data, or
-    /// its FIN once its data is out.
+    /// Deficit round robin over the streams with something to send, with a quantum of one
+    /// chunk: a stream's turn gives it up to a quantum of bytes, in one frame or, when its
+    /// writes were smaller, in several, so streams share the link by bytes, not by writes. A
+    /// stream keeps the head of the list until its quantum is spent or its queue is empty.
     fn next_stream_frame(&mut self) -> Option<Frame> {
-        let chunk_limit = self
+        let quantum = self
             .config
             .send_chunk
             .min(self.peer_limits.max_frame_size as usize)
@@ -58,20 +60,26 @@ impl Connection {
         // Each stream is looked at most once per call; streams with nothing sendable are
         // dropped from the list until they have something again.
         for _ in 0..self.ready.len() {
-            let id = self.ready.pop_front()?;
+            let id = *self.ready.front()?;
             let Some(stream) = self.streams.get_mut(&id) else {
+                self.ready.pop_front();
                 continue;
             };
             if let Some(front) = stream.send_queue.front_mut() {
+                if stream.deficit == 0 {
+                    stream.deficit = quantum;
+                }
                 let n = (self.session_send.available() as usize)
                     .min(front.len())
-                    .min(chunk_limit);
+                    .min(stream.deficit);
                 if n == 0 {
-                    // Blocked on session credit; streams with only a FIN left may still go.
-                    self.ready.push_back(id);
+                    // Blocked on session credit: it keeps its deficit for its next turn, and
+                    // streams with only a FIN left may still go.
+                    self.ready.rotate_left(1);
                     continue;
                 }
                 self.session_send.take(n);
+                stream.deficit -= n;
                 let data = front.split_to(n);
                 if front.is_empty() {
                     stream.send_queue.pop_front();
@@ -83,14 +91,20 @@ impl Connection {
                     stream.write_blocked = false;
                     self.events.push_back(Event::StreamWritable(id));
                 }
-                if more {
-                    self.ready.push_back(id);
+                if !more {
+                    // An idle stream saves no deficit for later.
+                    stream.deficit = 0;
+                    self.ready.pop_front();
+                } else if stream.deficit == 0 {
+                    self.ready.rotate_left(1);
                 }
                 return Some(Frame::StreamData(StreamData {
                     stream_id: id,
                     data,
                 }));
             }
+            self.ready.pop_front();
+            stream.deficit = 0;
             if stream.fin_queued && !stream.fin_sent {
                 stream.fin_sent = true;
                 if stream.is_drained() {

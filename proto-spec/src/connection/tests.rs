@@ -383,6 +383,45 @@ fn streams_are_scheduled_round_robin_in_chunks() {
 }
 
 #[test]
+fn streams_share_the_link_by_bytes_whatever_their_write_sizes() {
+    let mut p = Pair::default();
+    let small = p.open_accepted(StreamKind::Tcp);
+    let large = p.open_accepted(StreamKind::Tcp);
+    // The same bytes queued as 200 writes of 1000 on one stream and one write on the other.
+    for _ in 0..200 {
+        assert_eq!(
+            p.server.write(small, Bytes::from(vec![1u8; 1000])).unwrap(),
+            1000
+        );
+    }
+    assert_eq!(
+        p.server
+            .write(large, Bytes::from(vec![2u8; 200_000]))
+            .unwrap(),
+        200_000
+    );
+    let quantum = 32 * 1024;
+    let (mut sent_small, mut sent_large) = (0usize, 0usize);
+    // Until one of them is done, neither gets ahead of the other by more than one quantum.
+    while sent_small < 200_000 && sent_large < 200_000 {
+        let msg = p.server.poll_transmit(p.now).expect("data is queued");
+        if let Frame::StreamData(d) = Frame::decode(msg, u32::MAX).unwrap() {
+            assert!(d.data.len() <= quantum);
+            if d.stream_id == small {
+                sent_small += d.data.len();
+            } else {
+                sent_large += d.data.len();
+            }
+        }
+        assert!(
+            sent_small.abs_diff(sent_large) <= quantum,
+            "small {sent_small} large {sent_large}"
+        );
+    }
+    assert!(sent_small >= 200_000 - quantum && sent_large >= 200_000 - quantum);
+}
+
+#[test]
 fn datagrams_go_before_bulk_data_and_drop_when_the_queue_is_full() {
     let server_cfg = SessionConfig {
         datagram_queue: 2,

@@ -98,7 +98,7 @@ async fn handle(mut socket: TcpStream, client: Client) -> std::io::Result<()> {
                     .await?;
                 // Bytes the client sent after the head belong to the tunnel.
                 stream.write_all(&head[end..]).await?;
-                tokio::io::copy_bidirectional(&mut socket, &mut stream)
+                crate::relay::relay(&mut socket, &mut stream)
                     .await
                     .map(|_| ())
             }
@@ -135,7 +135,7 @@ async fn handle(mut socket: TcpStream, client: Client) -> std::io::Result<()> {
         Ok(mut stream) => {
             stream.write_all(forwarded.as_bytes()).await?;
             stream.write_all(&head[end..]).await?;
-            tokio::io::copy_bidirectional(&mut socket, &mut stream)
+            crate::relay::relay(&mut socket, &mut stream)
                 .await
                 .map(|_| ())
         }

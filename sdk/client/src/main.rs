@@ -4,6 +4,7 @@
 mod accept;
 mod config;
 mod http_proxy;
+mod relay;
 mod socks5;
 mod subscription;
 mod tun;

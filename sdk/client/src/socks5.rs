@@ -143,7 +143,7 @@ async fn connect(mut socket: TcpStream, target: TargetAddr, client: Client) -> s
         Ok(mut stream) => {
             let bound = socket.local_addr().ok();
             send_reply(&mut socket, Reply::Succeeded, bound).await?;
-            let result = tokio::io::copy_bidirectional(&mut socket, &mut stream).await;
+            let result = crate::relay::relay(&mut socket, &mut stream).await;
             tracing::debug!(%target, ?result, "stream done");
             Ok(())
         }
